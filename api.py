@@ -1,0 +1,86 @@
+"""One workshop's OilMat Bridge instance: ``python api.py PORT WORKSHOP``.
+
+Parse, validate, build, run: the HTTP API (gunicorn, in this process) and the order
+worker thread, over this workshop's durable queue. Configuration comes from the
+environment and ``.env`` (see ``bridge/settings.py`` and the README).
+
+Exit codes: 0 after a graceful stop (SIGTERM, SIGINT or ``PUT /kill``); 2 when the
+configuration is bad (a one-line message on stderr, no traceback).
+"""
+
+import argparse
+import logging
+import os
+import sys
+
+from bridge.exceptions import ConfigError
+from integrations import AVAILABLE
+
+
+def _parse(argv):
+    parser = argparse.ArgumentParser(
+        prog="api.py", description="Serve one workshop: OilMat orders -> ERP order lines.")
+    parser.add_argument("port", metavar="PORT", help="TCP port for the API")
+    parser.add_argument("workshop", metavar="WORKSHOP", help='workshop name, e.g. "Bennys Auto"')
+    return parser.parse_args(argv)
+
+
+def _check_writable(path, setting):
+    try:
+        os.makedirs(path, exist_ok=True)
+        probe = os.path.join(path, ".write-test")
+        with open(probe, "w") as handle:
+            handle.write("ok")
+        os.remove(probe)
+    except OSError as exc:
+        raise ConfigError(f"{setting} {path!r} is not writable: {exc.strerror or exc}") from None
+
+
+def build(args):
+    """Validate the configuration and open everything; nothing runs yet.
+
+    :returns: ``(settings, instance, app, listener)``
+    :raises ConfigError: with a one-line reason
+    """
+    from bridge import logs, server
+    from bridge.app import create_app
+    from bridge.instance import Instance
+    from bridge.settings import load_settings
+
+    settings = load_settings(args.port, args.workshop)
+    if settings.erp_system not in AVAILABLE:
+        raise ConfigError(f"ERP_SYSTEM {settings.erp_system!r} is unknown; "
+                          f"known: {', '.join(sorted(AVAILABLE))}")
+    _check_writable(settings.workshop_queue_dir, "QUEUE_DIR")
+    _check_writable(settings.log_dir, "LOG_DIR")
+    listener = server.bind(settings.host, settings.port)
+    _, orderline_log = logs.setup(settings)
+    instance = Instance(settings, orderline_logger=orderline_log)
+    app = create_app(instance, request_shutdown=server.request_stop)
+    return settings, instance, app, listener
+
+
+def main(argv=None):
+    args = _parse(sys.argv[1:] if argv is None else argv)
+    try:
+        settings, instance, app, listener = build(args)
+    except ConfigError as exc:
+        print(f"api.py: error: {exc}", file=sys.stderr)
+        return 2
+    from bridge import server
+
+    log = logging.getLogger("oilmat.api")
+    log.info("serving %r on %s:%d with ERP %s at %s", settings.workshop, settings.host,
+             settings.port, settings.erp_system, settings.erp_url)
+    instance.worker.start()
+    try:
+        server.serve(app, listener, threads=settings.http_threads)
+    finally:
+        log.info("stopping: draining the worker")
+        instance.close()
+        log.info("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""The Flask app factory of one instance."""
+
+from flask import Flask
+
+from bridge import auth, http
+from bridge.views import control, docs, orders
+
+#: bodies above this are refused with 413 before they are read
+MAX_BODY_BYTES = 64 * 1024
+
+
+def create_app(instance, request_shutdown=None):
+    """Build the API of one workshop's instance.
+
+    :param instance: the :class:`~bridge.instance.Instance` it serves
+    :param request_shutdown: called by ``PUT /kill`` once the answer is decided; it
+        must return at once and stop the process afterwards (see :mod:`bridge.server`)
+    """
+    app = Flask("oilmat_bridge")
+    app.config.update(
+        API_TOKEN=instance.settings.api_token,
+        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
+        REQUEST_SHUTDOWN=request_shutdown or instance.shutdown_requested.set,
+        JSON_SORT_KEYS=False,
+    )
+    app.json.sort_keys = False
+    app.extensions["bridge"] = instance
+    http.init_app(app)
+    auth.init_app(app)
+    app.register_blueprint(orders.bp)
+    app.register_blueprint(control.bp)
+    app.register_blueprint(docs.bp)
+    return app

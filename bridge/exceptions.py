@@ -1,0 +1,165 @@
+"""Every error the bridge raises, under one root.
+
+The worker decides what to do with a failed order by class alone:
+
+* :class:`PermanentError` -- a business error. Retrying cannot help (the worksheet is
+  closed, the product does not exist), so the order goes to ``error`` at once.
+* :class:`TransientError` -- an application error. The ERP was slow, down or logged us
+  out; the same order may well succeed later, so it is retried with backoff.
+
+Each class carries a ``reason_code``: the stable, machine-readable string that
+``/get_order_status`` reports. Codes are part of the public API -- never rename one.
+"""
+
+
+class BridgeError(Exception):
+    """Root of every error raised by the bridge."""
+
+    reason_code = "INTERNAL_ERROR"
+
+    def __init__(self, reason_text="", reason_code=None):
+        super().__init__(reason_text or self.__class__.__doc__ or self.reason_code)
+        if reason_code is not None:
+            self.reason_code = reason_code
+
+    @property
+    def reason_text(self):
+        return str(self)
+
+
+class ConfigError(BridgeError):
+    """The instance is misconfigured and cannot start."""
+
+    reason_code = "CONFIG_ERROR"
+
+
+# -- integration errors -------------------------------------------------------------
+
+
+class IntegrationError(BridgeError):
+    """Something went wrong while writing into the workshop's ERP."""
+
+    reason_code = "INTEGRATION_ERROR"
+
+
+class PermanentError(IntegrationError):
+    """The ERP refused the order for a business reason; retrying will not help."""
+
+    reason_code = "PERMANENT_ERROR"
+
+
+class TransientError(IntegrationError):
+    """The ERP could not be used right now; the same order may succeed later."""
+
+    reason_code = "TRANSIENT_ERROR"
+
+
+class LoginFailed(PermanentError):
+    """The ERP rejected the username or password."""
+
+    reason_code = "LOGIN_FAILED"
+
+
+class WorksheetNotFound(PermanentError):
+    """The ERP has no worksheet with that number."""
+
+    reason_code = "WORKSHEET_NOT_FOUND"
+
+
+class WorksheetClosed(PermanentError):
+    """The worksheet is closed (invoiced) and takes no more lines."""
+
+    reason_code = "WORKSHEET_CLOSED"
+
+
+class ProductNotFound(PermanentError):
+    """The ERP has no product with that number."""
+
+    reason_code = "PRODUCT_NOT_FOUND"
+
+
+class InvalidAmount(PermanentError):
+    """The ERP refused the amount."""
+
+    reason_code = "INVALID_AMOUNT"
+
+
+class ErpUnavailable(TransientError):
+    """The ERP did not answer, or answered with a server error."""
+
+    reason_code = "ERP_UNAVAILABLE"
+
+
+class ErpTimeout(TransientError):
+    """A page or an element did not appear within its time limit."""
+
+    reason_code = "ERP_TIMEOUT"
+
+
+class SessionExpired(TransientError):
+    """The ERP logged us out in the middle of an order."""
+
+    reason_code = "SESSION_EXPIRED"
+
+
+class WorksheetLocked(TransientError):
+    """Another user holds the worksheet open for editing."""
+
+    reason_code = "WORKSHEET_LOCKED"
+
+
+class UnexpectedPage(TransientError):
+    """The ERP showed a page the integration does not recognise."""
+
+    reason_code = "UNEXPECTED_PAGE"
+
+
+class BrowserError(TransientError):
+    """The browser could not be started or crashed."""
+
+    reason_code = "BROWSER_ERROR"
+
+
+# -- fleet errors (manage.py and the management API) --------------------------------
+
+
+class FleetError(BridgeError):
+    """Something went wrong while managing the fleet of instances."""
+
+    reason_code = "FLEET_ERROR"
+
+
+class InvalidIntegration(FleetError):
+    """An integration's settings are not acceptable (bad URL, bad port, bad name)."""
+
+    reason_code = "INVALID_INTEGRATION"
+
+
+class UnknownIntegration(FleetError):
+    """No integration is registered under that workshop name."""
+
+    reason_code = "UNKNOWN_INTEGRATION"
+
+
+class DuplicateIntegration(FleetError):
+    """An integration with that workshop name (or one that maps to the same files) exists."""
+
+    reason_code = "DUPLICATE_INTEGRATION"
+
+
+class PortTaken(FleetError):
+    """The port is used by another integration, the management API or another program."""
+
+    reason_code = "PORT_TAKEN"
+
+
+class SupervisorUnavailable(FleetError):
+    """supervisord is not running or does not answer on its socket."""
+
+    reason_code = "SUPERVISOR_UNAVAILABLE"
+
+
+class InstanceUnreachable(FleetError):
+    """The instance did not answer on its port."""
+
+    reason_code = "INSTANCE_UNREACHABLE"

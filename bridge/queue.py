@@ -1,0 +1,67 @@
+"""The durable work queue between the API and the worker: persist-queue's SQLiteAckQueue.
+
+What FIELD-NOTES taught us, and what this wrapper does about it:
+
+* at-least-once: ``get`` marks a row *unack*; after a crash ``auto_resume`` makes it
+  ready again, so the integration must be idempotent (it is, on ``uniqueid``);
+* items are acknowledged by row id (``get(raw=True)``/``ack(id=...)``), never by identity;
+* the JSON serializer, because the default pickle executes code on load;
+* acked rows are never deleted and slow ``get`` down, so :meth:`compact` runs as part of
+  normal work;
+* the ``*_count`` helpers and ``qsize`` race with ``get`` -- nothing here calls them
+  after start-up; lengths come from the order records instead.
+
+Only one process may ever open the file; the instance is one process by design.
+"""
+
+import os
+from queue import Empty
+
+from persistqueue import SQLiteAckQueue
+from persistqueue.serializers import json as json_serializer
+
+#: persist-queue's row states that still hold work (inited, ready, unack)
+_PENDING = {"0", "1", "2"}
+
+
+class OrderQueue:
+    """FIFO of order payloads (plain JSON-able dicts), acknowledged by row id."""
+
+    def __init__(self, directory):
+        os.makedirs(directory, exist_ok=True)
+        self._q = SQLiteAckQueue(
+            directory,
+            auto_resume=True,  # crash mid-order: that order is delivered again, first
+            multithreading=True,  # request threads put, the worker thread gets
+            serializer=json_serializer,
+        )
+
+    def pending_payloads(self):
+        """Payloads not yet acknowledged. Start-up only: reads through persist-queue's
+        shared reader connection, which must not race with :meth:`get`."""
+        return [row["data"] for row in self._q.queue() if str(row["status"]) in _PENDING]
+
+    def put(self, payload):
+        self._q.put(payload)
+
+    def get(self, timeout):
+        """:returns: ``(row_id, payload)``, or None when nothing arrived within ``timeout``"""
+        try:
+            item = self._q.get(block=True, timeout=timeout, raw=True)
+        except Empty:
+            return None
+        return item["pqid"], item["data"]
+
+    def ack(self, row_id):
+        self._q.ack(id=row_id)
+
+    def nack(self, row_id):
+        """Put an unfinished item back at the head of the queue."""
+        self._q.nack(id=row_id)
+
+    def compact(self):
+        """Delete every acknowledged row, so ``get`` does not scan a growing table."""
+        self._q.clear_acked_data(max_delete=None, keep_latest=None, clear_ack_failed=True)
+
+    def close(self):
+        self._q.close()

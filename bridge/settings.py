@@ -1,0 +1,118 @@
+"""Every setting of one instance, read in one place.
+
+Values come from the environment, with a ``.env`` file in the working directory
+filling in what the environment does not set (python-dotenv; the environment wins).
+The names are fixed: operators and the fleet tooling set them.
+"""
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dotenv import load_dotenv
+
+from bridge.exceptions import ConfigError
+from bridge.names import file_name
+
+
+def _float(env, name, default):
+    raw = env.get(name, "")
+    if raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+
+
+def _int(env, name, default):
+    raw = env.get(name, "")
+    if raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    workshop: str  # the one workshop this instance serves (from the command line)
+    port: int  # TCP port of the API (from the command line)
+    api_token: str = field(repr=False)  # API_TOKEN: Bearer token for every endpoint but /alive
+    secret_key: str = field(repr=False)  # SECRET_KEY: Fernet key for credentials at rest
+    erp_system: str = "erp_sim"  # ERP_SYSTEM: which module under integrations/
+    erp_url: str = "http://127.0.0.1:5080"  # ERP_URL: base URL of the workshop's ERP
+    erp_username: str = ""  # ERP_USERNAME: login used when an order carries none
+    erp_password: str = field(default="", repr=False)  # ERP_PASSWORD: its password
+    queue_dir: str = "task_queue"  # QUEUE_DIR: this workshop's files go in a sub-folder
+    log_dir: str = "logs"  # LOG_DIR: <workshop>_api.log, <workshop>_create_orderline.log
+    host: str = "127.0.0.1"  # HOST: interface the API listens on
+    http_threads: int = 8  # HTTP_THREADS: request threads in the one gunicorn worker
+    max_attempts: int = 5  # MAX_ATTEMPTS: tries per order before a transient error is final
+    retry_base_seconds: float = 2.0  # RETRY_BASE_SECONDS: first backoff; doubles per attempt
+    retry_max_seconds: float = 60.0  # RETRY_MAX_SECONDS: cap on one backoff
+    browser_idle_seconds: float = 60.0  # BROWSER_IDLE_SECONDS: close the browser after this idle time
+    page_load_timeout: float = 20.0  # PAGE_LOAD_TIMEOUT: seconds for one ERP page load
+    wait_timeout: float = 10.0  # WAIT_TIMEOUT: seconds for one element or page state
+    selenium_remote_url: str = ""  # SELENIUM_REMOTE_URL: run the browser on a remote WebDriver/Grid
+
+    @property
+    def workshop_queue_dir(self):
+        """``QUEUE_DIR/<workshop>``: the queue file and the order records."""
+        return str(Path(self.queue_dir) / file_name(self.workshop))
+
+    @property
+    def artifact_dir(self):
+        """Where failure screenshots and page HTML go."""
+        return str(Path(self.log_dir) / "artifacts" / file_name(self.workshop))
+
+
+def load_settings(port, workshop, env=None, dotenv=True):
+    """Build :class:`Settings` for one instance.
+
+    :param port: the port as given on the command line (string or int)
+    :param workshop: the workshop name as given on the command line
+    :param env: a mapping to read instead of ``os.environ`` (tests)
+    :param dotenv: read ``.env`` into the environment first
+    :raises ConfigError: with a one-line message on any bad value
+    """
+    if env is None:
+        if dotenv:
+            load_dotenv(override=False)
+        env = os.environ
+    try:
+        port = int(port)
+    except (TypeError, ValueError):
+        raise ConfigError(f"PORT must be a whole number, got {port!r}") from None
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"PORT must be between 1 and 65535, got {port}")
+    if not workshop or not workshop.strip():
+        raise ConfigError("WORKSHOP must not be empty")
+    api_token = env.get("API_TOKEN", "")
+    if not api_token:
+        raise ConfigError("API_TOKEN is not set: every endpoint but /alive needs it")
+    secret_key = env.get("SECRET_KEY", "")
+    if not secret_key:
+        raise ConfigError("SECRET_KEY is not set: credentials are encrypted at rest with it")
+    return Settings(
+        workshop=workshop,
+        port=port,
+        api_token=api_token,
+        secret_key=secret_key,
+        erp_system=env.get("ERP_SYSTEM", "") or Settings.erp_system,
+        erp_url=(env.get("ERP_URL", "") or Settings.erp_url).rstrip("/"),
+        erp_username=env.get("ERP_USERNAME", ""),
+        erp_password=env.get("ERP_PASSWORD", ""),
+        queue_dir=env.get("QUEUE_DIR", "") or Settings.queue_dir,
+        log_dir=env.get("LOG_DIR", "") or Settings.log_dir,
+        host=env.get("HOST", "") or Settings.host,
+        http_threads=_int(env, "HTTP_THREADS", Settings.http_threads),
+        max_attempts=_int(env, "MAX_ATTEMPTS", Settings.max_attempts),
+        retry_base_seconds=_float(env, "RETRY_BASE_SECONDS", Settings.retry_base_seconds),
+        retry_max_seconds=_float(env, "RETRY_MAX_SECONDS", Settings.retry_max_seconds),
+        browser_idle_seconds=_float(env, "BROWSER_IDLE_SECONDS", Settings.browser_idle_seconds),
+        page_load_timeout=_float(env, "PAGE_LOAD_TIMEOUT", Settings.page_load_timeout),
+        wait_timeout=_float(env, "WAIT_TIMEOUT", Settings.wait_timeout),
+        selenium_remote_url=env.get("SELENIUM_REMOTE_URL", ""),
+    )

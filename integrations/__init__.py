@@ -1,0 +1,22 @@
+"""ERP integrations, one module per ERP system, chosen by the ``ERP_SYSTEM`` setting.
+
+To add an ERP: write ``integrations/<name>.py`` (or a package) with a subclass of
+:class:`integrations.base.Integration` whose ``name`` is ``<name>``, and add the module
+name to ``AVAILABLE``. Nothing outside the module and its tests changes.
+"""
+
+import importlib
+
+#: ERP_SYSTEM value -> module under integrations/ that defines it
+AVAILABLE = {
+    "erp_sim": "integrations.erp_sim",
+}
+
+
+def get_integration_class(name):
+    """Return the :class:`~integrations.base.Integration` subclass for ``name``.
+
+    :raises KeyError: when no integration has that name
+    """
+    module = importlib.import_module(AVAILABLE[name])
+    return module.INTEGRATION

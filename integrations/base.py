@@ -1,0 +1,93 @@
+"""The interface every ERP integration implements.
+
+An integration writes order lines onto worksheets in one ERP system. The worker owns
+the queue, retries and order records; the integration only talks to the ERP. It is
+built once per instance and used from the worker thread alone, so it may keep state
+(a browser, a logged-in session) between calls.
+
+Contract, checked for every integration by ``tests/test_integration_contract.py``:
+
+* :meth:`Integration.add_line` is idempotent on ``line.uniqueid``: before it adds a
+  line it looks on the worksheet for a line carrying that id, and if it finds one it
+  returns :attr:`LineOutcome.EXISTED` without adding another. A re-delivered order
+  therefore never becomes a second line.
+* Failures are raised as subclasses of :class:`bridge.exceptions.PermanentError` or
+  :class:`bridge.exceptions.TransientError`, each with its reason code. Any other
+  exception is treated as transient by the worker.
+* Every wait is bounded; no call blocks for ever.
+* :meth:`Integration.close` releases every resource (the browser) and may be called
+  at any time, also twice; the next :meth:`add_line` starts afresh.
+"""
+
+import enum
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+
+class LineOutcome(str, enum.Enum):
+    CREATED = "created"  # the line was added by this call
+    EXISTED = "existed"  # a line with this uniqueid was already on the worksheet
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """ERP login. ``repr`` never shows the password, so it cannot leak into a log."""
+
+    username: str
+    password: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class OrderLine:
+    """One pumped-oil order, as the ERP needs it."""
+
+    uniqueid: str
+    worksheet: str
+    product_nr: str
+    product_amount: Decimal
+
+    @property
+    def text(self):
+        """The line text written into the ERP; it carries the uniqueid for idempotency."""
+        return f"OilMat {self.uniqueid}"
+
+
+@dataclass(frozen=True)
+class IntegrationConfig:
+    """What an integration needs from the instance's settings."""
+
+    erp_url: str
+    artifact_dir: str  # where failure screenshots and page HTML go
+    page_load_timeout: float = 20.0  # seconds for one page load
+    wait_timeout: float = 10.0  # seconds for one element or page state
+    selenium_remote_url: str = ""  # use webdriver.Remote at this URL when set
+    chromium_binary: str = "/usr/bin/chromium"
+    chromedriver_path: str = "/usr/bin/chromedriver"
+
+
+class Integration:
+    """Base class: one subclass per ERP system, registered by ``name``."""
+
+    #: the value of ``ERP_SYSTEM`` that selects this integration
+    name = None
+
+    def __init__(self, config, logger):
+        """
+        :param config: an :class:`IntegrationConfig`
+        :param logger: a :class:`logging.Logger` for this workshop's orderline log
+        """
+        self.config = config
+        self.log = logger
+
+    def add_line(self, line, credentials):
+        """Make sure ``line`` is on its worksheet exactly once.
+
+        :param line: an :class:`OrderLine`
+        :param credentials: the :class:`Credentials` to log in with
+        :returns: a :class:`LineOutcome`
+        :raises bridge.exceptions.IntegrationError: on failure, with a reason code
+        """
+        raise NotImplementedError  # abstract
+
+    def close(self):
+        """Release the browser and any other resource. Safe to call at any time."""

@@ -1,0 +1,37 @@
+import dataclasses
+import secrets
+import time
+
+import pytest
+from cryptography.fernet import Fernet
+
+from bridge.settings import Settings
+
+WORKSHOP = "Bennys Auto"
+
+
+@pytest.fixture
+def settings(tmp_path):
+    """Settings for one instance with its files in a temporary folder."""
+    return Settings(
+        workshop=WORKSHOP, port=5001, api_token=secrets.token_urlsafe(16),
+        secret_key=Fernet.generate_key().decode(), erp_username="admin",
+        erp_password="default-erp-secret", queue_dir=str(tmp_path / "task_queue"),
+        log_dir=str(tmp_path / "logs"), retry_base_seconds=0.01, retry_max_seconds=0.05,
+    )
+
+
+def replace(settings, **changes):
+    return dataclasses.replace(settings, **changes)
+
+
+def wait_for(predicate, timeout=10.0, interval=0.02, message="condition"):
+    """Poll ``predicate`` until it is truthy; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {message}")
+        time.sleep(interval)

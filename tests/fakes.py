@@ -1,0 +1,39 @@
+"""Hand-written fakes for unit tests. End-to-end tests use the real thing."""
+
+import threading
+
+from integrations.base import Integration, LineOutcome
+
+
+class FakeIntegration(Integration):
+    """An ERP in memory. ``failures`` maps a uniqueid to a list of exceptions to raise,
+    one per attempt, before it succeeds."""
+
+    name = "fake"
+
+    def __init__(self, failures=None, delay=0.0):
+        super().__init__(config=None, logger=None)
+        self.lines = []  # (worksheet, product_nr, amount, uniqueid)
+        self.failures = {k: list(v) for k, v in (failures or {}).items()}
+        self.delay = delay
+        self.calls = []
+        self.closed = 0
+        self.credentials_seen = []
+        self.started = threading.Event()
+
+    def add_line(self, line, credentials):
+        self.calls.append(line.uniqueid)
+        self.credentials_seen.append(credentials)
+        self.started.set()
+        if self.delay:
+            threading.Event().wait(self.delay)
+        pending = self.failures.get(line.uniqueid)
+        if pending:
+            raise pending.pop(0)
+        if any(uid == line.uniqueid for *_, uid in self.lines):
+            return LineOutcome.EXISTED
+        self.lines.append((line.worksheet, line.product_nr, line.product_amount, line.uniqueid))
+        return LineOutcome.CREATED
+
+    def close(self):
+        self.closed += 1

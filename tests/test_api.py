@@ -1,0 +1,320 @@
+"""The instance's HTTP API through Flask's test client, with a fake ERP."""
+
+import json
+import os
+
+import pytest
+
+from bridge.app import create_app
+from bridge.exceptions import ErpUnavailable, WorksheetClosed
+from bridge.instance import Instance
+from conftest import WORKSHOP, replace, wait_for
+from fakes import FakeIntegration
+
+ORDER = {"workshop": WORKSHOP, "worksheet": "558", "product_nr": "10",
+         "product_amount": "5", "uniqueid": "u-1", "username": "admin",
+         "password": "pw-SECRET-4711"}
+
+
+@pytest.fixture
+def erp():
+    return FakeIntegration()
+
+
+@pytest.fixture
+def instance(settings, erp):
+    inst = Instance(settings, make_integration=lambda: erp)
+    yield inst
+    inst.close(worker_timeout=10)
+
+
+@pytest.fixture
+def client(instance):
+    app = create_app(instance)
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {instance.settings.api_token}"
+    return client
+
+
+def order(**changes):
+    body = dict(ORDER)
+    body.update(changes)
+    return {k: v for k, v in body.items() if v is not None}
+
+
+def status(client, uniqueid):
+    return client.get("/get_order_status", query_string={"uniqueid": uniqueid}).get_json()
+
+
+# -- auth -------------------------------------------------------------------------
+
+def test_alive_needs_no_token(instance):
+    answer = create_app(instance).test_client().get("/alive")
+    assert answer.status_code == 200
+    body = answer.get_json()
+    assert body["workshop"] == WORKSHOP and body["api"] == "running"
+    assert body["worker"] == "stopped" and body["queue_length"] == 0
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"},
+                                     {"X-API-Key": "wrong"}, {"Authorization": "Basic abc"}])
+@pytest.mark.parametrize("method,path", [("post", "/create"), ("get", "/queue"),
+                                         ("put", "/kill"), ("put", "/clear_queue"),
+                                         ("get", "/get_order_status"), ("put", "/start_worker"),
+                                         ("get", "/openapi.json")])
+def test_every_endpoint_but_alive_needs_the_token(instance, headers, method, path):
+    client = create_app(instance).test_client()
+    answer = getattr(client, method)(path, headers=headers, json=ORDER)
+    assert answer.status_code == 401
+    assert answer.get_json()["error"] == "unauthorized"
+    assert instance.store.count_active() == 0
+
+
+def test_x_api_key_is_accepted(instance):
+    client = create_app(instance).test_client()
+    answer = client.get("/queue", headers={"X-API-Key": instance.settings.api_token})
+    assert answer.status_code == 200
+
+
+# -- create -----------------------------------------------------------------------
+
+def test_create_places_the_order(client):
+    answer = client.post("/create", json=order())
+    assert answer.status_code == 200
+    assert answer.get_json() == {"uniqueid": "u-1", "status": "placed"}
+    record = status(client, "u-1")
+    assert record["status"] == "placed" and record["attempts"] == 0
+    assert [h["status"] for h in record["history"]] == ["placed"]
+    listing = client.get("/queue").get_json()
+    assert listing["length"] == 1 and listing["tasks"][0]["uniqueid"] == "u-1"
+
+
+def test_numbers_are_accepted_and_normalised(client):
+    answer = client.post("/create", json=order(worksheet=558, product_nr=10,
+                                               product_amount=2.50, uniqueid=99))
+    assert answer.status_code == 200
+    record = status(client, "99")
+    assert (record["worksheet"], record["product_nr"], record["product_amount"]) == ("558", "10", "2.5")
+
+
+def test_repost_is_idempotent_and_other_content_conflicts(client):
+    assert client.post("/create", json=order()).status_code == 200
+    again = client.post("/create", json=order())
+    assert again.status_code == 200 and again.get_json()["status"] == "placed"
+    assert client.get("/queue").get_json()["length"] == 1
+    conflict = client.post("/create", json=order(product_amount="6"))
+    assert conflict.status_code == 409
+    assert conflict.get_json()["error"] == "duplicate_uniqueid"
+    assert status(client, "u-1")["product_amount"] == "5"
+
+
+BAD_BODIES = [
+    ("missing everything", {}, {"workshop", "worksheet", "product_nr", "product_amount", "uniqueid"}),
+    ("missing amount", order(product_amount=None), {"product_amount"}),
+    ("zero amount", order(product_amount="0"), {"product_amount"}),
+    ("negative amount", order(product_amount=-3), {"product_amount"}),
+    ("text amount", order(product_amount="five"), {"product_amount"}),
+    ("too many decimals", order(product_amount="1.0001"), {"product_amount"}),
+    ("bool amount", order(product_amount=True), {"product_amount"}),
+    ("list worksheet", order(worksheet=[558]), {"worksheet"}),
+    ("null uniqueid", order(uniqueid=None), {"uniqueid"}),
+    ("uniqueid with space", order(uniqueid="a b"), {"uniqueid"}),
+    ("empty product", order(product_nr=""), {"product_nr"}),
+    ("object workshop", order(workshop={"a": 1}), {"workshop"}),
+    ("wrong workshop", order(workshop="Other Garage"), {"workshop"}),
+    ("number password", order(password=1234), {"password"}),
+]
+
+
+@pytest.mark.parametrize("name,body,fields", BAD_BODIES, ids=[b[0] for b in BAD_BODIES])
+def test_bad_orders_get_400_with_every_field(client, name, body, fields):
+    assert client.post("/create", json=order(uniqueid="keep-me")).status_code == 200
+    answer = client.post("/create", json=body)
+    assert answer.status_code == 400
+    payload = answer.get_json()
+    assert payload["error"] == "validation_failed"
+    assert set(payload["fields"]) == fields
+    assert all(isinstance(reason, str) and reason for reason in payload["fields"].values())
+    # nothing already accepted is lost
+    listing = client.get("/queue").get_json()
+    assert [t["uniqueid"] for t in listing["tasks"]] == ["keep-me"]
+
+
+@pytest.mark.parametrize("data,content_type,code,error", [
+    ("{not json", "application/json", 400, "malformed_json"),
+    ("[1, 2]", "application/json", 400, "validation_failed"),
+    ("workshop=x", "application/x-www-form-urlencoded", 415, "unsupported_media_type"),
+    ("", "text/plain", 415, "unsupported_media_type"),
+    (json.dumps({**ORDER, "pad": "x" * 70_000}), "application/json", 413, "request_entity_too_large"),
+])
+def test_unreadable_bodies_get_clear_4xx(client, data, content_type, code, error):
+    answer = client.post("/create", data=data, content_type=content_type)
+    assert answer.status_code == code
+    assert answer.get_json()["error"] == error
+    assert "Traceback" not in answer.get_data(as_text=True)
+    assert client.get("/queue").get_json()["length"] == 0
+
+
+def test_unknown_path_and_method_are_json(client):
+    assert client.get("/nope").get_json()["error"] == "not_found"
+    answer = client.get("/create")
+    assert answer.status_code == 405 and answer.get_json()["error"] == "method_not_allowed"
+
+
+def test_order_without_login_needs_a_default(instance, settings):
+    instance.settings = replace(settings, erp_username="")
+    client = create_app(instance).test_client()
+    answer = client.post("/create", json=order(username=None, password=None),
+                         headers={"X-API-Key": settings.api_token})
+    assert answer.status_code == 400 and "username" in answer.get_json()["fields"]
+
+
+# -- status -----------------------------------------------------------------------
+
+def test_status_needs_a_known_uniqueid(client):
+    assert client.get("/get_order_status").status_code == 400
+    missing = client.get("/get_order_status?uniqueid=nope")
+    assert missing.status_code == 404 and missing.get_json()["error"] == "not_found"
+
+
+# -- worker through the API -------------------------------------------------------
+
+def test_order_goes_placed_processing_created(client, instance, erp):
+    client.post("/create", json=order())
+    assert client.put("/start_worker").get_json() == {"worker_before": "stopped",
+                                                      "worker_after": "running"}
+    wait_for(lambda: status(client, "u-1")["status"] == "created", message="created")
+    record = status(client, "u-1")
+    assert [h["status"] for h in record["history"]] == ["placed", "processing", "created"]
+    assert record["attempts"] == 1
+    assert erp.lines == [("558", "10", 5, "u-1")]
+    assert erp.credentials_seen[0].username == "admin"
+    assert erp.credentials_seen[0].password == "pw-SECRET-4711"
+    assert client.get("/alive").get_json()["last_success"] is not None
+
+
+def test_default_credentials_are_used_when_the_order_has_none(client, erp):
+    client.post("/create", json=order(username=None, password=None))
+    client.put("/start_worker")
+    wait_for(lambda: status(client, "u-1")["status"] == "created")
+    assert erp.credentials_seen[0].password == "default-erp-secret"
+
+
+def test_permanent_error_ends_at_once(client, erp):
+    erp.failures["u-1"] = [WorksheetClosed("Worksheet 950 is closed")]
+    client.post("/create", json=order())
+    client.put("/start_worker")
+    wait_for(lambda: status(client, "u-1")["status"] == "error")
+    record = status(client, "u-1")
+    assert record["reason_code"] == "WORKSHEET_CLOSED" and record["attempts"] == 1
+    assert erp.calls == ["u-1"]
+    last_error = client.get("/alive").get_json()["last_error"]
+    assert last_error["uniqueid"] == "u-1" and last_error["reason_code"] == "WORKSHEET_CLOSED"
+
+
+def test_transient_errors_are_retried_then_succeed(client, erp):
+    erp.failures["u-1"] = [ErpUnavailable("down"), RuntimeError("surprise")]
+    client.post("/create", json=order())
+    client.put("/start_worker")
+    wait_for(lambda: status(client, "u-1")["status"] == "created")
+    record = status(client, "u-1")
+    assert record["attempts"] == 3 and erp.calls == ["u-1"] * 3
+    reasons = [h.get("reason_code") for h in record["history"] if h["status"] == "processing"]
+    assert reasons == [None, "ERP_UNAVAILABLE", "UNEXPECTED_ERROR"]
+
+
+def test_transient_errors_give_up_at_the_limit(client, instance, erp, settings):
+    erp.failures["u-1"] = [ErpUnavailable("down")] * 10
+    client.post("/create", json=order())
+    client.put("/start_worker")
+    wait_for(lambda: status(client, "u-1")["status"] == "error")
+    record = status(client, "u-1")
+    assert record["reason_code"] == "ERP_UNAVAILABLE"
+    assert record["attempts"] == settings.max_attempts
+    assert "gave up after 5 attempts" in record["reason_text"]
+
+
+def test_worker_start_stop_are_idempotent(client):
+    assert client.put("/stop_worker").get_json() == {"worker_before": "stopped", "worker_after": "stopped"}
+    client.put("/start_worker")
+    assert client.put("/start_worker").get_json() == {"worker_before": "running", "worker_after": "running"}
+    assert client.put("/stop_worker").get_json() == {"worker_before": "running", "worker_after": "stopped"}
+    assert client.get("/alive").get_json()["worker"] == "stopped"
+
+
+def test_stop_finishes_the_order_in_hand(instance, client, erp):
+    erp.delay = 0.5
+    client.post("/create", json=order())
+    client.put("/start_worker")
+    assert erp.started.wait(5)
+    client.put("/stop_worker")  # returns after the order in hand is done
+    assert status(client, "u-1")["status"] == "created"
+
+
+def test_stop_during_backoff_releases_the_order(instance, client, erp, settings):
+    instance.worker.settings = replace(settings, retry_base_seconds=30, retry_max_seconds=30)
+    erp.failures["u-1"] = [ErpUnavailable("down")]
+    client.post("/create", json=order())
+    client.put("/start_worker")
+    wait_for(lambda: status(client, "u-1")["attempts"] == 1)
+    client.put("/stop_worker")
+    record = status(client, "u-1")
+    assert record["status"] == "placed"
+    assert client.get("/queue").get_json()["length"] == 1
+    instance.worker.settings = settings
+    client.put("/start_worker")
+    wait_for(lambda: status(client, "u-1")["status"] == "created")
+
+
+def test_clear_queue_marks_every_waiting_order(client, instance):
+    for n in range(3):
+        client.post("/create", json=order(uniqueid=f"c-{n}"))
+    answer = client.put("/clear_queue").get_json()
+    assert answer == {"cleared": 3, "uniqueids": ["c-0", "c-1", "c-2"]}
+    assert client.get("/queue").get_json() == {"length": 0, "tasks": []}
+    record = status(client, "c-1")
+    assert record["status"] == "error" and record["reason_code"] == "CLEARED"
+    # the worker skips the cleared items instead of writing them
+    client.post("/create", json=order(uniqueid="after"))
+    client.put("/start_worker")
+    wait_for(lambda: status(client, "after")["status"] == "created")
+    assert status(client, "c-1")["status"] == "error"
+
+
+def test_kill_answers_then_asks_for_shutdown(instance):
+    calls = []
+    client = create_app(instance, request_shutdown=lambda: calls.append(1)).test_client()
+    answer = client.put("/kill", headers={"X-API-Key": instance.settings.api_token})
+    assert answer.status_code == 200
+    assert answer.get_json()["was_running"] is True
+    assert calls == [1]
+
+
+# -- secrets ----------------------------------------------------------------------
+
+def test_no_password_in_responses_or_files(client, settings):
+    client.post("/create", json=order())
+    client.put("/start_worker")
+    wait_for(lambda: status(client, "u-1")["status"] == "created")
+    texts = [client.get("/queue").get_data(as_text=True),
+             client.get("/get_order_status?uniqueid=u-1").get_data(as_text=True),
+             client.get("/alive").get_data(as_text=True)]
+    assert not any("pw-SECRET-4711" in t for t in texts)
+    for root, _, files in os.walk(settings.queue_dir):
+        for name in files:
+            with open(os.path.join(root, name), "rb") as handle:
+                assert b"pw-SECRET-4711" not in handle.read(), name
+
+
+# -- OpenAPI ----------------------------------------------------------------------
+
+def test_openapi_lists_every_route_with_models(client):
+    doc = client.get("/openapi.json").get_json()
+    assert doc["openapi"].startswith("3.")
+    routes = {(rule.rule, method.lower()) for rule in client.application.url_map.iter_rules()
+              if rule.endpoint != "static" for method in rule.methods - {"HEAD", "OPTIONS"}}
+    documented = {(path, method) for path, ops in doc["paths"].items() for method in ops}
+    assert routes == documented
+    create_schema = doc["components"]["schemas"]["CreateOrder"]
+    assert set(create_schema["required"]) == {"workshop", "worksheet", "product_nr",
+                                              "product_amount", "uniqueid"}
