@@ -15,9 +15,9 @@ Only one process may ever open the file; the instance is one process by design.
 """
 
 import os
-from queue import Empty
 
 from persistqueue import SQLiteAckQueue
+from persistqueue.exceptions import Empty
 from persistqueue.serializers import json as json_serializer
 
 #: persist-queue's row states that still hold work (inited, ready, unack)

@@ -1,0 +1,91 @@
+"""Post one order to an instance and follow it until it ends.
+
+    python create_client.py --url http://127.0.0.1:5001 --token $API_TOKEN \\
+        --workshop "Bennys Auto" --worksheet 558 --product-nr 10 --amount 5 [--uniqueid ID]
+
+Prints each status change as it is seen. Exit code: 0 when the order is ``created``,
+1 when it ends in ``error`` (or the wait runs out), 2 when the request is refused.
+The ERP password is read from ``--password`` or, better, the ``ERP_PASSWORD``
+environment variable, so it does not show in the process list.
+"""
+
+import argparse
+import os
+import sys
+import time
+import uuid
+
+import requests
+
+FINAL = {"created": 0, "error": 1}
+
+
+def parse(argv):
+    p = argparse.ArgumentParser(prog="create_client.py", description=__doc__.splitlines()[0])
+    p.add_argument("--url", default=os.environ.get("BRIDGE_URL", "http://127.0.0.1:5001"),
+                   help="the instance's base URL (env BRIDGE_URL)")
+    p.add_argument("--token", default=os.environ.get("API_TOKEN"),
+                   help="the instance's API token (env API_TOKEN)")
+    p.add_argument("--workshop", required=True)
+    p.add_argument("--worksheet", required=True)
+    p.add_argument("--product-nr", required=True)
+    p.add_argument("--amount", required=True, help="litres, e.g. 5 or 2.5")
+    p.add_argument("--uniqueid", default=None, help="default: a new random id")
+    p.add_argument("--username", default=os.environ.get("ERP_USERNAME"))
+    p.add_argument("--password", default=os.environ.get("ERP_PASSWORD"))
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds to follow the order")
+    p.add_argument("--interval", type=float, default=0.5, help="seconds between polls")
+    return p.parse_args(argv)
+
+
+def main(argv=None, out=sys.stdout):
+    args = parse(sys.argv[1:] if argv is None else argv)
+    if not args.token:
+        print("create_client.py: error: --token or API_TOKEN is required", file=sys.stderr)
+        return 2
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {args.token}"
+    order = {"workshop": args.workshop, "worksheet": args.worksheet,
+             "product_nr": args.product_nr, "product_amount": args.amount,
+             "uniqueid": args.uniqueid or f"client-{uuid.uuid4().hex[:12]}"}
+    if args.username:
+        order["username"] = args.username
+        order["password"] = args.password or ""
+    base = args.url.rstrip("/")
+    try:
+        answer = session.post(f"{base}/create", json=order, timeout=30)
+    except requests.RequestException as exc:
+        print(f"create_client.py: error: cannot reach {base}: {exc}", file=sys.stderr)
+        return 2
+    if answer.status_code != 200:
+        print(f"refused ({answer.status_code}): {answer.text.strip()}", file=sys.stderr)
+        return 2
+    uniqueid = answer.json()["uniqueid"]
+    print(f"order {uniqueid}: {answer.json()['status']}", file=out, flush=True)
+    seen = answer.json()["status"]
+    seen_line = None
+    deadline = time.monotonic() + args.timeout
+    while time.monotonic() < deadline:
+        time.sleep(args.interval)
+        try:
+            record = session.get(f"{base}/get_order_status", params={"uniqueid": uniqueid},
+                                 timeout=30).json()
+        except (requests.RequestException, ValueError) as exc:
+            print(f"  (status not readable: {exc}; retrying)", file=sys.stderr)
+            continue
+        note = f" (attempt {record['attempts']}: {record['reason_code']})" \
+            if record.get("reason_code") and record["status"] == "processing" else ""
+        line = f"order {uniqueid}: {record['status']}{note}"
+        if record["status"] == "error":
+            line += f" {record['reason_code']}: {record['reason_text']}"
+        if line != seen_line:
+            print(line, file=out, flush=True)
+            seen_line, seen = line, record["status"]
+        if record["status"] in FINAL:
+            return FINAL[record["status"]]
+    print(f"order {uniqueid}: still {seen} after {args.timeout:.0f} s", file=out)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

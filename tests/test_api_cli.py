@@ -1,0 +1,62 @@
+"""``python api.py PORT WORKSHOP``: configuration errors are one line and exit code 2."""
+
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+from cryptography.fernet import Fernet
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_api(args, tmp_path, **env_changes):
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("API_TOKEN", "SECRET_KEY", "ERP_SYSTEM", "QUEUE_DIR", "LOG_DIR")}
+    env.update(API_TOKEN="t0ken", SECRET_KEY=Fernet.generate_key().decode(),
+               QUEUE_DIR=str(tmp_path / "q"), LOG_DIR=str(tmp_path / "logs"))
+    for key, value in env_changes.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    # run from tmp_path so no developer's .env is picked up
+    return subprocess.run([sys.executable, os.path.join(ROOT, "api.py"), *args],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=30)
+
+
+@pytest.fixture
+def taken_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+@pytest.mark.parametrize("args,env,needle", [
+    (["notaport", "Bennys Auto"], {}, "PORT must be a whole number"),
+    (["70000", "Bennys Auto"], {}, "between 1 and 65535"),
+    (["5001", "Bennys Auto"], {"API_TOKEN": None}, "API_TOKEN is not set"),
+    (["5001", "Bennys Auto"], {"SECRET_KEY": "short"}, "SECRET_KEY must be a Fernet key"),
+    (["5001", "Bennys Auto"], {"ERP_SYSTEM": "sap_gui_9"}, "ERP_SYSTEM 'sap_gui_9' is unknown"),
+    (["5001", "Bennys Auto"], {"QUEUE_DIR": "/proc/forbidden"}, "QUEUE_DIR"),
+    (["5001", "Bennys Auto"], {"MAX_ATTEMPTS": "many"}, "MAX_ATTEMPTS must be a whole number"),
+])
+def test_bad_configuration_is_one_line_and_exit_2(tmp_path, args, env, needle):
+    result = run_api(args, tmp_path, **env)
+    assert result.returncode == 2, result.stderr
+    assert needle in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_taken_port_is_exit_2(tmp_path, taken_port):
+    result = run_api([str(taken_port), "Bennys Auto"], tmp_path)
+    assert result.returncode == 2 and "cannot listen on" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_arguments_is_usage_and_exit_2(tmp_path):
+    result = run_api([], tmp_path)
+    assert result.returncode == 2 and "usage: api.py [-h] PORT WORKSHOP" in result.stderr
