@@ -1,0 +1,141 @@
+"""Fleet density: N idle integrations under one supervisord on this machine.
+
+    .venv/bin/python bench/bench_fleet_density.py [--count 50] [--write docs/benchmarks-fleet.md]
+
+Measures the seconds from ``manage.py up`` until every instance answers ``/alive``, the
+memory of each idle instance (no browser: no order has arrived), and the seconds a
+graceful stop of everything takes. Everything lives in a temporary folder; the ERP URL
+points at a closed port, since an idle instance never calls its ERP.
+"""
+
+import argparse
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import requests
+from cryptography.fernet import Fernet
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from fleet.control import Fleet  # noqa: E402
+from fleet.schemas import IntegrationSpec  # noqa: E402
+from fleet.settings import load_fleet_settings  # noqa: E402
+from tests.fleet_helpers import free_port  # noqa: E402
+
+TARGET_SECONDS, TARGET_MB = 30, 45
+
+
+def kib(pid, field, path="status"):
+    for line in Path(f"/proc/{pid}/{path}").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def alive(port):
+    try:
+        return requests.get(f"http://127.0.0.1:{port}/alive", timeout=1).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def machine():
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    mem_gib = int(Path("/proc/meminfo").read_text().split()[1]) / 1024 / 1024
+    return f"{os.cpu_count()} vCPU ({cpu}), {mem_gib:.0f} GiB RAM, {platform.system()} " \
+           f"{platform.release()}, Python {platform.python_version()}"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=50)
+    parser.add_argument("--write", help="write the results as Markdown to this file")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs)")
+    args = parser.parse_args()
+
+    base = Path(tempfile.mkdtemp(prefix="fleet-bench-"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ERP_", "API_"))}
+    env.update(SECRET_KEY=Fernet.generate_key().decode(), MANAGEMENT_TOKEN="bench-token",
+               MANAGEMENT_PORT=str(free_port()), REGISTRY_DB=str(base / "integrations.db"),
+               SUPERVISOR_DIR=str(base / "sup"), QUEUE_DIR=str(base / "q"), LOG_DIR=str(base / "logs"),
+               STOP_WAIT_SECONDS="30")
+    fleet = Fleet(load_fleet_settings(env, dotenv=False))
+    closed = f"http://127.0.0.1:{free_port()}"  # bound, then released: nothing listens
+    ports = []
+    for n in range(args.count):
+        spec = IntegrationSpec(workshop=f"Verksted {n:02d} Ålesund", erp_system="erp_sim",
+                               erp_url=closed, port=free_port(), username="admin", password="admin")
+        fleet.create(spec)
+        ports.append(spec.port)
+
+    up = subprocess.Popen([sys.executable, str(ROOT / "manage.py"), "up"], cwd=ROOT, env=env,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    started = time.monotonic()
+    pending = set(ports)
+    try:
+        with ThreadPoolExecutor(max_workers=32) as pool:
+            while pending and time.monotonic() - started < 120:
+                answers = dict(zip(pending, pool.map(alive, list(pending))))
+                pending = {p for p, ok in answers.items() if not ok}
+                time.sleep(0.2)
+        all_alive = time.monotonic() - started
+        if pending:
+            raise SystemExit(f"{len(pending)} instances not alive after 120 s")
+        time.sleep(10)  # let start-up garbage settle: measure an idle instance
+        processes = fleet.supervisor.processes()
+        instance_pids = [p["pid"] for name, p in processes.items() if name != "management"]
+        rss = [kib(pid, "VmRSS") / 1024 for pid in instance_pids]
+        pss = [kib(pid, "Pss", "smaps_rollup") / 1024 for pid in instance_pids]
+        threads = sum(1 for pid in instance_pids for _ in Path(f"/proc/{pid}/task").iterdir())
+        management = kib(processes["management"]["pid"], "VmRSS") / 1024
+        supervisord = kib(up.pid, "VmRSS") / 1024
+        stop_started = time.monotonic()
+        up.send_signal(signal.SIGTERM)
+        up.wait(120)
+        stop_seconds = time.monotonic() - stop_started
+    finally:
+        if up.poll() is None:
+            os.killpg(up.pid, signal.SIGKILL)
+        if args.keep:
+            print(f"kept {base}")
+        else:
+            shutil.rmtree(base, ignore_errors=True)
+
+    ok_time = "meets" if all_alive <= TARGET_SECONDS else "misses"
+    ok_mem = "meets" if max(rss) <= TARGET_MB else "misses"
+    report = f"""## Fleet density ({args.count} idle integrations under one supervisord)
+
+Command: `.venv/bin/python bench/bench_fleet_density.py --count {args.count}`
+Machine: {machine()}
+
+| measure | value | target |
+| --- | --- | --- |
+| `manage.py up` → all {args.count} answer `/alive` | {all_alive:.1f} s | ≤ {TARGET_SECONDS} s ({ok_time}) |
+| RSS per idle instance, median / max | {statistics.median(rss):.1f} / {max(rss):.1f} MB | ≤ {TARGET_MB} MB ({ok_mem}) |
+| PSS per idle instance (shared pages split), median | {statistics.median(pss):.1f} MB | |
+| total RSS of the {args.count} instances | {sum(rss):.0f} MB | |
+| threads per instance, mean | {threads / len(instance_pids):.1f} | |
+| supervisord RSS / management API RSS | {supervisord:.1f} / {management:.1f} MB | |
+| graceful stop of everything (SIGTERM → supervisord exit) | {stop_seconds:.1f} s | |
+
+MB = MiB, from `/proc/<pid>/status` (VmRSS) and `/proc/<pid>/smaps_rollup` (Pss), measured
+10 s after the last instance answered, with no order sent (no browser open).
+"""
+    print(report)
+    if args.write:
+        Path(args.write).write_text(report, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

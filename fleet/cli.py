@@ -1,0 +1,141 @@
+"""``python manage.py``: the admin's command for the fleet. Command names are fixed:
+operators' scripts call them.
+
+Every error is one line on stderr and exit code 2.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+from bridge.exceptions import BridgeError, SupervisorUnavailable
+from fleet.control import Fleet
+from fleet.schemas import IntegrationChange, IntegrationSpec, parse
+from fleet.settings import ROOT, load_fleet_settings, require
+
+
+def _integration_options(p, creating):
+    p.add_argument("workshop", help="workshop name as OilMat knows it, e.g. 'Bennys Auto'")
+    p.add_argument("--erp-system", required=creating, help="ERP module under integrations/, e.g. erp_sim")
+    p.add_argument("--erp-url", required=creating, help="base URL of the workshop's ERP")
+    p.add_argument("--port", type=int, required=creating, help="port of the instance's API")
+    p.add_argument("--username", help="default ERP login")
+    p.add_argument("--password", help="its password ('-' reads one line from stdin)")
+    p.add_argument("--api-token", help="the instance's API token (default: generated)")
+    p.add_argument("--inactive", dest="active", action="store_false", default=None,
+                   help="registered but not run")
+    if not creating:
+        p.add_argument("--active", dest="active", action="store_true", help="run it again")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="manage.py", description="Manage the OilMat Bridge fleet.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _integration_options(sub.add_parser("add", help="register an integration; prints its API token once"), True)
+    _integration_options(sub.add_parser("update", help="change an integration (restarts only it)"), False)
+    p = sub.add_parser("remove", help="stop and forget an integration")
+    p.add_argument("workshop")
+    p.add_argument("--delete-data", action="store_true", help="also delete its queue and records")
+    for name, text in (("list", "list the integrations"), ("status", "health of every integration")):
+        sub.add_parser(name, help=text).add_argument("--json", action="store_true", help="JSON output")
+    for name in ("activate", "deactivate"):
+        sub.add_parser(name, help=f"{name} an integration").add_argument("workshop")
+    sub.add_parser("up", help="run supervisord in the foreground with every active integration")
+    return parser
+
+
+def _spec_fields(args):
+    fields = {k: getattr(args, k) for k in
+              ("workshop", "erp_system", "erp_url", "port", "username", "password", "active", "api_token")}
+    if fields["password"] == "-":
+        fields["password"] = sys.stdin.readline().rstrip("\n")
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+def _table(rows, columns):
+    widths = [max(len(c), *(len(str(r.get(c, ""))) for r in rows)) if rows else len(c) for c in columns]
+    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths))]
+    lines += ["  ".join(str(r.get(c, "")).ljust(w) for c, w in zip(columns, widths)) for r in rows]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _status_row(o):
+    error = o["last_error"]
+    return {"workshop": o["workshop"], "active": "yes" if o["active"] else "no", "port": o["port"],
+            "process": o["process"]["state"], "health": o["health"], "worker": o["worker"] or "-",
+            "queue": "-" if o["queue_length"] is None else o["queue_length"],
+            "last error": f"{error['reason_code']} {error['at']}" if error else "-"}
+
+
+def run(args, fleet, out=sys.stdout):
+    """Run one parsed command. :returns: the exit code"""
+    cmd = args.command
+    if cmd == "add":
+        spec = parse(IntegrationSpec, _spec_fields(args))
+        integration, token, done = fleet.create(spec)
+        print(f"added {integration.workshop!r} on port {integration.port} "
+              f"({'active' if integration.active else 'inactive'}; supervisor: {done})", file=out)
+        print(f"API token (shown once, give it to OilMat): {token}", file=out)
+    elif cmd == "update":
+        fields = _spec_fields(args)
+        workshop = fields.pop("workshop")
+        integration, done = fleet.reconfigure(workshop, parse(IntegrationChange, fields))
+        print(f"updated {integration.workshop!r} (supervisor: {done})", file=out)
+    elif cmd == "remove":
+        integration, done = fleet.remove(args.workshop, delete_data=args.delete_data)
+        kept = "data deleted" if args.delete_data else "data kept"
+        print(f"removed {integration.workshop!r} ({kept}; supervisor: {done})", file=out)
+    elif cmd in ("activate", "deactivate"):
+        integration, done = fleet.set_active(args.workshop, cmd == "activate")
+        print(f"{cmd}d {integration.workshop!r} (supervisor: {done})", file=out)
+    elif cmd == "list":
+        rows = [i.public() for i in fleet.registry.all()]
+        if args.json:
+            print(json.dumps(rows, ensure_ascii=False, indent=2), file=out)
+        else:
+            for r in rows:
+                r["active"] = "yes" if r["active"] else "no"
+            print(_table(rows, ["workshop", "active", "port", "erp_system", "erp_url", "username",
+                                "updated_at"]), file=out)
+    elif cmd == "status":
+        overview = fleet.overview()
+        if not fleet.supervisor.running():
+            print("manage.py: note: supervisord is not running ('python manage.py up')", file=sys.stderr)
+        if args.json:
+            print(json.dumps(overview, ensure_ascii=False, indent=2), file=out)
+        else:
+            print(_table([_status_row(o) for o in overview],
+                         ["workshop", "active", "port", "process", "health", "worker", "queue",
+                          "last error"]), file=out)
+    elif cmd == "up":
+        up(fleet)
+    return 0
+
+
+def up(fleet):
+    """Write the configuration and become supervisord (foreground).
+
+    ``exec`` rather than a child: Ctrl-C and SIGTERM reach supervisord itself, which
+    stops every program gracefully before it exits.
+    """
+    settings = fleet.settings
+    require(settings, "management_token")
+    if fleet.supervisor.running():
+        raise SupervisorUnavailable(f"supervisord is already running on {settings.socket_path}")
+    conf = fleet.write_config()
+    sys.stdout.flush()
+    os.chdir(ROOT)
+    os.execv(sys.executable, [sys.executable, "-m", "supervisor.supervisord", "-n", "-c", str(conf)])
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)  # parse
+    try:
+        settings = load_fleet_settings()  # validate
+        require(settings, "secret_key")
+        fleet = Fleet(settings)  # build
+        return run(args, fleet)  # run
+    except BridgeError as e:
+        print(f"manage.py: error: {e.reason_text}", file=sys.stderr)
+        return 2

@@ -1,0 +1,198 @@
+"""The fleet's operations, shared by ``manage.py`` and the management API.
+
+Each change goes registry first, then configuration, then supervisord: the registry is
+the truth, the generated configuration follows it, and a running supervisord is told to
+act on the one program concerned. With no supervisord running (``manage.py`` before
+``up``) the change simply waits in the configuration for the next ``up``.
+"""
+
+import errno
+import logging
+import secrets
+import shutil
+import socket
+
+from bridge.exceptions import InvalidIntegration, PortTaken, SupervisorUnavailable
+from fleet import states
+from fleet.instances import Instances
+from fleet.registry import Registry
+from fleet.schemas import workshop_name
+from fleet.supervisor_client import Supervisor
+from fleet.supervisor_conf import render_program, workshop_dirs, write_config
+
+log = logging.getLogger("fleet")
+
+
+class Fleet:
+    """Every integration on this machine.
+
+    :param settings: :class:`~fleet.settings.FleetSettings`
+    :param registry, supervisor, instances: stand-ins for tests; built from ``settings``
+        when not given
+    """
+
+    def __init__(self, settings, registry=None, supervisor=None, instances=None):
+        self.settings = settings
+        self.registry = registry or Registry(settings.registry_db, settings.secret_key)
+        self.supervisor = supervisor or Supervisor(
+            settings.socket_path, stop_timeout=settings.stop_wait_seconds + 30)
+        self.instances = instances or Instances(settings.instance_host, settings.probe_timeout)
+
+    # -- configuration ----------------------------------------------------------
+
+    def write_config(self):
+        """Write supervisord's configuration for every active integration.
+
+        :returns: the path of ``supervisord.conf``
+        """
+        programs = {
+            i.program: render_program(self.settings, i, self.registry.api_token(i),
+                                      self.registry.credentials(i))
+            for i in self.registry.all() if i.active
+        }
+        return write_config(self.settings, programs)
+
+    def _apply(self, integration):
+        """Rewrite the configuration and have supervisord act on this integration only.
+
+        :returns: what supervisord did, or ``"supervisord not running"``
+        """
+        self.write_config()
+        if not self.supervisor.running():
+            return "supervisord not running"
+        done = self.supervisor.apply(integration.program)
+        log.info("workshop %r: program %s %s", integration.workshop, integration.program, done)
+        return done
+
+    def _check_port(self, port):
+        if port == self.settings.management_port:
+            raise PortTaken(f"port {port} is the management API's (MANAGEMENT_PORT)")
+        with socket.socket() as s:
+            # as the instance's server will: a closed socket in TIME_WAIT is no owner
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((self.settings.instance_host, port))
+            except OSError as e:
+                if e.errno == errno.EADDRINUSE:
+                    raise PortTaken(f"port {port} is in use by another program on this machine") from None
+                raise
+
+    # -- registry changes -------------------------------------------------------
+
+    def create(self, spec):
+        """Register and (if active) start a new integration.
+
+        :param spec: :class:`~fleet.schemas.IntegrationSpec`
+        :returns: ``(integration, api_token, supervisor outcome)``; the token in plain
+            text, to be shown once
+        """
+        self._check_port(spec.port)
+        token = spec.api_token or secrets.token_urlsafe(32)
+        integration = self.registry.add(
+            spec.workshop, spec.erp_system, spec.erp_url, spec.port, token,
+            username=spec.username, password=spec.password, active=spec.active)
+        return integration, token, self._apply(integration)
+
+    def reconfigure(self, workshop, change):
+        """Change an integration; restarts its instance (only it) when it is active.
+
+        :param change: :class:`~fleet.schemas.IntegrationChange`
+        :returns: ``(integration, supervisor outcome)``
+        """
+        current = self.get(workshop)
+        if change.port is not None and change.port != current.port:
+            self._check_port(change.port)
+        _, after = self.registry.update(current.workshop, **change.model_dump())
+        return after, self._apply(after)
+
+    def remove(self, workshop, delete_data=False):
+        """Stop an integration's instance and forget it; its queue stays unless ``delete_data``.
+
+        :returns: ``(integration as it was, supervisor outcome)``
+        """
+        integration = self.registry.remove(self.get(workshop).workshop)
+        done = self._apply(integration)
+        if delete_data:
+            for path in workshop_dirs(self.settings, integration.workshop):
+                shutil.rmtree(path, ignore_errors=True)
+        return integration, done
+
+    def set_active(self, workshop, active):
+        """Activate (add to supervisord and start) or deactivate (stop and remove)."""
+        _, after = self.registry.update(self.get(workshop).workshop, active=active)
+        return after, self._apply(after)
+
+    # -- process and worker -----------------------------------------------------
+
+    def start(self, workshop):
+        """Start the instance process through supervisord."""
+        integration = self._active(workshop)
+        self.supervisor.start(integration.program)
+        return integration, self.supervisor.state(integration.program)
+
+    def stop(self, workshop):
+        """Stop the instance process through supervisord (graceful; returns at once)."""
+        integration = self._active(workshop)
+        self.supervisor.stop(integration.program, wait=False)
+        return integration, self.supervisor.state(integration.program)
+
+    def command(self, workshop, command):
+        """Pass ``start_worker``, ``stop_worker`` or ``kill`` to the instance itself."""
+        integration = self._active(workshop)
+        answer = self.instances.command(integration.port, self.registry.api_token(integration), command)
+        return integration, answer
+
+    # -- reading ----------------------------------------------------------------
+
+    def get(self, workshop):
+        """:raises UnknownIntegration:"""
+        return self.registry.get(workshop_name(workshop))
+
+    def overview(self, workshop=None):
+        """The health of every integration (or one): configuration without secrets,
+        supervisor's process state and the instance's own ``/alive`` answer.
+
+        Instances are asked concurrently with a short timeout; supervisord once for all.
+        """
+        integrations = [self.get(workshop)] if workshop is not None else self.registry.all()
+        try:
+            processes, supervisor_error = self.supervisor.processes(), None
+        except SupervisorUnavailable as e:
+            processes, supervisor_error = None, e.reason_text
+        answers = self.instances.alive_many(
+            [(i.port, i.workshop) for i in integrations if i.active])
+        answers = iter(answers)
+        return [self._health(i, processes, next(answers) if i.active else None, supervisor_error)
+                for i in integrations]
+
+    @staticmethod
+    def _health(integration, processes, alive, supervisor_error):
+        if processes is None:
+            process = {"state": states.UNKNOWN, "pid": None, "description": supervisor_error}
+        else:
+            process = processes.get(integration.program) or {
+                "state": states.NOT_CONFIGURED, "pid": None, "description": ""}
+        if not integration.active:
+            health = states.INACTIVE
+        elif alive is not None:
+            health = states.OK if alive.get("worker") == "running" else states.WORKER_STOPPED
+        elif process["state"] == states.RUNNING:
+            health = states.UNREACHABLE
+        else:
+            health = states.DOWN
+        return {
+            **integration.public(),
+            "health": health,
+            "process": process,
+            "alive": alive,
+            "worker": alive.get("worker") if alive else None,
+            "queue_length": alive.get("queue_length") if alive else None,
+            "last_success": alive.get("last_success") if alive else None,
+            "last_error": alive.get("last_error") if alive else None,
+        }
+
+    def _active(self, workshop):
+        integration = self.get(workshop)
+        if not integration.active:
+            raise InvalidIntegration(f"workshop {integration.workshop!r} is inactive; activate it first")
+        return integration

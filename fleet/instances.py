@@ -1,0 +1,68 @@
+"""The instances' own HTTP endpoints, as the management API calls them."""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import requests
+
+from bridge.exceptions import InstanceUnreachable
+
+#: endpoints of an instance that the management API passes commands to
+COMMANDS = ("start_worker", "stop_worker", "kill")
+
+
+class Instances:
+    """Talks to instances on ``host``.
+
+    :param timeout: seconds one instance gets to answer; keeps one hung instance from
+        slowing the overview of all the others
+    """
+
+    def __init__(self, host="127.0.0.1", timeout=1.5):
+        self.host = host
+        self.timeout = timeout
+
+    def _url(self, port, path):
+        return f"http://{self.host}:{port}/{path}"
+
+    def alive(self, port, workshop):
+        """:returns: the ``/alive`` answer, or None when there is no answer in time, or
+            when whatever answers on the port serves another workshop"""
+        try:
+            r = requests.get(self._url(port, "alive"), timeout=self.timeout)
+            answer = r.json() if r.status_code == 200 else None
+        except (requests.RequestException, ValueError):
+            return None
+        if not isinstance(answer, dict) or answer.get("workshop") != workshop:
+            return None
+        return answer
+
+    def alive_many(self, targets):
+        """Ask several instances at once.
+
+        :param targets: ``[(port, workshop), ...]``
+        :returns: the answers in the same order (None where there was none)
+        """
+        if not targets:
+            return []
+        with ThreadPoolExecutor(max_workers=min(64, len(targets))) as pool:
+            return list(pool.map(lambda t: self.alive(*t), targets))
+
+    def command(self, port, api_token, command):
+        """``PUT /<command>`` on one instance with its own token.
+
+        :returns: the instance's JSON answer
+        :raises InstanceUnreachable: no answer, or an answer that is not a success
+        """
+        assert command in COMMANDS
+        try:
+            r = requests.put(self._url(port, command), timeout=max(self.timeout, 5.0),
+                             headers={"Authorization": f"Bearer {api_token}"})
+        except requests.RequestException as e:
+            raise InstanceUnreachable(
+                f"the instance on port {port} did not answer ({e.__class__.__name__})") from None
+        if r.status_code != 200:
+            raise InstanceUnreachable(f"the instance on port {port} answered {r.status_code} to {command}")
+        try:
+            return r.json()
+        except ValueError:
+            return {}

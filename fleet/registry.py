@@ -1,0 +1,214 @@
+"""The registry of integrations: one row per workshop, in SQLite.
+
+ERP credentials and the instance's API token are stored encrypted with ``SECRET_KEY``
+(Fernet, the scheme :mod:`bridge.crypto` uses for orders), so a copy of the database
+alone gives neither away. ``manage.py`` and the management API may write at the same
+time: every call opens its own short connection and SQLite's lock orders them.
+"""
+
+import sqlite3
+import unicodedata
+from contextlib import closing
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from cryptography.fernet import Fernet, InvalidToken
+
+from bridge.crypto import CredentialBox
+from bridge.exceptions import ConfigError, DuplicateIntegration, PortTaken, UnknownIntegration
+from bridge.names import file_name, program_name
+from integrations.base import Credentials
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS integrations (
+    workshop TEXT PRIMARY KEY,             -- as shown, NFC-normalised
+    name_key TEXT NOT NULL UNIQUE,         -- casefolded file_name(): two names must not share files
+    erp_system TEXT NOT NULL,
+    erp_url TEXT NOT NULL,
+    username TEXT,                         -- shown in the overview; also inside credentials
+    credentials TEXT,                      -- Fernet token of username+password, or NULL
+    api_token TEXT NOT NULL,               -- Fernet token of the instance's API token
+    active INTEGER NOT NULL,
+    port INTEGER NOT NULL UNIQUE,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+"""
+
+
+def now():
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class Integration:
+    """One row of the registry. ``repr`` and :meth:`public` never show a secret."""
+
+    workshop: str
+    erp_system: str
+    erp_url: str
+    port: int
+    active: bool
+    username: str | None
+    created_at: str
+    updated_at: str
+    credentials: str | None = field(default=None, repr=False)  # sealed
+    api_token: str = field(default="", repr=False)  # sealed
+
+    @property
+    def program(self):
+        return program_name(self.workshop)
+
+    def public(self):
+        """:returns: the configuration as the API and ``list`` show it, without secrets"""
+        data = asdict(self)
+        del data["credentials"], data["api_token"]
+        data["has_password"] = self.credentials is not None
+        data["program"] = self.program
+        return data
+
+
+class Registry:
+    """The integrations, stored in the SQLite file at ``path``."""
+
+    def __init__(self, path, secret_key):
+        self.path = Path(path)
+        self._box = CredentialBox(secret_key)  # raises ConfigError on a bad key
+        self._fernet = Fernet(secret_key)  # the instance token is a bare string, not a login
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with closing(self._connect()) as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(SCHEMA)
+
+    def _connect(self):
+        db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+        db.row_factory = sqlite3.Row
+        return db
+
+    # -- reading --------------------------------------------------------------
+
+    def all(self):
+        """:returns: every integration, by name"""
+        with closing(self._connect()) as db:
+            return [self._row(r) for r in db.execute("SELECT * FROM integrations ORDER BY workshop")]
+
+    def get(self, workshop):
+        """:raises UnknownIntegration: when no integration has that name"""
+        with closing(self._connect()) as db:
+            row = db.execute("SELECT * FROM integrations WHERE workshop=?",
+                             (_key(workshop),)).fetchone()
+        if row is None:
+            raise UnknownIntegration(f"no integration for workshop {workshop!r}")
+        return self._row(row)
+
+    def api_token(self, integration):
+        """:returns: the instance's API token in plain text"""
+        try:
+            return self._fernet.decrypt(integration.api_token.encode()).decode()
+        except InvalidToken:
+            raise ConfigError("a stored instance token cannot be decrypted (was SECRET_KEY changed?)") from None
+
+    def credentials(self, integration):
+        """:returns: the ERP login as :class:`~integrations.base.Credentials`, or None"""
+        if integration.credentials is None:
+            return None
+        return self._box.open(integration.credentials)
+
+    # -- writing --------------------------------------------------------------
+
+    def add(self, workshop, erp_system, erp_url, port, api_token, username=None,
+            password=None, active=True):
+        """Register a new integration.
+
+        :raises DuplicateIntegration: the name, or one mapping to the same files, exists
+        :raises PortTaken: another integration has the port
+        """
+        at = now()
+        workshop = _key(workshop)
+        row = dict(workshop=workshop, name_key=file_name(workshop).casefold(),
+                   erp_system=erp_system, erp_url=erp_url, port=port, active=int(active),
+                   username=username, credentials=self._seal(username, password),
+                   api_token=self._seal_token(api_token), created_at=at, updated_at=at)
+        with closing(self._connect()) as db:
+            self._check_free(db, workshop, port, row["name_key"])
+            try:
+                db.execute(f"INSERT INTO integrations ({','.join(row)}) VALUES "
+                           f"({','.join('?' * len(row))})", tuple(row.values()))
+            except sqlite3.IntegrityError:  # lost a race with another writer
+                self._check_free(db, workshop, port, row["name_key"])
+                raise
+        return self.get(workshop)
+
+    def update(self, workshop, **changes):
+        """Change some fields of an integration; ``None`` leaves a field as it is.
+
+        ``username``/``password``: give either to replace the login (the other is kept).
+        ``api_token``: the new token in plain text.
+
+        :returns: ``(before, after)``
+        """
+        before = self.get(workshop)
+        changes = {k: v for k, v in changes.items() if v is not None}
+        row = {}
+        for name in ("erp_system", "erp_url", "port"):
+            if name in changes:
+                row[name] = changes[name]
+        if "active" in changes:
+            row["active"] = int(changes["active"])
+        if "username" in changes or "password" in changes:
+            old = self.credentials(before) or Credentials(before.username or "", "")
+            username = changes.get("username", old.username)
+            row["username"] = username
+            row["credentials"] = self._seal(username, changes.get("password", old.password))
+        if "api_token" in changes:
+            row["api_token"] = self._seal_token(changes["api_token"])
+        if not row:
+            return before, before
+        row["updated_at"] = now()
+        with closing(self._connect()) as db:
+            if "port" in row:
+                self._check_free(db, before.workshop, row["port"], None)
+            db.execute(f"UPDATE integrations SET {', '.join(k + '=?' for k in row)} WHERE workshop=?",
+                       (*row.values(), before.workshop))
+        return before, self.get(before.workshop)
+
+    def remove(self, workshop):
+        """:returns: the integration as it was"""
+        integration = self.get(workshop)
+        with closing(self._connect()) as db:
+            db.execute("DELETE FROM integrations WHERE workshop=?", (integration.workshop,))
+        return integration
+
+    # -- helpers --------------------------------------------------------------
+
+    def _check_free(self, db, workshop, port, name_key):
+        if name_key is not None:
+            row = db.execute("SELECT workshop FROM integrations WHERE name_key=?", (name_key,)).fetchone()
+            if row is not None:
+                same = "exists" if row[0] == workshop else f"would share files with {row[0]!r}"
+                raise DuplicateIntegration(f"an integration for workshop {workshop!r} {same}")
+        row = db.execute("SELECT workshop FROM integrations WHERE port=? AND workshop<>?",
+                         (port, workshop)).fetchone()
+        if row is not None:
+            raise PortTaken(f"port {port} is already used by workshop {row[0]!r}")
+
+    def _seal(self, username, password):
+        if username is None and password is None:
+            return None
+        return self._box.seal(Credentials(username or "", password or ""))
+
+    def _seal_token(self, token):
+        return self._fernet.encrypt(token.encode()).decode()
+
+    @staticmethod
+    def _row(row):
+        return Integration(
+            workshop=row["workshop"], erp_system=row["erp_system"], erp_url=row["erp_url"],
+            port=row["port"], active=bool(row["active"]), username=row["username"],
+            created_at=row["created_at"], updated_at=row["updated_at"],
+            credentials=row["credentials"], api_token=row["api_token"])
+
+
+def _key(workshop):
+    return unicodedata.normalize("NFC", workshop)

@@ -1,0 +1,99 @@
+"""Every setting of the fleet tooling (``manage.py``, the management API), read in one place.
+
+Values come from the environment, with ``.env`` filling in what it does not set, like the
+instance's own settings. Paths are made absolute here, because supervisord starts the
+programs from the repository root whatever directory the admin ran ``manage.py`` in.
+"""
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dotenv import load_dotenv
+
+from bridge.exceptions import ConfigError
+
+#: the repository root: where api.py and manage.py live
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class FleetSettings:
+    registry_db: Path  # REGISTRY_DB: the SQLite registry of integrations
+    supervisor_dir: Path  # SUPERVISOR_DIR: generated supervisord config, socket, pid and logs
+    queue_dir: Path  # QUEUE_DIR: handed to every instance; each uses QUEUE_DIR/<workshop>/
+    log_dir: Path  # LOG_DIR: handed to every instance
+    secret_key: str = field(default="", repr=False)  # SECRET_KEY: Fernet key, same as the instances'
+    management_token: str = field(default="", repr=False)  # MANAGEMENT_TOKEN: Bearer token of the management API
+    management_host: str = "127.0.0.1"  # MANAGEMENT_HOST: interface the management API listens on
+    management_port: int = 7000  # MANAGEMENT_PORT: port of the management API
+    instance_host: str = "127.0.0.1"  # INSTANCE_HOST: where the management API reaches the instances
+    probe_timeout: float = 1.5  # PROBE_TIMEOUT: seconds one instance gets to answer /alive
+    stop_wait_seconds: int = 120  # STOP_WAIT_SECONDS: graceful stop limit; above the slowest order
+    python: str = sys.executable  # FLEET_PYTHON: interpreter that runs api.py and the management API
+    api_script: Path = ROOT / "api.py"  # API_SCRIPT: the instance's entry point (a fake in unit tests)
+
+    @property
+    def supervisord_conf(self):
+        return self.supervisor_dir / "supervisord.conf"
+
+    @property
+    def socket_path(self):
+        return self.supervisor_dir / "supervisor.sock"
+
+
+def _path(env, name, default):
+    return Path(env.get(name) or default).expanduser().resolve()
+
+
+def _number(env, name, default, kind):
+    raw = env.get(name, "")
+    if raw == "":
+        return default
+    try:
+        return kind(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+
+
+def load_fleet_settings(env=None, dotenv=True):
+    """Build :class:`FleetSettings`.
+
+    :param env: a mapping to read instead of ``os.environ`` (tests)
+    :param dotenv: read ``.env`` into the environment first
+    :raises ConfigError: with a one-line message on a bad value
+    """
+    if env is None:
+        if dotenv:
+            load_dotenv(override=False)
+        env = os.environ
+    port = _number(env, "MANAGEMENT_PORT", FleetSettings.management_port, int)
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"MANAGEMENT_PORT must be between 1 and 65535, got {port}")
+    return FleetSettings(
+        registry_db=_path(env, "REGISTRY_DB", "task_queue/integrations.db"),
+        supervisor_dir=_path(env, "SUPERVISOR_DIR", "task_queue/supervisor"),
+        queue_dir=_path(env, "QUEUE_DIR", "task_queue"),
+        log_dir=_path(env, "LOG_DIR", "logs"),
+        secret_key=env.get("SECRET_KEY", ""),
+        management_token=env.get("MANAGEMENT_TOKEN", ""),
+        management_host=env.get("MANAGEMENT_HOST", "") or FleetSettings.management_host,
+        management_port=port,
+        instance_host=env.get("INSTANCE_HOST", "") or FleetSettings.instance_host,
+        probe_timeout=_number(env, "PROBE_TIMEOUT", FleetSettings.probe_timeout, float),
+        stop_wait_seconds=_number(env, "STOP_WAIT_SECONDS", FleetSettings.stop_wait_seconds, int),
+        python=env.get("FLEET_PYTHON", "") or FleetSettings.python,
+        api_script=_path(env, "API_SCRIPT", FleetSettings.api_script),
+    )
+
+
+def require(settings, *names):
+    """:raises ConfigError: when one of the named secret settings is empty"""
+    why = {
+        "secret_key": "SECRET_KEY is not set: ERP credentials and instance tokens are encrypted with it",
+        "management_token": "MANAGEMENT_TOKEN is not set: the management API needs its own token",
+    }
+    for name in names:
+        if not getattr(settings, name):
+            raise ConfigError(why[name])

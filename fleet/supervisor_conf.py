@@ -1,0 +1,167 @@
+"""supervisord configuration, generated from the registry.
+
+Layout under ``SUPERVISOR_DIR`` (see ``supervisor/README.md``)::
+
+    supervisord.conf        from supervisor/supervisord.conf.in
+    programs/<program>.conf one per active integration, from supervisor/program.conf.in
+    supervisor.sock         XML-RPC (mode 0700)
+    supervisord.pid, supervisord.log, logs/<program>.log
+
+The program files carry the instances' secrets in ``environment=`` (that is how an
+instance takes its settings), so the directory is 0700 and every file 0600.
+"""
+
+import os
+import re
+import shlex
+from pathlib import Path
+from string import Template
+
+from bridge.exceptions import ConfigError
+from bridge.names import file_name, program_name
+from fleet.settings import ROOT
+
+TEMPLATES = ROOT / "supervisor"
+
+#: supervisord ends a value at whitespace followed by ";" or "#" (an inline comment)
+_INLINE_COMMENT = re.compile(r"\s[;#]")
+
+
+def check_config_value(value):
+    """Make sure supervisor's config parser hands ``value`` to the program unchanged.
+
+    supervisor splits ``environment=`` with a non-POSIX shlex and strips quote characters
+    from both ends of each value, and its ini parser cuts inline comments and lines. The
+    message never contains the value: it may be a password.
+
+    :raises ValueError: for a value that cannot survive that
+    """
+    if any(c in value for c in "\r\n\x00"):
+        raise ValueError("must not contain line breaks")
+    if _INLINE_COMMENT.search(value):
+        raise ValueError("must not contain a space followed by ';' or '#'")
+    if '"' in value and "'" in value:
+        raise ValueError("must not contain both kinds of quote (' and \")")
+    if value and (value[0] in "'\"" or value[-1] in "'\""):
+        raise ValueError("must not start or end with a quote")
+    return value
+
+
+def _escape(text):
+    # supervisor expands %(here)s-style fields in every value: a literal % is %%
+    return text.replace("%", "%%")
+
+
+def quote_env_value(value):
+    check_config_value(value)
+    quote = "'" if '"' in value else '"'
+    return f"{quote}{_escape(value)}{quote}"
+
+
+def format_environment(env):
+    """``{"A": "x, y"}`` -> ``A="x, y"`` in supervisor's ``environment=`` syntax."""
+    return ",".join(f"{key}={quote_env_value(str(value))}" for key, value in env.items())
+
+
+def format_command(args):
+    """Arguments -> a ``command=`` line that supervisor's ``shlex.split`` gives back."""
+    args = [str(a) for a in args]
+    for arg in args:
+        check_config_value(arg)
+    return _escape(shlex.join(args))
+
+
+def instance_environment(settings, integration, api_token, credentials):
+    """The settings one instance runs with (see ``bridge/settings.py``).
+
+    Every key is set, also to "": an empty value in the environment keeps a stray
+    ``.env`` from filling in another workshop's login.
+    """
+    return {
+        "API_TOKEN": api_token,
+        "SECRET_KEY": settings.secret_key,
+        "ERP_SYSTEM": integration.erp_system,
+        "ERP_URL": integration.erp_url,
+        "ERP_USERNAME": credentials.username if credentials else "",
+        "ERP_PASSWORD": credentials.password if credentials else "",
+        "QUEUE_DIR": str(settings.queue_dir),
+        "LOG_DIR": str(settings.log_dir),
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def render_program(settings, integration, api_token, credentials):
+    """:returns: the ``[program:...]`` section text for one integration"""
+    env = instance_environment(settings, integration, api_token, credentials)
+    return Template((TEMPLATES / "program.conf.in").read_text("utf-8")).substitute(
+        workshop_comment=integration.workshop,
+        program=program_name(integration.workshop),
+        command=format_command([settings.python, settings.api_script, integration.port,
+                                integration.workshop]),
+        root=_escape(str(ROOT)),
+        environment=format_environment(env),
+        stop_wait_seconds=settings.stop_wait_seconds,
+        supervisor_dir=_escape(str(settings.supervisor_dir)),
+    )
+
+
+def render_main(settings):
+    """:returns: the text of ``supervisord.conf``"""
+    management_env = {
+        "REGISTRY_DB": settings.registry_db,
+        "SUPERVISOR_DIR": settings.supervisor_dir,
+        "QUEUE_DIR": settings.queue_dir,
+        "LOG_DIR": settings.log_dir,
+        "MANAGEMENT_HOST": settings.management_host,
+        "MANAGEMENT_PORT": settings.management_port,
+        "INSTANCE_HOST": settings.instance_host,
+        "PROBE_TIMEOUT": settings.probe_timeout,
+        "STOP_WAIT_SECONDS": settings.stop_wait_seconds,
+        "FLEET_PYTHON": settings.python,
+        "API_SCRIPT": settings.api_script,
+        "PYTHONUNBUFFERED": "1",
+    }
+    return Template((TEMPLATES / "supervisord.conf.in").read_text("utf-8")).substitute(
+        socket=_escape(str(settings.socket_path)),
+        supervisor_dir=_escape(str(settings.supervisor_dir)),
+        root=_escape(str(ROOT)),
+        management_command=format_command([settings.python, "-m", "fleet.serve"]),
+        management_environment=format_environment(management_env),
+    )
+
+
+def _write_private(path, text):
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.chmod(path, 0o600)
+
+
+def write_config(settings, programs):
+    """Write ``supervisord.conf`` and exactly the given program files.
+
+    :param programs: ``{program name: section text}`` for every active integration;
+        program files not in it are deleted (their integration was deactivated or removed)
+    :returns: the path of ``supervisord.conf``
+    """
+    if len(str(settings.socket_path)) > 100:
+        raise ConfigError(f"SUPERVISOR_DIR is too long for a unix socket path: {settings.supervisor_dir}")
+    base = Path(settings.supervisor_dir)
+    for sub in (base, base / "programs", base / "logs"):
+        sub.mkdir(parents=True, exist_ok=True)
+        os.chmod(sub, 0o700)
+    for name, text in programs.items():
+        tmp = base / "programs" / f".{name}.tmp"
+        _write_private(tmp, text)
+        os.replace(tmp, base / "programs" / f"{name}.conf")
+    for stale in (base / "programs").glob("*.conf"):
+        if stale.stem not in programs:
+            stale.unlink()
+    _write_private(settings.supervisord_conf, render_main(settings))
+    return settings.supervisord_conf
+
+
+def workshop_dirs(settings, workshop):
+    """:returns: the instance's data directories, for ``remove --delete-data``"""
+    return [Path(settings.queue_dir) / file_name(workshop),
+            Path(settings.log_dir) / "artifacts" / file_name(workshop)]

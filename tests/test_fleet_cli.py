@@ -1,0 +1,78 @@
+"""``python manage.py``, run as admins run it (a subprocess), without supervisord."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.fleet_helpers import Fleet, fleet_env
+
+URL = "http://127.0.0.1:5080"
+
+
+@pytest.fixture
+def fleet(tmp_path):
+    fleet = Fleet(fleet_env(tmp_path))
+    yield fleet
+    fleet.cleanup()
+
+
+def one_line_error(result, text):
+    assert result.returncode == 2, result
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert text in result.stderr, result.stderr
+
+
+def test_add_prints_the_token_once_and_list_never(fleet):
+    result = fleet.add("Bilverksted Ålesund", URL)
+    assert "supervisord not running" in result.stdout
+    token = fleet.tokens["Bilverksted Ålesund"]
+    listed = fleet.manage("list").stdout + fleet.manage("list", "--json").stdout
+    assert "Bilverksted Ålesund" in listed and token not in listed and "admin\n" not in listed
+    rows = json.loads(fleet.manage("list", "--json").stdout)
+    assert rows[0]["port"] == fleet.ports["Bilverksted Ålesund"] and rows[0]["active"] is True
+
+
+def test_explicit_token_and_password_from_stdin(fleet):
+    fleet.manage("add", "Bennys Auto", "--erp-system", "erp_sim", "--erp-url", URL, "--port", 9123,
+                 "--password", "-", "--api-token", "explicit-token-0123456789", stdin="pw from stdin\n")
+    conf = next(Path(fleet.env["SUPERVISOR_DIR"]).glob("programs/*.conf"))
+    text = conf.read_text()
+    assert 'ERP_PASSWORD="pw from stdin"' in text and "explicit-token-0123456789" in text
+
+
+def test_errors_are_one_line_and_exit_2(fleet):
+    fleet.add("Bennys Auto", URL, 9200)
+    one_line_error(fleet.manage("update", "Nobody", "--port", 9300, check=False), "no integration")
+    one_line_error(fleet.manage("add", "Bennys Auto", "--erp-system", "erp_sim", "--erp-url", URL,
+                                "--port", 9201, check=False), "exists")
+    one_line_error(fleet.manage("add", "Garage Tre", "--erp-system", "erp_sim", "--erp-url", URL,
+                                "--port", 9200, check=False), "port 9200")
+    one_line_error(fleet.manage("add", "Garage Tre", "--erp-system", "erp_sim", "--erp-url",
+                                "not a url", "--port", 9202, check=False), "erp_url")
+    one_line_error(fleet.manage("activate", "Nobody", check=False), "no integration")
+    fleet.env["SECRET_KEY"] = ""
+    one_line_error(fleet.manage("list", check=False), "SECRET_KEY")
+
+
+def test_update_activate_deactivate_remove(fleet, tmp_path):
+    fleet.add("Bennys Auto", URL)
+    fleet.manage("update", "Bennys Auto", "--erp-url", "http://127.0.0.1:5999", "--inactive")
+    row = json.loads(fleet.manage("list", "--json").stdout)[0]
+    assert (row["erp_url"], row["active"]) == ("http://127.0.0.1:5999", False)
+    fleet.manage("activate", "Bennys Auto")
+    assert json.loads(fleet.manage("list", "--json").stdout)[0]["active"] is True
+    status = fleet.manage("status")
+    assert "supervisord is not running" in status.stderr and "Bennys Auto" in status.stdout
+    queue = tmp_path / "task_queue" / "Bennys Auto"
+    queue.mkdir(parents=True)
+    fleet.manage("remove", "Bennys Auto")
+    assert queue.exists()
+    fleet.add("Bennys Auto", URL)
+    fleet.manage("remove", "Bennys Auto", "--delete-data")
+    assert not queue.exists() and json.loads(fleet.manage("list", "--json").stdout) == []
+
+
+def test_up_needs_the_management_token(fleet):
+    fleet.env["MANAGEMENT_TOKEN"] = ""
+    one_line_error(fleet.manage("up", check=False), "MANAGEMENT_TOKEN")

@@ -1,0 +1,237 @@
+"""The management API, on Flask's test client, with a hand-written fake supervisord and
+fake instances (tests/fleet_fake_instance.py). The real thing: test_fleet_supervisor.py."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from urllib.parse import quote
+
+import pytest
+import requests
+from cryptography.fernet import Fernet
+
+from bridge.exceptions import SupervisorUnavailable
+from fleet import states
+from fleet.control import Fleet
+from fleet.management import create_app
+from fleet.settings import load_fleet_settings
+from tests.fleet_helpers import FAKE_INSTANCE, ROOT, free_port, wait_for
+
+TOKEN = "management-token-for-tests"
+B = "Bilverksted Ålesund"
+
+
+class FakeSupervisor:
+    """Stands in for :class:`fleet.supervisor_client.Supervisor`; records what it is told."""
+
+    def __init__(self):
+        self.up = True
+        self.calls = []
+        self.states = {}  # program -> state
+
+    def _check(self):
+        if not self.up:
+            raise SupervisorUnavailable("supervisord does not answer (fake)")
+
+    def running(self):
+        return self.up
+
+    def processes(self):
+        self._check()
+        return {n: {"state": s, "pid": 1234, "description": "", "exitstatus": 0}
+                for n, s in self.states.items()}
+
+    def state(self, name):
+        self._check()
+        return self.states.get(name, states.NOT_CONFIGURED)
+
+    def start(self, name):
+        self._check()
+        self.calls.append(("start", name))
+        self.states[name] = states.RUNNING
+
+    def stop(self, name, wait=False):
+        self._check()
+        self.calls.append(("stop", name))
+        self.states[name] = states.STOPPED
+
+    def apply(self, name):
+        self.calls.append(("apply", name))
+        return "restarted"
+
+
+@pytest.fixture
+def fleet(tmp_path):
+    settings = load_fleet_settings({
+        "SECRET_KEY": Fernet.generate_key().decode(), "MANAGEMENT_TOKEN": TOKEN,
+        "REGISTRY_DB": str(tmp_path / "r.db"), "SUPERVISOR_DIR": str(tmp_path / "sup"),
+        "QUEUE_DIR": str(tmp_path / "q"), "LOG_DIR": str(tmp_path / "l"), "PROBE_TIMEOUT": "1"})
+    return Fleet(settings, supervisor=FakeSupervisor())
+
+
+@pytest.fixture
+def client(fleet):
+    client = create_app(fleet.settings, fleet).test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {TOKEN}"
+    return client
+
+
+@pytest.fixture
+def fake_instances():
+    """Start fake instances: ``start(workshop, port, token, hang=False)``; all stopped after."""
+    procs = []
+
+    def start(workshop, port, token, hang=False):
+        env = {**os.environ, "API_TOKEN": token, **({"FAKE_HANG_ALIVE": "1"} if hang else {})}
+        proc = subprocess.Popen([sys.executable, FAKE_INSTANCE, str(port), workshop], cwd=ROOT,
+                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        procs.append(proc)
+
+        def listening():
+            try:
+                requests.head(f"http://127.0.0.1:{port}/", timeout=0.5)
+                return True
+            except requests.RequestException:
+                return False
+        wait_for(listening, 15, message=f"fake instance {workshop}")
+        return proc
+
+    yield start
+    for proc in procs:
+        proc.kill()
+        proc.wait(5)
+
+
+def create(client, name, port=None, **extra):
+    body = {"workshop": name, "erp_system": "erp_sim", "erp_url": "http://127.0.0.1:5080",
+            "port": port or free_port(), "username": "admin", "password": "s3cret-pw", **extra}
+    return client.post("/integrations", json=body)
+
+
+def path(workshop, action=""):
+    return f"/integrations/{quote(workshop, safe='')}" + (f"/{action}" if action else "")
+
+
+def test_every_integrations_path_needs_the_management_token(client):
+    for token in (None, "wrong", "Bearer wrong"):
+        headers = {"Authorization": token} if token else {"Authorization": ""}
+        r = client.get("/integrations", headers=headers)
+        assert r.status_code == 401 and r.json["error"] == "UNAUTHORIZED"
+    assert client.get("/").status_code == 200  # the page itself holds no data
+
+
+def test_create_shows_the_token_once_and_never_a_secret_again(client, fleet):
+    r = create(client, B, api_token="instance-token-abcdefgh")
+    assert r.status_code == 201, r.json
+    assert r.json["api_token"] == "instance-token-abcdefgh"
+    assert r.json["integration"]["workshop"] == B and r.json["supervisor"] == "restarted"
+    everything = json.dumps([client.get("/integrations").json, client.get(path(B)).json,
+                             client.put(path(B), json={"erp_url": "http://x:1"}).json])
+    assert "s3cret-pw" not in everything and "instance-token-abcdefgh" not in everything
+    assert client.get(path(B)).json["workshop"] == B  # URL-encoded non-ASCII name
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"erp_url": "ftp://nope"}, "erp_url"),
+    ({"port": 80}, "port"),
+    ({"erp_system": "sap"}, "erp_system"),
+    ({"workshop": "a/b"}, "workshop"),
+    ({"password": "line\nbreak"}, "password"),
+    ({"surprise": 1}, "surprise"),
+])
+def test_bad_requests_are_clear_400s(client, body, field):
+    body = dict(body)
+    r = create(client, body.pop("workshop", "Bennys Auto"), **body)
+    assert r.status_code == 400 and r.json["error"] == "INVALID_INTEGRATION"
+    assert r.json["message"].startswith(field) and "line\nbreak" not in r.json["message"]
+
+
+def test_bodies_that_are_not_json_objects(client):
+    assert client.post("/integrations", data="x", content_type="text/plain").status_code == 400
+    assert client.post("/integrations", json=[1, 2]).status_code == 400
+    create(client, "Bennys Auto")
+    assert client.put(path("Bennys Auto"), json={"port": "many"}).status_code == 400
+
+
+def test_conflicts_and_unknowns(client, fleet):
+    port = free_port()
+    assert create(client, "Bennys Auto", port=port).status_code == 201
+    assert create(client, "Bennys Auto").json["error"] == "DUPLICATE_INTEGRATION"
+    assert create(client, "Garage Tre", port=port).status_code == 409
+    r = create(client, "Garage Tre", port=fleet.settings.management_port)
+    assert r.status_code == 409 and "MANAGEMENT_PORT" in r.json["message"]
+    for method, p in (("GET", path("Nobody")), ("PUT", path("Nobody", "start")),
+                      ("DELETE", path("Nobody")), ("PUT", path("Bennys Auto", "explode"))):
+        assert client.open(p, method=method).status_code == 404
+
+
+def test_reconfigure_and_activation_act_on_that_program_only(client, fleet):
+    create(client, "Bennys Auto")
+    create(client, B)
+    fleet.supervisor.calls.clear()
+    assert client.put(path(B), json={"password": "new"}).status_code == 200
+    assert client.put(path(B, "deactivate")).json["integration"]["active"] is False
+    assert client.put(path(B, "start")).status_code == 400  # inactive: activate it first
+    assert client.put(path(B, "activate")).status_code == 200
+    program = fleet.get(B).program
+    assert fleet.supervisor.calls == [("apply", program)] * 3
+
+
+def test_start_and_stop_go_through_supervisor(client, fleet):
+    create(client, B)
+    program = fleet.get(B).program
+    assert client.put(path(B, "start")).json["process_state"] == "RUNNING"
+    assert client.put(path(B, "stop")).json["process_state"] == "STOPPED"
+    assert fleet.supervisor.calls[-2:] == [("start", program), ("stop", program)]
+
+
+def test_delete_keeps_data_unless_asked(client, fleet):
+    for name in ("Bennys Auto", B):
+        create(client, name)
+        queue = fleet.settings.queue_dir / name
+        queue.mkdir(parents=True)
+    assert client.delete(path("Bennys Auto")).json["data_deleted"] is False
+    assert (fleet.settings.queue_dir / "Bennys Auto").exists()
+    assert client.delete(path(B) + "?delete_data=true").json["data_deleted"] is True
+    assert not (fleet.settings.queue_dir / B).exists()
+    assert client.get("/integrations").json == {"integrations": []}
+    assert client.delete(path(B) + "?delete_data=perhaps").status_code == 400
+
+
+def test_worker_commands_reach_the_instance_with_its_token(client, fleet, fake_instances):
+    port = free_port()
+    token = create(client, B, port=port).json["api_token"]
+    fake_instances(B, port, token)
+    fleet.supervisor.states[fleet.get(B).program] = states.RUNNING
+    assert client.get(path(B)).json["health"] == states.OK
+    r = client.put(path(B, "stop_worker"))
+    assert r.status_code == 200 and r.json["instance"]["worker"] == "stopped"
+    one = client.get(path(B)).json
+    assert (one["health"], one["worker"], one["queue_length"]) == (states.WORKER_STOPPED, "stopped", 0)
+    assert client.put(path(B, "kill")).status_code == 200
+    wait_for(lambda: client.get(path(B)).json["alive"] is None, 10, 0.1, "the fake to exit")
+    assert client.get(path(B)).json["health"] == states.UNREACHABLE  # supervisor still says RUNNING
+    r = client.put(path(B, "start_worker"))
+    assert r.status_code == 502 and r.json["error"] == "INSTANCE_UNREACHABLE"
+
+
+def test_hung_instances_do_not_slow_the_overview(client, fleet, fake_instances):
+    for n in range(6):
+        port = free_port()
+        token = create(client, f"Hung {n}", port=port).json["api_token"]
+        fake_instances(f"Hung {n}", port, token, hang=True)
+    started = time.monotonic()
+    overview = client.get("/integrations").json["integrations"]
+    assert time.monotonic() - started < 2 * fleet.settings.probe_timeout + 1
+    assert [i["alive"] for i in overview] == [None] * 6
+
+
+def test_the_overview_answers_while_supervisord_is_down(client, fleet):
+    create(client, B)
+    fleet.supervisor.up = False
+    one = client.get(path(B)).json
+    assert one["process"]["state"] == states.UNKNOWN and one["health"] == states.DOWN
+    r = client.put(path(B, "start"))
+    assert r.status_code == 503 and r.json["error"] == "SUPERVISOR_UNAVAILABLE"

@@ -1,0 +1,76 @@
+"""The registry: integrations in SQLite, secrets encrypted at rest."""
+
+import unicodedata
+
+import pytest
+from cryptography.fernet import Fernet
+
+from bridge.exceptions import ConfigError, DuplicateIntegration, PortTaken, UnknownIntegration
+from fleet.registry import Registry
+
+URL = "http://127.0.0.1:5080"
+
+
+@pytest.fixture
+def registry(tmp_path):
+    return Registry(tmp_path / "integrations.db", Fernet.generate_key().decode())
+
+
+def test_add_get_and_secrets_only_encrypted_on_disk(registry):
+    registry.add("Bilverksted Ålesund", "erp_sim", URL, 8101, "instance-token-0123456789",
+                 username="admin", password="hemmelig-passord")
+    found = registry.get("Bilverksted Ålesund")
+    assert (found.port, found.active, found.username) == (8101, True, "admin")
+    assert registry.credentials(found).password == "hemmelig-passord"
+    assert registry.api_token(found) == "instance-token-0123456789"
+    raw = registry.path.read_bytes()
+    assert b"hemmelig-passord" not in raw and b"instance-token-0123456789" not in raw
+    public = found.public()
+    assert "credentials" not in public and "api_token" not in public and public["has_password"]
+    assert "hemmelig" not in repr(found)
+
+
+def test_names_are_normalised_so_composed_and_decomposed_are_one(registry):
+    registry.add(unicodedata.normalize("NFD", "Bilverksted Ålesund"), "erp_sim", URL, 8101, "t" * 20)
+    assert registry.get(unicodedata.normalize("NFC", "Bilverksted Ålesund")).port == 8101
+
+
+def test_duplicates_and_names_that_would_share_files(registry):
+    registry.add("Bennys Auto", "erp_sim", URL, 8101, "t" * 20)
+    with pytest.raises(DuplicateIntegration):
+        registry.add("Bennys Auto", "erp_sim", URL, 8102, "t" * 20)
+    with pytest.raises(DuplicateIntegration, match="share files"):
+        registry.add("bennys auto", "erp_sim", URL, 8103, "t" * 20)
+    with pytest.raises(PortTaken):
+        registry.add("Garage Tre", "erp_sim", URL, 8101, "t" * 20)
+
+
+def test_update_keeps_what_is_not_given(registry):
+    registry.add("Bennys Auto", "erp_sim", URL, 8101, "t" * 20, username="admin", password="pw")
+    before, after = registry.update("Bennys Auto", password="new-pw", port=8102, erp_url=None)
+    assert (after.port, after.erp_url, after.username) == (8102, URL, "admin")
+    assert registry.credentials(after).password == "new-pw"
+    assert registry.api_token(after) == "t" * 20
+    assert after.updated_at >= before.updated_at
+    _, after = registry.update("Bennys Auto", active=False)
+    assert after.active is False
+
+
+def test_remove_and_unknown(registry):
+    registry.add("Bennys Auto", "erp_sim", URL, 8101, "t" * 20)
+    registry.remove("Bennys Auto")
+    assert registry.all() == []
+    with pytest.raises(UnknownIntegration):
+        registry.get("Bennys Auto")
+
+
+def test_another_secret_key_cannot_read_the_secrets(registry):
+    registry.add("Bennys Auto", "erp_sim", URL, 8101, "t" * 20)
+    other = Registry(registry.path, Fernet.generate_key().decode())
+    with pytest.raises(ConfigError, match="SECRET_KEY"):
+        other.api_token(other.get("Bennys Auto"))
+
+
+def test_a_bad_secret_key_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError):
+        Registry(tmp_path / "r.db", "not-a-fernet-key")
