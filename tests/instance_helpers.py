@@ -1,0 +1,114 @@
+"""Start a real instance (``python api.py PORT WORKSHOP``) as a subprocess for
+end-to-end tests: ephemeral port, its own folders, readiness polled with a deadline."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import requests
+from cryptography.fernet import Fernet
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class RunningInstance:
+    """One ``api.py`` process. ``start()`` may be called again after it died
+    (same port, token, key and folders), as supervisor would restart it."""
+
+    def __init__(self, tmp_path, erp_url, workshop="Bennys Auto", **env):
+        self.workshop = workshop
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.token = "test-token-" + os.urandom(6).hex()
+        self.queue_dir = str(tmp_path / "task_queue")
+        self.log_dir = str(tmp_path / "logs")
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("ERP_", "API_"))}
+        self.env.update(
+            API_TOKEN=self.token, SECRET_KEY=Fernet.generate_key().decode(),
+            ERP_SYSTEM="erp_sim", ERP_URL=erp_url, ERP_USERNAME="admin", ERP_PASSWORD="admin",
+            QUEUE_DIR=self.queue_dir, LOG_DIR=self.log_dir, RETRY_BASE_SECONDS="0.2",
+            RETRY_MAX_SECONDS="1", PAGE_LOAD_TIMEOUT="10", WAIT_TIMEOUT="5",
+        )
+        self.env.update({k: str(v) for k, v in env.items()})
+        self.proc = None
+        self.stderr_path = str(tmp_path / f"instance-{self.port}.stderr")
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"Bearer {self.token}"
+
+    def start(self, timeout=20):
+        stderr = open(self.stderr_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, os.path.join(ROOT, "api.py"), str(self.port), self.workshop],
+            cwd=ROOT, env=self.env, stdout=stderr, stderr=stderr)
+        stderr.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"instance exited with {self.proc.returncode}: {self.stderr()}")
+            try:
+                if requests.get(self.url + "/alive", timeout=1).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"instance not alive within {timeout} s: {self.stderr()}")
+
+    def stderr(self):
+        with open(self.stderr_path, encoding="utf-8", errors="replace") as handle:
+            return handle.read()[-3000:]
+
+    # -- API --------------------------------------------------------------------
+
+    def create(self, **order):
+        body = {"workshop": self.workshop, "worksheet": "1", "product_nr": "10",
+                "product_amount": "5"}
+        body.update(order)
+        return self.session.post(self.url + "/create", json=body, timeout=10)
+
+    def status(self, uniqueid):
+        return self.session.get(self.url + "/get_order_status", params={"uniqueid": uniqueid},
+                                timeout=10).json()
+
+    def wait_final(self, uniqueids, timeout=120):
+        """:returns: {uniqueid: record} once every order is created or error"""
+        deadline = time.monotonic() + timeout
+        pending = set(uniqueids)
+        done = {}
+        while pending:
+            for uniqueid in list(pending):
+                record = self.status(uniqueid)
+                if record["status"] in ("created", "error"):
+                    done[uniqueid] = record
+                    pending.discard(uniqueid)
+            if pending and time.monotonic() > deadline:
+                raise AssertionError(f"not final within {timeout} s: {sorted(pending)[:5]}")
+            if pending:
+                time.sleep(0.1)
+        return done
+
+    # -- lifecycle --------------------------------------------------------------
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self, timeout=60):
+        """SIGTERM and wait: :returns: the exit code"""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        return self.proc.returncode if self.proc else None
