@@ -57,7 +57,9 @@ class Instance:
         self.reconcile()
 
     def _default_integration_factory(self, logger):
-        cls = get_integration_class(self.settings.erp_system)
+        # The integration module (Selenium and its HTTP stack) is imported when the
+        # first order needs it, not at start: an idle instance stays small.
+        name = self.settings.erp_system
         config = IntegrationConfig(
             erp_url=self.settings.erp_url,
             artifact_dir=self.settings.artifact_dir,
@@ -66,7 +68,7 @@ class Instance:
             selenium_remote_url=self.settings.selenium_remote_url,
         )
         logger = logger or logging.getLogger("oilmat.orderline")
-        return lambda: cls(config, logger)
+        return lambda: get_integration_class(name)(config, logger)
 
     # -- start-up -----------------------------------------------------------------
 
@@ -141,7 +143,7 @@ class Instance:
             "worker": self.worker.state,
             "workshop": self.settings.workshop,
             "queue_length": self.store.count_active(),
-            "current_order": self.worker.current,
+            "current_orders": self.worker.current,
             "last_success": self.store.last_success(),
             "last_error": self.store.last_error(),
         }

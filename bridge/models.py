@@ -122,7 +122,8 @@ class Alive(BaseModel):
     worker: str = Field(description="running, stopping or stopped.")
     workshop: str
     queue_length: int
-    current_order: Optional[str] = None
+    current_orders: list[str] = Field(default_factory=list,
+                                      description="uniqueids of the orders in hand.")
     last_success: Optional[str] = None
     last_error: Optional[dict] = None
 

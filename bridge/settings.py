@@ -52,6 +52,8 @@ class Settings:
     max_attempts: int = 5  # MAX_ATTEMPTS: tries per order before a transient error is final
     retry_base_seconds: float = 2.0  # RETRY_BASE_SECONDS: first backoff; doubles per attempt
     retry_max_seconds: float = 60.0  # RETRY_MAX_SECONDS: cap on one backoff
+    retry_budget_seconds: float = 900.0  # RETRY_BUDGET_SECONDS: total time an order may spend retrying
+    batch_size: int = 25  # BATCH_SIZE: orders taken at once; same-worksheet orders share a visit
     browser_idle_seconds: float = 60.0  # BROWSER_IDLE_SECONDS: close the browser after this idle time
     page_load_timeout: float = 20.0  # PAGE_LOAD_TIMEOUT: seconds for one ERP page load
     wait_timeout: float = 10.0  # WAIT_TIMEOUT: seconds for one element or page state
@@ -111,6 +113,8 @@ def load_settings(port, workshop, env=None, dotenv=True):
         max_attempts=_int(env, "MAX_ATTEMPTS", Settings.max_attempts),
         retry_base_seconds=_float(env, "RETRY_BASE_SECONDS", Settings.retry_base_seconds),
         retry_max_seconds=_float(env, "RETRY_MAX_SECONDS", Settings.retry_max_seconds),
+        retry_budget_seconds=_float(env, "RETRY_BUDGET_SECONDS", Settings.retry_budget_seconds),
+        batch_size=max(1, _int(env, "BATCH_SIZE", Settings.batch_size)),
         browser_idle_seconds=_float(env, "BROWSER_IDLE_SECONDS", Settings.browser_idle_seconds),
         page_load_timeout=_float(env, "PAGE_LOAD_TIMEOUT", Settings.page_load_timeout),
         wait_timeout=_float(env, "WAIT_TIMEOUT", Settings.wait_timeout),

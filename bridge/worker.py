@@ -1,16 +1,23 @@
-"""The worker: one thread that takes orders off the queue, FIFO, and writes them into
-the ERP through the workshop's integration.
+"""The worker: one thread that takes orders off the queue and writes them into the ERP
+through the workshop's integration.
 
 Per order: ``placed -> processing -> created``, or ``-> error`` with a reason code.
 
-* Permanent errors (:class:`~bridge.exceptions.PermanentError`) end the order at once.
-* Anything else is transient: the same order is tried again after an exponential
-  backoff with jitter, up to ``max_attempts``; then it ends in ``error`` with the last
-  reason code. Retrying in place (rather than re-queueing at the tail) keeps the queue
-  FIFO -- when the ERP is down, later orders would fail the same way anyway.
-* Stopping is graceful: the order in hand is finished; one waiting out a backoff is
-  released back to the head of the queue as ``placed``.
-* No exception ends the thread; a failure outside an order is logged and the loop goes on.
+* **Batches per worksheet.** The worker takes the orders that are waiting (up to
+  ``batch_size``, oldest first) and hands the ones for the same worksheet and the same
+  ERP login to the integration together, so a worksheet is visited once for all of
+  them. Worksheets are visited in the order their first order arrived.
+* **Permanent errors** (:class:`~bridge.exceptions.PermanentError`) end that order at
+  once; the other orders of its batch go on.
+* **Anything else is transient**: the orders that failed are tried again together after
+  an exponential backoff with jitter, until each has had ``max_attempts`` tries or has
+  spent ``retry_budget_seconds`` since the worker took it; then it ends in ``error``
+  with the last reason code. Retrying before taking new work keeps the queue FIFO --
+  when the ERP is down, later orders would fail the same way.
+* **Stopping is graceful**: the visit in progress is finished; orders waiting out a
+  backoff are released back to ``placed`` and stay at the head of the queue.
+* No exception ends the thread. If one escapes an unforeseen way, the orders in hand are
+  released (``placed``, back on the queue) and the loop goes on.
 * The browser is closed after ``browser_idle_seconds`` without work, so an idle
   workshop holds no browser.
 """
@@ -20,12 +27,39 @@ import threading
 import time
 from decimal import Decimal
 
-from bridge.exceptions import LoginFailed, PermanentError
+from bridge.exceptions import LoginFailed, PermanentError, TransientError
 from bridge.status import OrderStatus
 from integrations.base import Credentials, LineOutcome, OrderLine
 
 #: how long one blocking ``get`` waits before the loop checks for stop and idleness
 POLL_SECONDS = 0.5
+#: compact the queue file after this many acknowledgements (and whenever idle)
+COMPACT_EVERY = 100
+
+
+class _Order:
+    """One order in hand: its queue row, payload and attempt bookkeeping."""
+
+    __slots__ = ("row_id", "payload", "uniqueid", "attempts", "taken_at", "line", "credentials")
+
+    def __init__(self, row_id, payload, attempts, credentials):
+        self.row_id = row_id
+        self.credentials = credentials  # plaintext, in memory only
+        self.payload = payload
+        self.uniqueid = payload["uniqueid"]
+        self.attempts = attempts
+        self.taken_at = time.monotonic()
+        self.line = OrderLine(
+            uniqueid=self.uniqueid,
+            worksheet=str(payload["worksheet"]),
+            product_nr=str(payload["product_nr"]),
+            product_amount=Decimal(payload["product_amount"]),
+        )
+
+    @property
+    def group_key(self):
+        # by the login, not by its sealed form: every seal of the same login differs
+        return (self.line.worksheet, self.credentials)
 
 
 class Worker:
@@ -52,7 +86,7 @@ class Worker:
         self._stop = threading.Event()
         self._state_lock = threading.Lock()
         self._last_work = time.monotonic()
-        self.current = None  # uniqueid of the order in hand, for /alive
+        self._in_hand = []  # the orders of the current batch not yet acknowledged
         self._acks_since_compact = 0
 
     # -- control (called from request threads) ------------------------------------
@@ -67,15 +101,18 @@ class Worker:
             return "stopped"
         return "stopping" if self._stop.is_set() else "running"
 
+    @property
+    def current(self):
+        """uniqueids of the orders in hand, for ``/alive``"""
+        return [order.uniqueid for order in list(self._in_hand)]
+
     def start(self):
         """Start the thread if it is not running. :returns: whether it was running"""
         with self._state_lock:
             if self.running:
-                if self._stop.is_set():
-                    # a stop is under way: let it finish, then start afresh
-                    self._thread.join()
-                else:
+                if not self._stop.is_set():
                     return True
+                self._thread.join()  # a stop is under way: let it finish, then start afresh
             self._stop.clear()
             self._thread = threading.Thread(target=self._run, name="order-worker", daemon=True)
             self._thread.start()
@@ -83,7 +120,7 @@ class Worker:
             return False
 
     def stop(self, timeout=None):
-        """Stop gracefully: finish the order in hand, then end the thread.
+        """Stop gracefully: finish the visit in progress, release what waits for a retry.
 
         :param timeout: seconds to wait for the thread; None waits as long as it takes
             (every ERP step is bounded, so this is bounded too)
@@ -94,8 +131,8 @@ class Worker:
             self._stop.set()
             if was_running:
                 self._thread.join(timeout)
-            if was_running and not self._thread.is_alive():
-                self.log.info("worker stopped")
+                if not self._thread.is_alive():
+                    self.log.info("worker stopped")
             return was_running
 
     # -- the loop (worker thread) -------------------------------------------------
@@ -106,104 +143,163 @@ class Worker:
                 try:
                     self._step()
                 except Exception:  # the thread must outlive any bug in one step
-                    self.log.exception("worker step failed; continuing")
+                    self.log.exception("worker step failed; orders in hand released")
+                    self._release_in_hand("released after an internal error")
                     self._stop.wait(1.0)
         finally:
             self._close_integration()
 
     def _step(self):
-        item = self.queue.get(timeout=POLL_SECONDS)
-        if item is None:
-            idle = time.monotonic() - self._last_work
-            if self._integration is not None and idle >= self.settings.browser_idle_seconds:
-                self.log.info("idle for %.0f s: closing the browser", idle)
-                self._close_integration()
-            if self._acks_since_compact:
-                self.queue.compact()
-                self._acks_since_compact = 0
+        first = self.queue.get(timeout=POLL_SECONDS)
+        if first is None:
+            self._idle()
             return
-        row_id, payload = item
+        items = [first]
+        while len(items) < self.settings.batch_size:
+            more = self.queue.get(timeout=0)
+            if more is None:
+                break
+            items.append(more)
         try:
-            self.current = payload.get("uniqueid")
-            finished = self._process(payload)
-        except BaseException:
-            self.queue.nack(row_id)  # keep the order; it is delivered again next
-            raise
+            self._in_hand = self._take(items)
+            self._work()
         finally:
-            self.current = None
             self._last_work = time.monotonic()
-        if finished:
-            self.queue.ack(row_id)
-            self._acks_since_compact += 1
-            if self._acks_since_compact >= 100:
-                self.queue.compact()
-                self._acks_since_compact = 0
-        else:
-            self.queue.nack(row_id)
 
-    def _process(self, payload):
-        """Drive one order to an end.
+    def _idle(self):
+        idle = time.monotonic() - self._last_work
+        if self._integration is not None and idle >= self.settings.browser_idle_seconds:
+            self.log.info("idle for %.0f s: closing the browser", idle)
+            self._close_integration()
+        if self._acks_since_compact:
+            self.queue.compact()
+            self._acks_since_compact = 0
 
-        :returns: True when the queue item is done with (acknowledge it), False when
-            the order was released and must stay queued
-        """
-        uniqueid = payload["uniqueid"]
-        if not self.store.move(uniqueid, OrderStatus.PROCESSING, expect=OrderStatus.PLACED):
-            # cleared by /clear_queue, or already finished before a crash: nothing to do
-            self.log.info("order %s is no longer placed; skipping it", uniqueid)
-            return True
-        line = OrderLine(
-            uniqueid=uniqueid,
-            worksheet=str(payload["worksheet"]),
-            product_nr=str(payload["product_nr"]),
-            product_amount=Decimal(payload["product_amount"]),
-        )
-        self.log.info("order %s: worksheet %s, product %s, amount %s",
-                      uniqueid, line.worksheet, line.product_nr, line.product_amount)
-        attempt = 0
-        while True:
-            attempt += 1
-            started = time.monotonic()
+    def _take(self, items):
+        """Move each delivered order to ``processing``; acknowledge the ones that are
+        not waiting any more (cleared by ``/clear_queue``, or finished before a crash)."""
+        taken = []
+        for row_id, payload in items:
+            uniqueid = payload.get("uniqueid")
+            record = self.store.get(uniqueid, with_history=False) if uniqueid else None
+            if record is None or record["status"] not in (OrderStatus.PLACED.value,
+                                                          OrderStatus.PROCESSING.value):
+                self.log.info("order %s is no longer waiting; skipping it", uniqueid)
+                self._ack(row_id)
+                continue
+            if record["status"] == OrderStatus.PLACED.value and not self.store.move(
+                    uniqueid, OrderStatus.PROCESSING, expect=OrderStatus.PLACED):
+                self._ack(row_id)  # lost a race with /clear_queue
+                continue
             try:
                 credentials = self._credentials(payload)
-                outcome = self._integration_for_use().add_line(line, credentials)
             except PermanentError as exc:
                 self.store.note_attempt(uniqueid)
-                self._fail(uniqueid, exc.reason_code, exc.reason_text)
-                return True
-            except Exception as exc:  # transient by contract, also for the unforeseen
-                code = getattr(exc, "reason_code", "UNEXPECTED_ERROR")
-                text = getattr(exc, "reason_text", None) or f"{type(exc).__name__}: {exc}"
-                self.store.note_attempt(uniqueid, code, text)
-                if attempt >= self.settings.max_attempts:
-                    self._fail(uniqueid, code, f"gave up after {attempt} attempts: {text}")
-                    return True
-                delay = self._backoff(attempt)
-                self.log.warning("order %s attempt %d failed (%s: %s); retrying in %.1f s",
-                                 uniqueid, attempt, code, text, delay)
-                if self._stop.wait(delay):
-                    self.store.move(uniqueid, OrderStatus.PLACED, expect=OrderStatus.PROCESSING,
-                                    reason_text="released: worker stopped during a retry wait")
-                    self.log.info("order %s released: worker stopping", uniqueid)
-                    return False
+                self._end_in_error(uniqueid, row_id, exc.reason_code, exc.reason_text)
                 continue
-            self.store.note_attempt(uniqueid)
-            note = "line already on the worksheet" if outcome == LineOutcome.EXISTED else None
-            self.store.move(uniqueid, OrderStatus.CREATED, reason_text=note)
-            self.log.info("order %s created (%s) in %.2f s", uniqueid, outcome.value,
-                          time.monotonic() - started)
-            return True
+            taken.append(_Order(row_id, payload, record["attempts"], credentials))
+        return taken
+
+    def _work(self):
+        """Drive the orders in hand to an end, in rounds: one visit per worksheet per
+        round, then a backoff before the transient failures are tried again."""
+        while self._in_hand:
+            retry = []
+            for group in self._groups(self._in_hand):
+                retry += self._visit(group)
+            self._in_hand = retry
+            if not retry:
+                return
+            delay = self._backoff(max(order.attempts for order in retry))
+            self.log.warning("%d order(s) failed transiently; retrying in %.1f s",
+                             len(retry), delay)
+            if self._stop.wait(delay):
+                self._release_in_hand("released: worker stopped during a retry wait")
+                return
+
+    @staticmethod
+    def _groups(orders):
+        groups = {}
+        for order in orders:  # dicts keep insertion order: first arrival decides
+            groups.setdefault(order.group_key, []).append(order)
+        return list(groups.values())
+
+    def _visit(self, group):
+        """One visit to one worksheet. :returns: the orders to try again"""
+        worksheet = group[0].line.worksheet
+        started = time.monotonic()
+        try:
+            results = self._integration_for_use().add_lines(
+                worksheet, [order.line for order in group], group[0].credentials)
+        except PermanentError as exc:
+            results = {order.uniqueid: exc for order in group}
+        except Exception as exc:  # transient by contract, also for the unforeseen
+            if not isinstance(exc, TransientError):
+                self.log.exception("worksheet %s: unexpected error", worksheet)
+            results = {order.uniqueid: exc for order in group}
+        self.log.info("worksheet %s: %d order(s) in %.2f s", worksheet, len(group),
+                      time.monotonic() - started)
+        retry = []
+        for order in group:
+            result = results.get(order.uniqueid)
+            if result is None:
+                result = TransientError("the integration returned no result for this line",
+                                        reason_code="UNEXPECTED_ERROR")
+            order.attempts += 1
+            if isinstance(result, LineOutcome):
+                self.store.note_attempt(order.uniqueid)
+                note = "line already on the worksheet" if result == LineOutcome.EXISTED else None
+                self.store.move(order.uniqueid, OrderStatus.CREATED, reason_text=note)
+                self.log.info("order %s created (%s)", order.uniqueid, result.value)
+                self._ack(order.row_id)
+            elif isinstance(result, PermanentError):
+                self.store.note_attempt(order.uniqueid)
+                self._fail(order, result.reason_code, result.reason_text)
+            else:
+                code = getattr(result, "reason_code", "UNEXPECTED_ERROR")
+                text = getattr(result, "reason_text", None) or f"{type(result).__name__}: {result}"
+                self.store.note_attempt(order.uniqueid, code, text)
+                spent = time.monotonic() - order.taken_at
+                if order.attempts >= self.settings.max_attempts:
+                    self._fail(order, code, f"gave up after {order.attempts} attempts: {text}")
+                elif spent >= self.settings.retry_budget_seconds:
+                    self._fail(order, code, f"gave up after {spent:.0f} s "
+                                            f"({order.attempts} attempts): {text}")
+                else:
+                    retry.append(order)
+        return retry
 
     # -- helpers ------------------------------------------------------------------
 
-    def _fail(self, uniqueid, code, text):
+    def _ack(self, row_id):
+        self.queue.ack(row_id)
+        self._acks_since_compact += 1
+        if self._acks_since_compact >= COMPACT_EVERY:
+            self.queue.compact()
+            self._acks_since_compact = 0
+
+    def _fail(self, order, code, text):
+        self._end_in_error(order.uniqueid, order.row_id, code, text)
+
+    def _end_in_error(self, uniqueid, row_id, code, text):
         self.store.move(uniqueid, OrderStatus.ERROR, reason_code=code, reason_text=text)
         self.log.error("order %s failed: %s: %s", uniqueid, code, text)
+        self._ack(row_id)
 
-    def _backoff(self, attempt):
+    def _release_in_hand(self, why):
+        """Put every order in hand back: ``placed``, at the head of the queue."""
+        for order in self._in_hand:
+            self.store.move(order.uniqueid, OrderStatus.PLACED, expect=OrderStatus.PROCESSING,
+                            reason_text=why)
+            self.queue.nack(order.row_id)
+        if self._in_hand:
+            self.log.info("%d order(s) %s", len(self._in_hand), why)
+        self._in_hand = []
+
+    def _backoff(self, attempts):
         ceiling = min(self.settings.retry_max_seconds,
-                      self.settings.retry_base_seconds * 2 ** (attempt - 1))
-        return ceiling * random.uniform(0.5, 1.0)  # jitter: retries of many orders spread out
+                      self.settings.retry_base_seconds * 2 ** max(attempts - 1, 0))
+        return ceiling * random.uniform(0.5, 1.0)  # jitter: many retries spread out
 
     def _credentials(self, payload):
         if payload.get("credentials"):

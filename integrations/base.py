@@ -89,5 +89,35 @@ class Integration:
         """
         raise NotImplementedError  # abstract
 
+    def add_lines(self, worksheet, lines, credentials):
+        """Write several lines onto one worksheet, ideally in one visit to it.
+
+        The worker groups orders waiting for the same worksheet (and the same login)
+        and hands them over together. Each line gets its own result: one line's
+        unknown product must not fail the others. Idempotent per line, like
+        :meth:`add_line`.
+
+        This default visits the worksheet once per line; an integration that can do
+        better (read the lines once, add them one after another on the same page)
+        overrides it.
+
+        :param worksheet: the worksheet number all ``lines`` are for
+        :param lines: a list of :class:`OrderLine`, in queue order
+        :param credentials: the :class:`Credentials` to log in with
+        :returns: ``{uniqueid: LineOutcome or IntegrationError}`` for every line
+        """
+        from bridge.exceptions import IntegrationError, TransientError
+
+        results = {}
+        for line in lines:
+            try:
+                results[line.uniqueid] = self.add_line(line, credentials)
+            except IntegrationError as exc:
+                results[line.uniqueid] = exc
+            except Exception as exc:  # unforeseen: transient by contract
+                results[line.uniqueid] = TransientError(f"{type(exc).__name__}: {exc}",
+                                                        reason_code="UNEXPECTED_ERROR")
+        return results
+
     def close(self):
         """Release the browser and any other resource. Safe to call at any time."""

@@ -20,6 +20,8 @@ class FakeIntegration(Integration):
         self.closed = 0
         self.credentials_seen = []
         self.started = threading.Event()
+        self.visits = []  # (worksheet, [uniqueid, ...]) per add_lines call
+        self.visit_error = None  # raised once by the next add_lines, e.g. a bug
 
     def add_line(self, line, credentials):
         self.calls.append(line.uniqueid)
@@ -34,6 +36,13 @@ class FakeIntegration(Integration):
             return LineOutcome.EXISTED
         self.lines.append((line.worksheet, line.product_nr, line.product_amount, line.uniqueid))
         return LineOutcome.CREATED
+
+    def add_lines(self, worksheet, lines, credentials):
+        self.visits.append((worksheet, [line.uniqueid for line in lines]))
+        if self.visit_error is not None:
+            error, self.visit_error = self.visit_error, None
+            raise error
+        return super().add_lines(worksheet, lines, credentials)
 
     def close(self):
         self.closed += 1

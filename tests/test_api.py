@@ -318,3 +318,67 @@ def test_openapi_lists_every_route_with_models(client):
     create_schema = doc["components"]["schemas"]["CreateOrder"]
     assert set(create_schema["required"]) == {"workshop", "worksheet", "product_nr",
                                               "product_amount", "uniqueid"}
+
+
+# -- batches per worksheet ----------------------------------------------------------
+
+def test_orders_for_one_worksheet_share_one_visit(client, erp):
+    for n, sheet in enumerate(["7", "8", "7", "9", "8", "7"]):
+        client.post("/create", json=order(uniqueid=f"b-{n}", worksheet=sheet))
+    client.put("/start_worker")
+    wait_for(lambda: client.get("/queue").get_json()["length"] == 0)
+    assert erp.visits == [("7", ["b-0", "b-2", "b-5"]), ("8", ["b-1", "b-4"]), ("9", ["b-3"])]
+    assert {status(client, f"b-{n}")["status"] for n in range(6)} == {"created"}
+
+
+def test_one_bad_line_does_not_fail_its_worksheet_mates(client, erp):
+    from bridge.exceptions import ProductNotFound
+    erp.failures["m-1"] = [ProductNotFound("Unknown product number 999")]
+    erp.failures["m-2"] = [ErpUnavailable("blip")]
+    for n in range(3):
+        client.post("/create", json=order(uniqueid=f"m-{n}", worksheet="7"))
+    client.put("/start_worker")
+    wait_for(lambda: client.get("/queue").get_json()["length"] == 0)
+    assert status(client, "m-0")["status"] == "created"
+    assert status(client, "m-1")["reason_code"] == "PRODUCT_NOT_FOUND"
+    assert status(client, "m-2")["status"] == "created" and status(client, "m-2")["attempts"] == 2
+    assert erp.visits == [("7", ["m-0", "m-1", "m-2"]), ("7", ["m-2"])]
+
+
+def test_retry_budget_ends_an_order_before_the_attempt_limit(instance, client, erp, settings):
+    instance.worker.settings = replace(settings, max_attempts=100, retry_budget_seconds=0.3)
+    erp.failures["t-1"] = [ErpUnavailable("down")] * 1000
+    client.post("/create", json=order(uniqueid="t-1"))
+    client.put("/start_worker")
+    wait_for(lambda: status(client, "t-1")["status"] == "error")
+    record = status(client, "t-1")
+    assert record["reason_code"] == "ERP_UNAVAILABLE" and "gave up after" in record["reason_text"]
+    assert 1 < record["attempts"] < 100
+
+
+def test_a_bug_in_a_visit_releases_the_orders_and_the_thread_goes_on(client, erp):
+    erp.visit_error = KeyError("bug")  # not an IntegrationError: handled as transient
+    client.post("/create", json=order(uniqueid="k-1"))
+    client.put("/start_worker")
+    wait_for(lambda: status(client, "k-1")["status"] == "created")
+    assert status(client, "k-1")["attempts"] == 2
+    assert client.get("/alive").get_json()["worker"] == "running"
+
+
+def test_an_escaped_exception_puts_orders_back_on_the_queue(instance, client, erp):
+    original = instance.store.note_attempt
+    calls = []
+
+    def broken_once(*args, **kwargs):
+        if not calls:
+            calls.append(1)
+            raise RuntimeError("disk hiccup")
+        return original(*args, **kwargs)
+
+    instance.store.note_attempt = broken_once
+    client.post("/create", json=order(uniqueid="x-1"))
+    client.put("/start_worker")
+    wait_for(lambda: status(client, "x-1")["status"] == "created", timeout=15)
+    history = [h.get("reason_text") for h in status(client, "x-1")["history"]]
+    assert "released after an internal error" in history
+    assert client.get("/alive").get_json()["worker"] == "running"
