@@ -1,9 +1,9 @@
 # One command each: `make demo` runs the main job end to end, `make test` the whole suite.
-# Both first run scripts/setup.sh (idempotent: chromium, chromium-driver, .venv).
+# Every target first runs scripts/setup.sh (idempotent: chromium, chromium-driver, .venv).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup test demo bench clean
+.PHONY: setup test chaos demo bench bench-fleet fleet-up clean
 
 setup:
 	@bash scripts/setup.sh
@@ -11,11 +11,23 @@ setup:
 test: setup
 	$(PY) -m pytest -q
 
+# The full chaos run of issue 3: 300 orders over 20 worksheets, both ERP flavors.
+chaos: setup
+	CHAOS_ORDERS=300 CHAOS_WORKSHEETS=20 $(PY) -m pytest -q -s tests/test_e2e_chaos.py
+
 demo: setup
 	@bash scripts/demo.sh
 
+# Writes docs/benchmarks.md (takes several minutes).
 bench: setup
 	$(PY) bench/run.py
+
+bench-fleet: setup
+	$(PY) bench/run.py --skip-instance
+
+# Run the whole fleet on this server in the foreground (see docs/fleet.md).
+fleet-up: setup
+	$(PY) manage.py up
 
 clean:
 	rm -rf .demo .pytest_cache
