@@ -29,6 +29,17 @@ class CredentialBox:
         plain = json.dumps({"u": credentials.username, "p": credentials.password})
         return self._fernet.encrypt(plain.encode("utf-8")).decode("ascii")
 
+    def seal_text(self, text):
+        """:returns: an opaque ASCII token for a bare secret string (an API token)"""
+        return self._fernet.encrypt(text.encode("utf-8")).decode("ascii")
+
+    def open_text(self, token):
+        """:raises ConfigError: when the token was not sealed with this key"""
+        try:
+            return self._fernet.decrypt(token.encode("ascii")).decode("utf-8")
+        except (InvalidToken, ValueError):
+            raise ConfigError("a sealed secret cannot be decrypted with SECRET_KEY") from None
+
     def open(self, token):
         """:raises PermanentError: ``CREDENTIALS_UNREADABLE`` when the key has changed"""
         try:

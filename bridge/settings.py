@@ -3,6 +3,11 @@
 Values come from the environment, with a ``.env`` file in the working directory
 filling in what the environment does not set (python-dotenv; the environment wins).
 The names are fixed: operators and the fleet tooling set them.
+
+The fleet hands an instance its secrets sealed (``API_TOKEN_SEALED``,
+``ERP_CREDENTIALS_SEALED``: Fernet tokens under ``SECRET_KEY``, as the registry stores
+them), so supervisor's configuration files never hold a secret in plaintext; the
+plain ``API_TOKEN``/``ERP_USERNAME``/``ERP_PASSWORD`` are for running by hand.
 """
 
 import os
@@ -11,7 +16,7 @@ from pathlib import Path
 
 from dotenv import load_dotenv
 
-from bridge.exceptions import ConfigError
+from bridge.exceptions import BridgeError, ConfigError
 from bridge.names import file_name
 
 
@@ -91,12 +96,25 @@ def load_settings(port, workshop, env=None, dotenv=True):
         raise ConfigError(f"PORT must be between 1 and 65535, got {port}")
     if not workshop or not workshop.strip():
         raise ConfigError("WORKSHOP must not be empty")
-    api_token = env.get("API_TOKEN", "")
-    if not api_token:
-        raise ConfigError("API_TOKEN is not set: every endpoint but /alive needs it")
     secret_key = env.get("SECRET_KEY", "")
     if not secret_key:
         raise ConfigError("SECRET_KEY is not set: credentials are encrypted at rest with it")
+    api_token = env.get("API_TOKEN", "")
+    username, password = env.get("ERP_USERNAME", ""), env.get("ERP_PASSWORD", "")
+    if env.get("API_TOKEN_SEALED") or env.get("ERP_CREDENTIALS_SEALED"):
+        from bridge.crypto import CredentialBox  # only the fleet's way pays for the import here
+
+        box = CredentialBox(secret_key)
+        if env.get("API_TOKEN_SEALED"):
+            api_token = box.open_text(env["API_TOKEN_SEALED"])
+        if env.get("ERP_CREDENTIALS_SEALED"):
+            try:
+                credentials = box.open(env["ERP_CREDENTIALS_SEALED"])
+            except BridgeError as exc:
+                raise ConfigError(f"ERP_CREDENTIALS_SEALED: {exc}") from None
+            username, password = credentials.username, credentials.password
+    if not api_token:
+        raise ConfigError("API_TOKEN is not set: every endpoint but /alive needs it")
     return Settings(
         workshop=workshop,
         port=port,
@@ -104,8 +122,8 @@ def load_settings(port, workshop, env=None, dotenv=True):
         secret_key=secret_key,
         erp_system=env.get("ERP_SYSTEM", "") or Settings.erp_system,
         erp_url=(env.get("ERP_URL", "") or Settings.erp_url).rstrip("/"),
-        erp_username=env.get("ERP_USERNAME", ""),
-        erp_password=env.get("ERP_PASSWORD", ""),
+        erp_username=username,
+        erp_password=password,
         queue_dir=env.get("QUEUE_DIR", "") or Settings.queue_dir,
         log_dir=env.get("LOG_DIR", "") or Settings.log_dir,
         host=env.get("HOST", "") or Settings.host,

@@ -46,8 +46,7 @@ class Fleet:
         :returns: the path of ``supervisord.conf``
         """
         programs = {
-            i.program: render_program(self.settings, i, self.registry.api_token(i),
-                                      self.registry.credentials(i))
+            i.program: render_program(self.settings, i)
             for i in self.registry.all() if i.active
         }
         return write_config(self.settings, programs)

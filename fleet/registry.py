@@ -13,7 +13,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from cryptography.fernet import Fernet, InvalidToken
 
 from bridge.crypto import CredentialBox
 from bridge.exceptions import ConfigError, DuplicateIntegration, PortTaken, UnknownIntegration
@@ -75,7 +74,6 @@ class Registry:
     def __init__(self, path, secret_key):
         self.path = Path(path)
         self._box = CredentialBox(secret_key)  # raises ConfigError on a bad key
-        self._fernet = Fernet(secret_key)  # the instance token is a bare string, not a login
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with closing(self._connect()) as db:
             db.execute("PRAGMA journal_mode=WAL")
@@ -105,8 +103,8 @@ class Registry:
     def api_token(self, integration):
         """:returns: the instance's API token in plain text"""
         try:
-            return self._fernet.decrypt(integration.api_token.encode()).decode()
-        except InvalidToken:
+            return self._box.open_text(integration.api_token)
+        except ConfigError:
             raise ConfigError("a stored instance token cannot be decrypted (was SECRET_KEY changed?)") from None
 
     def credentials(self, integration):
@@ -199,7 +197,7 @@ class Registry:
         return self._box.seal(Credentials(username or "", password or ""))
 
     def _seal_token(self, token):
-        return self._fernet.encrypt(token.encode()).decode()
+        return self._box.seal_text(token)
 
     @staticmethod
     def _row(row):

@@ -7,8 +7,11 @@ Layout under ``SUPERVISOR_DIR`` (see ``supervisor/README.md``)::
     supervisor.sock         XML-RPC (mode 0700)
     supervisord.pid, supervisord.log, logs/<program>.log
 
-The program files carry the instances' secrets in ``environment=`` (that is how an
-instance takes its settings), so the directory is 0700 and every file 0600.
+No secret is written in plaintext: an instance gets its API token and ERP login as the
+registry's own Fernet tokens (``API_TOKEN_SEALED``, ``ERP_CREDENTIALS_SEALED``), and
+``SECRET_KEY`` and ``MANAGEMENT_TOKEN`` reach the programs through supervisord's own
+environment (``manage.py up`` runs it with them), never through a file. The directory
+is 0700 and every file 0600 all the same.
 """
 
 import os
@@ -71,28 +74,30 @@ def format_command(args):
     return _escape(shlex.join(args))
 
 
-def instance_environment(settings, integration, api_token, credentials):
+def instance_environment(settings, integration):
     """The settings one instance runs with (see ``bridge/settings.py``).
 
     Every key is set, also to "": an empty value in the environment keeps a stray
-    ``.env`` from filling in another workshop's login.
+    ``.env`` from filling in another workshop's login. The secrets stay sealed; the
+    instance opens them with the ``SECRET_KEY`` it inherits from supervisord.
     """
     return {
-        "API_TOKEN": api_token,
-        "SECRET_KEY": settings.secret_key,
+        "API_TOKEN": "",
+        "API_TOKEN_SEALED": integration.api_token,
         "ERP_SYSTEM": integration.erp_system,
         "ERP_URL": integration.erp_url,
-        "ERP_USERNAME": credentials.username if credentials else "",
-        "ERP_PASSWORD": credentials.password if credentials else "",
+        "ERP_USERNAME": "",
+        "ERP_PASSWORD": "",
+        "ERP_CREDENTIALS_SEALED": integration.credentials or "",
         "QUEUE_DIR": str(settings.queue_dir),
         "LOG_DIR": str(settings.log_dir),
         "PYTHONUNBUFFERED": "1",
     }
 
 
-def render_program(settings, integration, api_token, credentials):
+def render_program(settings, integration):
     """:returns: the ``[program:...]`` section text for one integration"""
-    env = instance_environment(settings, integration, api_token, credentials)
+    env = instance_environment(settings, integration)
     return Template((TEMPLATES / "program.conf.in").read_text("utf-8")).substitute(
         workshop_comment=integration.workshop,
         program=program_name(integration.workshop),

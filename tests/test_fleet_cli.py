@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from bridge.crypto import CredentialBox
+
 from tests.fleet_helpers import Fleet, fleet_env
 
 URL = "http://127.0.0.1:5080"
@@ -38,7 +40,17 @@ def test_explicit_token_and_password_from_stdin(fleet):
                  "--password", "-", "--api-token", "explicit-token-0123456789", stdin="pw from stdin\n")
     conf = next(Path(fleet.env["SUPERVISOR_DIR"]).glob("programs/*.conf"))
     text = conf.read_text()
-    assert 'ERP_PASSWORD="pw from stdin"' in text and "explicit-token-0123456789" in text
+    assert "pw from stdin" not in text and "explicit-token-0123456789" not in text
+    env = parse_environment(text)
+    box = CredentialBox(fleet.env["SECRET_KEY"])
+    assert box.open(env["ERP_CREDENTIALS_SEALED"]).password == "pw from stdin"
+    assert box.open_text(env["API_TOKEN_SEALED"]) == "explicit-token-0123456789"
+
+
+def parse_environment(program_text):
+    from supervisor.datatypes import dict_of_key_value_pairs
+    line = next(l for l in program_text.splitlines() if l.startswith("environment="))
+    return dict_of_key_value_pairs(line.split("=", 1)[1])
 
 
 def test_errors_are_one_line_and_exit_2(fleet):

@@ -11,6 +11,7 @@ from cryptography.fernet import Fernet
 from supervisor.options import ServerOptions
 
 from bridge.names import program_name
+from bridge.settings import load_settings
 from fleet.registry import Registry
 from fleet.settings import load_fleet_settings
 from fleet.supervisor_conf import check_config_value, render_program, write_config
@@ -40,20 +41,28 @@ def write(settings, integrations):
         item = registry.add(workshop, "erp_sim", "http://127.0.0.1:5080", 9000 + i,
                             f"token-{i:016d}", username="admin", password=password, active=active)
         if active:
-            programs[item.program] = render_program(settings, item, registry.api_token(item),
-                                                    registry.credentials(item))
+            programs[item.program] = render_program(settings, item)
     return write_config(settings, programs)
 
 
 @pytest.mark.parametrize("password", TRICKY)
-def test_names_and_passwords_reach_the_program_unchanged(settings, password):
+def test_names_and_passwords_reach_the_program_unchanged_and_sealed(settings, password):
     workshop = "Bilverksted Ålesund's"
     conf = write(settings, [(workshop, password, True)])
     program = parse(conf)[program_name(workshop)]
     argv = shlex.split(program.command)
     assert argv[-2:] == ["9000", workshop]
-    assert program.environment["ERP_PASSWORD"] == password
-    assert program.environment["API_TOKEN"] == "token-0000000000000000"
+    # the instance opens what the registry sealed, with the SECRET_KEY it inherits
+    instance = load_settings(9000, workshop, env={**program.environment,
+                                                  "SECRET_KEY": settings.secret_key})
+    assert (instance.erp_username, instance.erp_password) == ("admin", password)
+    assert instance.api_token == "token-0000000000000000"
+    assert program.environment["ERP_PASSWORD"] == program.environment["API_TOKEN"] == ""
+    assert "SECRET_KEY" not in program.environment
+    for path in Path(settings.supervisor_dir).rglob("*.conf"):
+        text = path.read_text("utf-8")
+        assert "token-0000000000000000" not in text and settings.secret_key not in text
+        assert len(password) < 4 or password not in text
     assert program.environment["QUEUE_DIR"] == str(settings.queue_dir)
     assert program.autorestart is not True  # "unexpected": exit 0 after /kill stays down
     assert program.exitcodes == [0] and program.stopsignal == 15
