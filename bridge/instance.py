@@ -66,6 +66,7 @@ class Instance:
             page_load_timeout=self.settings.page_load_timeout,
             wait_timeout=self.settings.wait_timeout,
             selenium_remote_url=self.settings.selenium_remote_url,
+            recycle_after_orders=self.settings.browser_recycle_after_orders,
         )
         logger = logger or logging.getLogger("oilmat.orderline")
         return lambda: get_integration_class(name)(config, logger)

@@ -60,6 +60,7 @@ class Settings:
     retry_budget_seconds: float = 900.0  # RETRY_BUDGET_SECONDS: total time an order may spend retrying
     batch_size: int = 25  # BATCH_SIZE: orders taken at once; same-worksheet orders share a visit
     browser_idle_seconds: float = 60.0  # BROWSER_IDLE_SECONDS: close the browser after this idle time
+    browser_recycle_after_orders: int = 200  # BROWSER_RECYCLE_AFTER_ORDERS: fresh browser after this many lines (0: never)
     page_load_timeout: float = 20.0  # PAGE_LOAD_TIMEOUT: seconds for one ERP page load
     wait_timeout: float = 10.0  # WAIT_TIMEOUT: seconds for one element or page state
     selenium_remote_url: str = ""  # SELENIUM_REMOTE_URL: run the browser on a remote WebDriver/Grid
@@ -134,6 +135,8 @@ def load_settings(port, workshop, env=None, dotenv=True):
         retry_budget_seconds=_float(env, "RETRY_BUDGET_SECONDS", Settings.retry_budget_seconds),
         batch_size=max(1, _int(env, "BATCH_SIZE", Settings.batch_size)),
         browser_idle_seconds=_float(env, "BROWSER_IDLE_SECONDS", Settings.browser_idle_seconds),
+        browser_recycle_after_orders=_int(env, "BROWSER_RECYCLE_AFTER_ORDERS",
+                                          Settings.browser_recycle_after_orders),
         page_load_timeout=_float(env, "PAGE_LOAD_TIMEOUT", Settings.page_load_timeout),
         wait_timeout=_float(env, "WAIT_TIMEOUT", Settings.wait_timeout),
         selenium_remote_url=env.get("SELENIUM_REMOTE_URL", ""),

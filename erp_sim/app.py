@@ -1,9 +1,10 @@
 """The app factory."""
 
-from flask import Flask, render_template
+from flask import Flask
 
-from erp_sim import auth, db, sim_api, worksheets
+from erp_sim import auth, chaos, db, sim_api, spa, worksheets
 from erp_sim.config import SimConfig
+from erp_sim.errors import handle_http_error
 
 
 def create_app(config):
@@ -19,17 +20,13 @@ def create_app(config):
     app.config["SESSION_COOKIE_NAME"] = "erp_sim_session"
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     db.init_app(app)
-    auth.init_app(app)
-    app.register_blueprint(worksheets.bp)
+    chaos.init_app(app)
+    if config.flavor == "spa":
+        spa.init_app(app)
+    else:
+        auth.init_app(app)
+        app.register_blueprint(worksheets.bp)
     app.register_blueprint(sim_api.bp)
-    app.register_error_handler(404, _error_page)
-    app.register_error_handler(405, _error_page)
-    app.register_error_handler(500, _error_page)
+    for code in (404, 405, 500):
+        app.register_error_handler(code, handle_http_error)
     return app
-
-
-def _error_page(error):
-    # One recognisable page for every HTTP error, as a real ERP (or its proxy) has.
-    code = getattr(error, "code", 500) or 500
-    name = getattr(error, "name", "Internal Server Error")
-    return render_template("error.html", code=code, name=name), code

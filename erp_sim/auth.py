@@ -11,7 +11,7 @@ import secrets
 import time
 from urllib.parse import urlsplit
 
-from flask import (Blueprint, current_app, flash, redirect, render_template, request,
+from flask import (Blueprint, current_app, flash, g, redirect, render_template, request,
                    session, url_for)
 from werkzeug.security import check_password_hash
 
@@ -24,6 +24,7 @@ PUBLIC_ENDPOINTS = {"auth.login", "auth.logout", "static", None}
 
 LOGIN_FAILED = "Invalid username or password"
 BAD_TOKEN = "The form has expired. Please try again."
+EXPIRED = "Your session has expired. Please log in again."
 
 
 def csrf_token():
@@ -33,9 +34,12 @@ def csrf_token():
     return session["csrf"]
 
 
-def csrf_ok():
-    """Whether the posted form carries this session's token."""
-    sent = request.form.get("csrf_token", "")
+def csrf_ok(sent=None):
+    """Whether the request carries this session's token.
+
+    :param sent: the token sent; the posted form's ``csrf_token`` when ``None``
+    """
+    sent = request.form.get("csrf_token", "") if sent is None else sent
     return "csrf" in session and secrets.compare_digest(sent, session["csrf"])
 
 
@@ -46,15 +50,32 @@ def current_user():
     age = time.time() - session.get("login_at", 0)
     if age > current_app.config["ERP_SIM"].session_ttl:
         session.clear()
-        flash("Your session has expired. Please log in again.", "info")
+        g.session_expired = True
         return None
     return session["user"]
+
+
+def password_ok(username, password):
+    """Whether ``username`` exists and ``password`` is theirs."""
+    row = get_db().execute(
+        "SELECT password_hash FROM users WHERE username = ?", (username,)
+    ).fetchone()
+    return row is not None and check_password_hash(row["password_hash"], password)
+
+
+def start_session(username):
+    """Log ``username`` in: a fresh session (and form token) per login."""
+    session.clear()
+    session["user"] = username
+    session["login_at"] = time.time()
 
 
 def require_login():
     if request.endpoint in PUBLIC_ENDPOINTS or request.blueprint == "sim":
         return None
     if current_user() is None:
+        if g.get("session_expired"):
+            flash(EXPIRED, "info")
         return redirect(url_for("auth.login", next=_came_from()))
     return None
 
@@ -86,14 +107,8 @@ def login():
     if not csrf_ok():
         errors, status = [BAD_TOKEN], 400
     else:
-        row = get_db().execute(
-            "SELECT password_hash FROM users WHERE username = ?", (username,)
-        ).fetchone()
-        if row is not None and check_password_hash(row["password_hash"],
-                                                   request.form.get("password", "")):
-            session.clear()  # a fresh session (and token) per login
-            session["user"] = username
-            session["login_at"] = time.time()
+        if password_ok(username, request.form.get("password", "")):
+            start_session(username)
             return redirect(_safe_next(next_url))
         errors, status = [LOGIN_FAILED], 401
     # The password is never echoed back into the form.

@@ -46,15 +46,19 @@ def connect(path):
     return db
 
 
-def init_db(path):
-    """Create the schema and seed it if the file is new (or empty)."""
+def init_db(path, users=()):
+    """Create the schema and seed it if the file is new (or empty).
+
+    :param users: extra ``(username, password)`` pairs, created or reset on every start
+    """
     db = connect(path)
     try:
         db.execute("PRAGMA journal_mode = WAL")  # readers never wait for the writer
         db.executescript(SCHEMA)
         if db.execute("SELECT COUNT(*) FROM users").fetchone()[0] == 0:
             seed.seed(db)
-            db.commit()
+        seed.add_users(db, users)
+        db.commit()
     finally:
         db.close()
 
@@ -86,6 +90,6 @@ def writing():
 
 
 def init_app(app):
-    init_db(app.config["ERP_SIM"].db_path)
+    init_db(app.config["ERP_SIM"].db_path, app.config["ERP_SIM"].users)
     app.extensions["erp_sim_write_lock"] = threading.Lock()
     app.teardown_appcontext(close_db)

@@ -58,14 +58,19 @@ def worksheet_row(number):
     return number, customer, vehicle, status
 
 
-def seed(db):
-    """Fill an empty database. The caller commits."""
+def add_users(db, users):
+    """Create (or reset the password of) each ``(username, password)``. The caller commits."""
     db.executemany(
-        "INSERT INTO users (username, password_hash) VALUES (?, ?)",
+        "INSERT OR REPLACE INTO users (username, password_hash) VALUES (?, ?)",
         # Hashed, but cheaply: tests log in all the time and nothing here is secret.
         [(name, generate_password_hash(password, method="pbkdf2:sha256:1000"))
-         for name, password in USERS],
+         for name, password in users],
     )
+
+
+def seed(db):
+    """Fill an empty database. The caller commits."""
+    add_users(db, USERS)
     db.executemany(
         "INSERT INTO products (nr, name) VALUES (?, ?)",
         [(nr, product_name(nr)) for nr in PRODUCTS],

@@ -1,4 +1,8 @@
-"""Worksheet search, the worksheet page and adding a line to it."""
+"""Worksheet search, the worksheet page and adding a line to it.
+
+The rules of a worksheet (:func:`find_worksheet`, :func:`save_line`) serve both
+flavours; the routes here are the classic, server-rendered pages.
+"""
 
 import time
 
@@ -7,6 +11,7 @@ from flask import (Blueprint, abort, current_app, flash, redirect, render_templa
 
 from erp_sim import validation
 from erp_sim.auth import BAD_TOKEN, csrf_ok
+from erp_sim.chaos import confirm_slowly, locked_message
 from erp_sim.db import get_db, writing
 
 bp = Blueprint("worksheets", __name__)
@@ -37,13 +42,47 @@ def _product_exists(nr):
     return get_db().execute("SELECT 1 FROM products WHERE nr = ?", (nr,)).fetchone() is not None
 
 
-def _render_sheet(sheet, errors=(), form=None, status=200):
-    closed = sheet["status"] == "closed"
+def closed_message(sheet):
+    """The "closed (invoiced)" message of ``sheet``, or ``None`` when it is open."""
+    return CLOSED.format(sheet["number"]) if sheet["status"] == "closed" else None
+
+
+def save_line(sheet, form, token_ok):
+    """Check and store a new line on ``sheet``: the rules every flavour shares.
+
+    :param form: mapping with ``product_nr``, ``amount``, ``text``
+    :param token_ok: whether the request carried the session's CSRF token
+    :returns: ``(errors, status)``; ``([], 201)`` when the line was stored
+    """
+    closed = closed_message(sheet)
+    if closed:
+        return [closed], 409
+    if not token_ok:
+        return [BAD_TOKEN], 400
+    locked = locked_message(sheet["number"])
+    if locked:
+        return [locked], 423
+    values, errors = validation.check_line(form, _product_exists)
+    if errors:
+        return errors, 422
+    time.sleep(current_app.config["ERP_SIM"].save_delay)  # a slow ERP, on purpose
+    with writing() as db:
+        db.execute(
+            "INSERT INTO lines (worksheet, product_nr, amount, text) VALUES (?, ?, ?, ?)",
+            (sheet["number"], int(values["product_nr"]), values["amount"], values["text"]),
+        )
+    confirm_slowly()
+    return [], 201
+
+
+def _render_sheet(sheet, errors=(), form=None, status=200, locked=None):
+    closed = closed_message(sheet)
     return render_template(
         "worksheet.html",
         sheet=sheet,
         lines=worksheet_lines(sheet["number"]),
-        closed_message=CLOSED.format(sheet["number"]) if closed else None,
+        closed_message=closed,
+        locked_message=locked if not closed else None,
         errors=list(errors),
         form=form or {},
     ), status
@@ -74,7 +113,8 @@ def show(number):
         # The same page a failed search gives, so a deep link fails the same way.
         return render_template("search.html", errors=[NOT_FOUND.format(number)],
                                number=number), 404
-    return _render_sheet(sheet)
+    locked = locked_message(sheet["number"])
+    return _render_sheet(sheet, locked=locked, status=423 if locked else 200)
 
 
 @bp.route("/worksheets/<number>/lines", methods=("POST",))
@@ -82,18 +122,10 @@ def add_line(number):
     sheet = find_worksheet(number)
     if sheet is None:
         abort(404)
-    if sheet["status"] == "closed":
-        return _render_sheet(sheet, status=409)
-    if not csrf_ok():
-        return _render_sheet(sheet, [BAD_TOKEN], request.form, status=400)
-    values, errors = validation.check_line(request.form, _product_exists)
+    errors, status = save_line(sheet, request.form, csrf_ok())
+    if status == 423:
+        return _render_sheet(sheet, form=request.form, status=status, locked=errors[0])
     if errors:
-        return _render_sheet(sheet, errors, request.form, status=422)
-    time.sleep(current_app.config["ERP_SIM"].save_delay)  # a slow ERP, on purpose
-    with writing() as db:
-        db.execute(
-            "INSERT INTO lines (worksheet, product_nr, amount, text) VALUES (?, ?, ?, ?)",
-            (sheet["number"], int(values["product_nr"]), values["amount"], values["text"]),
-        )
+        return _render_sheet(sheet, [] if status == 409 else errors, request.form, status)
     flash(LINE_ADDED, "success")
     return redirect(url_for("worksheets.show", number=sheet["number"]))

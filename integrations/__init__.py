@@ -10,6 +10,7 @@ import importlib
 #: ERP_SYSTEM value -> module under integrations/ that defines it
 AVAILABLE = {
     "erp_sim": "integrations.erp_sim",
+    "erp_sim_spa": "integrations.erp_sim_spa",
 }
 
 

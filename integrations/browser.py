@@ -3,7 +3,7 @@
 * :class:`Browser` -- one Chromium (local, or remote through ``selenium_remote_url``)
   with every wait and page load bounded, and its throw-away profile removed on quit.
 * :func:`map_webdriver_error` -- the one table that turns Selenium's exceptions into
-  the bridge's :mod:`bridge.exceptions`.
+  the bridge's :mod:`bridge.exceptions` (:data:`BROWSER_FAILURES` is what it takes).
 * :func:`error_page_reason` -- recognises a browser error page or an HTTP 5xx page.
 * :func:`save_failure_artifacts` -- screenshot + page HTML of a failure, password scrubbed.
 * :func:`reap_orphaned_browsers` -- ends browsers left behind by a process killed with -9.
@@ -19,8 +19,11 @@ import re
 import shutil
 import signal
 import tempfile
+import time
 import uuid
 from datetime import datetime, timezone
+
+import urllib3
 
 # Selenium Manager would otherwise try the network to find a driver (and can hang for
 # minutes on a network that drops packets); we always name the binaries ourselves.
@@ -32,6 +35,7 @@ from selenium.common.exceptions import (  # noqa: E402
     NoSuchWindowException, StaleElementReferenceException, TimeoutException,
     WebDriverException)
 from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.remote.client_config import ClientConfig  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
@@ -60,6 +64,12 @@ POLL_FREQUENCY = 0.05
 #: extra seconds an HTTP call to the driver may take beyond the page load limit
 DRIVER_CALL_MARGIN = 15.0
 MASK = "********"
+#: tries of one step whose elements went stale under it (the page re-rendered)
+STALE_ATTEMPTS = 5
+
+#: what Selenium and the HTTP client under it raise when the browser, the driver or the
+#: page fails -- everything :func:`map_webdriver_error` translates
+BROWSER_FAILURES = (WebDriverException, urllib3.exceptions.HTTPError, OSError)
 
 # Status pages of a server or proxy in trouble: "502 Bad Gateway", "Internal Server Error".
 # Anchored, so that "Worksheet 500" is not one.
@@ -193,6 +203,47 @@ class Browser:
             raise map_webdriver_error(exc) from exc
         self.raise_for_error_page()
 
+    def find(self, locator):
+        """The element at ``locator`` (``(By.X, value)``), found now."""
+        return self.driver.find_element(*locator)
+
+    def texts(self, css):
+        """``textContent`` (stripped) of every element matching ``css``, in one round trip."""
+        return self.driver.execute_script(_TEXTS_JS, css)
+
+    def fill(self, fields):
+        """Put each value into its field, then check every field holds its value.
+
+        One script for all fields: it sets each value the way typing does (through the
+        input's own value setter, then ``input`` and ``change`` events, so a script-driven
+        page sees it) and reads them back. A tenth of the time of ``send_keys``, and
+        nothing is held between two calls, so a page re-rendering under us costs a retry.
+
+        :param fields: ``[(locator, value), ...]``; locators by id, name or CSS
+        :raises StaleElementReferenceException: when the page kept changing under it
+        """
+        selectors = [css_selector(locator) for locator, _ in fields]
+        values = [value for _, value in fields]
+
+        def step():
+            shown = self.driver.execute_script(_FILL_JS, selectors, values)
+            if shown != values:
+                raise StaleElementReferenceException(f"fields {selectors} hold {shown}")
+        retry_stale(step)
+
+    def click(self, locator):
+        """Click the element at ``locator``, found at the moment of the click.
+
+        A script finds and clicks it in one round trip (a WebDriver click costs ~50 ms
+        more, for scrolling and checks the ERP's plain buttons do not need), so there is
+        no element to go stale in between.
+
+        :raises NoSuchElementException: when the page has no such element
+        """
+        selector = css_selector(locator)
+        if not self.driver.execute_script(_CLICK_JS, selector):
+            raise NoSuchElementException(f"Nothing to click at {selector}")
+
     def raise_for_error_page(self):
         """:raises ErpUnavailable: when the browser shows an error page, not the ERP"""
         reason = error_page_reason(self.driver)
@@ -235,8 +286,8 @@ class Browser:
         except WebDriverException as exc:
             raise map_webdriver_error(exc) from exc
 
-    def submit(self, button):
-        """Click ``button`` and wait until the browser has left the current document.
+    def submit(self, locator):
+        """Click the button at ``locator`` and wait until the browser has left the page.
 
         :raises ErpTimeout: when no new page came within ``config.page_load_timeout``
         """
@@ -247,11 +298,69 @@ class Browser:
             # answers "node does not belong to the document" instead of "stale".)
             mark = uuid.uuid4().hex
             self.driver.execute_script("window.__bridgePage = arguments[0];", mark)
-            button.click()
+            self.click(locator)
             self.wait_until(_left_page(mark), "the next page", timeout=limit)
             self.raise_for_error_page()
         except WebDriverException as exc:
             raise map_webdriver_error(exc) from exc
+
+
+def retry_stale(step, attempts=STALE_ATTEMPTS):
+    """Run ``step()``; when an element went stale under it, run it again (a few times).
+
+    :returns: what ``step`` returned
+    :raises StaleElementReferenceException: when it is still stale on the last try
+    """
+    for attempt in range(attempts):
+        try:
+            return step()
+        except StaleElementReferenceException:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(POLL_FREQUENCY)
+
+
+def css_selector(locator):
+    """The CSS selector of a ``(By.ID | By.NAME | By.CSS_SELECTOR, value)`` locator."""
+    how, value = locator
+    if how == By.ID:
+        return f"#{value}"
+    if how == By.NAME:
+        return f'[name="{value}"]'
+    if how == By.CSS_SELECTOR:
+        return value
+    raise ValueError(f"no CSS for a locator by {how}")
+
+
+_FILL_JS = """
+var selectors = arguments[0], values = arguments[1];
+var setter = Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, 'value').set;
+selectors.forEach(function (selector, i) {
+    var field = document.querySelector(selector);
+    if (!field) { return; }
+    field.focus();
+    setter.call(field, values[i]);
+    field.dispatchEvent(new Event('input', {bubbles: true}));
+    field.dispatchEvent(new Event('change', {bubbles: true}));
+});
+return selectors.map(function (selector) {
+    var field = document.querySelector(selector);
+    return field ? field.value : null;
+});
+"""
+
+_CLICK_JS = """
+var element = document.querySelector(arguments[0]);
+if (!element) { return false; }
+element.click();
+return true;
+"""
+
+_TEXTS_JS = """
+return Array.from(document.querySelectorAll(arguments[0]), function (e) {
+    return e.textContent.trim();
+});
+"""
 
 
 def _left_page(mark):

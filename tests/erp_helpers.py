@@ -15,6 +15,8 @@ all within ``startup_timeout`` seconds. Its output goes to a log file, never a p
 so a chatty server can never block.
 """
 
+import itertools
+import logging
 import os
 import re
 import shutil
@@ -23,6 +25,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
+from decimal import Decimal
 
 import requests
 
@@ -132,18 +136,19 @@ class ErpSimServer(ServerProcess):
     :param session_ttl: ``--session-ttl`` seconds, or ``None`` for the default
     :param save_delay: ``--save-delay`` seconds, or ``None`` for the default
     :param db_path: ``--db`` file, or ``None`` for a temporary one
-    :param extra_args: further command-line arguments (future flags)
+    :param flavor: ``--flavor`` ("classic" or "spa"), or ``None`` for the default
+    :param extra_args: further command-line arguments (chaos flags, ``--user``)
     :param startup_timeout: seconds allowed from spawn to a healthy answer
     """
 
     LISTENING = r"erp_sim listening on (http://[^/\s]+)"
     HEALTH_PATH = "/_sim/health"
 
-    def __init__(self, session_ttl=None, save_delay=None, db_path=None, extra_args=(),
-                 startup_timeout=15.0):
+    def __init__(self, session_ttl=None, save_delay=None, db_path=None, flavor=None,
+                 extra_args=(), startup_timeout=15.0):
         args = ["--port", "0"]
         for flag, value in (("--session-ttl", session_ttl), ("--save-delay", save_delay),
-                            ("--db", db_path)):
+                            ("--db", db_path), ("--flavor", flavor)):
             if value is not None:
                 args += [flag, str(value)]
         super().__init__([sys.executable, "-m", "erp_sim", *args, *extra_args],
@@ -184,3 +189,32 @@ def closed_port_url():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     return f"http://127.0.0.1:{port}"
+
+
+# -- integrations under test -------------------------------------------------------------------
+
+LOG = logging.getLogger("test.integration")
+_worksheets = itertools.count(200)  # a worksheet of its own for each test that writes
+
+
+def next_worksheet():
+    """A worksheet number (as a string) no other test of this process writes on."""
+    return str(next(_worksheets))
+
+
+def order(worksheet=None, product_nr="10", amount="5", uniqueid=None):
+    """An :class:`~integrations.base.OrderLine` with a fresh uniqueid (and worksheet)."""
+    from integrations.base import OrderLine
+    return OrderLine(uniqueid=uniqueid or uuid.uuid4().hex[:12],
+                     worksheet=str(worksheet or next_worksheet()),
+                     product_nr=product_nr, product_amount=Decimal(amount))
+
+
+def make_integration(name, url, artifact_dir, **options):
+    """Integration ``name`` for the ERP at ``url``, with short waits unless told otherwise."""
+    from integrations import get_integration_class
+    from integrations.base import IntegrationConfig
+    options.setdefault("wait_timeout", 5.0)
+    options.setdefault("page_load_timeout", 10.0)
+    config = IntegrationConfig(erp_url=url, artifact_dir=str(artifact_dir), **options)
+    return get_integration_class(name)(config, LOG)

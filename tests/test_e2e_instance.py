@@ -155,3 +155,41 @@ def test_sigterm_finishes_the_order_in_hand(instance, erp):
     assert len(erp.lines_with(562, "e2e-term")) == 1
     instance.start()
     assert instance.status("e2e-term")["status"] == "created"
+
+
+def test_no_erp_password_in_any_file_after_a_run(tmp_path):
+    """Good and bad passwords, from the order and from the settings, successes and
+    failures with artifacts: afterwards no file under QUEUE_DIR or LOG_DIR holds one."""
+    good, wrong = "Pw-Unique-31337", "Pw-Wrong-4242"
+    with ErpSimServer(save_delay=0.05, extra_args=["--user", f"oilmat:{good}"]) as erp:
+        inst = RunningInstance(tmp_path, erp.url, ERP_USERNAME="oilmat", ERP_PASSWORD=good)
+        inst.start()
+        try:
+            orders = {
+                "sec-default": {},
+                "sec-body": {"username": "oilmat", "password": good},
+                "sec-wrong": {"username": "oilmat", "password": wrong},
+                "sec-closed": {"worksheet": "950", "username": "oilmat", "password": good},
+            }
+            for uniqueid, extra in orders.items():
+                assert inst.create(uniqueid=uniqueid, **extra).status_code == 200
+            records = inst.wait_final(list(orders), timeout=90)
+            responses = [inst.session.get(inst.url + path).text
+                         for path in ("/queue", "/alive", "/get_order_status?uniqueid=sec-body")]
+        finally:
+            assert inst.stop() == 0
+    assert records["sec-default"]["status"] == records["sec-body"]["status"] == "created"
+    assert records["sec-wrong"]["reason_code"] == "LOGIN_FAILED"
+    assert records["sec-closed"]["reason_code"] == "WORKSHEET_CLOSED"
+    assert not any(good in text or wrong in text for text in responses)
+    scanned = 0
+    for root in (inst.queue_dir, inst.log_dir, str(tmp_path)):
+        for folder, _, files in os.walk(root):
+            for name in files:
+                with open(os.path.join(folder, name), "rb") as handle:
+                    data = handle.read()
+                scanned += 1
+                for secret in (good, wrong):
+                    assert secret.encode() not in data, f"{secret} in {folder}/{name}"
+                    assert secret.encode("utf-16-le") not in data, f"{secret} in {folder}/{name}"
+    assert scanned >= 6  # queue, records, two logs, artifacts: the scan saw real files

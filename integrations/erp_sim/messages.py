@@ -1,0 +1,25 @@
+"""What erp_sim says, and the error each message means -- the same words in both of
+its user interfaces (classic and SPA), so both page modules use this one table."""
+
+from bridge.exceptions import (InvalidAmount, LoginFailed, ProductNotFound, SessionExpired,
+                               WorksheetClosed, WorksheetLocked, WorksheetNotFound)
+from integrations.web_pages import error_for
+
+#: (fragment of an ERP message, error it means) -- first match wins
+ERP_MESSAGES = (
+    ("Invalid username or password", LoginFailed),
+    ("No worksheet found with number", WorksheetNotFound),
+    ("is closed (invoiced)", WorksheetClosed),
+    ("is being edited by another user", WorksheetLocked),
+    ("Unknown product number", ProductNotFound),
+    ("No product matches", ProductNotFound),  # the SPA's product search
+    ("Product number is required", ProductNotFound),
+    ("Amount must be a positive number", InvalidAmount),
+    ("The form has expired", SessionExpired),  # the form token outlived the session
+    ("Your session has expired", SessionExpired),
+)
+
+
+def erp_error(messages):
+    """The bridge error (not raised) for what erp_sim showed; see :data:`ERP_MESSAGES`."""
+    return error_for(messages, ERP_MESSAGES)

@@ -1,0 +1,200 @@
+"""What page objects of any web ERP share: the base :class:`Page`, :func:`land` (which
+screen came up?), :func:`error_for` (which error did the ERP mean?) and the uniqueid
+check.
+
+A flavour's page module defines its screens as :class:`Page` subclasses -- a login
+page, a search page, a worksheet page and an :class:`ErrorPage` -- with locators at
+the top, and nothing else; :mod:`integrations.web_erp` drives them.
+"""
+
+import re
+
+from selenium.common.exceptions import JavascriptException
+from selenium.webdriver.support import expected_conditions as EC
+
+from bridge.exceptions import ErpTimeout, SessionExpired, UnexpectedPage
+from integrations.browser import css_selector
+
+# Whether the page has finished loading and says it is not busy (an SPA marks itself
+# data-busy="1" while its calls run): only then is "none of the expected screens" final.
+_SETTLED_JS = ("return document.readyState === 'complete'"
+               " && !document.querySelector('[data-busy=\"1\"]');")
+# Index of the first selector that matches an element, or -1: one round trip per poll.
+_FIRST_SHOWN_JS = """
+var selectors = arguments[0];
+for (var i = 0; i < selectors.length; i++) {
+    if (document.querySelector(selectors[i])) { return i; }
+}
+return -1;
+"""
+
+
+def error_for(messages, table):
+    """The bridge error for the messages the ERP showed.
+
+    :param messages: texts of the ERP's error or banner elements
+    :param table: ``((fragment of a message, error class), ...)``; first match wins
+    :returns: an :class:`~bridge.exceptions.IntegrationError` (not raised)
+    """
+    for message in messages:
+        for fragment, error in table:
+            if fragment in message:
+                return error(message)
+    return UnexpectedPage("ERP said: " + ("; ".join(messages) or "nothing recognisable"))
+
+
+def land(browser, pages, always=()):
+    """Wait until the browser shows one of ``pages`` or one of ``always``.
+
+    :param browser: an :class:`integrations.browser.Browser`
+    :param pages: the page classes the last action may lead to
+    :param always: page classes any action may lead to (an error page first, the login)
+    :returns: the page object of the screen shown
+    :raises bridge.exceptions.IntegrationError: what an :class:`ErrorPage` shown means
+    :raises UnexpectedPage: when a settled page is none of them
+    :raises ErpTimeout: when no page settled in time
+    """
+    candidates = [*always, *(page for page in pages if page not in always)]
+    selectors = [css_selector(page.LOADED) for page in candidates]
+
+    def first_shown(driver):
+        # Earlier candidates win (an error banner over the screen under it). The
+        # index is returned plus one, so that the first candidate counts as truthy.
+        try:
+            return driver.execute_script(_FIRST_SHOWN_JS, selectors) + 1
+        except JavascriptException:  # between two documents; ask again
+            return 0
+
+    try:
+        shown = browser.wait_until(
+            first_shown, "one of: " + ", ".join(page.__name__ for page in candidates))
+    except ErpTimeout:
+        if browser.driver.execute_script(_SETTLED_JS):  # a whole page, not one we know
+            raise UnexpectedPage(f"Unexpected page {browser.describe_page()}") from None
+        raise
+    page = candidates[shown - 1](browser, wait=False)
+    if isinstance(page, ErrorPage):
+        raise page.error()
+    return page
+
+
+def has_line_with(texts, uniqueid):
+    """Whether one of the line ``texts`` carries ``uniqueid`` as a whole word.
+
+    A whole word, so that order "12" is not taken for a line of order "123".
+    """
+    pattern = re.compile(rf"(?<!\S){re.escape(uniqueid)}(?!\S)")
+    return any(pattern.search(text) for text in texts)
+
+
+def canonical_number(number):
+    """``" 007"`` -> ``"7"``: a worksheet number as the ERP shows it."""
+    number = str(number).strip()
+    return str(int(number)) if number.isascii() and number.isdigit() else number
+
+
+class Page:
+    """A screen of the ERP. Subclasses set :attr:`LOADED` (and :attr:`ERRORS`).
+
+    A flavour's own page base sets :attr:`site` (its page module, which names its
+    ``LoginPage``, ``SearchPage``, ``WorksheetPage``, ``land`` and ``erp_error``) and
+    implements :meth:`send`.
+    """
+
+    #: locator of an element that is there exactly when this screen is shown
+    LOADED = None
+    #: CSS selector of the screen's error messages
+    ERRORS = "#form-errors li"
+    #: the flavour's page module
+    site = None
+
+    def __init__(self, browser, wait=True):
+        """
+        :param wait: wait until the screen is shown (``False``: it is known to be)
+        :raises ErpTimeout: when the screen is not shown within the wait limit
+        """
+        self.browser = browser
+        self.driver = browser.driver
+        if wait:
+            browser.wait_until(EC.presence_of_element_located(self.LOADED),
+                               f"the {type(self).__name__}")
+
+    def errors(self):
+        """The error messages shown on the screen (a form's validation errors)."""
+        return self.browser.texts(self.ERRORS)
+
+    def send(self, locator, what):
+        """Click the button at ``locator``, which sends something to the ERP, and wait
+        until the answer is shown.
+
+        :param what: what is awaited, for the error message
+        """
+        raise NotImplementedError  # abstract: a page load, or an SPA's JSON call
+
+    def land(self, *pages):
+        """:func:`land` on the flavour's pages (its login and error pages included)."""
+        return self.site.land(self.browser, *pages)
+
+    def first_text(self, css):
+        """Text of the first element matching ``css``, or ``None`` when there is none."""
+        texts = self.browser.texts(css)
+        return texts[0] if texts else None
+
+
+class ErrorPage(Page):
+    """A screen that means the request failed; :func:`land` raises :meth:`error`."""
+
+    def error(self):
+        """:returns: the :class:`~bridge.exceptions.IntegrationError` this screen means"""
+        raise NotImplementedError  # abstract
+
+
+class LoginForm(Page):
+    """A login screen with :attr:`USERNAME`, :attr:`PASSWORD` and :attr:`SUBMIT`."""
+
+    USERNAME = PASSWORD = SUBMIT = None
+
+    def login(self, credentials):
+        """Log in; the ERP then shows the worksheet search.
+
+        :param credentials: a :class:`integrations.base.Credentials`
+        :returns: the flavour's ``SearchPage``
+        :raises LoginFailed: when the ERP rejects the username or password
+        """
+        self.browser.fill([(self.USERNAME, credentials.username),
+                           (self.PASSWORD, credentials.password)])
+        self.send(self.SUBMIT, "the login")
+        page = self.land(self.site.SearchPage)
+        if isinstance(page, LoginForm):
+            errors = page.errors()
+            raise self.site.erp_error(errors) if errors else SessionExpired(
+                "The ERP showed the login form again right after logging in")
+        return page
+
+
+class SearchForm(Page):
+    """A worksheet search with :attr:`NUMBER` and :attr:`SUBMIT`."""
+
+    NUMBER = SUBMIT = None
+
+    def open_worksheet(self, number):
+        """Search for worksheet ``number`` and open it.
+
+        :returns: the flavour's ``WorksheetPage``
+        :raises WorksheetNotFound: when the ERP has no such worksheet
+        :raises WorksheetLocked: when another user is editing it
+        :raises SessionExpired: when the ERP asks for a login instead
+        """
+        self.browser.fill([(self.NUMBER, str(number))])
+        self.send(self.SUBMIT, "the worksheet search")
+        page = self.land(self.site.WorksheetPage, type(self))
+        if isinstance(page, LoginForm):
+            raise SessionExpired("The ERP asked for a login while searching")
+        if isinstance(page, SearchForm):
+            raise self.site.erp_error(page.errors())
+        if page.number() != canonical_number(number):
+            # Never write onto a worksheet other than the one the order names.
+            raise UnexpectedPage(f"Asked for worksheet {number}, the ERP showed {page.number()}")
+        if page.locked_message():
+            raise self.site.erp_error([page.locked_message()])
+        return page
