@@ -74,8 +74,11 @@ def main():
     closed = f"http://127.0.0.1:{free_port()}"  # bound, then released: nothing listens
     ports = []
     for n in range(args.count):
+        port = free_port()
+        while port in ports:  # free_port() releases what it found: it can repeat itself
+            port = free_port()
         spec = IntegrationSpec(workshop=f"Verksted {n:02d} Ålesund", erp_system="erp_sim",
-                               erp_url=closed, port=free_port(), username="admin", password="admin")
+                               erp_url=closed, port=port, username="admin", password="admin")
         fleet.create(spec)
         ports.append(spec.port)
 

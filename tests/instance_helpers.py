@@ -40,6 +40,7 @@ class RunningInstance:
         )
         self.env.update({k: str(v) for k, v in env.items()})
         self.proc = None
+        os.makedirs(tmp_path, exist_ok=True)
         self.stderr_path = str(tmp_path / f"instance-{self.port}.stderr")
         self.session = requests.Session()
         self.session.headers["Authorization"] = f"Bearer {self.token}"
