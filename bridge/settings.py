@@ -20,24 +20,21 @@ from bridge.exceptions import BridgeError, ConfigError
 from bridge.names import file_name
 
 
-def _float(env, name, default):
+def env_number(env, name, default, kind=float):
+    """Read ``name`` from ``env`` as ``kind`` (int or float); ``default`` when unset.
+
+    Shared with the fleet's settings, so both answer a bad value the same way.
+
+    :raises ConfigError: with a one-line message when the value is not a number
+    """
     raw = env.get(name, "")
     if raw == "":
         return default
     try:
-        return float(raw)
+        return kind(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-
-
-def _int(env, name, default):
-    raw = env.get(name, "")
-    if raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+        what = "a whole number" if kind is int else "a number"
+        raise ConfigError(f"{name} must be {what}, got {raw!r}") from None
 
 
 @dataclass(frozen=True)
@@ -128,16 +125,16 @@ def load_settings(port, workshop, env=None, dotenv=True):
         queue_dir=env.get("QUEUE_DIR", "") or Settings.queue_dir,
         log_dir=env.get("LOG_DIR", "") or Settings.log_dir,
         host=env.get("HOST", "") or Settings.host,
-        http_threads=_int(env, "HTTP_THREADS", Settings.http_threads),
-        max_attempts=_int(env, "MAX_ATTEMPTS", Settings.max_attempts),
-        retry_base_seconds=_float(env, "RETRY_BASE_SECONDS", Settings.retry_base_seconds),
-        retry_max_seconds=_float(env, "RETRY_MAX_SECONDS", Settings.retry_max_seconds),
-        retry_budget_seconds=_float(env, "RETRY_BUDGET_SECONDS", Settings.retry_budget_seconds),
-        batch_size=max(1, _int(env, "BATCH_SIZE", Settings.batch_size)),
-        browser_idle_seconds=_float(env, "BROWSER_IDLE_SECONDS", Settings.browser_idle_seconds),
-        browser_recycle_after_orders=_int(env, "BROWSER_RECYCLE_AFTER_ORDERS",
-                                          Settings.browser_recycle_after_orders),
-        page_load_timeout=_float(env, "PAGE_LOAD_TIMEOUT", Settings.page_load_timeout),
-        wait_timeout=_float(env, "WAIT_TIMEOUT", Settings.wait_timeout),
+        http_threads=env_number(env, "HTTP_THREADS", Settings.http_threads, int),
+        max_attempts=env_number(env, "MAX_ATTEMPTS", Settings.max_attempts, int),
+        retry_base_seconds=env_number(env, "RETRY_BASE_SECONDS", Settings.retry_base_seconds),
+        retry_max_seconds=env_number(env, "RETRY_MAX_SECONDS", Settings.retry_max_seconds),
+        retry_budget_seconds=env_number(env, "RETRY_BUDGET_SECONDS", Settings.retry_budget_seconds),
+        batch_size=max(1, env_number(env, "BATCH_SIZE", Settings.batch_size, int)),
+        browser_idle_seconds=env_number(env, "BROWSER_IDLE_SECONDS", Settings.browser_idle_seconds),
+        browser_recycle_after_orders=env_number(
+            env, "BROWSER_RECYCLE_AFTER_ORDERS", Settings.browser_recycle_after_orders, int),
+        page_load_timeout=env_number(env, "PAGE_LOAD_TIMEOUT", Settings.page_load_timeout),
+        wait_timeout=env_number(env, "WAIT_TIMEOUT", Settings.wait_timeout),
         selenium_remote_url=env.get("SELENIUM_REMOTE_URL", ""),
     )

@@ -13,6 +13,7 @@ from pathlib import Path
 from dotenv import load_dotenv
 
 from bridge.exceptions import ConfigError
+from bridge.settings import env_number
 
 #: the repository root: where api.py and manage.py live
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,16 +48,6 @@ def _path(env, name, default):
     return Path(env.get(name) or default).expanduser().resolve()
 
 
-def _number(env, name, default, kind):
-    raw = env.get(name, "")
-    if raw == "":
-        return default
-    try:
-        return kind(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-
-
 def load_fleet_settings(env=None, dotenv=True):
     """Build :class:`FleetSettings`.
 
@@ -68,7 +59,7 @@ def load_fleet_settings(env=None, dotenv=True):
         if dotenv:
             load_dotenv(override=False)
         env = os.environ
-    port = _number(env, "MANAGEMENT_PORT", FleetSettings.management_port, int)
+    port = env_number(env, "MANAGEMENT_PORT", FleetSettings.management_port, int)
     if not 1 <= port <= 65535:
         raise ConfigError(f"MANAGEMENT_PORT must be between 1 and 65535, got {port}")
     return FleetSettings(
@@ -81,8 +72,8 @@ def load_fleet_settings(env=None, dotenv=True):
         management_host=env.get("MANAGEMENT_HOST", "") or FleetSettings.management_host,
         management_port=port,
         instance_host=env.get("INSTANCE_HOST", "") or FleetSettings.instance_host,
-        probe_timeout=_number(env, "PROBE_TIMEOUT", FleetSettings.probe_timeout, float),
-        stop_wait_seconds=_number(env, "STOP_WAIT_SECONDS", FleetSettings.stop_wait_seconds, int),
+        probe_timeout=env_number(env, "PROBE_TIMEOUT", FleetSettings.probe_timeout, float),
+        stop_wait_seconds=env_number(env, "STOP_WAIT_SECONDS", FleetSettings.stop_wait_seconds, int),
         python=env.get("FLEET_PYTHON", "") or FleetSettings.python,
         api_script=_path(env, "API_SCRIPT", FleetSettings.api_script),
     )
