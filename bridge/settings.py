@@ -55,7 +55,7 @@ class Settings:
     retry_base_seconds: float = 2.0  # RETRY_BASE_SECONDS: first backoff; doubles per attempt
     retry_max_seconds: float = 60.0  # RETRY_MAX_SECONDS: cap on one backoff
     retry_budget_seconds: float = 900.0  # RETRY_BUDGET_SECONDS: total time an order may spend retrying
-    batch_size: int = 25  # BATCH_SIZE: orders taken at once; same-worksheet orders share a visit
+    batch_size: int = 100  # BATCH_SIZE: orders taken at once; same-worksheet orders share a visit
     browser_idle_seconds: float = 60.0  # BROWSER_IDLE_SECONDS: close the browser after this idle time
     browser_recycle_after_orders: int = 200  # BROWSER_RECYCLE_AFTER_ORDERS: fresh browser after this many lines (0: never)
     page_load_timeout: float = 20.0  # PAGE_LOAD_TIMEOUT: seconds for one ERP page load

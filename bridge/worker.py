@@ -14,8 +14,9 @@ Per order: ``placed -> processing -> created``, or ``-> error`` with a reason co
   spent ``retry_budget_seconds`` since the worker took it; then it ends in ``error``
   with the last reason code. Retrying before taking new work keeps the queue FIFO --
   when the ERP is down, later orders would fail the same way.
-* **Stopping is graceful**: the visit in progress is finished; orders waiting out a
-  backoff are released back to ``placed`` and stay at the head of the queue.
+* **Stopping is graceful**: the visit in progress is finished; the orders of the batch
+  not visited yet, and those waiting out a backoff, are released back to ``placed``
+  and stay at the head of the queue.
 * No exception ends the thread. If one escapes an unforeseen way, the orders in hand are
   released (``placed``, back on the queue) and the loop goes on.
 * The browser is closed after ``browser_idle_seconds`` without work, so an idle
@@ -204,8 +205,14 @@ class Worker:
         """Drive the orders in hand to an end, in rounds: one visit per worksheet per
         round, then a backoff before the transient failures are tried again."""
         while self._in_hand:
-            retry = []
-            for group in self._groups(self._in_hand):
+            retry, groups = [], self._groups(self._in_hand)
+            for n, group in enumerate(groups):
+                if self._stop.is_set():
+                    # A batch may hold many worksheets: stop between visits, not after
+                    # all of them. The rest go back to the head of the queue.
+                    self._in_hand = retry + [order for rest in groups[n:] for order in rest]
+                    self._release_in_hand("released: worker stopped between visits")
+                    return
                 retry += self._visit(group)
             self._in_hand = retry
             if not retry:

@@ -266,6 +266,22 @@ def test_stop_during_backoff_releases_the_order(instance, client, erp, settings)
     wait_for(lambda: status(client, "u-1")["status"] == "created")
 
 
+def test_stop_between_visits_releases_the_unvisited_worksheets(instance, client, erp):
+    erp.delay = 0.5
+    client.post("/create", json=order(uniqueid="s-1", worksheet="7"))
+    client.post("/create", json=order(uniqueid="s-2", worksheet="8"))
+    client.put("/start_worker")
+    assert erp.started.wait(5)
+    client.put("/stop_worker")  # during the visit to worksheet 7
+    assert erp.visits == [("7", ["s-1"])]
+    assert status(client, "s-1")["status"] == "created"
+    assert status(client, "s-2")["status"] == "placed"
+    assert client.get("/queue").get_json()["length"] == 1
+    client.put("/start_worker")
+    wait_for(lambda: status(client, "s-2")["status"] == "created")
+    assert erp.visits[1:] == [("8", ["s-2"])]
+
+
 def test_clear_queue_marks_every_waiting_order(client, instance):
     for n in range(3):
         client.post("/create", json=order(uniqueid=f"c-{n}"))
