@@ -2,10 +2,11 @@
 
     .venv/bin/python bench/bench_instance.py [--flavors classic,spa] [--orders 100]
 
-* throughput: order lines per minute, N orders over 5 worksheets, no injected latency
-  (the ERP's own save delay stays at its default), (a) this automation through a real
-  instance, (b) a naive baseline in the same run: a fresh browser and a fresh login for
-  every order (the same integration code, built and closed per order);
+* throughput: order lines per minute, N orders over 5 worksheets, (a) this automation
+  through a real instance, (b) a naive baseline in the same run: a fresh browser and a
+  fresh login for every order (the same integration code, built and closed per order);
+  twice: with no injected latency (``--save-delay 0``) and with the stand-in's default
+  save delay (0.3 s per line, a slow ERP, which caps any one-at-a-time writer at 200/min);
 * latency: ``POST /create`` -> ``created`` for one order on an idle instance whose
   browser is closed, median and p95;
 * intake: ``POST /create`` requests/s and p99 with 16 concurrent clients, next to
@@ -162,9 +163,26 @@ def intake(inst):
     return create, floor
 
 
+def speed_without_save_delay(flavor, orders, naive_orders, workdir):
+    """Throughput and naive baseline against an ERP that saves at once (``--save-delay
+    0``): no latency injected at all, so the figures are the automation's own cost."""
+    system = FLAVOR_SYSTEM[flavor]
+    with ErpSimServer(flavor=flavor, save_delay=0) as erp:
+        inst = RunningInstance(workdir / f"{flavor}-tp0", erp.url, ERP_SYSTEM=system,
+                               BROWSER_IDLE_SECONDS="5").start()
+        try:
+            rate, elapsed, _, _ = throughput(inst, erp, orders)
+        finally:
+            inst.stop()
+        naive_rate, naive_elapsed = naive(erp, system, naive_orders, workdir)
+    return {"rate": rate, "elapsed": elapsed, "naive_rate": naive_rate,
+            "naive_elapsed": naive_elapsed}
+
+
 def bench_flavor(flavor, orders, naive_orders, latency_runs, workdir):
     system = FLAVOR_SYSTEM[flavor]
     extra = [] if flavor == "classic" else ["--flavor", flavor]
+    fast = speed_without_save_delay(flavor, orders, naive_orders, workdir)
     with ErpSimServer(extra_args=extra) as erp:
         inst = RunningInstance(workdir / f"{flavor}-tp", erp.url, ERP_SYSTEM=system,
                                BROWSER_IDLE_SECONDS="5").start()
@@ -188,7 +206,7 @@ def bench_flavor(flavor, orders, naive_orders, latency_runs, workdir):
         "lat_median": statistics.median(samples), "lat_p95": percentile(samples, 95),
         "lat_runs": latency_runs, "create": create, "floor": floor,
         "peak_own": sampler.peak_own, "peak_tree": sampler.peak_tree,
-        "open": browser_open, "closed": after_close,
+        "open": browser_open, "closed": after_close, "fast": fast,
     }
 
 
@@ -196,18 +214,26 @@ def report(results, command):
     out = [f"## One instance: throughput, latency, intake, memory\n",
            f"Command: `{command}`  ",
            f"Machine: {machine()}\n",
-           "Stand-in ERP with its default save delay (0.3 s per saved line), no chaos options.\n",
+           "Stand-in ERP without chaos options. Two conditions: **no injected latency** "
+           "(`--save-delay 0`: the ERP stores a line at once, so the figures are the "
+           "automation's own cost; the condition the issue names) and the stand-in's **default "
+           "save delay** (0.3 s of sleep per saved line, a slow ERP; at most 200 lines/min "
+           "can be saved one after another). Latency, intake and memory are measured at "
+           "the default.\n",
            "| flavor | measure | value | target |", "| --- | --- | --- | --- |"]
     for r in results:
         f = r["flavor"]
-        ratio = r["rate"] / r["naive_rate"]
         intake_ratio = r["create"][0] / r["floor"][0]
+        for label, d in (("no injected latency", r["fast"]), ("save delay 0.3 s", r)):
+            ratio = d["rate"] / d["naive_rate"]
+            out += [
+                f"| {f} | lines/min, {r['orders']} orders over 5 worksheets (this automation), {label} | "
+                f"**{d['rate']:.0f}** ({d['elapsed']:.1f} s) | ≥ 120 ({'met' if d['rate'] >= 120 else 'missed'}) |",
+                f"| {f} | lines/min, naive baseline: fresh browser + login per order ({r['naive_orders']} orders), {label} | "
+                f"{d['naive_rate']:.0f} ({d['naive_elapsed']:.1f} s) | |",
+                f"| {f} | ratio automation / naive, same run, {label} | **{ratio:.1f}×** | ≥ 4× ({'met' if ratio >= 4 else 'missed'}) |",
+            ]
         out += [
-            f"| {f} | lines/min, {r['orders']} orders over 5 worksheets (this automation) | "
-            f"**{r['rate']:.0f}** ({r['elapsed']:.1f} s) | ≥ 120 ({'met' if r['rate'] >= 120 else 'missed'}) |",
-            f"| {f} | lines/min, naive baseline: fresh browser + login per order ({r['naive_orders']} orders) | "
-            f"{r['naive_rate']:.0f} ({r['naive_elapsed']:.1f} s) | |",
-            f"| {f} | ratio automation / naive, same run | **{ratio:.1f}×** | ≥ 4× ({'met' if ratio >= 4 else 'missed'}) |",
             f"| {f} | `/create` → `created`, one order, browser closed, median / p95 of {r['lat_runs']} | "
             f"{r['lat_median']:.2f} s / {r['lat_p95']:.2f} s | |",
             f"| {f} | `POST /create`, 16 clients: req/s, p99 | {r['create'][0]:.0f} req/s, {r['create'][1]:.0f} ms "
