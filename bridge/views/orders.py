@@ -1,10 +1,8 @@
 """OilMat's endpoints: ``POST /create`` and ``GET /get_order_status``."""
 
 from flask import Blueprint, current_app, jsonify, request
-from pydantic import ValidationError
 
 from bridge.http import error_response
-from bridge.models import CreateOrder, field_errors
 from bridge.records import DuplicateConflict
 
 bp = Blueprint("orders", __name__)
@@ -24,6 +22,12 @@ def create():
         return error_response(400, "malformed_json", "the request body is not valid JSON")
     if not isinstance(body, dict):
         return error_response(400, "validation_failed", "the body must be a JSON object")
+    # pydantic and the models are imported by the first order, not at start: they are
+    # ~9 MB of RSS, and most instances of a fleet sit idle (bench_fleet_density.py).
+    from pydantic import ValidationError
+
+    from bridge.models import CreateOrder, field_errors
+
     try:
         order = CreateOrder.model_validate(body)
     except ValidationError as exc:
