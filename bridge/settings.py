@@ -16,8 +16,9 @@ from pathlib import Path
 
 from dotenv import load_dotenv
 
-from bridge.exceptions import BridgeError, ConfigError
+from bridge.exceptions import ConfigError
 from bridge.names import file_name
+from bridge.unseal import open_sealed
 
 
 def env_number(env, name, default, kind=float):
@@ -100,17 +101,13 @@ def load_settings(port, workshop, env=None, dotenv=True):
     api_token = env.get("API_TOKEN", "")
     username, password = env.get("ERP_USERNAME", ""), env.get("ERP_PASSWORD", "")
     if env.get("API_TOKEN_SEALED") or env.get("ERP_CREDENTIALS_SEALED"):
-        from bridge.crypto import CredentialBox  # only the fleet's way pays for the import here
-
-        box = CredentialBox(secret_key)
-        if env.get("API_TOKEN_SEALED"):
-            api_token = box.open_text(env["API_TOKEN_SEALED"])
-        if env.get("ERP_CREDENTIALS_SEALED"):
-            try:
-                credentials = box.open(env["ERP_CREDENTIALS_SEALED"])
-            except BridgeError as exc:
-                raise ConfigError(f"ERP_CREDENTIALS_SEALED: {exc}") from None
-            username, password = credentials.username, credentials.password
+        # Opened in a child process, so this one never loads cryptography for them
+        # (~7 MB of an idle instance's RSS); see bridge/unseal.py.
+        opened = open_sealed(secret_key, env.get("API_TOKEN_SEALED"),
+                             env.get("ERP_CREDENTIALS_SEALED"))
+        api_token = opened.get("api_token", api_token)
+        username = opened.get("username", username)
+        password = opened.get("password", password)
     if not api_token:
         raise ConfigError("API_TOKEN is not set: every endpoint but /alive needs it")
     return Settings(

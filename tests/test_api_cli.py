@@ -4,9 +4,14 @@ import os
 import socket
 import subprocess
 import sys
+import textwrap
 
 import pytest
 from cryptography.fernet import Fernet
+
+from bridge.crypto import CredentialBox
+from instance_helpers import free_port
+from integrations.base import Credentials
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -39,6 +44,10 @@ def taken_port():
     (["70000", "Bennys Auto"], {}, "between 1 and 65535"),
     (["5001", "Bennys Auto"], {"API_TOKEN": None}, "API_TOKEN is not set"),
     (["5001", "Bennys Auto"], {"SECRET_KEY": "short"}, "SECRET_KEY must be a Fernet key"),
+    (["5001", "Bennys Auto"], {"API_TOKEN_SEALED": CredentialBox(Fernet.generate_key()).seal_text(
+        "t")}, "a sealed secret cannot be decrypted with SECRET_KEY"),
+    (["5001", "Bennys Auto"], {"ERP_CREDENTIALS_SEALED": CredentialBox(
+        Fernet.generate_key()).seal(Credentials("a", "b"))}, "ERP_CREDENTIALS_SEALED"),
     (["5001", "Bennys Auto"], {"ERP_SYSTEM": "sap_gui_9"}, "ERP_SYSTEM 'sap_gui_9' is unknown"),
     (["5001", "Bennys Auto"], {"QUEUE_DIR": "/proc/forbidden"}, "QUEUE_DIR"),
     (["5001", "Bennys Auto"], {"MAX_ATTEMPTS": "many"}, "MAX_ATTEMPTS must be a whole number"),
@@ -60,3 +69,43 @@ def test_taken_port_is_exit_2(tmp_path, taken_port):
 def test_missing_arguments_is_usage_and_exit_2(tmp_path):
     result = run_api([], tmp_path)
     assert result.returncode == 2 and "usage: api.py [-h] PORT WORKSHOP" in result.stderr
+
+
+#: run inside a fresh interpreter, since this test module has cryptography loaded already
+_IDLE_THEN_ORDER = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, sys.argv[1])
+    import api
+    settings, instance, app, listener = api.build(api._parse(sys.argv[2:]))
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = "Bearer " + settings.api_token
+    assert settings.erp_username == "oilmat", settings.erp_username
+    assert client.get("/alive").status_code == 200
+    idle = {m for m in ("pydantic", "cryptography") if m in sys.modules}
+    answer = client.post("/create", json={
+        "workshop": settings.workshop, "worksheet": "1", "product_nr": "10",
+        "product_amount": "5", "uniqueid": "u-1", "username": "a", "password": "b"})
+    assert answer.status_code == 200, answer.get_json()
+    busy = {m for m in ("pydantic", "cryptography") if m in sys.modules}
+    instance.close()
+    listener.close()
+    print(sorted(idle), sorted(busy))
+""")
+
+
+def test_an_idle_instance_loads_neither_pydantic_nor_cryptography(tmp_path):
+    """They are ~16 MB of an idle instance's RSS; the first order loads them.
+
+    The instance is started the fleet's way, with sealed secrets, opened in a helper
+    process (bridge/unseal.py).
+    """
+    key = Fernet.generate_key().decode()
+    box = CredentialBox(key)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ERP_", "API_"))}
+    env.update(SECRET_KEY=key, API_TOKEN_SEALED=box.seal_text("t0ken"),
+               ERP_CREDENTIALS_SEALED=box.seal(Credentials("oilmat", "pw")),
+               QUEUE_DIR=str(tmp_path / "q"), LOG_DIR=str(tmp_path / "logs"))
+    args = [sys.executable, "-c", _IDLE_THEN_ORDER, ROOT, str(free_port()), "Bennys Auto"]
+    result = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[] ['cryptography', 'pydantic']"

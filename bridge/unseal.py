@@ -1,0 +1,75 @@
+"""Open the fleet's sealed secrets in a short-lived child process.
+
+An instance under the fleet is handed its API token and ERP login sealed (see
+:mod:`bridge.settings`) and must open them at start. Opening them in the instance
+itself would keep cryptography loaded for good: ~7 MB of the RSS of every idle
+instance, for two decryptions. The child opens them with the same
+:class:`~bridge.crypto.CredentialBox` and exits. The key and the tokens go in on its
+stdin and the plaintext comes back on its stdout, so no secret is ever on a command
+line; the child costs ~50 ms at start.
+
+    python -m bridge.unseal   # stdin: {"key", "api_token", "credentials"}; stdout: the answer
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+from bridge.crypto import CredentialBox
+from bridge.exceptions import BridgeError, ConfigError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+#: seconds the child may take; it needs well under one
+TIMEOUT_SECONDS = 30
+
+
+def open_sealed(secret_key, api_token=None, credentials=None):
+    """Open ``API_TOKEN_SEALED`` and ``ERP_CREDENTIALS_SEALED`` (either may be empty).
+
+    :returns: ``{"api_token": ..., "username": ..., "password": ...}`` with the keys of
+        the secrets that were given
+    :raises ConfigError: with a one-line reason when a secret cannot be opened
+    """
+    request = json.dumps({"key": secret_key, "api_token": api_token, "credentials": credentials})
+    failed = "cannot open the sealed secrets: python -m bridge.unseal"
+    try:
+        child = subprocess.run([sys.executable, "-m", "bridge.unseal"], input=request, text=True,
+                               capture_output=True, cwd=ROOT, timeout=TIMEOUT_SECONDS)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise ConfigError(f"{failed}: {exc}") from None
+    try:
+        answer = json.loads(child.stdout)
+    except ValueError:
+        last = (child.stderr.strip().splitlines() or [f"exit code {child.returncode}"])[-1]
+        raise ConfigError(f"{failed}: {last}") from None
+    if "error" in answer:
+        raise ConfigError(answer["error"])
+    return answer
+
+
+def _open(request):
+    box = CredentialBox(request["key"])
+    answer = {}
+    if request.get("api_token"):
+        answer["api_token"] = box.open_text(request["api_token"])
+    if request.get("credentials"):
+        try:
+            credentials = box.open(request["credentials"])
+        except BridgeError as exc:
+            raise ConfigError(f"ERP_CREDENTIALS_SEALED: {exc}") from None
+        answer["username"], answer["password"] = credentials.username, credentials.password
+    return answer
+
+
+def main():
+    try:
+        answer = _open(json.load(sys.stdin))
+    except ConfigError as exc:
+        answer = {"error": str(exc)}
+    json.dump(answer, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()
