@@ -347,6 +347,18 @@ def test_orders_for_one_worksheet_share_one_visit(client, erp):
     assert {status(client, f"b-{n}")["status"] for n in range(6)} == {"created"}
 
 
+def test_a_long_run_for_one_worksheet_is_split_into_bounded_visits(client, erp):
+    from bridge.worker import VISIT_LINES
+
+    count = VISIT_LINES + 3
+    for n in range(count):
+        client.post("/create", json=order(uniqueid=f"v-{n}", worksheet="7"))
+    client.put("/start_worker")
+    wait_for(lambda: client.get("/queue").get_json()["length"] == 0)
+    assert [len(ids) for _, ids in erp.visits] == [VISIT_LINES, 3]
+    assert [uid for _, ids in erp.visits for uid in ids] == [f"v-{n}" for n in range(count)]
+
+
 def test_one_bad_line_does_not_fail_its_worksheet_mates(client, erp):
     from bridge.exceptions import ProductNotFound
     erp.failures["m-1"] = [ProductNotFound("Unknown product number 999")]
