@@ -205,10 +205,6 @@ class Browser:
             raise map_webdriver_error(exc) from exc
         self.raise_for_error_page()
 
-    def find(self, locator):
-        """The element at ``locator`` (``(By.X, value)``), found now."""
-        return self.driver.find_element(*locator)
-
     def texts(self, css):
         """``textContent`` (stripped) of every element matching ``css``, in one round trip."""
         return self.driver.execute_script(_TEXTS_JS, css)
@@ -274,10 +270,6 @@ class Browser:
             raise ErpTimeout(f"Timed out after {timeout:g}s waiting for {what}") from None
         except WebDriverException as exc:
             raise map_webdriver_error(exc) from exc
-
-    def document_complete(self):
-        """Whether the current page has finished loading."""
-        return self.driver.execute_script("return document.readyState") == "complete"
 
     def describe_page(self):
         """Title and address of the current page, for error messages."""

@@ -8,7 +8,7 @@ stable URLs -- reaches a worksheet.
 """
 
 from integrations.erp_sim import pages
-from integrations.web_erp import WebErpIntegration, amount_text
+from integrations.web_erp import WebErpIntegration
 
 
 class ErpSimIntegration(WebErpIntegration):
@@ -17,5 +17,3 @@ class ErpSimIntegration(WebErpIntegration):
 
 
 INTEGRATION = ErpSimIntegration
-
-__all__ = ["ErpSimIntegration", "INTEGRATION", "amount_text"]
