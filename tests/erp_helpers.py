@@ -30,7 +30,19 @@ from decimal import Decimal
 
 import requests
 
+from erp_sim import SimConfig, create_app
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def sim_app(folder, **options):
+    """A fresh stand-in ERP as a Flask app in this process, for the test client.
+
+    :param folder: where its SQLite file goes (a test's ``tmp_path``)
+    :param options: :class:`erp_sim.SimConfig` fields; ``save_delay`` is 0 unless given
+    """
+    options.setdefault("save_delay", 0)
+    return create_app(SimConfig(db_path=os.path.join(folder, "erp.sqlite"), **options))
 
 
 class ServerProcess:

@@ -8,8 +8,7 @@ import time
 import pytest
 import requests
 
-from erp_sim import SimConfig, create_app
-from tests.erp_helpers import ErpSimServer
+from tests.erp_helpers import ErpSimServer, sim_app
 
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -18,9 +17,7 @@ _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 def make_client(tmp_path):
     """``make_client(**SimConfig fields)`` -> a test client of a fresh ERP (no save delay)."""
     def make(**options):
-        options.setdefault("save_delay", 0)
-        app = create_app(SimConfig(db_path=str(tmp_path / "erp.sqlite"), **options))
-        return app.test_client()
+        return sim_app(tmp_path, **options).test_client()
     return make
 
 

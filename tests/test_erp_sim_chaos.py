@@ -5,8 +5,8 @@ import time
 
 import pytest
 
-from erp_sim import SimConfig, create_app
 from erp_sim.__main__ import parse_args
+from tests.erp_helpers import sim_app
 from tests.test_erp_sim import csrf_from, login
 
 pytestmark = pytest.mark.parametrize("flavor", ["classic", "spa"])
@@ -15,9 +15,7 @@ pytestmark = pytest.mark.parametrize("flavor", ["classic", "spa"])
 @pytest.fixture
 def make_app(tmp_path):
     def make(flavor, **options):
-        options.setdefault("save_delay", 0)
-        return create_app(SimConfig(db_path=str(tmp_path / "erp.sqlite"), flavor=flavor,
-                                    **options))
+        return sim_app(tmp_path, flavor=flavor, **options)
     return make
 
 

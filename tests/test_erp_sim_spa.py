@@ -6,17 +6,14 @@ import time
 
 import pytest
 
-from erp_sim import SimConfig, create_app
+from tests.erp_helpers import sim_app
 
 
 @pytest.fixture
 def make_client(tmp_path):
     """``make_client(**SimConfig fields)`` -> a test client of a fresh SPA ERP."""
     def make(**options):
-        options.setdefault("save_delay", 0)
-        app = create_app(SimConfig(db_path=str(tmp_path / "erp.sqlite"), flavor="spa",
-                                   **options))
-        return app.test_client()
+        return sim_app(tmp_path, flavor="spa", **options).test_client()
     return make
 
 
