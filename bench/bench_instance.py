@@ -181,9 +181,8 @@ def speed_without_save_delay(flavor, orders, naive_orders, workdir):
 
 def bench_flavor(flavor, orders, naive_orders, latency_runs, workdir):
     system = FLAVOR_SYSTEM[flavor]
-    extra = [] if flavor == "classic" else ["--flavor", flavor]
     fast = speed_without_save_delay(flavor, orders, naive_orders, workdir)
-    with ErpSimServer(extra_args=extra) as erp:
+    with ErpSimServer(flavor=flavor) as erp:
         inst = RunningInstance(workdir / f"{flavor}-tp", erp.url, ERP_SYSTEM=system,
                                BROWSER_IDLE_SECONDS="5").start()
         try:
