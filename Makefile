@@ -3,7 +3,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup test chaos demo bench bench-fleet fleet-up clean
+.PHONY: setup test chaos fuzz demo bench bench-fleet fleet-up clean
 
 setup:
 	@bash scripts/setup.sh
@@ -14,6 +14,11 @@ test: setup
 # The full chaos run of issue 3: 300 orders over 20 worksheets, both ERP flavors.
 chaos: setup
 	CHAOS_ORDERS=300 CHAOS_WORKSHEETS=20 $(PY) -m pytest -q -s tests/test_e2e_chaos.py
+
+# The long fuzz run of issue 8: schemathesis against the instance's and the management
+# API's OpenAPI documents, >= 5,000 requests in all (make test runs a bounded few).
+fuzz: setup
+	FUZZ_EXAMPLES=2500 $(PY) -m pytest -q -s tests/test_fuzz_api.py tests/test_fuzz_management.py
 
 demo: setup
 	@bash scripts/demo.sh
