@@ -33,6 +33,27 @@ class ConfigError(BridgeError):
     reason_code = "CONFIG_ERROR"
 
 
+class StorageUnavailable(BridgeError):
+    """The instance's own files (order records, queue) cannot be written or read right now:
+    the disk is full, or a file is damaged or was removed. Answered with 503 and
+    ``Retry-After``; never a silent 200.
+
+    :param stored: whether the order of the request is nevertheless durably stored
+    """
+
+    reason_code = "STORAGE_UNAVAILABLE"
+
+    def __init__(self, reason_text="", stored=False):
+        super().__init__(reason_text)
+        self.stored = stored
+
+
+class RecordsDamaged(StorageUnavailable):
+    """The order records file is damaged, replaced or unreadable; an operator must look."""
+
+    reason_code = "RECORDS_DAMAGED"
+
+
 # -- integration errors -------------------------------------------------------------
 
 
@@ -151,6 +172,12 @@ class PortTaken(FleetError):
     """The port is used by another integration, the management API or another program."""
 
     reason_code = "PORT_TAKEN"
+
+
+class IntegrationInactive(FleetError):
+    """The integration is deactivated: its instance cannot be started or commanded."""
+
+    reason_code = "INTEGRATION_INACTIVE"
 
 
 class SupervisorUnavailable(FleetError):

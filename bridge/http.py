@@ -9,6 +9,8 @@ import logging
 from flask import jsonify
 from werkzeug.exceptions import HTTPException
 
+from bridge.exceptions import StorageUnavailable
+
 log = logging.getLogger("oilmat.api")
 
 
@@ -29,6 +31,18 @@ def _http_error(exc):
     return error_response(exc.code, code, message)
 
 
+#: seconds a client is told to wait when the instance's own files cannot be used
+STORAGE_RETRY_AFTER = 30
+
+
+def _storage_unavailable(exc):
+    """Disk full or records damaged: 503 with ``Retry-After``, saying whether the order
+    of this request is stored all the same (a repost is always safe)."""
+    response, status = error_response(503, "storage_unavailable", exc.reason_text)
+    response.headers["Retry-After"] = str(STORAGE_RETRY_AFTER)
+    return response, status
+
+
 def _unexpected(exc):
     log.exception("unhandled error")
     return error_response(500, "internal_error", "the server hit an unexpected error")
@@ -36,4 +50,5 @@ def _unexpected(exc):
 
 def init_app(app):
     app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(StorageUnavailable, _storage_unavailable)
     app.register_error_handler(Exception, _unexpected)

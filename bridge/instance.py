@@ -5,15 +5,14 @@ rules (durable before 200, idempotent on ``uniqueid``) and the start-up reconcil
 between the records and the queue.
 """
 
-import hashlib
-import json
 import logging
 import os
 import threading
 
 from bridge.crypto import CredentialBox
+from bridge.exceptions import StorageUnavailable
 from bridge.queue import OrderQueue
-from bridge.records import OrderStore
+from bridge.records import OrderStore, fingerprint
 from bridge.status import OrderStatus
 from bridge.worker import Worker
 from integrations import get_integration_class
@@ -21,18 +20,7 @@ from integrations.base import Credentials, IntegrationConfig
 
 log = logging.getLogger("oilmat.api")
 
-
-def fingerprint(order):
-    """What makes a repost "the same order": everything but the password.
-
-    The password is left out on purpose: a hash of it would be a way to test guesses,
-    and a rotated password does not make a pump event a different one.
-    """
-    canonical = json.dumps(
-        {k: order.get(k) for k in ("workshop", "worksheet", "product_nr", "product_amount",
-                                   "uniqueid", "username")},
-        sort_keys=True)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+__all__ = ["Instance", "fingerprint"]
 
 
 class Instance:
@@ -45,14 +33,18 @@ class Instance:
 
     def __init__(self, settings, make_integration=None, orderline_logger=None):
         self.settings = settings
-        self.box = CredentialBox(settings.secret_key)
+        self.box = CredentialBox(settings.secret_key, settings.secret_key_fallbacks)
         os.makedirs(settings.workshop_queue_dir, exist_ok=True)
         self.store = OrderStore(os.path.join(settings.workshop_queue_dir, "orders.db"))
         self.queue = OrderQueue(os.path.join(settings.workshop_queue_dir, "queue"))
         if make_integration is None:
             make_integration = self._default_integration_factory(orderline_logger)
+        # put + mark_queued by a request thread and by the worker's sweep, one at a time,
+        # so a stranded order is not queued twice by the two
+        self._queue_lock = threading.Lock()
         self.worker = Worker(settings, self.store, self.queue, make_integration, self.box,
-                             orderline_logger or logging.getLogger("oilmat.orderline"))
+                             orderline_logger or logging.getLogger("oilmat.orderline"),
+                             sweep=self.queue_stranded)
         self.shutdown_requested = threading.Event()
         self.reconcile()
 
@@ -91,9 +83,15 @@ class Instance:
                 self.store.move(uniqueid, OrderStatus.PLACED, expect=OrderStatus.PROCESSING,
                                 reason_text="resumed after a restart")
             if uniqueid not in queued:
-                username, token = self.store.get_sealed(uniqueid)
-                self.queue.put(self._payload(record, token))
+                try:
+                    self._put(uniqueid)
+                except StorageUnavailable as exc:
+                    # still in the records, unqueued: the worker's sweep puts it later
+                    log.error("reconcile: could not re-queue %s yet: %s", uniqueid, exc)
+                    continue
                 requeued += 1
+            else:
+                self.store.mark_queued(uniqueid)
         if requeued:
             log.warning("reconcile: re-queued %d order(s) missing from the queue", requeued)
 
@@ -102,31 +100,57 @@ class Instance:
     def submit(self, order):
         """Store and queue a validated order, or find it already stored.
 
+        The record is committed first and decides, atomically, whether this is a new
+        order: a concurrent repost of the same uniqueid finds it and queues nothing.
+        Then the queue item is put and the record marked queued. Whatever fails, the
+        order ends up either not stored, or stored and on its way to the worker:
+
+        * the record write fails: nothing is stored (503, ``stored=False``);
+        * the put fails (disk full): the record stays, unqueued; the worker's sweep
+          (:meth:`queue_stranded`) puts it as soon as it can, and so does a repost
+          (503 until then, ``stored=True``);
+        * the process dies between the two: :meth:`reconcile` queues it at the start.
+
         :param order: the normalised fields of :class:`~bridge.models.CreateOrder`
         :returns: ``(record, created)``
         :raises bridge.records.DuplicateConflict: same uniqueid, other content
+        :raises StorageUnavailable: see above; ``stored`` says which case
         """
         token = None
         if order.get("username"):
             token = self.box.seal(Credentials(order["username"], order.get("password") or ""))
-        # The record is committed first and decides, atomically, whether this is a new
-        # order: a concurrent repost of the same uniqueid finds it and queues nothing.
-        # A crash between the two writes leaves the order in the records only, and
-        # reconcile() queues it at the next start.
         record, created = self.store.add(order, fingerprint(order), token)
-        if created:
-            self.queue.put(self._payload(record, token))
+        if created or not self.store.is_queued(record["uniqueid"]):
+            try:
+                self._put(record["uniqueid"])
+            except StorageUnavailable as exc:
+                raise StorageUnavailable(
+                    f"the order is stored but could not be queued yet ({exc}); it is queued "
+                    "automatically as soon as the disk allows, and a repost is safe",
+                    stored=True) from None
         return record, created
 
-    @staticmethod
-    def _payload(record, credentials_token):
-        return {
-            "uniqueid": record["uniqueid"],
-            "worksheet": record["worksheet"],
-            "product_nr": record["product_nr"],
-            "product_amount": record["product_amount"],
-            "credentials": credentials_token,  # sealed; None means the instance defaults
-        }
+    def _put(self, uniqueid):
+        """Put a stored order's queue item and mark it queued (once, under a lock)."""
+        with self._queue_lock:
+            if self.store.is_queued(uniqueid):
+                return
+            payload = self.store.payload(uniqueid)
+            if payload is None:
+                return
+            self.queue.put(payload)
+            self.store.mark_queued(uniqueid)
+
+    def queue_stranded(self):
+        """Queue every stored order whose queue item could not be put (the worker calls
+        this between batches). :returns: how many were queued"""
+        count = 0
+        for payload in self.store.unqueued():
+            self._put(payload["uniqueid"])
+            count += 1
+        if count:
+            log.warning("queued %d stored order(s) whose queue item had failed", count)
+        return count
 
     def clear_queue(self):
         """Remove every waiting order; each ends in ``error`` with reason ``CLEARED``.
@@ -139,15 +163,25 @@ class Instance:
     # -- state --------------------------------------------------------------------
 
     def alive(self):
-        return {
+        """Health for ``/alive``. Answers also when the records cannot be read (the
+        health check must show the trouble, not fail): then ``storage`` says why."""
+        state = {
             "api": "running",
             "worker": self.worker.state,
             "workshop": self.settings.workshop,
-            "queue_length": self.store.count_active(),
+            "queue_length": None,
             "current_orders": self.worker.current,
-            "last_success": self.store.last_success(),
-            "last_error": self.store.last_error(),
+            "last_success": None,
+            "last_error": None,
+            "storage": "ok",
         }
+        try:
+            state["queue_length"] = self.store.count_active()
+            state["last_success"] = self.store.last_success()
+            state["last_error"] = self.store.last_error()
+        except StorageUnavailable as exc:
+            state["storage"] = exc.reason_text
+        return state
 
     def close(self, worker_timeout=None):
         """Stop the worker gracefully and close the files."""

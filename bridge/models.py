@@ -121,11 +121,13 @@ class Alive(BaseModel):
     api: str = Field(description="Always 'running' when it answers.")
     worker: str = Field(description="running, stopping or stopped.")
     workshop: str
-    queue_length: int
+    queue_length: Optional[int] = Field(
+        description="Orders placed or processing; null when the records cannot be read.")
     current_orders: list[str] = Field(default_factory=list,
                                       description="uniqueids of the orders in hand.")
     last_success: Optional[str] = None
     last_error: Optional[dict] = None
+    storage: str = Field("ok", description="'ok', or why the order records cannot be used.")
 
 
 class WorkerChange(BaseModel):

@@ -15,10 +15,13 @@ Only one process may ever open the file; the instance is one process by design.
 """
 
 import os
+import sqlite3
 
 from persistqueue import SQLiteAckQueue
 from persistqueue.exceptions import Empty
 from persistqueue.serializers import json as json_serializer
+
+from bridge.exceptions import ConfigError, StorageUnavailable
 
 #: persist-queue's row states that still hold work (inited, ready, unack)
 _PENDING = {"0", "1", "2"}
@@ -29,12 +32,20 @@ class OrderQueue:
 
     def __init__(self, directory):
         os.makedirs(directory, exist_ok=True)
-        self._q = SQLiteAckQueue(
-            directory,
-            auto_resume=True,  # crash mid-order: that order is delivered again, first
-            multithreading=True,  # request threads put, the worker thread gets
-            serializer=json_serializer,
-        )
+        try:
+            self._q = SQLiteAckQueue(
+                directory,
+                auto_resume=True,  # crash mid-order: that order is delivered again, first
+                multithreading=True,  # request threads put, the worker thread gets
+                serializer=json_serializer,
+            )
+            self._q.queue()  # reads every row: a damaged file fails here, not mid-run
+        except (sqlite3.DatabaseError, ValueError) as exc:
+            # ValueError: a row that is not JSON. Moving the folder aside loses nothing
+            # that is still waiting: reconcile() re-queues every active order record.
+            raise ConfigError(
+                f"the queue file in {directory} is damaged ({exc}); move that folder aside "
+                "and start again: waiting orders are re-queued from the order records") from None
 
     def pending_payloads(self):
         """Payloads not yet acknowledged. Start-up only: reads through persist-queue's
@@ -42,7 +53,11 @@ class OrderQueue:
         return [row["data"] for row in self._q.queue() if str(row["status"]) in _PENDING]
 
     def put(self, payload):
-        self._q.put(payload)
+        """:raises StorageUnavailable: the item was not stored (disk full, file unusable)"""
+        try:
+            self._q.put(payload)
+        except sqlite3.DatabaseError as exc:
+            raise StorageUnavailable(f"the queue file cannot be written: {exc}") from None
 
     def get(self, timeout):
         """:returns: ``(row_id, payload)``, or None when nothing arrived within ``timeout``"""
@@ -62,6 +77,23 @@ class OrderQueue:
     def compact(self):
         """Delete every acknowledged row, so ``get`` does not scan a growing table."""
         self._q.clear_acked_data(max_delete=None, keep_latest=None, clear_ack_failed=True)
+
+    def rewrite(self, change):
+        """Replace stored payloads, each by ``change(payload)`` where that is not None.
+
+        Offline maintenance only (``manage.py rotate-secrets``, with the instance
+        stopped): every row is rewritten in place, acknowledged ones included, and its
+        place and state in the queue are kept.
+
+        :returns: how many payloads were replaced
+        """
+        replaced = 0
+        for row in self._q.queue():
+            new = change(row["data"])
+            if new is not None:
+                self._q.update(new, id=row["id"])
+                replaced += 1
+        return replaced
 
     def close(self):
         self._q.close()

@@ -8,14 +8,31 @@ plaintext credential: only the sealed token from :mod:`bridge.crypto`.
 One connection serves every thread, behind a lock: writes are short, and a single
 writer is what SQLite wants anyway. ``synchronous=FULL`` because a 200 from ``/create``
 promises that the order survives a crash of the process or of the machine.
+
+The file is watched, because SQLite is not: a connection to a file that was deleted
+under it goes on reading *and writing* the deleted inode without an error, so every
+order accepted afterwards would vanish at the next start (seen in an outside probe).
+Before each use the path is checked against the file that was opened. A deleted file
+is written back from the open connection (nothing is lost) and logged as critical; a
+file replaced by another one, or damaged, is answered with
+:class:`~bridge.exceptions.RecordsDamaged` (HTTP 503) until an operator restarts the
+instance. A full disk is :class:`~bridge.exceptions.StorageUnavailable`; the
+transaction is rolled back, so an order is either wholly stored or not at all.
 """
 
+import hashlib
+import json
+import logging
+import os
 import sqlite3
 import threading
+from contextlib import contextmanager
 from datetime import datetime, timezone
 
-from bridge.exceptions import BridgeError
+from bridge.exceptions import BridgeError, ConfigError, RecordsDamaged, StorageUnavailable
 from bridge.status import ACTIVE, OrderStatus, can_move
+
+log = logging.getLogger("oilmat.api")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS orders (
@@ -32,7 +49,8 @@ CREATE TABLE IF NOT EXISTS orders (
     reason_text TEXT,
     attempts INTEGER NOT NULL DEFAULT 0,
     created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL
+    updated_at TEXT NOT NULL,
+    queued INTEGER NOT NULL DEFAULT 0        -- 1 once its queue item was put
 );
 CREATE INDEX IF NOT EXISTS orders_by_status ON orders (status, seq);
 CREATE TABLE IF NOT EXISTS history (
@@ -62,31 +80,161 @@ def now():
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
+def fingerprint(order):
+    """What makes a repost "the same order": everything but the password.
+
+    The password is left out on purpose: a hash of it would be a way to test guesses,
+    and a rotated password does not make a pump event a different one.
+    """
+    canonical = json.dumps(
+        {k: order.get(k) for k in ("workshop", "worksheet", "product_nr", "product_amount",
+                                   "uniqueid", "username")},
+        sort_keys=True)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def queue_payload(record, credentials_token, username):
+    """The queue item of an order: all the worker needs, and all it takes to rebuild the
+    order's record should the records lose it (everything but the history)."""
+    return {
+        "uniqueid": record["uniqueid"],
+        "worksheet": record["worksheet"],
+        "product_nr": record["product_nr"],
+        "product_amount": record["product_amount"],
+        "username": username,
+        "credentials": credentials_token,  # sealed; None means the instance defaults
+    }
+
+
+#: what SQLite's primary result codes mean for us
+_FULL = {"SQLITE_FULL"}
+_DAMAGED = {"SQLITE_CORRUPT", "SQLITE_NOTADB"}
+
+
+def _storage_error(path, exc):
+    """Map a sqlite3 error to the bridge's storage errors (one message, no traceback)."""
+    name = (getattr(exc, "sqlite_errorname", "") or "").split("_")[:2]
+    primary = "_".join(name)
+    if primary in _FULL:
+        return StorageUnavailable(f"the disk holding {path} is full")
+    if primary in _DAMAGED:
+        return RecordsDamaged(f"the order records file {path} is damaged ({exc}); "
+                              "stop the instance, move the file aside and start it again "
+                              "(waiting orders are rebuilt from the queue)")
+    return StorageUnavailable(f"the order records file {path} cannot be used: {exc}")
+
+
 class OrderStore:
     """The records of one workshop's orders."""
 
     def __init__(self, path):
+        self.path = os.path.abspath(path)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._damage = None  # the RecordsDamaged found while running, once found
+        try:
+            self._open()
+            # A damaged file often opens fine and fails at the first page read: read
+            # every row's status once (through the index), as reconcile() will anyway.
+            self._db.execute("SELECT COUNT(*), MAX(seq) FROM orders").fetchone()
+            self._db.execute("SELECT COUNT(*) FROM history").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(
+                f"the order records file {self.path} is damaged or not a database ({exc}); "
+                "move it aside and start again: waiting orders are rebuilt from the queue, "
+                "finished orders' history stays in the moved file") from None
+
+    def _open(self):
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(orders)")}
+        if "queued" not in columns:  # a file from before the column: all were queued
+            self._db.execute("ALTER TABLE orders ADD COLUMN queued INTEGER NOT NULL DEFAULT 1")
+        self._identity = self._file_identity()
+
+    def _file_identity(self):
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        return st.st_dev, st.st_ino
 
     def close(self):
         with self._lock:
             self._db.close()
 
-    # -- intake -------------------------------------------------------------------
+    @contextmanager
+    def _use(self):
+        """Hold the lock, make sure the file is still the one opened, map SQLite errors.
 
-    def add(self, order, fingerprint, credentials_token):
-        """Store a new order as ``placed``, or find the one already stored.
-
-        :param order: mapping with uniqueid, worksheet, product_nr, product_amount, username
-        :returns: ``(record, created)``; ``created`` is False for a repeat of a known order
-        :raises DuplicateConflict: the uniqueid is known with another fingerprint
+        :raises StorageUnavailable: disk full or the file unusable (HTTP 503)
+        :raises RecordsDamaged: the file is damaged or was replaced
         """
         with self._lock:
+            if self._damage is not None:
+                raise self._damage
+            identity = self._file_identity()
+            if identity != self._identity:
+                if identity is None:
+                    self._restore_deleted_file()
+                else:
+                    self._damage = RecordsDamaged(
+                        f"the order records file {self.path} was replaced while the instance "
+                        "was running; restart the instance to use the new file")
+                    log.critical("%s", self._damage)
+                    raise self._damage
+            try:
+                yield self._db
+            except sqlite3.DatabaseError as exc:
+                # A COMMIT that fails (disk full) leaves its transaction open, and every
+                # later BEGIN would fail with it: roll it back, the order was not stored.
+                if self._db.in_transaction:
+                    try:
+                        self._db.rollback()
+                    except sqlite3.DatabaseError:
+                        pass
+                error = _storage_error(self.path, exc)
+                if isinstance(error, RecordsDamaged):
+                    self._damage = error
+                    log.critical("%s", error)
+                else:
+                    log.error("%s", error)
+                raise error from None
+
+    def _restore_deleted_file(self):
+        """The file was deleted under us: write the open connection's content back to the
+        path and go on with it. SQLite keeps the deleted inode open, so nothing is lost."""
+        log.critical("the order records file %s was deleted while the instance was running; "
+                     "writing it back from the open connection", self.path)
+        try:
+            target = sqlite3.connect(self.path)
+            with target:
+                self._db.backup(target)
+            target.close()
+            self._db.close()
+            self._open()
+        except sqlite3.DatabaseError as exc:
+            self._damage = RecordsDamaged(
+                f"the order records file {self.path} was deleted while the instance was "
+                f"running and could not be written back ({exc}); restart the instance")
+            log.critical("%s", self._damage)
+            raise self._damage from None
+
+    # -- intake -------------------------------------------------------------------
+
+    def add(self, order, fingerprint, credentials_token, note=None):
+        """Store a new order as ``placed`` (not yet marked queued), or find the one
+        already stored.
+
+        :param order: mapping with uniqueid, worksheet, product_nr, product_amount, username
+        :param note: reason text of the first history entry (a rebuilt record says so)
+        :returns: ``(record, created)``; ``created`` is False for a repeat of a known order
+        :raises DuplicateConflict: the uniqueid is known with another fingerprint
+        :raises StorageUnavailable: nothing was stored (disk full, file damaged)
+        """
+        with self._use():
             row = self._row(order["uniqueid"])
             if row is not None:
                 if row["fingerprint"] != fingerprint:
@@ -99,14 +247,42 @@ class OrderStore:
                 self._db.execute("BEGIN IMMEDIATE")
                 self._db.execute(
                     "INSERT INTO orders (uniqueid, fingerprint, worksheet, product_nr,"
-                    " product_amount, username, credentials, status, created_at, updated_at)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    " product_amount, username, credentials, status, created_at, updated_at,"
+                    " queued) VALUES (?,?,?,?,?,?,?,?,?,?,0)",
                     (order["uniqueid"], fingerprint, order["worksheet"], order["product_nr"],
                      order["product_amount"], order.get("username"), credentials_token,
                      OrderStatus.PLACED.value, at, at),
                 )
-                self._history(order["uniqueid"], OrderStatus.PLACED, at)
+                self._history(order["uniqueid"], OrderStatus.PLACED, at, reason_text=note)
             return self._public(self._row(order["uniqueid"])), True
+
+    # -- the queue's side of intake -----------------------------------------------
+
+    def mark_queued(self, uniqueid):
+        """Note that the order's queue item was put."""
+        with self._use(), self._db:
+            self._db.execute("UPDATE orders SET queued=1 WHERE uniqueid=?", (uniqueid,))
+
+    def is_queued(self, uniqueid):
+        with self._use():
+            row = self._db.execute("SELECT queued FROM orders WHERE uniqueid=?",
+                                   (uniqueid,)).fetchone()
+            return row is None or bool(row[0])
+
+    def unqueued(self):
+        """:returns: the queue payloads of active orders whose queue item was never put
+        (the put failed after the record was committed), oldest first"""
+        with self._use():
+            rows = self._db.execute(
+                "SELECT * FROM orders WHERE queued=0 AND status IN (?, ?) ORDER BY seq",
+                tuple(s.value for s in ACTIVE)).fetchall()
+            return [queue_payload(r, r["credentials"], r["username"]) for r in rows]
+
+    def payload(self, uniqueid):
+        """:returns: the queue payload of a stored order, or None"""
+        with self._use():
+            row = self._row(uniqueid)
+            return None if row is None else queue_payload(row, row["credentials"], row["username"])
 
     # -- status changes -----------------------------------------------------------
 
@@ -119,7 +295,7 @@ class OrderStore:
             with ``/clear_queue``)
         """
         new = OrderStatus(new)
-        with self._lock:
+        with self._use():
             row = self._row(uniqueid)
             if row is None:
                 return False
@@ -145,7 +321,7 @@ class OrderStore:
         The status stays ``processing``; the reason shows in ``/get_order_status`` so an
         operator can see why an order is taking long.
         """
-        with self._lock, self._db:
+        with self._use(), self._db:
             at = now()
             self._db.execute("BEGIN IMMEDIATE")
             self._db.execute(
@@ -161,7 +337,7 @@ class OrderStore:
 
         :returns: the uniqueids cleared
         """
-        with self._lock, self._db:
+        with self._use(), self._db:
             at = now()
             self._db.execute("BEGIN IMMEDIATE")
             ids = [r[0] for r in self._db.execute(
@@ -181,7 +357,7 @@ class OrderStore:
 
     def get(self, uniqueid, with_history=True):
         """:returns: the public record (no credentials), or None"""
-        with self._lock:
+        with self._use():
             row = self._row(uniqueid)
             if row is None:
                 return None
@@ -196,27 +372,27 @@ class OrderStore:
 
     def get_sealed(self, uniqueid):
         """:returns: ``(username, credentials_token)`` for the worker, or None"""
-        with self._lock:
+        with self._use():
             row = self._row(uniqueid)
             return None if row is None else (row["username"], row["credentials"])
 
     def active(self):
         """:returns: the orders still in the queue, oldest first (public records)"""
-        with self._lock:
+        with self._use():
             rows = self._db.execute(
                 "SELECT * FROM orders WHERE status IN (?, ?) ORDER BY seq",
                 tuple(s.value for s in ACTIVE)).fetchall()
             return [self._public(r) for r in rows]
 
     def count_active(self):
-        with self._lock:
+        with self._use():
             return self._db.execute(
                 "SELECT COUNT(*) FROM orders WHERE status IN (?, ?)",
                 tuple(s.value for s in ACTIVE)).fetchone()[0]
 
     def last_success(self):
         """:returns: when an order last reached ``created``, or None"""
-        with self._lock:
+        with self._use():
             row = self._db.execute(
                 "SELECT at FROM history WHERE status=? ORDER BY id DESC LIMIT 1",
                 (OrderStatus.CREATED.value,)).fetchone()
@@ -224,7 +400,7 @@ class OrderStore:
 
     def last_error(self):
         """:returns: the last order that ended in ``error``, or None"""
-        with self._lock:
+        with self._use():
             row = self._db.execute(
                 "SELECT uniqueid, reason_code, reason_text, at FROM history WHERE status=?"
                 " ORDER BY id DESC LIMIT 1", (OrderStatus.ERROR.value,)).fetchone()

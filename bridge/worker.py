@@ -20,6 +20,12 @@ Per order: ``placed -> processing -> created``, or ``-> error`` with a reason co
   and stay at the head of the queue.
 * No exception ends the thread. If one escapes an unforeseen way, the orders in hand are
   released (``placed``, back on the queue) and the loop goes on.
+* **No queue item is dropped silently.** An item whose order record is missing (the
+  records file was lost or moved aside) gets its record rebuilt from the item, which
+  holds everything but the history, and is worked as usual. While the records cannot
+  be written (disk full, damaged file) items are put back, not acknowledged.
+* Between batches the worker runs the instance's *sweep*, which queues orders that are
+  stored but whose queue item could not be put (disk full at intake).
 * The browser is closed after ``browser_idle_seconds`` without work, so an idle
   workshop holds no browser.
 """
@@ -29,7 +35,8 @@ import threading
 import time
 from decimal import Decimal
 
-from bridge.exceptions import LoginFailed, PermanentError, TransientError
+from bridge.exceptions import LoginFailed, PermanentError, StorageUnavailable, TransientError
+from bridge.records import fingerprint
 from bridge.status import OrderStatus
 from integrations.base import Credentials, LineOutcome, OrderLine
 
@@ -41,6 +48,8 @@ COMPACT_EVERY = 100
 #: waits for the visit in progress, so this bounds that wait (25 lines at a slow ~1.5 s
 #: each stay well inside supervisor's 120 s stopwaitsecs) at ~2 % extra cost per line.
 VISIT_LINES = 25
+#: at most one sweep for stranded orders (and retry of failed nacks) per this many seconds
+SWEEP_SECONDS = 1.0
 
 
 class _Order:
@@ -78,9 +87,10 @@ class Worker:
         :class:`~integrations.base.Integration`; called in the worker thread
     :param box: :class:`~bridge.crypto.CredentialBox`
     :param logger: the orderline logger
+    :param sweep: called between batches to queue orders stored but not queued
     """
 
-    def __init__(self, settings, store, queue, make_integration, box, logger):
+    def __init__(self, settings, store, queue, make_integration, box, logger, sweep=None):
         self.settings = settings
         self.store = store
         self.queue = queue
@@ -94,6 +104,9 @@ class Worker:
         self._last_work = time.monotonic()
         self._in_hand = []  # the orders of the current batch not yet acknowledged
         self._acks_since_compact = 0
+        self._sweep = sweep
+        self._last_sweep = 0.0
+        self._unreleased = []  # row ids whose nack failed: retried by the sweep
 
     # -- control (called from request threads) ------------------------------------
 
@@ -148,6 +161,10 @@ class Worker:
             while not self._stop.is_set():
                 try:
                     self._step()
+                except StorageUnavailable as exc:  # disk full, records damaged: wait
+                    self.log.error("worker paused: %s", exc)
+                    self._release_in_hand("released: the order records could not be written")
+                    self._stop.wait(2.0)
                 except Exception:  # the thread must outlive any bug in one step
                     self.log.exception("worker step failed; orders in hand released")
                     self._release_in_hand("released after an internal error")
@@ -156,6 +173,7 @@ class Worker:
             self._close_integration()
 
     def _step(self):
+        self._maintain()
         first = self.queue.get(timeout=POLL_SECONDS)
         if first is None:
             self._idle()
@@ -167,10 +185,24 @@ class Worker:
                 break
             items.append(more)
         try:
-            self._in_hand = self._take(items)
+            self._take(items)
             self._work()
         finally:
             self._last_work = time.monotonic()
+
+    def _maintain(self):
+        """Now and then: put back items whose nack failed, queue stranded orders."""
+        if time.monotonic() - self._last_sweep < SWEEP_SECONDS:
+            return
+        self._last_sweep = time.monotonic()
+        while self._unreleased:
+            self.queue.nack(self._unreleased[0])
+            self._unreleased.pop(0)
+        if self._sweep is not None:
+            try:
+                self._sweep()
+            except StorageUnavailable as exc:  # still full: the queued work goes on
+                self.log.warning("stranded orders not queued yet: %s", exc)
 
     def _idle(self):
         idle = time.monotonic() - self._last_work
@@ -182,29 +214,71 @@ class Worker:
             self._acks_since_compact = 0
 
     def _take(self, items):
-        """Move each delivered order to ``processing``; acknowledge the ones that are
-        not waiting any more (cleared by ``/clear_queue``, or finished before a crash)."""
-        taken = []
-        for row_id, payload in items:
-            uniqueid = payload.get("uniqueid")
-            record = self.store.get(uniqueid, with_history=False) if uniqueid else None
-            if record is None or record["status"] not in (OrderStatus.PLACED.value,
-                                                          OrderStatus.PROCESSING.value):
-                self.log.info("order %s is no longer waiting; skipping it", uniqueid)
-                self._ack(row_id)
-                continue
-            if record["status"] == OrderStatus.PLACED.value and not self.store.move(
-                    uniqueid, OrderStatus.PROCESSING, expect=OrderStatus.PLACED):
-                self._ack(row_id)  # lost a race with /clear_queue
-                continue
-            try:
-                credentials = self._credentials(payload)
-            except PermanentError as exc:
-                self.store.note_attempt(uniqueid)
-                self._end_in_error(uniqueid, row_id, exc.reason_code, exc.reason_text)
-                continue
-            taken.append(_Order(row_id, payload, record["attempts"], credentials))
-        return taken
+        """Move each delivered order to ``processing`` and into ``self._in_hand``;
+        acknowledge the ones that are not waiting any more (cleared by
+        ``/clear_queue``, finished before a crash, or a second item of one order).
+
+        If the records fail half-way, the items not yet dealt with are put back
+        (nack) and the error goes up: nothing delivered is dropped.
+        """
+        self._in_hand = []
+        pending = list(items)
+        try:
+            while pending:
+                row_id, payload = pending[0]
+                self._take_one(row_id, payload)
+                pending.pop(0)
+        except BaseException:
+            for row_id, _ in pending:
+                self._nack(row_id)
+            raise
+
+    def _take_one(self, row_id, payload):
+        uniqueid = payload.get("uniqueid")
+        if not uniqueid:
+            self.log.error("queue item %s has no uniqueid; dropping it: %r", row_id,
+                           {k: v for k, v in payload.items() if k != "credentials"})
+            self._ack(row_id)
+            return
+        record = self.store.get(uniqueid, with_history=False)
+        if record is None:
+            record = self._rebuild_record(payload)
+        if record["status"] not in (OrderStatus.PLACED.value, OrderStatus.PROCESSING.value) \
+                or any(order.uniqueid == uniqueid for order in self._in_hand):
+            self.log.info("order %s is no longer waiting; skipping it", uniqueid)
+            self._ack(row_id)
+            return
+        if record["status"] == OrderStatus.PLACED.value and not self.store.move(
+                uniqueid, OrderStatus.PROCESSING, expect=OrderStatus.PLACED):
+            self._ack(row_id)  # lost a race with /clear_queue
+            return
+        try:
+            credentials = self._credentials(payload)
+        except PermanentError as exc:
+            self.store.note_attempt(uniqueid)
+            self._end_in_error(uniqueid, row_id, exc.reason_code, exc.reason_text)
+            return
+        self._in_hand.append(_Order(row_id, payload, record["attempts"], credentials))
+
+    def _rebuild_record(self, payload):
+        """The queue holds an order the records do not know (the records file was lost):
+        store it again from the queue item, loudly, and work it as usual."""
+        username = payload.get("username")
+        if "username" not in payload and payload.get("credentials"):
+            try:  # an item queued before the payload carried the username
+                username = self.box.open(payload["credentials"]).username
+            except PermanentError:
+                username = None
+        order = {"workshop": self.settings.workshop, "username": username,
+                 **{k: payload[k] for k in ("uniqueid", "worksheet", "product_nr",
+                                            "product_amount")}}
+        self.log.error("order %s is in the queue but not in the order records; "
+                       "rebuilding its record from the queue item", order["uniqueid"])
+        record, _ = self.store.add(order, fingerprint(order), payload.get("credentials"),
+                                   note="record rebuilt from the queue item (the order "
+                                        "records had lost it); earlier history is gone")
+        self.store.mark_queued(order["uniqueid"])
+        return record
 
     def _work(self):
         """Drive the orders in hand to an end, in rounds: one visit per worksheet per
@@ -301,14 +375,30 @@ class Worker:
         self._ack(row_id)
 
     def _release_in_hand(self, why):
-        """Put every order in hand back: ``placed``, at the head of the queue."""
+        """Put every order in hand back: ``placed``, at the head of the queue.
+
+        Each item is put back even when its record cannot be written (it then stays
+        ``processing``, which the worker takes as readily as ``placed``).
+        """
         for order in self._in_hand:
-            self.store.move(order.uniqueid, OrderStatus.PLACED, expect=OrderStatus.PROCESSING,
-                            reason_text=why)
-            self.queue.nack(order.row_id)
+            try:
+                self.store.move(order.uniqueid, OrderStatus.PLACED,
+                                expect=OrderStatus.PROCESSING, reason_text=why)
+            except StorageUnavailable:
+                pass
+            self._nack(order.row_id)
         if self._in_hand:
             self.log.info("%d order(s) %s", len(self._in_hand), why)
         self._in_hand = []
+
+    def _nack(self, row_id):
+        """Put an item back; if even that fails, remember it for the next sweep (an
+        unacknowledged item is otherwise delivered again only after a restart)."""
+        try:
+            self.queue.nack(row_id)
+        except Exception:
+            self.log.exception("could not put queue item %s back; retrying later", row_id)
+            self._unreleased.append(row_id)
 
     def _backoff(self, attempts):
         ceiling = min(self.settings.retry_max_seconds,

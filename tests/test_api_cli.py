@@ -109,3 +109,16 @@ def test_an_idle_instance_loads_neither_pydantic_nor_cryptography(tmp_path):
     result = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[] ['cryptography', 'pydantic']"
+
+
+@pytest.mark.parametrize("damaged", ["orders.db", "queue/data.db"])
+def test_a_damaged_file_at_start_is_one_line_naming_it_and_exit_2(tmp_path, damaged):
+    folder = tmp_path / "q" / "Bennys Auto"
+    (folder / "queue").mkdir(parents=True)
+    (folder / damaged).write_bytes(b"this is not a database " * 400)
+    result = run_api([str(free_port()), "Bennys Auto"], tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "damaged" in result.stderr and "move" in result.stderr
+    assert str(folder / damaged.split("/")[0]) in result.stderr

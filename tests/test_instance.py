@@ -2,6 +2,7 @@
 real SQLite files, a fake ERP)."""
 
 import logging
+import os
 import sqlite3
 
 from bridge.instance import Instance, fingerprint
@@ -125,3 +126,161 @@ def test_empty_queue_get_returns_none_after_the_timeout(settings):
     inst, _ = open_instance(settings)
     assert inst.queue.get(timeout=0.05) is None
     inst.close()
+
+
+# -- storage faults (issue 8: no order stranded or lost) ------------------------------
+
+
+def _client(inst):
+    from bridge.app import create_app
+
+    client = create_app(inst).test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {inst.settings.api_token}"
+    return client
+
+
+def _body(uniqueid):
+    return {k: v for k, v in new_order(uniqueid).items() if v is not None}
+
+
+def _fail_puts(inst, times):
+    """Make the next ``times`` puts of persist-queue fail the way a full disk does."""
+    real_put, left = inst.queue._q.put, [times]
+
+    def put(item):
+        if left[0]:
+            left[0] -= 1
+            raise sqlite3.OperationalError("database or disk is full")
+        return real_put(item)
+
+    inst.queue._q.put = put
+
+
+def test_a_failed_put_after_the_record_is_503_and_queued_without_a_restart(settings):
+    inst, erp = open_instance(settings)
+    client = _client(inst)
+    _fail_puts(inst, 1)
+    answer = client.post("/create", json=_body("boundary"))
+    assert answer.status_code == 503
+    assert answer.headers["Retry-After"].isdigit()
+    assert answer.get_json()["error"] == "storage_unavailable"
+    assert "stored" in answer.get_json()["message"]
+    inst.worker.start()  # the sweep queues it: no restart, no repost needed
+    wait_for(lambda: inst.store.get("boundary")["status"] == "created")
+    inst.close()
+    assert erp.calls == ["boundary"]
+
+
+def test_a_repost_of_a_stored_but_unqueued_order_queues_it(settings):
+    inst, erp = open_instance(settings)
+    client = _client(inst)
+    _fail_puts(inst, 1)
+    assert client.post("/create", json=_body("again")).status_code == 503
+    repost = client.post("/create", json=_body("again"))
+    assert repost.status_code == 200 and repost.get_json()["status"] == "placed"
+    assert [p["uniqueid"] for p in inst.queue.pending_payloads()] == ["again"]
+    assert client.post("/create", json=_body("again")).status_code == 200  # not queued twice
+    assert len(inst.queue.pending_payloads()) == 1
+    inst.worker.start()
+    wait_for(lambda: inst.store.get("again")["status"] == "created")
+    inst.close()
+    assert erp.calls == ["again"]
+
+
+def test_a_failed_record_write_is_503_and_stores_nothing(settings):
+    inst, erp = open_instance(settings)
+    client = _client(inst)
+    # SQLite's own "disk full": the file may not grow past its present size
+    inst.store._db.execute("PRAGMA max_page_count=1")
+    answers = {}
+    for n in range(500):
+        answers[f"o{n}"] = client.post("/create", json=_body(f"o{n}"))
+        if answers[f"o{n}"].status_code != 200:
+            break
+    refused = f"o{n}"
+    assert answers[refused].status_code == 503 and answers[refused].headers["Retry-After"]
+    assert "full" in answers[refused].get_json()["message"]
+    inst.store._db.execute("PRAGMA max_page_count=1073741823")
+    assert client.get(f"/get_order_status?uniqueid={refused}").status_code == 404
+    assert [p["uniqueid"] for p in inst.queue.pending_payloads()] == list(answers)[:-1]
+    inst.close()
+
+
+def test_records_deleted_under_a_running_instance_lose_no_order(settings):
+    inst, _ = open_instance(settings)
+    client = _client(inst)
+    for n in range(3):
+        assert client.post("/create", json=_body(f"before{n}")).status_code == 200
+    path = os.path.join(settings.workshop_queue_dir, "orders.db")
+    for suffix in ("", "-wal", "-shm"):
+        os.remove(path + suffix)
+    for n in range(2):
+        assert client.post("/create", json=_body(f"after{n}")).status_code == 200
+    inst.close()
+
+    inst, erp = open_instance(settings)  # the next start sees every order
+    inst.worker.start()
+    expected = [f"before{n}" for n in range(3)] + [f"after{n}" for n in range(2)]
+    for uniqueid in expected:
+        wait_for(lambda: inst.store.get(uniqueid)["status"] == "created", message=uniqueid)
+    inst.close()
+    assert sorted(erp.calls) == sorted(expected)
+
+
+def test_queue_items_whose_records_are_missing_are_rebuilt_not_dropped(settings):
+    inst, _ = open_instance(settings)
+    client = _client(inst)
+    client.post("/create", json=_body("plain"))
+    client.post("/create", json=dict(_body("own-login"), username="bob", password="pw-bob"))
+    inst.close()
+    path = os.path.join(settings.workshop_queue_dir, "orders.db")
+    for suffix in ("", "-wal", "-shm"):  # moved aside, as the start-up error tells
+        if os.path.exists(path + suffix):
+            os.rename(path + suffix, path + suffix + ".damaged")
+
+    inst, erp = open_instance(settings)
+    client = _client(inst)
+    inst.worker.start()
+    wait_for(lambda: (inst.store.get("plain") or {}).get("status") == "created")
+    wait_for(lambda: (inst.store.get("own-login") or {}).get("status") == "created")
+    record = inst.store.get("own-login")
+    assert "rebuilt" in record["history"][0]["reason_text"]
+    # the rebuilt record is the same order: an identical repost is not a conflict
+    repost = client.post("/create", json=dict(_body("own-login"), username="bob",
+                                               password="pw-bob"))
+    assert repost.status_code == 200 and repost.get_json()["status"] == "created"
+    inst.close()
+    assert sorted(erp.calls) == ["own-login", "plain"]
+    seen = dict(zip(erp.calls, erp.credentials_seen))
+    assert seen["own-login"].username == "bob" and seen["own-login"].password == "pw-bob"
+
+
+def test_records_replaced_while_running_give_503_and_alive_says_why(settings):
+    inst, _ = open_instance(settings)
+    client = _client(inst)
+    client.post("/create", json=_body("first"))
+    path = os.path.join(settings.workshop_queue_dir, "orders.db")
+    sqlite3.connect(path + ".new").close()
+    os.replace(path + ".new", path)
+    answer = client.post("/create", json=_body("second"))
+    assert answer.status_code == 503 and answer.headers["Retry-After"]
+    assert "replaced" in answer.get_json()["message"]
+    assert client.get("/get_order_status?uniqueid=first").status_code == 503
+    alive = client.get("/alive")
+    assert alive.status_code == 200 and "replaced" in alive.get_json()["storage"]
+    assert alive.get_json()["queue_length"] is None
+    inst.close()
+
+
+def test_two_queue_items_of_one_order_make_one_line(settings):
+    """A sweep and a repost racing could put an order twice: the worker works it once."""
+    inst, _ = open_instance(settings)
+    inst.submit(new_order("twice"))
+    inst.queue.put(inst.store.payload("twice"))
+    inst, erp = inst, inst.worker.make_integration()
+    inst.worker.start()
+    wait_for(lambda: inst.store.get("twice")["status"] == "created")
+    wait_for(lambda: not inst.queue.pending_payloads() if not inst.worker.current else False,
+             message="queue drained")
+    inst.close()
+    assert erp.calls == ["twice"]

@@ -1,0 +1,130 @@
+"""The order records (bridge/records.py): a file deleted, replaced or damaged under a
+running instance, and the queued flag. Real SQLite files throughout."""
+
+import os
+import shutil
+import sqlite3
+
+import pytest
+
+from bridge.exceptions import ConfigError, RecordsDamaged
+from bridge.records import OrderStore, fingerprint
+
+
+def order(uniqueid):
+    return {"workshop": "W", "worksheet": "1", "product_nr": "10", "product_amount": "5",
+            "uniqueid": uniqueid, "username": None}
+
+
+def add(store, uniqueid):
+    return store.add(order(uniqueid), fingerprint(order(uniqueid)), None)
+
+
+def remove_db(path):
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(path + suffix):
+            os.remove(path + suffix)
+
+
+def test_a_file_deleted_while_running_is_written_back_with_every_order(tmp_path):
+    """SQLite itself goes on writing into the deleted inode: without the guard every
+    order accepted afterwards would be gone at the next start."""
+    path = str(tmp_path / "orders.db")
+    store = OrderStore(path)
+    add(store, "before")
+    remove_db(path)
+    add(store, "after")  # the write that notices, and writes the file back first
+    store.close()
+
+    reopened = OrderStore(path)
+    assert reopened.get("before")["status"] == "placed"
+    assert reopened.get("after")["status"] == "placed"
+    reopened.close()
+
+
+def test_a_file_replaced_while_running_is_refused_loudly(tmp_path, caplog):
+    path = str(tmp_path / "orders.db")
+    store = OrderStore(path)
+    add(store, "a")
+    other = OrderStore(str(tmp_path / "other.db"))
+    other.close()
+    os.replace(tmp_path / "other.db", path)
+    with pytest.raises(RecordsDamaged, match="replaced"):
+        add(store, "b")
+    with pytest.raises(RecordsDamaged):  # and it stays refused: no silent success later
+        store.get("a")
+    assert any(r.levelname == "CRITICAL" for r in caplog.records)
+    store.close()
+
+
+def test_damage_found_while_running_is_records_damaged(tmp_path):
+    path = str(tmp_path / "orders.db")
+    store = OrderStore(path)
+    for n in range(300):  # enough rows for pages beyond the header
+        add(store, f"o{n}")
+    store.close()
+    store = OrderStore(path)
+    # overwrite the pages behind the header, in place (same inode)
+    size = os.path.getsize(path)
+    with open(path, "r+b") as f:
+        f.seek(4096)
+        f.write(b"\xff" * (size - 4096))
+    with pytest.raises(RecordsDamaged, match="damaged"):
+        for n in range(300):
+            store.get(f"o{n}")
+    store.close()
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_a_damaged_file_at_start_is_a_config_error_naming_it(tmp_path, damage):
+    path = str(tmp_path / "orders.db")
+    if damage == "garbage":
+        with open(path, "wb") as f:
+            f.write(os.urandom(8192))
+    else:
+        store = OrderStore(path)
+        for n in range(500):
+            add(store, f"o{n}")
+        store.close()
+        with open(path, "r+b") as f:
+            f.truncate(os.path.getsize(path) // 3)
+    with pytest.raises(ConfigError) as err:
+        OrderStore(path)
+    message = str(err.value)
+    assert path in message and "move it aside" in message
+    assert "\n" not in message
+
+
+def test_new_orders_are_unqueued_until_marked(tmp_path):
+    store = OrderStore(str(tmp_path / "orders.db"))
+    add(store, "a")
+    assert not store.is_queued("a")
+    assert [p["uniqueid"] for p in store.unqueued()] == ["a"]
+    store.mark_queued("a")
+    assert store.is_queued("a") and store.unqueued() == []
+    store.close()
+
+
+def test_a_file_from_before_the_queued_column_counts_its_orders_as_queued(tmp_path):
+    path = str(tmp_path / "orders.db")
+    store = OrderStore(path)
+    add(store, "old")
+    store.close()
+    with sqlite3.connect(path) as db:  # the schema as it was
+        db.execute("ALTER TABLE orders DROP COLUMN queued")
+    store = OrderStore(path)
+    assert store.is_queued("old") and store.unqueued() == []
+    add(store, "new")  # a new order is still unqueued until its put succeeded
+    assert [p["uniqueid"] for p in store.unqueued()] == ["new"]
+    store.close()
+
+
+def test_the_payload_holds_what_a_rebuild_needs(tmp_path):
+    store = OrderStore(str(tmp_path / "orders.db"))
+    o = dict(order("p"), username="bob")
+    store.add(o, fingerprint(o), "sealed-token")
+    payload = store.payload("p")
+    assert payload == {"uniqueid": "p", "worksheet": "1", "product_nr": "10",
+                       "product_amount": "5", "username": "bob", "credentials": "sealed-token"}
+    store.close()
+    shutil.rmtree(tmp_path, ignore_errors=True)
