@@ -16,6 +16,7 @@ from pathlib import Path
 
 from dotenv import load_dotenv
 
+from bridge.crypto import check_secret, parse_fallbacks
 from bridge.exceptions import ConfigError
 from bridge.names import file_name
 from bridge.unseal import open_sealed
@@ -43,7 +44,8 @@ class Settings:
     workshop: str  # the one workshop this instance serves (from the command line)
     port: int  # TCP port of the API (from the command line)
     api_token: str = field(repr=False)  # API_TOKEN: Bearer token for every endpoint but /alive
-    secret_key: str = field(repr=False)  # SECRET_KEY: Fernet key for credentials at rest
+    secret_key: str = field(repr=False)  # SECRET_KEY: Fernet key or 32+ characters; seals credentials at rest
+    secret_key_fallbacks: tuple = field(default=(), repr=False)  # SECRET_KEY_FALLBACKS: older keys, open only
     erp_system: str = "erp_sim"  # ERP_SYSTEM: which module under integrations/
     erp_url: str = "http://127.0.0.1:5080"  # ERP_URL: base URL of the workshop's ERP
     erp_username: str = ""  # ERP_USERNAME: login used when an order carries none
@@ -98,13 +100,15 @@ def load_settings(port, workshop, env=None, dotenv=True):
     secret_key = env.get("SECRET_KEY", "")
     if not secret_key:
         raise ConfigError("SECRET_KEY is not set: credentials are encrypted at rest with it")
+    check_secret(secret_key)
+    fallbacks = parse_fallbacks(env.get("SECRET_KEY_FALLBACKS", ""))
     api_token = env.get("API_TOKEN", "")
     username, password = env.get("ERP_USERNAME", ""), env.get("ERP_PASSWORD", "")
     if env.get("API_TOKEN_SEALED") or env.get("ERP_CREDENTIALS_SEALED"):
         # Opened in a child process, so this one never loads cryptography for them
         # (~7 MB of an idle instance's RSS); see bridge/unseal.py.
         opened = open_sealed(secret_key, env.get("API_TOKEN_SEALED"),
-                             env.get("ERP_CREDENTIALS_SEALED"))
+                             env.get("ERP_CREDENTIALS_SEALED"), fallbacks)
         api_token = opened.get("api_token", api_token)
         username = opened.get("username", username)
         password = opened.get("password", password)
@@ -115,6 +119,7 @@ def load_settings(port, workshop, env=None, dotenv=True):
         port=port,
         api_token=api_token,
         secret_key=secret_key,
+        secret_key_fallbacks=fallbacks,
         erp_system=env.get("ERP_SYSTEM", "") or Settings.erp_system,
         erp_url=(env.get("ERP_URL", "") or Settings.erp_url).rstrip("/"),
         erp_username=username,

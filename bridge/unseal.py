@@ -8,7 +8,11 @@ instance, for two decryptions. The child opens them with the same
 stdin and the plaintext comes back on its stdout, so no secret is ever on a command
 line; the child costs ~50 ms at start.
 
-    python -m bridge.unseal   # stdin: {"key", "api_token", "credentials"}; stdout: the answer
+    python -m bridge.unseal   # stdin: {"key", "fallbacks", "api_token", "credentials"}
+                              # stdout: the answer
+
+``fallbacks`` are ``SECRET_KEY_FALLBACKS``: a secret sealed under an older key still
+opens while a rotation is under way (``manage.py rotate-secrets``).
 """
 
 import json
@@ -25,14 +29,16 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TIMEOUT_SECONDS = 30
 
 
-def open_sealed(secret_key, api_token=None, credentials=None):
+def open_sealed(secret_key, api_token=None, credentials=None, fallbacks=()):
     """Open ``API_TOKEN_SEALED`` and ``ERP_CREDENTIALS_SEALED`` (either may be empty).
 
+    :param fallbacks: ``SECRET_KEY_FALLBACKS``, tried after ``secret_key``
     :returns: ``{"api_token": ..., "username": ..., "password": ...}`` with the keys of
         the secrets that were given
     :raises ConfigError: with a one-line reason when a secret cannot be opened
     """
-    request = json.dumps({"key": secret_key, "api_token": api_token, "credentials": credentials})
+    request = json.dumps({"key": secret_key, "fallbacks": list(fallbacks), "api_token": api_token,
+                          "credentials": credentials})
     failed = "cannot open the sealed secrets: python -m bridge.unseal"
     try:
         child = subprocess.run([sys.executable, "-m", "bridge.unseal"], input=request, text=True,
@@ -50,7 +56,7 @@ def open_sealed(secret_key, api_token=None, credentials=None):
 
 
 def _open(request):
-    box = CredentialBox(request["key"])
+    box = CredentialBox(request["key"], request.get("fallbacks") or ())
     answer = {}
     if request.get("api_token"):
         answer["api_token"] = box.open_text(request["api_token"])

@@ -33,7 +33,8 @@ class Fleet:
 
     def __init__(self, settings, registry=None, supervisor=None, instances=None):
         self.settings = settings
-        self.registry = registry or Registry(settings.registry_db, settings.secret_key)
+        self.registry = registry or Registry(settings.registry_db, settings.secret_key,
+                                             settings.secret_key_fallbacks)
         self.supervisor = supervisor or Supervisor(
             settings.socket_path, stop_timeout=settings.stop_wait_seconds + 30)
         self.instances = instances or Instances(settings.instance_host, settings.probe_timeout)

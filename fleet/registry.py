@@ -71,9 +71,9 @@ class Integration:
 class Registry:
     """The integrations, stored in the SQLite file at ``path``."""
 
-    def __init__(self, path, secret_key):
+    def __init__(self, path, secret_key, fallbacks=()):
         self.path = Path(path)
-        self._box = CredentialBox(secret_key)  # raises ConfigError on a bad key
+        self._box = CredentialBox(secret_key, fallbacks)  # raises ConfigError on a bad key
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with closing(self._connect()) as db:
             db.execute("PRAGMA journal_mode=WAL")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from dotenv import load_dotenv
 
+from bridge.crypto import parse_fallbacks
 from bridge.exceptions import ConfigError
 from bridge.settings import env_number
 
@@ -25,7 +26,8 @@ class FleetSettings:
     supervisor_dir: Path  # SUPERVISOR_DIR: generated supervisord config, socket, pid and logs
     queue_dir: Path  # QUEUE_DIR: handed to every instance; each uses QUEUE_DIR/<workshop>/
     log_dir: Path  # LOG_DIR: handed to every instance
-    secret_key: str = field(default="", repr=False)  # SECRET_KEY: Fernet key, same as the instances'
+    secret_key: str = field(default="", repr=False)  # SECRET_KEY: same as the instances' (Fernet key or 32+ characters)
+    secret_key_fallbacks: tuple = field(default=(), repr=False)  # SECRET_KEY_FALLBACKS: older keys, open only
     management_token: str = field(default="", repr=False)  # MANAGEMENT_TOKEN: Bearer token of the management API
     management_host: str = "127.0.0.1"  # MANAGEMENT_HOST: interface the management API listens on
     management_port: int = 7000  # MANAGEMENT_PORT: port of the management API
@@ -68,6 +70,7 @@ def load_fleet_settings(env=None, dotenv=True):
         queue_dir=_path(env, "QUEUE_DIR", "task_queue"),
         log_dir=_path(env, "LOG_DIR", "logs"),
         secret_key=env.get("SECRET_KEY", ""),
+        secret_key_fallbacks=parse_fallbacks(env.get("SECRET_KEY_FALLBACKS", "")),
         management_token=env.get("MANAGEMENT_TOKEN", ""),
         management_host=env.get("MANAGEMENT_HOST", "") or FleetSettings.management_host,
         management_port=port,
