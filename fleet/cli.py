@@ -1,7 +1,8 @@
 """``python manage.py``: the admin's command for the fleet. Command names are fixed:
 operators' scripts call them.
 
-Every error is one line on stderr and exit code 2.
+Every error is one line on stderr and exit code 2. ``rotate-secrets`` exits 1 when it
+finished but found secrets that open under no key (named in its report).
 """
 
 import argparse
@@ -11,6 +12,7 @@ import sys
 
 from bridge.exceptions import BridgeError, SupervisorUnavailable
 from fleet.control import Fleet
+from fleet.rotate import rotate_secrets
 from fleet.schemas import IntegrationChange, IntegrationSpec, parse
 from fleet.settings import ROOT, load_fleet_settings, require
 
@@ -42,6 +44,8 @@ def build_parser():
     for name in ("activate", "deactivate"):
         sub.add_parser(name, help=f"{name} an integration").add_argument("workshop")
     sub.add_parser("up", help="run supervisord in the foreground with every active integration")
+    sub.add_parser("rotate-secrets", help="re-seal every stored secret under SECRET_KEY "
+                   "(old keys in SECRET_KEY_FALLBACKS); restarts running instances one at a time")
     return parser
 
 
@@ -110,6 +114,11 @@ def run(args, fleet, out=sys.stdout):
                           "last error"]), file=out)
     elif cmd == "up":
         up(fleet)
+    elif cmd == "rotate-secrets":
+        if not fleet.settings.secret_key_fallbacks:
+            print("manage.py: note: SECRET_KEY_FALLBACKS is empty: only secrets under SECRET_KEY "
+                  "open, so nothing can be re-sealed", file=sys.stderr)
+        return rotate_secrets(fleet, out)
     return 0
 
 

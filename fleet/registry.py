@@ -2,8 +2,10 @@
 
 ERP credentials and the instance's API token are stored encrypted with ``SECRET_KEY``
 (Fernet, the scheme :mod:`bridge.crypto` uses for orders), so a copy of the database
-alone gives neither away. ``manage.py`` and the management API may write at the same
-time: every call opens its own short connection and SQLite's lock orders them.
+alone gives neither away. They open under ``SECRET_KEY_FALLBACKS`` too, until
+``manage.py rotate-secrets`` has re-sealed them (:meth:`Registry.reseal`). ``manage.py``
+and the management API may write at the same time: every call opens its own short
+connection and SQLite's lock orders them.
 """
 
 import sqlite3
@@ -170,6 +172,28 @@ class Registry:
             db.execute(f"UPDATE integrations SET {', '.join(k + '=?' for k in row)} WHERE workshop=?",
                        (*row.values(), before.workshop))
         return before, self.get(before.workshop)
+
+    def reseal(self, integration, resealer):
+        """Re-seal the integration's secrets under ``SECRET_KEY`` (key rotation).
+
+        Each column is only replaced if it still holds the token read: a concurrent
+        change (already sealed under ``SECRET_KEY``) is not undone. ``updated_at`` is
+        kept, since the configuration did not change.
+
+        :param resealer: :class:`~bridge.reseal.Resealer`; counts what it sees and names
+            it ``registry:api_token``, ``registry:credentials``
+        :returns: how many secrets were rewritten
+        """
+        rewritten = 0
+        with closing(self._connect()) as db:
+            for column in ("api_token", "credentials"):
+                old = getattr(integration, column)
+                new = resealer(old, f"registry:{column}")
+                if new is not None:
+                    rewritten += db.execute(
+                        f"UPDATE integrations SET {column}=? WHERE workshop=? AND {column}=?",
+                        (new, integration.workshop, old)).rowcount
+        return rewritten
 
     def remove(self, workshop):
         """:returns: the integration as it was"""
