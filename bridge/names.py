@@ -11,18 +11,50 @@ import unicodedata
 
 _UNSAFE_IN_FILENAME = re.compile(r"[^\w .-]", re.UNICODE)
 
+#: a path component may be 255 bytes (ext4, xfs, tmpfs); the longest name the instance
+#: derives is ``<file_name>_create_orderline.log.5`` (23 bytes more), so 232 bytes is what
+#: every name that has ever run fits in, unchanged
+FILE_NAME_MAX_BYTES = 255 - len("_create_orderline.log.5")
+
+
+def normal_name(workshop):
+    """The one spelling of a workshop name: NFC, every run of whitespace (any Unicode
+    space, NBSP included) one ASCII space, none at either end.
+
+    Two names that look the same are the same workshop: ``"Bennys\u00a0Auto"`` and
+    ``"Bennys  Auto "`` both become ``"Bennys Auto"``. Invisible characters that are not
+    whitespace (zero-width space, BOM) are left as they are: the fleet refuses them.
+    """
+    return " ".join(unicodedata.normalize("NFC", workshop).split())
+
 
 def file_name(workshop):
     """A name safe as one path component: letters (any script), digits, space, ``.-_``.
 
     Slashes and control characters become ``_``; a name that would be hidden or empty
-    gets a prefix. ``"Bennys Auto"`` stays ``"Bennys Auto"``.
+    gets a prefix. ``"Bennys Auto"`` stays ``"Bennys Auto"``. A name longer than
+    :data:`FILE_NAME_MAX_BYTES` in UTF-8 (100 letters of a 4-byte script) is cut there and
+    ends in a hash of the whole name, so it still fits and still differs from its neighbours.
     """
     name = unicodedata.normalize("NFC", workshop).strip()
     name = _UNSAFE_IN_FILENAME.sub("_", name)
     if not name or name.startswith("."):
         name = "_" + name
+    if _bytes(name) > FILE_NAME_MAX_BYTES:
+        suffix = "-" + _digest(workshop)
+        while _bytes(name + suffix) > FILE_NAME_MAX_BYTES:
+            name = name[:-1]
+        name += suffix
     return name
+
+
+def _bytes(text):
+    # surrogatepass: a name from a command line that was not UTF-8 is measured, not refused
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _digest(workshop):
+    return hashlib.sha256(workshop.encode("utf-8", "surrogatepass")).hexdigest()[:8]
 
 
 def program_name(workshop):
@@ -33,5 +65,4 @@ def program_name(workshop):
     """
     folded = unicodedata.normalize("NFKD", workshop).encode("ascii", "ignore").decode()
     slug = re.sub(r"[^A-Za-z0-9]+", "-", folded).strip("-").lower() or "workshop"
-    digest = hashlib.sha256(workshop.encode("utf-8")).hexdigest()[:8]
-    return f"bridge-{slug}-{digest}"
+    return f"bridge-{slug}-{_digest(workshop)}"

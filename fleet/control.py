@@ -16,7 +16,6 @@ from bridge.exceptions import InvalidIntegration, PortTaken, SupervisorUnavailab
 from fleet import states
 from fleet.instances import Instances
 from fleet.registry import Registry
-from fleet.schemas import workshop_name
 from fleet.supervisor_client import Supervisor
 from fleet.supervisor_conf import render_program, workshop_dirs, write_config
 
@@ -145,8 +144,10 @@ class Fleet:
     # -- reading ----------------------------------------------------------------
 
     def get(self, workshop):
-        """:raises UnknownIntegration:"""
-        return self.registry.get(workshop_name(workshop))
+        """Find an integration by name, spelt any way that normalises to it.
+
+        :raises UnknownIntegration:"""
+        return self.registry.get(workshop)
 
     def overview(self, workshop=None):
         """The health of every integration (or one): configuration without secrets,

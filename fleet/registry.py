@@ -18,7 +18,7 @@ from pathlib import Path
 
 from bridge.crypto import CredentialBox
 from bridge.exceptions import ConfigError, DuplicateIntegration, PortTaken, UnknownIntegration
-from bridge.names import file_name, program_name
+from bridge.names import file_name, normal_name, program_name
 from integrations.base import Credentials
 
 SCHEMA = """
@@ -96,8 +96,7 @@ class Registry:
     def get(self, workshop):
         """:raises UnknownIntegration: when no integration has that name"""
         with closing(self._connect()) as db:
-            row = db.execute("SELECT * FROM integrations WHERE workshop=?",
-                             (_key(workshop),)).fetchone()
+            row = _find(db, workshop)
         if row is None:
             raise UnknownIntegration(f"no integration for workshop {workshop!r}")
         return self._row(row)
@@ -125,7 +124,7 @@ class Registry:
         :raises PortTaken: another integration has the port
         """
         at = now()
-        workshop = _key(workshop)
+        workshop = normal_name(workshop)
         row = dict(workshop=workshop, name_key=file_name(workshop).casefold(),
                    erp_system=erp_system, erp_url=erp_url, port=port, active=int(active),
                    username=username, credentials=self._seal(username, password),
@@ -206,6 +205,9 @@ class Registry:
 
     def _check_free(self, db, workshop, port, name_key):
         if name_key is not None:
+            row = _find(db, workshop)
+            if row is not None:
+                raise DuplicateIntegration(f"an integration for workshop {row['workshop']!r} exists")
             row = db.execute("SELECT workshop FROM integrations WHERE name_key=?", (name_key,)).fetchone()
             if row is not None:
                 same = "exists" if row[0] == workshop else f"would share files with {row[0]!r}"
@@ -232,5 +234,21 @@ class Registry:
             credentials=row["credentials"], api_token=row["api_token"])
 
 
-def _key(workshop):
-    return unicodedata.normalize("NFC", workshop)
+def _find(db, workshop):
+    """The row of ``workshop``, or None.
+
+    Its exact spelling first: a name stored before names were normalised keeps its own
+    (``"Bennys\u00a0Auto"``), so it can still be updated or removed. Else the one row
+    whose normal form is the same, whatever the spacing it was typed with.
+    """
+    try:
+        workshop.encode("utf-8")
+    except UnicodeEncodeError:  # e.g. a command-line argument that was not UTF-8
+        return None
+    row = db.execute("SELECT * FROM integrations WHERE workshop=?",
+                     (unicodedata.normalize("NFC", workshop),)).fetchone()
+    if row is not None:
+        return row
+    wanted = normal_name(workshop)
+    same = [r for r in db.execute("SELECT * FROM integrations") if normal_name(r["workshop"]) == wanted]
+    return same[0] if len(same) == 1 else None

@@ -1,65 +1,153 @@
-"""What an integration may be configured with, checked in one place.
+"""What an integration may be configured with, and what the management API answers.
 
 ``manage.py`` and the management API both build these models, so a bad URL or port gets
-the same one-line answer from either.
+the same one-line answer from either; :mod:`fleet.openapi` publishes the same models, so
+the document says exactly what is accepted. Each rule on a text field is written once, as
+a regular expression: the validator matches it and the JSON schema carries it.
+
+Nothing typed here reaches supervisor's configuration files (see
+:mod:`fleet.supervisor_conf`), so the rules are about what can run, not about escaping.
 """
 
+import re
+import sys
 import unicodedata
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field,
+                      StringConstraints, ValidationError, WithJsonSchema)
 
 from bridge.exceptions import InvalidIntegration
-from fleet.supervisor_conf import check_config_value
+from bridge.names import normal_name
+from fleet import states
 from integrations import AVAILABLE
 
-# Characters that supervisor's config parser cannot carry in a command line, or that
-# would make a name ambiguous in a path or URL segment.
-_FORBIDDEN_IN_NAME = set("/\\;#\"") | {chr(c) for c in range(32)} | {"\x7f"}
+WORKSHOP_MAX = 100
+SECRET_MAX = 1000
+URL_MAX = 2000
 
 
-def _workshop(value):
-    value = unicodedata.normalize("NFC", value)
-    if value != value.strip() or not value:
-        raise ValueError("must not be empty or start or end with spaces")
-    if len(value) > 100:
-        raise ValueError("must be at most 100 characters")
-    bad = sorted(set(value) & _FORBIDDEN_IN_NAME)
-    if bad:
-        raise ValueError(f"must not contain {''.join(bad)!r}")
-    return check_config_value(value)
+def _char_class(codepoints):
+    """Code points -> the inside of a regex class, in ranges. ``\\uXXXX`` escapes read the
+    same in Python, ECMA-262 and the Rust engine schemathesis validates with; the few
+    characters above U+FFFF are written as themselves."""
+    cps = sorted(codepoints)
+    ranges, start = [], None
+    for i, cp in enumerate(cps):
+        start = cp if start is None else start
+        if i + 1 == len(cps) or cps[i + 1] != cp + 1:
+            ranges.append((start, cp))
+            start = None
+
+    def one(cp):
+        return f"\\u{cp:04x}" if cp < 0x10000 else chr(cp)
+    return "".join(one(a) if a == b else f"{one(a)}-{one(b)}" for a, b in ranges)
 
 
-def _erp_system(value):
-    if value not in AVAILABLE:
-        raise ValueError(f"unknown ERP system {value!r}; known: {', '.join(sorted(AVAILABLE))}")
+_ALL = range(sys.maxunicode + 1)
+_SURROGATES = range(0xD800, 0xE000)
+#: what str.split() splits on, so what normal_name() collapses
+_SPACE = {cp for cp in _ALL if chr(cp).isspace()}
+#: control characters that are not whitespace, and invisible format characters (zero-width
+#: space, BOM, bidi overrides): they make two names look alike, so names may not hold them
+_INVISIBLE = {cp for cp in _ALL if cp not in _SPACE and cp not in _SURROGATES
+              and unicodedata.category(chr(cp)) in ("Cc", "Cf")}
+_CONTROL = {cp for cp in _ALL if unicodedata.category(chr(cp)) == "Cc"}
+
+_WS = _char_class(_SPACE)
+_BAD_IN_NAME = _char_class(_INVISIBLE) + "/\\\\"  # no path separators
+#: a workshop name: not blank, not "." or "..", not starting with "-" (an option on a
+#: command line), no invisible characters; whitespace around and inside is normalised
+WORKSHOP_PATTERN = (f"[{_WS}]*(?![.]{{1,2}}[{_WS}]*$)"
+                    f"[^{_WS}{_BAD_IN_NAME}\\-][^{_BAD_IN_NAME}]*")
+_PORT = r"(?:[0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+#: http(s), an ASCII host name or address (IDN hosts in their xn-- form), an optional port,
+#: then anything but whitespace and control characters
+URL_PATTERN = (f"[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9.-]+(?::{_PORT})?"
+               f"(?:[/?#][^{_char_class(_SPACE | _CONTROL)}]*)?")
+#: an ERP login: typed into a login form, so no control characters (a line break submits it)
+SECRET_PATTERN = f"[^{_char_class(_CONTROL)}]*"
+#: the instance's API token travels in an HTTP header: visible ASCII only
+TOKEN_PATTERN = "[!-~]{16,200}"
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _text(pattern, check, description, min_length=0, max_length=None):
+    """A text field: its pattern (anchored) both validates and goes into the JSON schema."""
+    compiled = re.compile(pattern)
+
+    def validate(value):
+        if _SURROGATE.search(value):  # cannot be stored or sealed as UTF-8; no pattern says so
+            raise ValueError("must be valid Unicode text")
+        if not compiled.fullmatch(value):
+            raise ValueError(check(value))
+        return value
+
+    schema = {"type": "string", "pattern": f"^{pattern}$", "minLength": min_length,
+              "description": description}
+    if max_length is not None:
+        schema["maxLength"] = max_length
+    return (StringConstraints(min_length=min_length, max_length=max_length),
+            AfterValidator(validate), WithJsonSchema(schema))
+
+
+def _name_problem(value):
+    bad = next((c for c in value if ord(c) in _INVISIBLE or c in "/\\"), None)
+    if bad is not None:
+        return f"must not contain U+{ord(bad):04X} {unicodedata.name(bad, 'control character')}"
+    name = normal_name(value)
+    if not name:
+        return "must not be blank"
+    if name.startswith("-"):
+        return "must not start with '-' (it would read as a command-line option)"
+    return "must not be '.' or '..'"
+
+
+def _url_problem(value):
+    if urlsplit(value).scheme.lower() not in ("http", "https"):
+        return "is not an http(s) URL"
+    return "must be http(s)://host[:port][/path] with an ASCII host name and no spaces"
+
+
+def _secret_problem(_value):
+    return "must not contain line breaks or other control characters"
+
+
+def _token_problem(_value):
+    return "must be 16 to 200 visible ASCII characters"
+
+
+Workshop = Annotated[str, *_text(
+    WORKSHOP_PATTERN, _name_problem, "the workshop's name as OilMat knows it; spaces are "
+    "normalised (NBSP, runs of spaces), invisible characters refused", 1, WORKSHOP_MAX),
+    AfterValidator(normal_name)]
+ErpSystem = Literal[tuple(sorted(AVAILABLE))]
+Url = Annotated[str, *_text(URL_PATTERN, _url_problem, "base URL of the workshop's ERP",
+                            1, URL_MAX), AfterValidator(lambda url: url.rstrip("/"))]
+PORT_MIN, PORT_MAX = 1024, 65535
+Port = Annotated[int, BeforeValidator(lambda v: _whole(v)), Field(ge=PORT_MIN, le=PORT_MAX),
+                 WithJsonSchema({"type": "integer", "minimum": PORT_MIN, "maximum": PORT_MAX})]
+Secret = Annotated[str, *_text(SECRET_PATTERN, _secret_problem, "ERP login", 0, SECRET_MAX)]
+Token = Annotated[str, *_text(TOKEN_PATTERN, _token_problem, "the instance's API token",
+                              16, 200)]
+
+
+def _whole(value):
+    # JSON Schema counts 5001.0 as an integer, so the API does too; 5001.5 and "5001" stay out
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
     return value
 
 
-def _url(value):
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in value):
-        raise ValueError(f"{value!r} is not an http(s) URL")
-    return check_config_value(value.rstrip("/"))
+class _Strict(BaseModel):
+    # strict: "5001" is not a port and 1 is not true -- what the document says is what counts
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
-def _secret(value):
-    return check_config_value(value)
-
-
-Workshop = Annotated[str, AfterValidator(_workshop)]
-ErpSystem = Annotated[str, AfterValidator(_erp_system)]
-Url = Annotated[str, AfterValidator(_url)]
-Port = Annotated[int, Field(ge=1024, le=65535)]
-Secret = Annotated[str, AfterValidator(_secret)]
-Token = Annotated[str, Field(min_length=16, max_length=200), AfterValidator(_secret)]
-
-
-class IntegrationSpec(BaseModel):
+class IntegrationSpec(_Strict):
     """A new integration (``manage.py add``, ``POST /integrations``)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     workshop: Workshop
     erp_system: ErpSystem
@@ -71,10 +159,8 @@ class IntegrationSpec(BaseModel):
     api_token: Optional[Token] = None  # generated when not given
 
 
-class IntegrationChange(BaseModel):
+class IntegrationChange(_Strict):
     """A reconfiguration (``manage.py update``, ``PUT /integrations/<workshop>``); unset fields stay."""
-
-    model_config = ConfigDict(extra="forbid")
 
     erp_system: Optional[ErpSystem] = None
     erp_url: Optional[Url] = None
@@ -83,16 +169,6 @@ class IntegrationChange(BaseModel):
     password: Optional[Secret] = None
     active: Optional[bool] = None
     api_token: Optional[Token] = None
-
-
-def workshop_name(value):
-    """:returns: the workshop name as the registry keys it (NFC)
-    :raises InvalidIntegration: for a name no integration can have"""
-    return parse(_NameOnly, {"workshop": value}).workshop
-
-
-class _NameOnly(BaseModel):
-    workshop: Workshop
 
 
 def parse(model, data):
@@ -107,10 +183,80 @@ def parse(model, data):
         return model.model_validate(data)
     except ValidationError as e:
         problems = []
-        for err in e.errors(include_input=False, include_url=False):
+        for err in e.errors(include_input=False, include_url=False, include_context=False):
             field = ".".join(str(p) for p in err["loc"]) or "body"
-            message = err["msg"].removeprefix("Value error, ")
-            if field in ("password", "api_token", "username"):
-                message = message.split(":")[0]  # never repeat part of a secret
-            problems.append(f"{field}: {message}")
+            problems.append(f"{field}: {err['msg'].removeprefix('Value error, ')}")
         raise InvalidIntegration("; ".join(problems)) from None
+
+
+# -- answers (documented in /openapi.json; the tests hold the API to them) -------------
+
+
+class Integration(BaseModel):
+    """One integration's configuration, without its secrets."""
+
+    workshop: str
+    erp_system: str
+    erp_url: str
+    port: int
+    active: bool
+    username: Optional[str]
+    created_at: str
+    updated_at: str
+    has_password: bool
+    program: str
+
+
+class Process(BaseModel):
+    """supervisord's view of the instance process."""
+
+    state: str
+    pid: Optional[int]
+    description: Optional[str]
+    exitstatus: Optional[int] = None
+
+
+class Health(Integration):
+    """One entry of the overview: configuration, process state and the instance's ``/alive``."""
+
+    health: Literal[states.HEALTHS]
+    process: Process
+    alive: Optional[dict]
+    worker: Optional[str]
+    queue_length: Optional[int]
+    last_success: Optional[str]
+    last_error: Optional[dict]
+
+
+class Overview(BaseModel):
+    integrations: list[Health]
+
+
+class Created(BaseModel):
+    integration: Integration
+    api_token: str
+    supervisor: str
+
+
+class Changed(BaseModel):
+    integration: Integration
+    supervisor: str
+
+
+class Removed(Changed):
+    data_deleted: bool
+
+
+class ProcessChanged(BaseModel):
+    integration: Integration
+    process_state: str
+
+
+class InstanceAnswered(BaseModel):
+    integration: Integration
+    instance: dict
+
+
+class Error(BaseModel):
+    error: str
+    message: str

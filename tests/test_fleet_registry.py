@@ -1,5 +1,6 @@
 """The registry: integrations in SQLite, secrets encrypted at rest."""
 
+import sqlite3
 import unicodedata
 
 import pytest
@@ -33,6 +34,24 @@ def test_add_get_and_secrets_only_encrypted_on_disk(registry):
 def test_names_are_normalised_so_composed_and_decomposed_are_one(registry):
     registry.add(unicodedata.normalize("NFD", "Bilverksted Ålesund"), "erp_sim", URL, 8101, "t" * 20)
     assert registry.get(unicodedata.normalize("NFC", "Bilverksted Ålesund")).port == 8101
+
+
+def test_lookalike_names_are_one_workshop_also_beside_a_row_stored_before(registry):
+    registry.add("Bennys\u00a0 Auto", "erp_sim", URL, 8101, "t" * 20)
+    assert [i.workshop for i in registry.all()] == ["Bennys Auto"]
+    assert registry.get("Bennys\u2003Auto ").port == 8101
+    with pytest.raises(DuplicateIntegration):
+        registry.add("Bennys Auto", "erp_sim", URL, 8102, "t" * 20)
+    # a name stored un-normalised by an older version: found by its own spelling and by
+    # the normal one, and no lookalike can be added beside it
+    with sqlite3.connect(registry.path) as db:
+        db.execute("UPDATE integrations SET workshop=?, name_key=? WHERE port=8101",
+                   ("Bennys\u00a0Auto", "bennys_auto"))
+    assert registry.get("Bennys\u00a0Auto").port == registry.get("Bennys Auto").port == 8101
+    with pytest.raises(DuplicateIntegration):
+        registry.add("Bennys Auto", "erp_sim", URL, 8102, "t" * 20)
+    with pytest.raises(UnknownIntegration):
+        registry.get("Bennys\udcffAuto")  # not UTF-8 (a command line): unknown, not a crash
 
 
 def test_duplicates_and_names_that_would_share_files(registry):
