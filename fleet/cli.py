@@ -146,5 +146,12 @@ def main(argv=None):
         fleet = Fleet(settings)  # build
         return run(args, fleet)  # run
     except BridgeError as e:
-        print(f"manage.py: error: {e.reason_text}", file=sys.stderr)
+        print(f"manage.py: error: {_one_line(e.reason_text)}", file=sys.stderr)
         return 2
+    except Exception as e:  # sqlite, the file system, a bug: one line and exit 2 all the same
+        print(f"manage.py: error: {_one_line(f'{type(e).__name__}: {e}')}", file=sys.stderr)
+        return 2
+
+
+def _one_line(text):
+    return " ".join(str(text).split()) or "unknown error"

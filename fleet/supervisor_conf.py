@@ -4,8 +4,19 @@ Layout under ``SUPERVISOR_DIR`` (see ``supervisor/README.md``)::
 
     supervisord.conf        from supervisor/supervisord.conf.in
     programs/<program>.conf one per active integration, from supervisor/program.conf.in
+    programs/<program>.json its launch file: the instance's command line and environment
     supervisor.sock         XML-RPC (mode 0700)
     supervisord.pid, supervisord.log, logs/<program>.log
+
+Nothing a user typed is written into supervisor's files. Its format cannot carry text
+safely: it expands ``%(name)s`` in values, and before that replaces every ``%(here)s``
+with the file's folder even when escaped as ``%%(here)s`` (``expand_here`` in
+supervisor/options.py is a plain ``str.replace``), which left ``%/path`` behind and
+broke the parse of the whole configuration, every workshop's, for one name or URL. So a
+program section holds only its ASCII program name, paths of this installation and
+``python -m fleet.launch programs/<program>.json``; the workshop name, its ERP settings
+and its sealed secrets are in that JSON file, and :mod:`fleet.launch` execs api.py with
+them. A digest of the file is in the section, so supervisord sees a change to it.
 
 No secret is written in plaintext: an instance gets its API token and ERP login as the
 registry's own Fernet tokens (``API_TOKEN_SEALED``, ``ERP_CREDENTIALS_SEALED``), and
@@ -14,6 +25,8 @@ environment (``manage.py up`` runs it with them), never through a file. The dire
 is 0700 and every file 0600 all the same.
 """
 
+import hashlib
+import json
 import os
 import re
 import shlex
@@ -34,8 +47,9 @@ def check_config_value(value):
     """Make sure supervisor's config parser hands ``value`` to the program unchanged.
 
     supervisor splits ``environment=`` with a non-POSIX shlex and strips quote characters
-    from both ends of each value, and its ini parser cuts inline comments and lines. The
-    message never contains the value: it may be a password.
+    from both ends of each value, and its ini parser cuts inline comments and lines. Only
+    this installation's own paths and settings go through here (see the module's
+    docstring); the message never contains the value all the same.
 
     :raises ValueError: for a value that cannot survive that
     """
@@ -51,7 +65,10 @@ def check_config_value(value):
 
 
 def _escape(text):
-    # supervisor expands %(here)s-style fields in every value: a literal % is %%
+    # supervisor expands %(here)s-style fields in every value: a literal % is %%. Except
+    # %(here)s itself, which it replaces before expanding, escaped or not
+    if "%(here)s" in text:
+        raise ConfigError(f"a path or setting of the fleet must not contain '%(here)s': {text}")
     return text.replace("%", "%%")
 
 
@@ -95,19 +112,37 @@ def instance_environment(settings, integration):
     }
 
 
+def launch_spec(settings, integration):
+    """What :mod:`fleet.launch` starts: ``{"argv": [...], "environment": {...}}``.
+
+    ``--`` ends api.py's options, so a name that begins with ``-`` is still a name.
+    """
+    return {"argv": [str(settings.python), str(settings.api_script), "--",
+                     str(integration.port), integration.workshop],
+            "environment": instance_environment(settings, integration)}
+
+
+def launch_path(settings, program):
+    return Path(settings.supervisor_dir) / "programs" / f"{program}.json"
+
+
 def render_program(settings, integration):
-    """:returns: the ``[program:...]`` section text for one integration"""
-    env = instance_environment(settings, integration)
-    return Template((TEMPLATES / "program.conf.in").read_text("utf-8")).substitute(
-        workshop_comment=integration.workshop,
-        program=program_name(integration.workshop),
-        command=format_command([settings.python, settings.api_script, integration.port,
-                                integration.workshop]),
+    """:returns: ``(section, launch)``: the ``[program:...]`` section text for one
+        integration and the text of its launch file (ASCII JSON)"""
+    program = program_name(integration.workshop)
+    launch = json.dumps(launch_spec(settings, integration), indent=1, sort_keys=True) + "\n"
+    section = Template((TEMPLATES / "program.conf.in").read_text("utf-8")).substitute(
+        program=program,
+        command=format_command([settings.python, "-m", "fleet.launch",
+                                launch_path(settings, program)]),
         root=_escape(str(ROOT)),
-        environment=format_environment(env),
+        environment=format_environment({
+            "PYTHONUNBUFFERED": "1",
+            "LAUNCH_SHA256": hashlib.sha256(launch.encode("ascii")).hexdigest()}),
         stop_wait_seconds=settings.stop_wait_seconds,
         supervisor_dir=_escape(str(settings.supervisor_dir)),
     )
+    return section, launch
 
 
 def render_main(settings):
@@ -145,8 +180,9 @@ def _write_private(path, text):
 def write_config(settings, programs):
     """Write ``supervisord.conf`` and exactly the given program files.
 
-    :param programs: ``{program name: section text}`` for every active integration;
-        program files not in it are deleted (their integration was deactivated or removed)
+    :param programs: ``{program name: (section, launch)}`` from :func:`render_program`
+        for every active integration; program files not in it are deleted (their
+        integration was deactivated or removed)
     :returns: the path of ``supervisord.conf``
     """
     if len(str(settings.socket_path)) > 100:
@@ -155,11 +191,13 @@ def write_config(settings, programs):
     for sub in (base, base / "programs", base / "logs"):
         sub.mkdir(parents=True, exist_ok=True)
         os.chmod(sub, 0o700)
-    for name, text in programs.items():
-        tmp = base / "programs" / f".{name}.tmp"
-        _write_private(tmp, text)
-        os.replace(tmp, base / "programs" / f"{name}.conf")
-    for stale in (base / "programs").glob("*.conf"):
+    for name, (section, launch) in programs.items():
+        # the launch file first: a section is never there before the file it names
+        for suffix, text in ((".json", launch), (".conf", section)):
+            tmp = base / "programs" / f".{name}{suffix}.tmp"
+            _write_private(tmp, text)
+            os.replace(tmp, base / "programs" / f"{name}{suffix}")
+    for stale in [*(base / "programs").glob("*.conf"), *(base / "programs").glob("*.json")]:
         if stale.stem not in programs:
             stale.unlink()
     _write_private(settings.supervisord_conf, render_main(settings))

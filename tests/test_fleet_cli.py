@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from bridge.crypto import CredentialBox
+from fleet import launch
 
 from tests.fleet_helpers import Fleet, fleet_env
 
@@ -38,19 +39,13 @@ def test_add_prints_the_token_once_and_list_never(fleet):
 def test_explicit_token_and_password_from_stdin(fleet):
     fleet.manage("add", "Bennys Auto", "--erp-system", "erp_sim", "--erp-url", URL, "--port", 9123,
                  "--password", "-", "--api-token", "explicit-token-0123456789", stdin="pw from stdin\n")
-    conf = next(Path(fleet.env["SUPERVISOR_DIR"]).glob("programs/*.conf"))
-    text = conf.read_text()
+    programs = Path(fleet.env["SUPERVISOR_DIR"], "programs")
+    text = "".join(p.read_text() for p in programs.iterdir())
     assert "pw from stdin" not in text and "explicit-token-0123456789" not in text
-    env = parse_environment(text)
+    _, env = launch.read(next(programs.glob("*.json")))
     box = CredentialBox(fleet.env["SECRET_KEY"])
     assert box.open(env["ERP_CREDENTIALS_SEALED"]).password == "pw from stdin"
     assert box.open_text(env["API_TOKEN_SEALED"]) == "explicit-token-0123456789"
-
-
-def parse_environment(program_text):
-    from supervisor.datatypes import dict_of_key_value_pairs
-    line = next(l for l in program_text.splitlines() if l.startswith("environment="))
-    return dict_of_key_value_pairs(line.split("=", 1)[1])
 
 
 def test_errors_are_one_line_and_exit_2(fleet):
@@ -65,6 +60,35 @@ def test_errors_are_one_line_and_exit_2(fleet):
     one_line_error(fleet.manage("activate", "Nobody", check=False), "no integration")
     fleet.env["SECRET_KEY"] = ""
     one_line_error(fleet.manage("list", check=False), "SECRET_KEY")
+
+
+def test_failures_that_are_not_manage_pys_own_are_one_line_and_exit_2(fleet, tmp_path):
+    fleet.add("Bennys Auto", URL)
+    (tmp_path / "a-file").write_text("not a folder")  # an OSError when the config is written
+    fleet.env, saved = dict(fleet.env, SUPERVISOR_DIR=str(tmp_path / "a-file")), fleet.env
+    one_line_error(fleet.manage("activate", "Bennys Auto", check=False), "a-file")
+    Path(fleet.env["REGISTRY_DB"]).write_bytes(b"this is not a database" * 100)  # sqlite's error
+    one_line_error(fleet.manage("list", check=False), "DatabaseError")
+    fleet.env = saved  # so cleanup() removes the real SUPERVISOR_DIR
+
+
+def test_names_are_normalised_so_lookalikes_are_one_workshop(fleet):
+    fleet.add("Bennys\u00a0 Auto ", URL)  # NBSP, two spaces, one at the end
+    assert [r["workshop"] for r in json.loads(fleet.manage("list", "--json").stdout)] == ["Bennys Auto"]
+    one_line_error(fleet.manage("add", "Bennys Auto", "--erp-system", "erp_sim", "--erp-url", URL,
+                                "--port", 9301, check=False), "exists")
+    fleet.manage("update", "Bennys\u3000Auto", "--erp-url", "http://127.0.0.1:5999")  # any spacing finds it
+    assert json.loads(fleet.manage("list", "--json").stdout)[0]["erp_url"] == "http://127.0.0.1:5999"
+    one_line_error(fleet.manage("add", "Bennys\u200bAuto", "--erp-system", "erp_sim", "--erp-url", URL,
+                                "--port", 9302, check=False), "U+200B ZERO WIDTH SPACE")
+
+
+@pytest.mark.parametrize("name", ["-rf", "--help", " -x"])
+def test_names_read_as_options_are_refused_at_add(fleet, name):
+    result = fleet.manage("add", "--erp-system", "erp_sim", "--erp-url", URL, "--port", 9303, "--",
+                          name, check=False)
+    one_line_error(result, "must not start with '-'")
+    assert json.loads(fleet.manage("list", "--json").stdout) == []
 
 
 def test_update_activate_deactivate_remove(fleet, tmp_path):

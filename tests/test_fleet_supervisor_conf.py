@@ -10,13 +10,23 @@ import pytest
 from cryptography.fernet import Fernet
 from supervisor.options import ServerOptions
 
+from bridge.exceptions import ConfigError
 from bridge.names import program_name
 from bridge.settings import load_settings
+from fleet import launch
 from fleet.registry import Registry
+from fleet.schemas import IntegrationSpec, parse as parse_spec
 from fleet.settings import load_fleet_settings
 from fleet.supervisor_conf import check_config_value, render_program, write_config
 
-TRICKY = ["pa,ss w%rd", 'say "hi" now', "it's", "Å ø $HOME `x` \\n", "a;b#c", "=x=,y"]
+TRICKY = ["pa,ss w%rd", 'say "hi" now', "it's", "Å ø $HOME `x` \\n", "a;b#c", "=x=,y",
+          "%(here)s", "%%(here)s %(ENV_HOME)s", "'quoted'", "both ' and \"", "x ;y #z"]
+#: what users may type into a workshop name or an ERP URL, that supervisor's format reads
+#: as something else: its %-expansion (and %(here)s even when escaped), comments, quotes
+HOSTILE_NAMES = ["Garage %(here)s", "%(ENV_HOME)s", "100 %", "%% Bil", "a ;b #c", "x;y#z",
+                 '"Bennys" \'Auto\'', "'quoted'", "Ærlig $HOME `id`", "=x=,y", "[program:x]",
+                 "\U0001d505" * 100]
+HOSTILE_URLS = ["http://127.0.0.1:5080/%(here)s", "http://h/%(ENV_HOME)s?a=%%&b=%", "http://h/;x#y"]
 
 
 @pytest.fixture
@@ -34,36 +44,45 @@ def parse(conf_path):
     return {group.name: group.process_configs[0] for group in options.process_group_configs}
 
 
-def write(settings, integrations):
+def write(settings, integrations, url="http://127.0.0.1:5080"):
     registry = Registry(settings.registry_db, settings.secret_key)
     programs = {}
     for i, (workshop, password, active) in enumerate(integrations):
-        item = registry.add(workshop, "erp_sim", "http://127.0.0.1:5080", 9000 + i,
+        item = registry.add(workshop, "erp_sim", url, 9000 + i,
                             f"token-{i:016d}", username="admin", password=password, active=active)
         if active:
             programs[item.program] = render_program(settings, item)
     return write_config(settings, programs)
 
 
+def launched(program):
+    """What ``fleet.launch`` would exec for a parsed program: ``(argv, environment)``."""
+    argv = shlex.split(program.command)
+    assert argv[1:3] == ["-m", "fleet.launch"]
+    command, environment = launch.read(argv[3])
+    return command, {**program.environment, **environment}
+
+
 @pytest.mark.parametrize("password", TRICKY)
 def test_names_and_passwords_reach_the_program_unchanged_and_sealed(settings, password):
     workshop = "Bilverksted Ålesund's"
     conf = write(settings, [(workshop, password, True)])
-    program = parse(conf)[program_name(workshop)]
-    argv = shlex.split(program.command)
-    assert argv[-2:] == ["9000", workshop]
+    command, environment = launched(parse(conf)[program_name(workshop)])
+    assert command[-3:] == ["--", "9000", workshop]
     # the instance opens what the registry sealed, with the SECRET_KEY it inherits
-    instance = load_settings(9000, workshop, env={**program.environment,
+    instance = load_settings(9000, workshop, env={**environment,
                                                   "SECRET_KEY": settings.secret_key})
     assert (instance.erp_username, instance.erp_password) == ("admin", password)
     assert instance.api_token == "token-0000000000000000"
-    assert program.environment["ERP_PASSWORD"] == program.environment["API_TOKEN"] == ""
-    assert "SECRET_KEY" not in program.environment
-    for path in Path(settings.supervisor_dir).rglob("*.conf"):
+    assert environment["ERP_PASSWORD"] == environment["API_TOKEN"] == ""
+    assert "SECRET_KEY" not in environment
+    for path in [*Path(settings.supervisor_dir).rglob("*.conf"),
+                 *Path(settings.supervisor_dir).rglob("*.json")]:
         text = path.read_text("utf-8")
         assert "token-0000000000000000" not in text and settings.secret_key not in text
         assert len(password) < 4 or password not in text
-    assert program.environment["QUEUE_DIR"] == str(settings.queue_dir)
+    assert environment["QUEUE_DIR"] == str(settings.queue_dir)
+    program = parse(conf)[program_name(workshop)]
     assert program.autorestart is not True  # "unexpected": exit 0 after /kill stays down
     assert program.exitcodes == [0] and program.stopsignal == 15
     assert program.stopwaitsecs == settings.stop_wait_seconds
@@ -91,13 +110,47 @@ def test_management_program_gets_paths_but_not_secrets(settings):
     assert settings.secret_key not in conf.read_text()
 
 
+def test_hostile_names_and_urls_never_reach_supervisor_files_and_come_back_exact(settings):
+    specs = [parse_spec(IntegrationSpec, {"workshop": name, "erp_system": "erp_sim",
+                                          "erp_url": HOSTILE_URLS[n % len(HOSTILE_URLS)],
+                                          "port": 9000 + n})
+             for n, name in enumerate(HOSTILE_NAMES)]  # all accepted
+    registry = Registry(settings.registry_db, settings.secret_key)
+    programs = {}
+    for spec in specs:
+        item = registry.add(spec.workshop, spec.erp_system, spec.erp_url, spec.port, "t" * 20)
+        programs[item.program] = render_program(settings, item)
+    conf = write_config(settings, programs)
+    parsed = parse(conf)  # supervisor's own parser reads every program: no fleet-wide outage
+    assert set(parsed) == {"management", *programs}
+    for spec in specs:
+        command, environment = launched(parsed[program_name(spec.workshop)])
+        assert command[-2:] == [str(spec.port), spec.workshop]
+        assert environment["ERP_URL"] == spec.erp_url
+    sections = "".join(p.read_text("utf-8") for p in Path(settings.supervisor_dir).rglob("*.conf"))
+    assert sections.isascii() and "%(" not in sections.replace("%%(", "")
+
+
+def test_a_changed_launch_file_is_a_changed_section(settings):
+    """supervisord restarts a program only when its section changes: the digest does that."""
+    registry = Registry(settings.registry_db, settings.secret_key)
+    item = registry.add("Bennys Auto", "erp_sim", "http://127.0.0.1:5080", 9000, "t" * 20)
+    _, after = registry.update("Bennys Auto", erp_url="http://127.0.0.1:5081")
+    assert render_program(settings, item)[0] != render_program(settings, after)[0]
+    assert render_program(settings, item) == render_program(settings, item)
+
+
 @pytest.mark.parametrize("value", ["a\nb", "a ;comment", "x #y", "'quoted'", "both ' and \""])
 def test_values_supervisor_would_change_are_refused(value):
     with pytest.raises(ValueError):
         check_config_value(value)
 
 
+def test_an_installation_path_with_here_is_a_config_error(settings):
+    with pytest.raises(ConfigError, match="here"):
+        write_config(replace(settings, supervisor_dir=Path("/tmp/%(here)s")), {})
+
+
 def test_a_socket_path_too_long_is_a_config_error(settings):
-    from bridge.exceptions import ConfigError
     with pytest.raises(ConfigError, match="too long"):
         write_config(replace(settings, supervisor_dir=Path("/tmp/" + "x" * 120)), {})

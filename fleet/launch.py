@@ -1,0 +1,51 @@
+"""Start one workshop's instance from its launch file: ``python -m fleet.launch FILE``.
+
+supervisord runs this for every ``[program:bridge-...]``. ``FILE`` (written by
+:mod:`fleet.supervisor_conf`, 0600, ASCII JSON) holds api.py's command line and the
+workshop's environment: ``{"argv": [python, api.py, "--", port, workshop],
+"environment": {...}}``. The workshop's name and settings travel this way, and not in
+supervisor's own files, because supervisor's format mangles ``%(...)s`` in any value.
+
+It ``exec``s api.py: the same process, so supervisord's signals and its view of the pid
+reach api.py itself, and nothing of the launcher stays in memory. It imports only the
+standard library, to add as little as possible to an instance's start.
+"""
+
+import json
+import os
+import sys
+
+
+def read(path):
+    """:returns: ``(argv, environment)`` from a launch file
+    :raises ValueError: for a file that is not one
+    """
+    with open(path, encoding="ascii") as f:
+        spec = json.load(f)
+    argv, environment = spec.get("argv"), spec.get("environment")
+    if (not isinstance(argv, list) or not argv or not isinstance(environment, dict)
+            or not all(isinstance(a, str) for a in [*argv, *environment, *environment.values()])):
+        raise ValueError("not a launch file (argv and environment)")
+    return argv, environment
+
+
+def main(argv=None):
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m fleet.launch LAUNCH_FILE", file=sys.stderr)
+        return 2
+    try:
+        command, environment = read(args[0])
+    except (OSError, ValueError) as e:  # a one-line reason in the program's log, exit 2
+        print(f"fleet.launch: error: {args[0]}: {e}", file=sys.stderr)
+        return 2
+    sys.stdout.flush()
+    try:
+        os.execvpe(command[0], command, {**os.environ, **environment})
+    except OSError as e:
+        print(f"fleet.launch: error: cannot run {command[0]}: {e.strerror or e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
