@@ -12,7 +12,7 @@ import secrets
 import shutil
 import socket
 
-from bridge.exceptions import InvalidIntegration, PortTaken, SupervisorUnavailable
+from bridge.exceptions import IntegrationInactive, PortTaken, SupervisorUnavailable
 from fleet import states
 from fleet.instances import Instances
 from fleet.registry import Registry
@@ -195,5 +195,5 @@ class Fleet:
     def _active(self, workshop):
         integration = self.get(workshop)
         if not integration.active:
-            raise InvalidIntegration(f"workshop {integration.workshop!r} is inactive; activate it first")
+            raise IntegrationInactive(f"workshop {integration.workshop!r} is inactive; activate it first")
         return integration

@@ -3,63 +3,29 @@ fake instances (tests/fleet_fake_instance.py). The real thing: test_fleet_superv
 
 import json
 import os
+import shutil
+import socket
 import subprocess
 import sys
 import time
 from urllib.parse import quote
 
+import jsonschema_rs
 import pytest
 import requests
 from cryptography.fernet import Fernet
 
-from bridge.exceptions import SupervisorUnavailable
 from fleet import states
 from fleet.control import Fleet
-from fleet.management import create_app
+from fleet.management import MAX_BODY_BYTES, create_app
+from fleet.openapi import build_document
+from fleet.schemas import IntegrationSpec, parse
 from fleet.settings import load_fleet_settings
-from tests.fleet_helpers import FAKE_INSTANCE, ROOT, free_port, wait_for
+from tests.fleet_fakes import FakeSupervisor
+from tests.fleet_helpers import FAKE_INSTANCE, ROOT, fleet_env, free_port, wait_for
 
 TOKEN = "management-token-for-tests"
 B = "Bilverksted Ålesund"
-
-
-class FakeSupervisor:
-    """Stands in for :class:`fleet.supervisor_client.Supervisor`; records what it is told."""
-
-    def __init__(self):
-        self.up = True
-        self.calls = []
-        self.states = {}  # program -> state
-
-    def _check(self):
-        if not self.up:
-            raise SupervisorUnavailable("supervisord does not answer (fake)")
-
-    def running(self):
-        return self.up
-
-    def processes(self):
-        self._check()
-        return {n: {"state": s, "pid": 1234, "description": "", "exitstatus": 0}
-                for n, s in self.states.items()}
-
-    def state(self, name):
-        self._check()
-        return self.states.get(name, states.NOT_CONFIGURED)
-
-    def start(self, name):
-        self._check()
-        self.calls.append(("start", name))
-        self.states[name] = states.RUNNING
-
-    def stop(self, name, wait=False):
-        self._check()
-        self.calls.append(("stop", name))
-        self.states[name] = states.STOPPED
-
-    def apply(self, name):
-        self.calls.append(("apply", name))
-        return "restarted"
 
 
 @pytest.fixture
@@ -149,10 +115,72 @@ def test_bad_requests_are_clear_400s(client, body, field):
 
 
 def test_bodies_that_are_not_json_objects(client):
-    assert client.post("/integrations", data="x", content_type="text/plain").status_code == 400
+    assert client.post("/integrations", data="x", content_type="text/plain").status_code == 415
     assert client.post("/integrations", json=[1, 2]).status_code == 400
     create(client, "Bennys Auto")
     assert client.put(path("Bennys Auto"), json={"port": "many"}).status_code == 400
+
+
+@pytest.mark.parametrize("body", ["[" * 1000, '{"a":' * 1000, "[" * 100000, b"\xff\xfe{", "{",
+                                  '{"workshop": "x" 1}', "1" * 5000])
+def test_any_body_gets_a_4xx_json_answer(client, body):
+    create(client, "Bennys Auto")
+    for method, url in (("POST", "/integrations"), ("PUT", path("Bennys Auto"))):
+        r = client.open(url, method=method, data=body, content_type="application/json")
+        assert r.status_code == (413 if len(body) > MAX_BODY_BYTES else 400), r.data[:200]
+        assert r.is_json and r.json["error"] in ("INVALID_INTEGRATION", "REQUEST_ENTITY_TOO_LARGE")
+
+
+def test_405_names_the_allowed_methods(client):
+    r = client.delete("/integrations")
+    assert r.status_code == 405 and r.is_json
+    assert set(r.headers["Allow"].split(", ")) >= {"GET", "POST"}
+
+
+def test_names_are_normalised_and_lookalikes_are_one(client):
+    assert create(client, "Bennys\u00a0 Auto").json["integration"]["workshop"] == "Bennys Auto"
+    assert create(client, "Bennys Auto").status_code == 409
+    assert client.get(path("Bennys\u00a0Auto")).json["workshop"] == "Bennys Auto"
+    assert client.put(path(" Bennys\u2003Auto"), json={"port": free_port()}).status_code == 200
+    for name in ("Bennys\u200bAuto", "-rf", "--help", "..", "a/b", "\ufeffBOM"):
+        r = create(client, name)
+        assert r.status_code == 400 and r.json["message"].startswith("workshop:"), (name, r.json)
+
+
+#: text a user may type as a workshop name, each with what the API must decide
+NAME_CORPUS = ["Bennys Auto", " Bennys  Auto ", "Bennys\u00a0Auto", "Garage %(here)s", "%(ENV_HOME)s",
+               "a;b#c", "\"q\" 'x'", "...", ".x", "Ærlig ØST", "\U0001d505" * 100, "x" * 100, "x" * 101,
+               "", " ", "\u3000", "-rf", " -x", ".", "..", " .. ", "a/b", "a\\b", "a\u200bb", "\ufeffx",
+               "a\x01b", "a\tb", "a\nb", "a\x85b", "a\u2028b", "a\u202eb", "\U000e0001x", "\ue000"]
+
+
+@pytest.mark.parametrize("name", NAME_CORPUS)
+def test_the_documented_name_rule_is_the_one_applied(name):
+    """A schema-valid name is accepted and a schema-invalid one refused, read by the JSON
+    Schema validator schemathesis uses -- so the fuzzing never meets a disagreement."""
+    schema = build_document()["components"]["schemas"]["IntegrationSpec"]["properties"]["workshop"]
+    documented = jsonschema_rs.validator_for(schema).is_valid(name)
+    try:
+        parse(IntegrationSpec, {"workshop": name, "erp_system": "erp_sim",
+                                "erp_url": "http://127.0.0.1:5080", "port": 5000})
+        accepted = True
+    except Exception:
+        accepted = False
+    assert documented == accepted
+
+
+def test_every_route_is_documented(client):
+    documented = {(m.upper(), p.replace("{", "<").replace("}", ">"))
+                  for p, ops in build_document()["paths"].items() for m in ops}
+    app = client.application
+    routes = {(m, r.rule) for r in app.url_map.iter_rules() for m in r.methods - {"HEAD", "OPTIONS"}
+              if r.endpoint.startswith("api.")}
+    generic = ("PUT", "/integrations/<workshop>/<command>")
+    assert routes - {generic} <= documented
+    assert {p for m, p in documented if p.count("/") == 3} >= {
+        f"/integrations/<workshop>/{c}" for c in ("start_worker", "stop_worker", "kill")}
+    assert client.get("/openapi.json").json["openapi"] == "3.1.0"
+    assert client.get("/openapi.json", headers={"Authorization": ""}).status_code == 401
 
 
 def test_conflicts_and_unknowns(client, fleet):
@@ -173,7 +201,8 @@ def test_reconfigure_and_activation_act_on_that_program_only(client, fleet):
     fleet.supervisor.calls.clear()
     assert client.put(path(B), json={"password": "new"}).status_code == 200
     assert client.put(path(B, "deactivate")).json["integration"]["active"] is False
-    assert client.put(path(B, "start")).status_code == 400  # inactive: activate it first
+    r = client.put(path(B, "start"))  # inactive: activate it first
+    assert r.status_code == 409 and r.json["error"] == "INTEGRATION_INACTIVE"
     assert client.put(path(B, "activate")).status_code == 200
     program = fleet.get(B).program
     assert fleet.supervisor.calls == [("apply", program)] * 3
@@ -235,3 +264,36 @@ def test_the_overview_answers_while_supervisord_is_down(client, fleet):
     assert one["process"]["state"] == states.UNKNOWN and one["health"] == states.DOWN
     r = client.put(path(B, "start"))
     assert r.status_code == 503 and r.json["error"] == "SUPERVISOR_UNAVAILABLE"
+
+
+def test_the_access_log_never_holds_a_query_string(tmp_path):
+    """The real server (``python -m fleet.serve``), its log read back from the file."""
+    env = fleet_env(tmp_path)
+    url = f"http://127.0.0.1:{env['MANAGEMENT_PORT']}"
+    log = tmp_path / "management.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "fleet.serve"], cwd=ROOT, env=env,
+                                stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: _answers(url), 20, 0.1, "the management API")
+        auth = {"Authorization": f"Bearer {env['MANAGEMENT_TOKEN']}"}
+        assert requests.get(url + "/integrations?token=secret-in-query-1", timeout=5).status_code == 401
+        assert requests.get(url + "/integrations?token=secret-in-query-2", headers=auth,
+                            timeout=5).status_code == 200
+        with socket.create_connection(("127.0.0.1", int(env["MANAGEMENT_PORT"])), timeout=5) as s:
+            s.sendall(b"GET /integrations?token=secret-in-query-3 HTTP/1.1 junk\r\n\r\n")
+            s.recv(1000)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        shutil.rmtree(env["SUPERVISOR_DIR"], ignore_errors=True)
+    text = log.read_text()
+    assert '"GET /integrations" 401' in text and '"GET /integrations" 200' in text, text
+    assert "secret-in-query" not in text and "token=" not in text, text
+
+
+def _answers(url):
+    try:
+        return requests.get(url + "/", timeout=1).status_code == 200
+    except requests.RequestException:
+        return False

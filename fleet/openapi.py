@@ -1,0 +1,111 @@
+"""The management API's OpenAPI 3.1 document, generated from :mod:`fleet.schemas`.
+
+As for the instance (:mod:`bridge.openapi`): the schemas come from the pydantic models
+that validate the requests, so every rule (name pattern, lengths, port range, the known
+ERP systems) is in the document; only the list of paths is written here, and a test
+checks it against the app's URL map.
+"""
+
+from functools import lru_cache
+
+from pydantic import TypeAdapter
+from pydantic.json_schema import models_json_schema
+
+from fleet import schemas
+
+_REF = "#/components/schemas/{model}"
+
+_MODELS = (schemas.IntegrationSpec, schemas.IntegrationChange, schemas.Overview, schemas.Health,
+           schemas.Created, schemas.Changed, schemas.Removed, schemas.ProcessChanged,
+           schemas.InstanceAnswered, schemas.Error)
+
+_ERRORS = {
+    400: "Invalid field or body (the message names each field and rule)",
+    401: "Missing or wrong management token",
+    404: "No integration for that workshop",
+    409: "Name or port taken, or the integration is inactive",
+    413: "Body over 64 KB",
+    415: "Body is not JSON",
+    502: "The instance did not answer",
+    503: "supervisord does not answer",
+}
+
+
+def _json(model):
+    return {"content": {"application/json": {"schema": {"$ref": _REF.format(model=model.__name__)}}}}
+
+
+def _op(summary, ok_model, errors, ok=200, body=None, params=()):
+    responses = {str(ok): {"description": "OK", **_json(ok_model)}}
+    for code in (401, *errors):
+        responses[str(code)] = {"description": _ERRORS[code], **_json(schemas.Error)}
+    op = {"summary": summary, "responses": responses}
+    if body is not None:
+        op["requestBody"] = {"required": True, **_json(body)}
+    if params:
+        op["parameters"] = list(params)
+    return op
+
+
+@lru_cache(maxsize=1)
+def _workshop():
+    return {"name": "workshop", "in": "path", "required": True,
+            "schema": TypeAdapter(schemas.Workshop).json_schema()}
+
+
+def _one(summary, ok_model, errors, **kwargs):
+    return _op(summary, ok_model, (404, *errors), params=[_workshop(), *kwargs.pop("params", ())],
+               **kwargs)
+
+
+def _paths():
+    body_errors = (400, 409, 413, 415, 503)
+    delete_data = {"name": "delete_data", "in": "query", "required": False,
+                   "schema": {"type": "string", "enum": ["true", "false", "1", "0"]}}
+    paths = {
+        "/openapi.json": {"get": {"summary": "This document", "responses": {
+            "200": {"description": "OpenAPI document",
+                    "content": {"application/json": {"schema": {"type": "object"}}}},
+            "401": {"description": _ERRORS[401], **_json(schemas.Error)}}}},
+        "/integrations": {
+            "get": _op("Health of every integration", schemas.Overview, ()),
+            "post": _op("Register an integration; its API token is in this answer only",
+                        schemas.Created, body_errors, ok=201, body=schemas.IntegrationSpec),
+        },
+        "/integrations/{workshop}": {
+            "get": _one("Health of one integration", schemas.Health, ()),
+            "put": _one("Reconfigure (restarts only its instance); unset fields stay",
+                        schemas.Changed, body_errors, body=schemas.IntegrationChange),
+            "delete": _one("Stop and forget it; its data stays unless delete_data",
+                           schemas.Removed, (400, 503), params=[delete_data]),
+        },
+    }
+    for action, summary in (("activate", "Activate and start"), ("deactivate", "Stop and deactivate")):
+        paths[f"/integrations/{{workshop}}/{action}"] = {
+            "put": _one(summary, schemas.Changed, (503,))}
+    for action, summary in (("start", "Start the instance process"),
+                            ("stop", "Stop the instance process gracefully")):
+        paths[f"/integrations/{{workshop}}/{action}"] = {
+            "put": _one(summary, schemas.ProcessChanged, (409, 503))}
+    for action, summary in (("start_worker", "Start the instance's worker"),
+                            ("stop_worker", "Stop the instance's worker gracefully"),
+                            ("kill", "Shut the instance down (it stays down)")):
+        paths[f"/integrations/{{workshop}}/{action}"] = {
+            "put": _one(summary, schemas.InstanceAnswered, (409, 502))}
+    return paths
+
+
+@lru_cache(maxsize=1)
+def build_document():
+    """:returns: the document (built once; the models do not change while running)"""
+    _, defs = models_json_schema([(m, "validation") for m in _MODELS], ref_template=_REF)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "OilMat Bridge management API", "version": "1.0.0",
+                 "description": "The fleet of workshop instances on this machine: registry, "
+                                "processes (through supervisord) and health."},
+        "paths": _paths(),
+        "components": {"schemas": defs["$defs"],
+                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "security": [{"bearer": []}],
+    }
