@@ -78,7 +78,7 @@ def rotate_secrets(fleet, out, start_timeout=START_TIMEOUT):
         unreadable += [f"{integration.workshop}/{name}" for name in tally.unreadable]
         print(f"{integration.workshop}: {tally.resealed} re-sealed, {tally.current} already "
               f"under SECRET_KEY, {len(tally.unreadable)} unreadable; {_ACTIONS[action]}",
-              file=out)
+              file=out, flush=True)  # a rolling restart takes a while: show each as it is done
     for name in unreadable:
         print(f"unreadable under every key, left as it is: {name}", file=out)
     print(f"rotate-secrets: {len(integrations)} workshop(s): {done['restarted']} restarted, "
