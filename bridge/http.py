@@ -1,24 +1,39 @@
-"""The one shape of every error answer, and the handlers that guarantee it.
+"""The one shape of every error answer, the handlers that guarantee it, and the one
+strict reader of JSON bodies.
 
 Whatever goes wrong in a request -- bad JSON, a body too large, an unknown path, a bug
 -- the client gets JSON ``{"error", "message"[, "fields"]}`` and never a stack trace.
+Errors gunicorn answers before Flask sees the request have the same shape, see
+:mod:`bridge.server`.
 """
 
+import json
 import logging
+import re
+from decimal import Decimal, InvalidOperation
 
-from flask import jsonify
-from werkzeug.exceptions import HTTPException
+from flask import current_app, jsonify, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from bridge.exceptions import StorageUnavailable
 
 log = logging.getLogger("oilmat.api")
 
 
-def error_response(status, error, message, fields=None):
+def error_body(error, message, fields=None):
+    """:returns: the one error shape as a dict"""
     body = {"error": error, "message": message}
     if fields:
         body["fields"] = fields
-    return jsonify(body), status
+    return body
+
+
+def error_response(status, error, message, fields=None):
+    return jsonify(error_body(error, message, fields)), status
+
+
+#: werkzeug's own headers of an HTTP error that describe its HTML body, not the error
+_BODY_HEADERS = {"content-type", "content-length"}
 
 
 def _http_error(exc):
@@ -28,7 +43,12 @@ def _http_error(exc):
         405: "this method is not allowed on this path",
         404: "no such endpoint",
     }.get(exc.code, exc.description or exc.name)
-    return error_response(exc.code, code, message)
+    response, status = error_response(exc.code, code, message)
+    # keep what the error says about the request, e.g. a 405's Allow (RFC 9110)
+    for name, value in exc.get_headers():
+        if name.lower() not in _BODY_HEADERS:
+            response.headers[name] = value
+    return response, status
 
 
 #: seconds a client is told to wait when the instance's own files cannot be used
@@ -52,3 +72,123 @@ def init_app(app):
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(StorageUnavailable, _storage_unavailable)
     app.register_error_handler(Exception, _unexpected)
+
+
+# -- reading a JSON body -------------------------------------------------------------
+
+class BodyError(ValueError):
+    """A request body that is not acceptable JSON; the message says why (answered 400)."""
+
+
+#: digits a number in a body may have: Python refuses to read ints over 4,300 digits
+#: with a ValueError naming sys.set_int_max_str_digits; no field needs more than 18
+MAX_NUMBER_DIGITS = 100
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def read_json_body():
+    """Read this request's body, at most ``MAX_CONTENT_LENGTH`` bytes, and parse it.
+
+    Reads in pieces and stops one byte past the limit, so a chunked body (no
+    ``Content-Length``, which werkzeug checks before reading) is refused with 413
+    without holding more than the limit in memory.
+
+    :raises RequestEntityTooLarge: past the limit (answered 413)
+    :raises BodyError: a body that cannot be read, see also :func:`parse_json` (400)
+    """
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    stream, pieces, size = request.stream, [], 0
+    while True:
+        # werkzeug truncates a chunked body at the limit without a word (its
+        # LimitedStream raises only on the read after): so ask for one byte more
+        try:
+            piece = stream.read(min(64 * 1024, limit + 1 - size))
+        except HTTPException:
+            raise
+        except Exception as exc:  # e.g. gunicorn's InvalidChunkSize: a broken chunked body
+            raise BodyError(f"the body could not be read: {str(exc)[:200]}") from None
+        if not piece:
+            break
+        size += len(piece)
+        if size > limit:
+            raise RequestEntityTooLarge()
+        pieces.append(piece)
+    return parse_json(b"".join(pieces))
+
+
+def parse_json(raw):
+    """Parse a request body as JSON, strictly.
+
+    Refused, each with its own message: bytes that are not UTF-8 (a leading UTF-8 BOM
+    is skipped), invalid JSON, nesting deeper than Python's recursion limit (the
+    ``RecursionError`` that gave a 500), ``NaN``/``Infinity`` (not JSON), a key twice
+    in one object (which value is meant?), a number of more than
+    :data:`MAX_NUMBER_DIGITS` digits, and ``\\ud800``-style lone surrogates (they
+    cannot be stored or encoded). Numbers with a fraction or exponent are read as
+    :class:`~decimal.Decimal`, exactly as written.
+
+    :param raw: the body as bytes
+    :raises BodyError: with the reason
+    """
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BodyError(f"the body is not valid UTF-8 (byte {exc.start})") from None
+    try:
+        value = json.loads(text.removeprefix("\ufeff"), parse_constant=_no_constant,
+                           parse_int=_int, parse_float=_decimal, object_pairs_hook=_object)
+    except json.JSONDecodeError as exc:
+        raise BodyError(f"the body is not valid JSON: {exc.msg} (line {exc.lineno}, "
+                        f"column {exc.colno})") from None
+    except RecursionError:
+        raise BodyError("the body nests arrays or objects too deeply") from None
+    _check_strings(value)
+    return value
+
+
+def _no_constant(name):
+    raise BodyError(f"the body is not valid JSON: {name} is not a JSON number")
+
+
+def _long(text):
+    if len(text) > MAX_NUMBER_DIGITS:
+        raise BodyError(f"a number in the body is longer than {MAX_NUMBER_DIGITS} characters")
+
+
+def _int(text):
+    _long(text)
+    return int(text)
+
+
+def _decimal(text):
+    _long(text)
+    try:
+        return Decimal(text)
+    except InvalidOperation:  # an exponent beyond what Decimal can hold
+        raise BodyError(f"a number in the body is out of range: {text}") from None
+
+
+def _object(pairs):
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        seen = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise BodyError(f"the key {key[:50]!r} appears twice in one object")
+            seen.add(key)
+    return value
+
+
+def _check_strings(value):
+    """Refuse lone surrogates anywhere in the parsed body (iteratively: no recursion)."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, str) and _SURROGATE.search(item):
+            raise BodyError("the body holds a lone surrogate (an escape in \\ud800-\\udfff "
+                            "that is not half of a pair), which is not text")

@@ -9,17 +9,25 @@ turned off -- supervisor, not gunicorn, restarts a dead instance.
 
 Signals: SIGTERM and SIGINT both stop gracefully (requests in flight are answered);
 the caller then drains the order worker and exits 0.
+
+Requests gunicorn refuses before the app sees them (a request line over 4094 bytes, a
+header over 8190 bytes, bytes that are not HTTP) are answered in the app's error shape,
+JSON ``{"error", "message"}``, instead of gunicorn's HTML page (:meth:`handle_error`).
 """
 
+import json
 import os
 import signal
 import socket
 
+from gunicorn import util
 from gunicorn.app.base import BaseApplication
+from gunicorn.http import errors
 from gunicorn.sock import create_sockets
 from gunicorn.workers.gthread import ThreadWorker
 
 from bridge.exceptions import ConfigError
+from bridge.http import error_body
 
 
 class _Application(BaseApplication):
@@ -36,12 +44,58 @@ class _Application(BaseApplication):
         return self._wsgi_app
 
 
+#: gunicorn's refusals, most specific first: (exceptions, status, reason, error code).
+#: The statuses are gunicorn's own (workers/base.py ``handle_error``).
+_REFUSALS = (
+    ((errors.InvalidResponseHeader, errors.InvalidResponseHeaderName,
+      errors.ConfigurationProblem), 500, "Internal Server Error", "internal_error"),
+    ((errors.LimitRequestLine,), 414, "URI Too Long", "uri_too_long"),
+    ((errors.LimitRequestHeaders,), 431, "Request Header Fields Too Large",
+     "request_header_fields_too_large"),
+    ((errors.UnsupportedTransferCoding,), 501, "Not Implemented", "not_implemented"),
+    ((errors.ExpectationFailed,), 417, "Expectation Failed", "expectation_failed"),
+    ((errors.ForbiddenProxyRequest,), 403, "Forbidden", "forbidden"),
+    ((errors.ParseException,), 400, "Bad Request", "bad_request"),
+)
+_UNEXPECTED = ((), 500, "Internal Server Error", "internal_error")
+
+
+def refusal(exc):
+    """:returns: ``(status, reason, error code, message)`` for an error gunicorn hit"""
+    _, status, reason, error = next(
+        (entry for entry in _REFUSALS if isinstance(exc, entry[0])), _UNEXPECTED)
+    if status >= 500:
+        return status, reason, error, "the server hit an unexpected error"
+    return status, reason, error, str(exc)[:200]  # str(exc) may quote a 10 KB line
+
+
+def error_bytes(status, reason, error, message):
+    """A whole HTTP/1.1 answer in the app's error shape; the connection closes after it."""
+    body = json.dumps(error_body(error, message)).encode("utf-8")
+    head = (f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
+    return head.encode("latin-1") + body
+
+
 class _InProcessWorker(ThreadWorker):
     def is_parent_alive(self):
         return True  # no arbiter: whoever started us (supervisor, a shell) is not our master
 
     def handle_quit(self, sig, frame):
         self.handle_exit(sig, frame)  # Ctrl-C drains like SIGTERM does
+
+    def handle_error(self, req, client, addr, exc):
+        """Answer an error gunicorn hit outside the app in the app's JSON error shape
+        (gunicorn's own writes an HTML page); statuses and logging as gunicorn's."""
+        status, reason, error, message = refusal(exc)
+        if status >= 500:
+            self.log.exception("Error handling request")
+        else:
+            self.log.warning("Invalid request from ip=%s: %s", (addr or ("",))[0], message)
+        try:
+            util.write_nonblock(client, error_bytes(status, reason, error, message))
+        except Exception:  # the client may be gone already
+            self.log.debug("Failed to send error message.")
 
 
 def bind(host, port):

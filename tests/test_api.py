@@ -159,6 +159,34 @@ def test_unknown_path_and_method_are_json(client):
     assert client.get("/nope").get_json()["error"] == "not_found"
     answer = client.get("/create")
     assert answer.status_code == 405 and answer.get_json()["error"] == "method_not_allowed"
+    assert set(answer.headers["Allow"].split(", ")) == {"POST", "OPTIONS"}  # RFC 9110
+    assert answer.headers["Content-Type"] == "application/json"
+
+
+# -- hostile bodies and loose values (issue 8) --------------------------------------
+
+@pytest.mark.parametrize("raw,needle", [
+    (b"[" * 1000, "nests arrays or objects too deeply"),
+    (b'{"product_amount": ' * 1000, "nests arrays or objects too deeply"),
+    (json.dumps(ORDER)[:-1].encode() + b', "uniqueid": "u-2"}', "'uniqueid' appears twice"),
+    (json.dumps(ORDER).replace('"5"', "NaN").encode(), "NaN is not a JSON number"),
+    (b'{"product_amount": Infinity}', "Infinity is not a JSON number"),
+    (b'{"product_amount": ' + b"9" * 5000 + b"}", "longer than 100 characters"),
+    (json.dumps(ORDER).encode().replace(b"Bennys", b"B\xffnnys"), "not valid UTF-8"),
+    (json.dumps({**ORDER, "username": "\ud800"}).encode(), "lone surrogate"),
+])
+def test_hostile_bodies_get_400_not_500(client, raw, needle):
+    answer = client.post("/create", data=raw, content_type="application/json")
+    assert answer.status_code == 400, answer.get_data(as_text=True)
+    body = answer.get_json()
+    assert body["error"] == "malformed_json" and needle in body["message"]
+    assert client.get("/queue").get_json()["length"] == 0
+
+
+def test_a_utf8_bom_is_skipped(client):
+    answer = client.post("/create", data=b"\xef\xbb\xbf" + json.dumps(ORDER).encode(),
+                         content_type="application/json")
+    assert answer.status_code == 200
 
 
 def test_order_without_login_needs_a_default(instance, settings):

@@ -2,7 +2,7 @@
 
 from flask import Blueprint, current_app, jsonify, request
 
-from bridge.http import error_response
+from bridge.http import BodyError, error_response, read_json_body
 from bridge.records import DuplicateConflict
 
 bp = Blueprint("orders", __name__)
@@ -17,9 +17,10 @@ def create():
     if not request.is_json:
         return error_response(415, "unsupported_media_type",
                               "send the order as JSON with 'Content-Type: application/json'")
-    body = request.get_json(silent=True)
-    if body is None:
-        return error_response(400, "malformed_json", "the request body is not valid JSON")
+    try:
+        body = read_json_body()
+    except BodyError as exc:
+        return error_response(400, "malformed_json", str(exc))
     if not isinstance(body, dict):
         return error_response(400, "validation_failed", "the body must be a JSON object")
     # pydantic and the models are imported by the first order, not at start: they are

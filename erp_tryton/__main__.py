@@ -1,0 +1,71 @@
+"""``python -m erp_tryton --port PORT --data DIR``: serve a seeded Tryton (trytond + sao).
+
+Installs what is missing into its own cached virtualenv and sao folder (the first run takes
+about a minute, later ones a second), copies the seeded ``workshop`` database into DIR if
+DIR has none, then becomes trytond on 127.0.0.1:PORT until SIGTERM or SIGINT (exit 0).
+See erp_tryton/README.md.
+"""
+
+import argparse
+import os
+import socket
+import sys
+
+from erp_tryton.install import DATABASE, REPO_ROOT, Build, install_database, write_config
+
+
+def _seconds(text):
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("expected a whole number of seconds > 0")
+    return value
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m erp_tryton", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--port", type=int, help="0 picks a free port (required to serve)")
+    parser.add_argument("--data", metavar="DIR",
+                        help="folder of the database workshop.sqlite (created and seeded "
+                             "when absent; required to serve)")
+    parser.add_argument("--session-timeout", type=_seconds, metavar="SECONDS",
+                        help="seconds of inactivity before a login expires (Tryton: 600)")
+    parser.add_argument("--prepare", action="store_true",
+                        help="only install and build the cached template database, then exit")
+    args = parser.parse_args(argv)
+    if not args.prepare and (args.port is None or args.data is None):
+        parser.error("--port and --data are required (or --prepare)")
+    if args.port is not None and not 0 <= args.port <= 65535:
+        parser.error("--port must be 0-65535")
+    return args
+
+
+def _free_port():
+    # trytond needs a number in its configuration; the race with another process taking
+    # it between here and trytond's bind is accepted, as for any test server.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    build = Build(log=log).ensure()
+    if args.prepare:
+        print(f"erp_tryton: ready in {build.dir}", flush=True)
+        return
+    data_dir = os.path.abspath(args.data)
+    seeded = install_database(build, data_dir)
+    port = args.port or _free_port()
+    config = write_config(data_dir, data_dir, port, build.sao, args.session_timeout)
+    print(f"erp_tryton listening on http://127.0.0.1:{port}/ (database {DATABASE} in "
+          f"{data_dir}, {'freshly seeded' if seeded else 'kept'}; log in as admin/admin)",
+          flush=True)
+    # Become trytond (no parent left behind): signals and memory figures are then its own.
+    env = {**os.environ, "PYTHONPATH": REPO_ROOT}
+    os.execve(build.python, [build.python, "-m", "erp_tryton.serve", config, DATABASE], env)
+
+
+if __name__ == "__main__":
+    main()
