@@ -1,65 +1,42 @@
 """Request and response models. They validate ``/create`` and they are the source of the
 OpenAPI document (:mod:`bridge.openapi`), so the two cannot drift apart.
 
-Values may arrive as strings or numbers (``"product_amount": "5"`` or ``5``); each is
-normalised to the string the ERP is given. Unknown fields are ignored, so OilMat can
-add fields without breaking an older bridge.
+Each field's rule and its schema come from :mod:`bridge.fields`. The order model is built
+per instance (:func:`order_model`): the workshop it serves, its ``MAX_PRODUCT_AMOUNT``
+and whether it has a default ERP login are part of what a valid order is, and so of the
+published schema. Values may arrive as strings or numbers (``"product_amount": "5"`` or
+``5``); each is normalised to the string the ERP is given. Unknown fields are ignored, so
+OilMat can add fields without breaking an older bridge.
 """
 
-import re
-from decimal import Decimal, InvalidOperation
-from typing import Annotated, Optional, Union
+from decimal import Decimal
+from functools import lru_cache
+from typing import Annotated, Any, Optional
 
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StrictFloat, StrictInt,
-                      StrictStr)
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema, create_model
 
+from bridge import fields
 from bridge.status import OrderStatus
 
-_IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,31}$")
-_UNIQUEID = re.compile(r"^[\x21-\x7e]{1,128}$")  # printable ASCII, no spaces
-MAX_AMOUNT = Decimal("100000")
-MAX_DECIMALS = 3
+
+def _rule(check, schema):
+    """A field type checked by ``check`` (from :mod:`bridge.fields`) and published as
+    ``schema``: pydantic's own coercion is left out, so nothing is accepted that the
+    schema does not allow, and every refusal names the rule."""
+    return Annotated[Any, PlainValidator(check), WithJsonSchema(schema)]
 
 
-def _identifier(value):
-    text = str(value).strip()
-    if not _IDENTIFIER.match(text):
-        raise ValueError("must be 1-32 letters, digits or . _ / - (starting with a letter or digit)")
-    return text
-
-
-def _uniqueid(value):
-    text = str(value).strip()
-    if not _UNIQUEID.match(text):
-        raise ValueError("must be 1-128 printable characters without spaces")
-    return text
-
-
-def _amount(value):
-    if isinstance(value, float) and value != value:  # NaN
-        raise ValueError("must be a positive number like 5 or 2.5")
-    try:
-        amount = Decimal(str(value).strip())
-    except InvalidOperation:
-        raise ValueError("must be a positive number like 5 or 2.5") from None
-    if not amount.is_finite() or amount <= 0:
-        raise ValueError("must be a positive number like 5 or 2.5")
-    if amount > MAX_AMOUNT:
-        raise ValueError(f"must not exceed {MAX_AMOUNT}")
-    if amount != amount.quantize(Decimal(1).scaleb(-MAX_DECIMALS)):
-        raise ValueError(f"must have at most {MAX_DECIMALS} decimals")
-    normal = amount.normalize()
-    # normalize() turns 100 into 1E+2; the ERP wants plain digits
-    return format(normal, "f")
-
-
-Identifier = Annotated[Union[StrictStr, StrictInt], AfterValidator(_identifier)]
-UniqueId = Annotated[Union[StrictStr, StrictInt], AfterValidator(_uniqueid)]
-Amount = Annotated[Union[StrictStr, StrictInt, StrictFloat], AfterValidator(_amount)]
+Identifier = _rule(fields.identifier, fields.IDENTIFIER_SCHEMA)
+UniqueId = _rule(fields.uniqueid, fields.UNIQUEID_SCHEMA)
+Username = _rule(fields.username, fields.USERNAME_SCHEMA)
+Password = _rule(fields.password, fields.PASSWORD_SCHEMA)
 
 
 class CreateOrder(BaseModel):
-    """``POST /create``: one pumped-oil order to become one line on a worksheet."""
+    """``POST /create``: one pumped-oil order to become one line on a worksheet.
+
+    The workshop and amount rules depend on the instance; see :func:`order_model`.
+    """
 
     model_config = ConfigDict(
         extra="ignore",
@@ -69,18 +46,41 @@ class CreateOrder(BaseModel):
             "username": "admin", "password": "secret"}},
     )
 
-    workshop: StrictStr = Field(min_length=1, max_length=200,
-                                description="Must be the workshop this instance serves.")
+    workshop: str = Field(description="Must be the workshop this instance serves.")
     worksheet: Identifier = Field(description="Worksheet number in the ERP.")
     product_nr: Identifier = Field(description="Product number in the ERP.")
-    product_amount: Amount = Field(description="Positive amount (litres), at most 3 decimals.")
+    product_amount: Any = Field(description="Litres: more than 0, at most 3 decimals.")
     uniqueid: UniqueId = Field(description="OilMat's id of the pump event; the idempotency key.")
-    username: Optional[StrictStr] = Field(
-        None, min_length=1, max_length=200,
-        description="ERP login; the instance's ERP_USERNAME when absent.")
-    password: Optional[StrictStr] = Field(
-        None, max_length=200, json_schema_extra={"writeOnly": True},
-        description="ERP password; stored encrypted, never returned.")
+    username: Optional[Username] = Field(
+        None, description="ERP login; the instance's ERP_USERNAME when absent.")
+    password: Optional[Password] = Field(
+        None, description="ERP password; stored encrypted, never returned.")
+
+
+def order_model(settings):
+    """:returns: the :class:`CreateOrder` model of the instance with these settings"""
+    return _order_model(settings.workshop, Decimal(repr(float(settings.max_product_amount))),
+                        not settings.erp_username)
+
+
+@lru_cache(maxsize=16)
+def _order_model(workshop, max_amount, login_required):
+    Workshop = _rule(fields.workshop(workshop), {"type": "string", "const": workshop})
+    Amount = _rule(lambda value: fields.parse_amount(value, max_amount),
+                   fields.amount_schema(max_amount))
+    amount_text = fields.format_amount(max_amount)
+    changes = {
+        "workshop": (Workshop, Field(description=f"The workshop this instance serves: "
+                                                 f"{workshop!r}.")),
+        "product_amount": (Amount, Field(description=(
+            f"Litres, more than 0 and at most {amount_text} (MAX_PRODUCT_AMOUNT), at most "
+            "3 decimals: a JSON number, or a string of ASCII digits with one '.' or ',' "
+            "as decimal separator (5, 2.5, \"4,7\")."))),
+    }
+    if login_required:
+        changes["username"] = (Username, Field(
+            description="ERP login: required, this instance has no ERP_USERNAME."))
+    return create_model("CreateOrder", __base__=CreateOrder, **changes)
 
 
 class HistoryEntry(BaseModel):
@@ -156,31 +156,13 @@ class Error(BaseModel):
 
 # -- turning pydantic's errors into the public error shape --------------------------
 
-_TYPE_HINTS = {
-    "workshop": "must be a string",
-    "username": "must be a string",
-    "password": "must be a string",
-    "worksheet": "must be a string or a whole number",
-    "product_nr": "must be a string or a whole number",
-    "uniqueid": "must be a string or a whole number",
-    "product_amount": "must be a positive number like 5 or 2.5",
-}
-
-
 def field_errors(validation_error):
     """:returns: ``{field: reason}`` for a :class:`pydantic.ValidationError`, one reason a field"""
-    fields = {}
+    found = {}
     for err in validation_error.errors(include_url=False):
         name = str(err["loc"][0]) if err["loc"] else "body"
-        if name in fields:
-            continue
-        kind = err["type"]
-        if kind == "missing":
-            fields[name] = "is required"
-        elif kind == "value_error":
-            fields[name] = str(err["ctx"]["error"])
-        elif kind in ("string_too_short", "string_too_long"):
-            fields[name] = err["msg"].replace("String should", "must")
-        else:
-            fields[name] = _TYPE_HINTS.get(name, err["msg"])
-    return fields
+        if err["type"] == "missing":
+            found.setdefault(name, "is required")
+        else:  # every field is checked by bridge.fields, whose ValueError names the rule
+            found.setdefault(name, str(err.get("ctx", {}).get("error", err["msg"])))
+    return found

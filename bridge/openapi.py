@@ -2,18 +2,19 @@
 
 Schemas come from the same classes that validate requests; only the list of paths is
 written here, and a test checks it against the app's URL map so no route is missing.
+The document is built for one instance (:func:`build_document`): the workshop it serves
+and its ``MAX_PRODUCT_AMOUNT`` are part of the order schema, so that every request the
+document allows is one the instance accepts (``tests/test_fuzz_api.py`` checks that).
 """
-
-from functools import lru_cache
 
 from pydantic.json_schema import models_json_schema
 
-from bridge import models
+from bridge import fields, models
 
 _REF = "#/components/schemas/{model}"
 
-_SCHEMAS = (models.CreateOrder, models.CreateAccepted, models.OrderRecord, models.QueueListing,
-            models.Alive, models.WorkerChange, models.KillAnswer, models.Cleared, models.Error)
+_SCHEMAS = (models.CreateAccepted, models.OrderRecord, models.QueueListing, models.Alive,
+            models.WorkerChange, models.KillAnswer, models.Cleared, models.Error)
 
 
 def _ref(model):
@@ -21,14 +22,18 @@ def _ref(model):
 
 
 def _json(model):
-    return {"content": {"application/json": {"schema": _ref(model)}}}
+    schema = {"type": "object"} if model is None else _ref(model)
+    return {"content": {"application/json": {"schema": schema}}}
 
 
 def _op(summary, ok, ok_model, errors=(401,), body=None, params=None, public=False):
     responses = {str(ok): {"description": "OK", **_json(ok_model)}}
-    descriptions = {400: "Missing or invalid fields", 401: "Missing or wrong API token",
+    descriptions = {400: "Missing or invalid fields, or a body that is not JSON",
+                    401: "Missing or wrong API token",
                     404: "Unknown order", 409: "uniqueid already used for another order",
-                    413: "Body over 64 KB", 415: "Body is not JSON"}
+                    413: "Body over 64 KB", 415: "Body is not JSON",
+                    503: "The instance's files cannot be used (disk full, damaged); see "
+                         "Retry-After"}
     for code in errors:
         responses[str(code)] = {"description": descriptions[code], **_json(models.Error)}
     op = {"summary": summary, "responses": responses}
@@ -44,34 +49,48 @@ def _op(summary, ok, ok_model, errors=(401,), body=None, params=None, public=Fal
 #: path -> method -> operation. Every route of the app must be here (tested).
 PATHS = {
     "/create": {"post": _op("Queue an order line (idempotent on uniqueid)", 200,
-                            models.CreateAccepted, (400, 401, 409, 413, 415),
+                            models.CreateAccepted, (400, 401, 409, 413, 415, 503),
                             body=models.CreateOrder)},
     "/get_order_status": {"get": _op(
-        "Status, attempts and history of one order", 200, models.OrderRecord, (400, 401, 404),
+        "Status, attempts and history of one order", 200, models.OrderRecord,
+        (400, 401, 404, 503),
         params=[{"name": "uniqueid", "in": "query", "required": True,
-                 "schema": {"type": "string"}}])},
-    "/queue": {"get": _op("Orders waiting or in progress", 200, models.QueueListing)},
+                 "schema": {"type": "string", "pattern": fields.UNIQUEID_PATTERN}}])},
+    "/queue": {"get": _op("Orders waiting or in progress", 200, models.QueueListing,
+                          (401, 503))},
     "/clear_queue": {"put": _op("Remove every waiting order (each ends in error CLEARED)",
-                                200, models.Cleared)},
+                                200, models.Cleared, (401, 503))},
     "/start_worker": {"put": _op("Start the worker (idempotent)", 200, models.WorkerChange)},
     "/stop_worker": {"put": _op("Stop the worker gracefully (idempotent)", 200,
                                 models.WorkerChange)},
     "/alive": {"get": _op("API and worker state; no token needed", 200, models.Alive, (),
                           public=True)},
     "/kill": {"put": _op("Shut the instance down gracefully", 200, models.KillAnswer)},
-    "/openapi.json": {"get": {"summary": "This document",
-                              "responses": {"200": {"description": "OpenAPI document"}}}},
+    "/openapi.json": {"get": _op("This document", 200, None)},
 }
 
+_DESCRIPTION = (
+    "One instance serves one workshop: OilMat orders in, order lines written into the "
+    "workshop's ERP. Every error is JSON {\"error\", \"message\"[, \"fields\"]}, also those "
+    "the HTTP server answers before the application sees the request: 400 (a request "
+    "that is not HTTP), 414 (request line over 4094 bytes), 431 (a header over 8190 "
+    "bytes, or over 100 headers), 501 (a transfer coding other than chunked). 405 "
+    "answers carry an Allow header.")
 
-@lru_cache(maxsize=1)
-def build_document():
-    _, defs = models_json_schema([(m, "validation") for m in _SCHEMAS], ref_template=_REF)
+
+def build_document(settings):
+    """The document of the instance with these settings (built per request: it is
+    asked for rarely, and a test may change an instance's settings).
+
+    :param settings: :class:`~bridge.settings.Settings`
+    """
+    order = models.order_model(settings)
+    _, defs = models_json_schema([(m, "validation") for m in (order, *_SCHEMAS)],
+                                 ref_template=_REF)
     return {
         "openapi": "3.1.0",
         "info": {"title": "OilMat Bridge instance API", "version": "1.0.0",
-                 "description": "One instance serves one workshop: OilMat orders in, "
-                                "order lines written into the workshop's ERP."},
+                 "description": _DESCRIPTION},
         "paths": PATHS,
         "components": {
             "schemas": defs["$defs"],

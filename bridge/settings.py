@@ -39,6 +39,16 @@ def env_number(env, name, default, kind=float):
         raise ConfigError(f"{name} must be {what}, got {raw!r}") from None
 
 
+def _max_product_amount(env):
+    """``MAX_PRODUCT_AMOUNT``: at least 1 litre with at most 3 decimals, so that the amount
+    rule can be published as a pattern (see :func:`bridge.fields.amount_pattern`)."""
+    value = env_number(env, "MAX_PRODUCT_AMOUNT", Settings.max_product_amount)
+    if not 1 <= value <= 1e9 or round(value, 3) != value:
+        raise ConfigError("MAX_PRODUCT_AMOUNT must be between 1 and 1000000000 litres with "
+                          f"at most 3 decimals, got {env.get('MAX_PRODUCT_AMOUNT')!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     workshop: str  # the one workshop this instance serves (from the command line)
@@ -55,6 +65,7 @@ class Settings:
     host: str = "127.0.0.1"  # HOST: interface the API listens on
     http_threads: int = 8  # HTTP_THREADS: request threads in the one gunicorn worker
     max_attempts: int = 5  # MAX_ATTEMPTS: tries per order before a transient error is final
+    max_product_amount: float = 1000.0  # MAX_PRODUCT_AMOUNT: most litres one order line may carry (>= 1, <= 3 decimals)
     retry_base_seconds: float = 2.0  # RETRY_BASE_SECONDS: first backoff; doubles per attempt
     retry_max_seconds: float = 60.0  # RETRY_MAX_SECONDS: cap on one backoff
     retry_budget_seconds: float = 900.0  # RETRY_BUDGET_SECONDS: total time an order may spend retrying
@@ -129,6 +140,7 @@ def load_settings(port, workshop, env=None, dotenv=True):
         host=env.get("HOST", "") or Settings.host,
         http_threads=env_number(env, "HTTP_THREADS", Settings.http_threads, int),
         max_attempts=env_number(env, "MAX_ATTEMPTS", Settings.max_attempts, int),
+        max_product_amount=_max_product_amount(env),
         retry_base_seconds=env_number(env, "RETRY_BASE_SECONDS", Settings.retry_base_seconds),
         retry_max_seconds=env_number(env, "RETRY_MAX_SECONDS", Settings.retry_max_seconds),
         retry_budget_seconds=env_number(env, "RETRY_BUDGET_SECONDS", Settings.retry_budget_seconds),

@@ -189,6 +189,57 @@ def test_a_utf8_bom_is_skipped(client):
     assert answer.status_code == 200
 
 
+@pytest.mark.parametrize("amount,reason", [
+    ("5_000", "no thousands separators"), ("5 000", "no thousands separators"),
+    ("1.000,5", "at most one decimal separator"), ("\u0665", "ASCII digits"),
+    ("\uff15", "ASCII digits"), ("1e3", "ASCII digits"), ("NaN", "ASCII digits"),
+    ("2.5001", "at most 3 decimals"), (0.30000000000000004, "at most 3 decimals"),
+    ("0", "more than 0"), (-3, "more than 0"),
+    ("1000.5", "over the maximum of 1000 litres"), (1e999, "over the maximum of 1000"),
+])
+def test_amounts_are_read_as_a_pump_writes_them(client, amount, reason):
+    body = json.dumps(order(product_amount=amount)).replace("Infinity", "1e999")
+    answer = client.post("/create", data=body, content_type="application/json")
+    assert answer.status_code == 400
+    assert reason in answer.get_json()["fields"]["product_amount"]
+
+
+@pytest.mark.parametrize("amount,sent", [("4,7", "4.7"), ("0,125", "0.125"), ("1000", "1000"),
+                                         (5, "5"), (1e3, "1000"), ("007.50", "7.5")])
+def test_norwegian_commas_and_json_numbers_reach_the_erp_with_a_dot(client, amount, sent):
+    assert client.post("/create", json=order(product_amount=amount)).status_code == 200
+    assert status(client, "u-1")["product_amount"] == sent
+
+
+def test_max_product_amount_is_the_instances(instance, settings):
+    instance.settings = replace(settings, max_product_amount=50.0)
+    client = create_app(instance).test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {settings.api_token}"
+    answer = client.post("/create", json=order(product_amount="50,001"))
+    assert answer.get_json()["fields"] == {
+        "product_amount": "is over the maximum of 50 litres per line"}
+    assert client.post("/create", json=order(product_amount="50")).status_code == 200
+
+
+@pytest.mark.parametrize("changes,field,reason", [
+    ({"worksheet": -558}, "worksheet", "must not be negative"),
+    ({"product_nr": 10**30}, "product_nr", "at most 999999999999999999"),
+    ({"uniqueid": True}, "uniqueid", "a string or a whole number"),
+    ({"worksheet": " 558"}, "worksheet", "1-32 letters"),
+    ({"uniqueid": "u-1\n"}, "uniqueid", "printable ASCII"),
+    ({"username": "ad\x00min"}, "username", "control characters"),
+])
+def test_other_fields_are_as_strict(client, changes, field, reason):
+    answer = client.post("/create", json=order(**changes))
+    assert answer.status_code == 400
+    assert reason in answer.get_json()["fields"][field]
+
+
+def test_whole_numbers_written_with_a_fraction_are_whole(client):
+    assert client.post("/create", json=order(worksheet=558.0, uniqueid=4001.0)).status_code == 200
+    assert status(client, "4001")["worksheet"] == "558"
+
+
 def test_order_without_login_needs_a_default(instance, settings):
     instance.settings = replace(settings, erp_username="")
     client = create_app(instance).test_client()
@@ -203,6 +254,13 @@ def test_status_needs_a_known_uniqueid(client):
     assert client.get("/get_order_status").status_code == 400
     missing = client.get("/get_order_status?uniqueid=nope")
     assert missing.status_code == 404 and missing.get_json()["error"] == "not_found"
+
+
+@pytest.mark.parametrize("query", ["uniqueid=", "uniqueid=a%20b", "uniqueid=%C3%A5",
+                                   "uniqueid=" + "x" * 129])
+def test_status_refuses_what_no_order_can_be_called(client, query):
+    answer = client.get("/get_order_status?" + query)
+    assert answer.status_code == 400 and "uniqueid" in answer.get_json()["fields"]
 
 
 # -- worker through the API -------------------------------------------------------
@@ -362,6 +420,18 @@ def test_openapi_lists_every_route_with_models(client):
     create_schema = doc["components"]["schemas"]["CreateOrder"]
     assert set(create_schema["required"]) == {"workshop", "worksheet", "product_nr",
                                               "product_amount", "uniqueid"}
+
+
+def test_openapi_is_this_instances(instance, settings):
+    instance.settings = replace(settings, workshop="Other Garage", max_product_amount=75.5)
+    client = create_app(instance).test_client()
+    doc = client.get("/openapi.json", headers={"X-API-Key": settings.api_token}).get_json()
+    order_schema = doc["components"]["schemas"]["CreateOrder"]["properties"]
+    assert order_schema["workshop"]["const"] == "Other Garage"
+    assert order_schema["product_amount"]["anyOf"][1]["maximum"] == 75.5
+    assert "pattern" in order_schema["worksheet"]["anyOf"][0]
+    query = doc["paths"]["/get_order_status"]["get"]["parameters"][0]["schema"]
+    assert query["pattern"] == "^[!-~]{1,128}$"
 
 
 # -- batches per worksheet ----------------------------------------------------------
