@@ -173,6 +173,9 @@ def reconfigure(workshop):
 
 @api.delete("/integrations/<workshop>")
 def remove(workshop):
+    unknown = sorted(set(request.args) - {"delete_data"})
+    if unknown:  # a misspelt delete_data must not silently keep (or delete) the data
+        raise InvalidIntegration(f"unknown query parameter {unknown[0]!r}; known: delete_data")
     flag = request.args.get("delete_data", "false")
     if flag not in _FLAGS:
         raise InvalidIntegration("delete_data must be true or false")

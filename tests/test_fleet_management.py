@@ -227,6 +227,9 @@ def test_delete_keeps_data_unless_asked(client, fleet):
     assert not (fleet.settings.queue_dir / B).exists()
     assert client.get("/integrations").json == {"integrations": []}
     assert client.delete(path(B) + "?delete_data=perhaps").status_code == 400
+    create(client, B)
+    assert client.delete(path(B) + "?delete-data=true").status_code == 400  # misspelt: refused
+    assert client.get(path(B)).status_code == 200
 
 
 def test_worker_commands_reach_the_instance_with_its_token(client, fleet, fake_instances):
