@@ -28,8 +28,9 @@ def parse_args(argv=None):
     parser.add_argument("--data", metavar="DIR",
                         help="folder of the database workshop.sqlite (created and seeded "
                              "when absent; required to serve)")
-    parser.add_argument("--session-timeout", type=_seconds, metavar="SECONDS",
-                        help="seconds of inactivity before a login expires (Tryton: 600)")
+    parser.add_argument("--session-ttl", type=_seconds, metavar="SECONDS",
+                        help="a login is valid this long, counted from the login "
+                             "(Tryton's [session] max_age; default 30 days)")
     parser.add_argument("--prepare", action="store_true",
                         help="only install and build the cached template database, then exit")
     args = parser.parse_args(argv)
@@ -58,7 +59,7 @@ def main(argv=None):
     data_dir = os.path.abspath(args.data)
     seeded = install_database(build, data_dir)
     port = args.port or _free_port()
-    config = write_config(data_dir, data_dir, port, build.sao, args.session_timeout)
+    config = write_config(data_dir, data_dir, port, build.sao, args.session_ttl)
     print(f"erp_tryton listening on http://127.0.0.1:{port}/ (database {DATABASE} in "
           f"{data_dir}, {'freshly seeded' if seeded else 'kept'}; log in as admin/admin)",
           flush=True)

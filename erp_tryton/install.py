@@ -153,17 +153,19 @@ class Build:
             os.rename(os.path.join(tmp, f"{DATABASE}.sqlite"), self.template)
 
 
-def write_config(folder, data_dir, port, sao, session_timeout=None):
+def write_config(folder, data_dir, port, sao, session_ttl=None):
     """Write ``folder/trytond.conf`` for a database folder and a port; return its path.
 
     :param data_dir: where ``workshop.sqlite`` is (``[database] path``)
     :param sao: the web client folder trytond serves at ``/`` (``[web] root``)
-    :param session_timeout: seconds of inactivity before a login expires (Tryton: 600)
+    :param session_ttl: seconds a login stays valid from the login (``[session] max_age``;
+        ``[session] timeout``, an idle limit, guards only the few "fresh session" calls
+        such as changing a password, so it would not expire a browser's login)
     """
     lines = ["[database]", "uri = sqlite://", f"path = {data_dir}", "",
              "[web]", f"listen = 127.0.0.1:{port}", f"root = {sao}", ""]
-    if session_timeout is not None:
-        lines += ["[session]", f"timeout = {session_timeout}", ""]
+    if session_ttl is not None:
+        lines += ["[session]", f"max_age = {session_ttl}", ""]
     path = os.path.join(folder, "trytond.conf")
     with open(path, "w") as f:
         f.write("\n".join(lines))

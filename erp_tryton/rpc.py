@@ -180,11 +180,21 @@ class Client:
         return line_id
 
     def close_worksheet(self, reference):
-        """Quote the sale: past draft, it takes no new lines (a closed worksheet)."""
-        self.model("sale.sale", "quote", [self.sale(reference)["id"]])
+        """Take the sale past draft, as a clerk would, so that it takes no new lines.
+
+        A sale with lines is quoted. Tryton will not quote a sale without lines (its Quote
+        button is read-only then), so an empty one is cancelled instead: also past draft,
+        also refused new lines ("no longer in a draft state") and greyed out in sao.
+
+        :returns: the sale's new state, ``"quotation"`` or ``"cancelled"``
+        """
+        sale = self.sale(reference, ["lines"])
+        button = "quote" if sale["lines"] else "cancel"
+        self.model("sale.sale", button, [sale["id"]])
+        return self.sale(reference)["state"]
 
     def reopen_worksheet(self, reference):
-        """Put the sale back to draft (an open worksheet)."""
+        """Put the sale back to draft (an open worksheet), from quotation or cancelled."""
         self.model("sale.sale", "draft", [self.sale(reference)["id"]])
 
 
@@ -194,8 +204,9 @@ def worksheet_lines(url, reference, database=DATABASE):
 
 
 def close_worksheet(url, reference, database=DATABASE):
-    """Close worksheet ``reference`` (see :meth:`Client.close_worksheet`)."""
-    Client(url, database).close_worksheet(reference)
+    """Close worksheet ``reference``; returns the sale's state (see
+    :meth:`Client.close_worksheet`)."""
+    return Client(url, database).close_worksheet(reference)
 
 
 def reopen_worksheet(url, reference, database=DATABASE):
