@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(PACKAGE_DIR)
@@ -103,7 +104,10 @@ class Build:
     def _venv(self):
         if os.path.exists(self.venv_done):
             return
-        self.log(f"erp_tryton: installing trytond into {self.venv} (once)")
+        with self._step(f"installing trytond into {self.venv}"):
+            self._build_venv()
+
+    def _build_venv(self):
         # A virtualenv hard-codes its path in its scripts, so it is built in place (not
         # renamed into place like the rest) and marked complete last.
         shutil.rmtree(self.venv, ignore_errors=True)
@@ -115,13 +119,15 @@ class Build:
     def _sao(self):
         if os.path.exists(self.sao):
             return
-        self.log(f"erp_tryton: installing {SAO_PACKAGE} into {self.sao} (once)")
-        with _building(self.sao) as tmp:
+        with self._step(f"installing {SAO_PACKAGE} into {self.sao}"), \
+                _building(self.sao) as tmp:
             os.mkdir(tmp)
             _run(["npm", "pack", SAO_PACKAGE, "--silent", "--pack-destination", tmp], cwd=tmp)
             tarball, = [n for n in os.listdir(tmp) if n.endswith(".tgz")]
             with tarfile.open(os.path.join(tmp, tarball)) as tar:
-                tar.extractall(tmp, filter="data")
+                # npm's own tarball, but refuse odd paths where Python can (3.11.4+)
+                tar.extractall(tmp, **({"filter": "data"} if hasattr(tarfile, "data_filter")
+                                       else {}))
             os.remove(os.path.join(tmp, tarball))
             package = os.path.join(tmp, "package")
             # index.html loads jQuery & co. from node_modules/; the grunt peer conflict only
@@ -137,20 +143,30 @@ class Build:
     def _template(self):
         if os.path.exists(self.template):
             return
-        self.log(f"erp_tryton: creating the seeded template database {self.template} (once)")
         with tempfile.TemporaryDirectory(dir=self.dir) as tmp:
             config = write_config(tmp, tmp, port=0, sao=self.sao)
-            open(os.path.join(tmp, f"{DATABASE}.sqlite"), "w").close()
+            database = os.path.join(tmp, f"{DATABASE}.sqlite")
+            open(database, "w").close()  # trytond-admin wants the SQLite file to exist
             password_file = os.path.join(tmp, "password")
             with open(password_file, "w") as f:
                 f.write(ADMIN_PASSWORD)
-            env = {**os.environ, "TRYTONPASSFILE": password_file}
-            _run([os.path.join(self.venv, "bin", "trytond-admin"), "-c", config,
-                  "-d", DATABASE, "-u", "sale", "--activate-dependencies",
-                  "--email", "admin@example.com"], env=env)
-            _run([self.python, "-m", "erp_tryton.seed", config, DATABASE],
-                 env={**os.environ, "PYTHONPATH": REPO_ROOT})
-            os.rename(os.path.join(tmp, f"{DATABASE}.sqlite"), self.template)
+            with self._step("creating a database with the sale module activated"):
+                _run([os.path.join(self.venv, "bin", "trytond-admin"), "-c", config,
+                      "-d", DATABASE, "-u", "sale", "--activate-dependencies",
+                      "--email", "admin@example.com"],
+                     env={**os.environ, "TRYTONPASSFILE": password_file})
+            with self._step("seeding it"):
+                _run([self.python, "-m", "erp_tryton.seed", config, DATABASE],
+                     env={**os.environ, "PYTHONPATH": REPO_ROOT})
+            os.rename(database, self.template)
+
+    @contextlib.contextmanager
+    def _step(self, what):
+        """Log a build step before and after, with how long it took."""
+        self.log(f"erp_tryton: {what} (once)")
+        started = time.monotonic()
+        yield
+        self.log(f"erp_tryton: {what}: done in {time.monotonic() - started:.1f} s")
 
 
 def write_config(folder, data_dir, port, sao, session_ttl=None):
