@@ -38,6 +38,8 @@ def parse_args(argv=None):
         parser.error("--port and --data are required (or --prepare)")
     if args.port is not None and not 0 <= args.port <= 65535:
         parser.error("--port must be 0-65535")
+    if args.data is not None and os.path.exists(args.data) and not os.path.isdir(args.data):
+        parser.error(f"--data {args.data} is not a folder")
     return args
 
 

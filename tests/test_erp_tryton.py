@@ -199,6 +199,7 @@ def test_a_half_copied_database_is_never_left_behind(tryton_build, tmp_path):
     (["--port", "8000"], "--port and --data are required"),
     (["--port", "70000", "--data", "x"], "--port must be 0-65535"),
     (["--port", "1", "--data", "x", "--session-ttl", "0"], "whole number of seconds"),
+    (["--port", "1", "--data", "erp_tryton/README.md"], "is not a folder"),
 ])
 def test_bad_command_lines_are_refused_before_installing_anything(args, message):
     result = subprocess.run([sys.executable, "-m", "erp_tryton", *args], cwd=REPO_ROOT,
