@@ -9,12 +9,14 @@ configuration is bad (a one-line message on stderr, no traceback).
 """
 
 import argparse
+import dataclasses
 import logging
 import os
 import sys
 
 from bridge.exceptions import ConfigError
-from integrations import AVAILABLE
+from integrations import AVAILABLE, options_of
+from integrations.base import resolve_options
 
 
 def _parse(argv):
@@ -51,6 +53,11 @@ def build(args):
     if settings.erp_system not in AVAILABLE:
         raise ConfigError(f"ERP_SYSTEM {settings.erp_system!r} is unknown; "
                           f"known: {', '.join(sorted(AVAILABLE))}")
+    try:  # the ERP's own options (ERP_OPTION_<NAME>), checked against its declaration
+        options = resolve_options(options_of(settings.erp_system), settings.erp_options)
+    except ValueError as exc:
+        raise ConfigError(f"ERP_SYSTEM {settings.erp_system}: {exc}") from None
+    settings = dataclasses.replace(settings, erp_options=options)
     _check_writable(settings.workshop_queue_dir, "QUEUE_DIR")
     _check_writable(settings.log_dir, "LOG_DIR")
     listener = server.bind(settings.host, settings.port)

@@ -59,6 +59,7 @@ class Instance:
             wait_timeout=self.settings.wait_timeout,
             selenium_remote_url=self.settings.selenium_remote_url,
             recycle_after_orders=self.settings.browser_recycle_after_orders,
+            options=dict(self.settings.erp_options),
         )
         logger = logger or logging.getLogger("oilmat.orderline")
         return lambda: get_integration_class(name)(config, logger)

@@ -40,6 +40,16 @@ class RedactSecrets(logging.Filter):
         return True
 
 
+def _secret_options(settings):
+    """Values of the ERP's options that it declares secret (see integrations.base.Option)."""
+    from integrations import AVAILABLE, options_of
+
+    if settings.erp_system not in AVAILABLE:
+        return []
+    secret = {o.name for o in options_of(settings.erp_system) if o.secret}
+    return [v for k, v in settings.erp_options.items() if k in secret]
+
+
 def setup(settings, to_stderr=True, max_bytes=5 * 1024 * 1024, backups=5):
     """Attach the rotating files (and stderr) to the api and orderline loggers.
 
@@ -47,7 +57,7 @@ def setup(settings, to_stderr=True, max_bytes=5 * 1024 * 1024, backups=5):
     """
     os.makedirs(settings.log_dir, exist_ok=True)
     redact = RedactSecrets([settings.erp_password, settings.api_token, settings.secret_key,
-                            *settings.secret_key_fallbacks])
+                            *settings.secret_key_fallbacks, *_secret_options(settings)])
     formatter = logging.Formatter(_FORMAT)
     loggers = []
     for name, suffix in ((API_LOGGER, "api"), (ORDERLINE_LOGGER, "create_orderline")):

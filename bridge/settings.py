@@ -75,6 +75,7 @@ class Settings:
     page_load_timeout: float = 20.0  # PAGE_LOAD_TIMEOUT: seconds for one ERP page load
     wait_timeout: float = 10.0  # WAIT_TIMEOUT: seconds for one element or page state
     selenium_remote_url: str = ""  # SELENIUM_REMOTE_URL: run the browser on a remote WebDriver/Grid
+    erp_options: dict = field(default_factory=dict, repr=False)  # ERP_OPTION_<NAME>: the ERP's own options (integrations.base.Option)
 
     @property
     def workshop_queue_dir(self):
@@ -85,6 +86,14 @@ class Settings:
     def artifact_dir(self):
         """Where failure screenshots and page HTML go."""
         return str(Path(self.log_dir) / "artifacts" / file_name(self.workshop))
+
+
+def erp_options(env):
+    """:returns: ``{name: value}`` of every ``ERP_OPTION_<NAME>`` set (and not empty);
+    which names the ERP takes is checked against its declaration at start (api.py)."""
+    prefix = "ERP_OPTION_"
+    return {key[len(prefix):].lower(): value for key, value in env.items()
+            if key.startswith(prefix) and len(key) > len(prefix) and value != ""}
 
 
 def load_settings(port, workshop, env=None, dotenv=True):
@@ -151,4 +160,5 @@ def load_settings(port, workshop, env=None, dotenv=True):
         page_load_timeout=env_number(env, "PAGE_LOAD_TIMEOUT", Settings.page_load_timeout),
         wait_timeout=env_number(env, "WAIT_TIMEOUT", Settings.wait_timeout),
         selenium_remote_url=env.get("SELENIUM_REMOTE_URL", ""),
+        erp_options=erp_options(env),
     )

@@ -14,6 +14,16 @@ AVAILABLE = {
 }
 
 
+def options_of(name):
+    """:returns: the :class:`~integrations.base.Option` s the ERP ``name`` declares.
+
+    Reads the package's ``OPTIONS`` only; a package keeps its browser code out of its
+    ``__init__`` import (a module ``__getattr__`` for ``INTEGRATION``), so this loads
+    no Selenium.
+    """
+    return tuple(getattr(importlib.import_module(AVAILABLE[name]), "OPTIONS", ()))
+
+
 def get_integration_class(name):
     """Return the :class:`~integrations.base.Integration` subclass for ``name``.
 

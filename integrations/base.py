@@ -20,6 +20,7 @@ Contract, checked for every integration by ``tests/test_integration_contract.py`
 """
 
 import enum
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -64,6 +65,58 @@ class IntegrationConfig:
     recycle_after_orders: int = 200  # a fresh browser after this many orders (0: never)
     chromium_binary: str = "/usr/bin/chromium"
     chromedriver_path: str = "/usr/bin/chromedriver"
+    options: dict = field(default_factory=dict)  # the ERP's own options, see Option
+
+
+@dataclass(frozen=True)
+class Option:
+    """A setting one ERP needs and others do not (Tryton: its database name).
+
+    An ERP package declares its options as ``OPTIONS = (Option(...), ...)`` in its
+    ``__init__`` (which must import nothing heavy: the instance checks options at start,
+    before any browser code is loaded). The instance reads each from the environment
+    variable ``ERP_OPTION_<NAME>``; the fleet stores and hands them on without knowing
+    any ERP, sealing the ``secret`` ones like passwords.
+    """
+
+    name: str  # lower case; ERP_OPTION_<NAME upper case> in the environment
+    default: str | None = None  # None: the option is required
+    pattern: str = r"[^\x00-\x1f\x7f]{1,200}"  # what a value must match, whole
+    secret: bool = False  # sealed at rest, masked in logs, never shown
+    help: str = ""  # one line for --help, errors and the docs
+
+    @property
+    def env_name(self):
+        return "ERP_OPTION_" + self.name.upper()
+
+    def check(self, value):
+        """:returns: ``value``
+        :raises ValueError: saying which rule failed (never repeating a secret value)"""
+        if not re.fullmatch(self.pattern, value):
+            shown = "" if self.secret else f" {value!r}"
+            raise ValueError(f"option {self.name}:{shown} does not match {self.pattern}"
+                             + (f" ({self.help})" if self.help else ""))
+        return value
+
+
+def resolve_options(declared, given):
+    """Check ``given`` (``{name: value}``) against the ``declared`` options.
+
+    :returns: every declared option's value, defaults filled in
+    :raises ValueError: for an unknown option, a missing required one or a bad value
+    """
+    known = {option.name: option for option in declared}
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        allowed = ", ".join(sorted(known)) or "none"
+        raise ValueError(f"unknown ERP option(s) {', '.join(unknown)}; this ERP takes: {allowed}")
+    values = {}
+    for name, option in known.items():
+        value = given.get(name, option.default)
+        if value is None:
+            raise ValueError(f"option {name} is required ({option.env_name})")
+        values[name] = option.check(value)
+    return values
 
 
 class Integration:

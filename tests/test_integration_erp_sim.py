@@ -23,7 +23,7 @@ from integrations.base import Credentials, LineOutcome
 from integrations.browser import (MASK, error_page_reason, map_webdriver_error,
                                   process_running, reap_orphaned_browsers,
                                   save_failure_artifacts, scrub_html)
-from integrations.erp_sim import ErpSimIntegration
+from integrations.erp_sim.flow import ErpSimIntegration
 from integrations.web_erp import amount_text
 # Fixtures; parameters of the same names below are pytest's injection, not shadowing.
 from tests.conftest_erp import erp_server, erp_server_factory  # noqa: F401

@@ -7,13 +7,15 @@ rather than a deep link because that is how a person -- and a vendor ERP without
 stable URLs -- reaches a worksheet.
 """
 
-from integrations.erp_sim import pages
-from integrations.web_erp import WebErpIntegration
+#: no options of its own (see integrations.base.Option)
+OPTIONS = ()
 
 
-class ErpSimIntegration(WebErpIntegration):
-    name = "erp_sim"
-    pages = pages
+def __getattr__(name):
+    # The browser code is loaded with the first order, not when the instance checks
+    # this ERP's options at start: an idle instance holds no Selenium.
+    if name == "INTEGRATION":
+        from integrations.erp_sim.flow import ErpSimIntegration
 
-
-INTEGRATION = ErpSimIntegration
+        return ErpSimIntegration
+    raise AttributeError(name)

@@ -5,13 +5,15 @@ flow is :class:`integrations.web_erp.WebErpIntegration`'s, this package is the p
 objects of the app's screens.
 """
 
-from integrations.erp_sim_spa import pages
-from integrations.web_erp import WebErpIntegration
+#: no options of its own (see integrations.base.Option)
+OPTIONS = ()
 
 
-class ErpSimSpaIntegration(WebErpIntegration):
-    name = "erp_sim_spa"
-    pages = pages
+def __getattr__(name):
+    # The browser code is loaded with the first order, not when the instance checks
+    # this ERP's options at start: an idle instance holds no Selenium.
+    if name == "INTEGRATION":
+        from integrations.erp_sim_spa.flow import ErpSimSpaIntegration
 
-
-INTEGRATION = ErpSimSpaIntegration
+        return ErpSimSpaIntegration
+    raise AttributeError(name)
