@@ -91,7 +91,10 @@ class _InProcessWorker(ThreadWorker):
         if status >= 500:
             self.log.exception("Error handling request")
         else:
-            self.log.warning("Invalid request from ip=%s: %s", (addr or ("",))[0], message)
+            # the status and code only: the message may quote the request line, and
+            # with it a query string that can carry a token
+            self.log.warning("Invalid request from ip=%s: %s %s", (addr or ("",))[0],
+                             status, error)
         try:
             util.write_nonblock(client, error_bytes(status, reason, error, message))
         except Exception:  # the client may be gone already

@@ -133,3 +133,17 @@ def test_405_names_the_allowed_methods(instance):
                                              b"Connection: close\r\n\r\n")
     assert (code, body["error"]) == (405, "method_not_allowed")
     assert "GET" in headers["allow"]
+
+
+def test_a_refused_request_line_is_not_logged_with_its_query_string(instance):
+    """A token sent as ?token= in a request gunicorn refuses must not reach the log."""
+    secret = "qs-secret-" + str(time.time_ns())
+    for line in (f"GET /alive?token={secret}", f"GET /alive?token={secret} HTTP/1.1 junk",
+                 f"GET\t/alive?token={secret}\tHTTP/1.1"):
+        status, _, _ = exchange(instance, f"{line}\r\nHost: x\r\n\r\n".encode())
+        assert status == 400, line
+    time.sleep(0.2)  # the warning is written after the answer
+    logs = open(instance.stderr_path, encoding="utf-8", errors="replace").read()
+    for path in __import__("glob").glob(instance.log_dir + "/*.log"):
+        logs += open(path, encoding="utf-8", errors="replace").read()
+    assert "Invalid request" in logs and secret not in logs
