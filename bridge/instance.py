@@ -14,7 +14,7 @@ from bridge.exceptions import StorageUnavailable
 from bridge.queue import OrderQueue
 from bridge.records import OrderStore, fingerprint
 from bridge.status import OrderStatus
-from bridge.worker import Worker
+from workers.worker import Worker
 from integrations import get_integration_class
 from integrations.base import Credentials, IntegrationConfig
 

@@ -160,17 +160,14 @@ class Integration:
         :param credentials: the :class:`Credentials` to log in with
         :returns: ``{uniqueid: LineOutcome or IntegrationError}`` for every line
         """
-        from bridge.exceptions import IntegrationError, TransientError
+        from core.retry import as_bridge_error
 
         results = {}
         for line in lines:
             try:
                 results[line.uniqueid] = self.add_line(line, credentials)
-            except IntegrationError as exc:
-                results[line.uniqueid] = exc
-            except Exception as exc:  # unforeseen: transient by contract
-                results[line.uniqueid] = TransientError(f"{type(exc).__name__}: {exc}",
-                                                        reason_code="UNEXPECTED_ERROR")
+            except Exception as exc:  # unforeseen: transient, by the one retry policy
+                results[line.uniqueid] = as_bridge_error(exc)
         return results
 
     def close(self):

@@ -24,28 +24,22 @@ back and the line is submitted again only when no line carries its uniqueid -- a
 never within the visit after a timeout, since that request may still be running.
 """
 
-import random
 import time
 from decimal import Decimal
 from urllib.parse import urljoin, urlsplit
 
 from selenium.common.exceptions import StaleElementReferenceException
 
-from bridge.exceptions import (BridgeError, BrowserError, ErpTimeout, ErpUnavailable,
-                               InvalidAmount, PermanentError, ProductNotFound,
-                               SessionExpired, TransientError, WorksheetLocked)
+from bridge.exceptions import (BridgeError, BrowserError, ErpTimeout, InvalidAmount,
+                               PermanentError, ProductNotFound, TransientError)
+from core import retry as policy
 from integrations.base import Integration, LineOutcome
 from integrations.browser import (BROWSER_FAILURES, Browser, map_webdriver_error,
                                   save_failure_artifacts)
 from integrations.web_pages import has_line_with
 
-#: tries of one step within a visit when the ERP answered with transient trouble
-VISIT_ATTEMPTS = 4
-#: seconds before the second try of a step; doubled for each further one (with jitter)
-VISIT_BACKOFF = 0.15
-#: errors the ERP *answered* with: retrying them at once within the visit is safe
-_RETRY_IN_VISIT = (ErpUnavailable, WorksheetLocked, SessionExpired,
-                   StaleElementReferenceException)
+#: errors the ERP *answered* with, retried at once within the visit (core.retry, rule 2)
+_RETRY_IN_VISIT = (*policy.IN_VISIT, StaleElementReferenceException)
 #: refusals of one line; the other lines of the visit go on (any other error ends it)
 _LINE_REFUSALS = (ProductNotFound, InvalidAmount)
 
@@ -89,7 +83,7 @@ class WebErpIntegration(Integration):
             # A bug, not the ERP: a fresh browser is still the safe way on.
             self.log.exception("worksheet %s: unexpected error", worksheet)
             self.close()
-            error = TransientError(f"{type(exc).__name__}: {exc}", reason_code="UNEXPECTED_ERROR")
+            error = policy.as_bridge_error(exc)
             for line in lines:
                 results.setdefault(line.uniqueid, error)
         return results
@@ -131,7 +125,7 @@ class WebErpIntegration(Integration):
         """
         values = (str(line.product_nr).strip(), amount_text(line.product_amount), line.text)
         error = None
-        for attempt in range(VISIT_ATTEMPTS):
+        for attempt in range(policy.VISIT_ATTEMPTS):
             if attempt:
                 self._pause(attempt)
             try:
@@ -163,7 +157,7 @@ class WebErpIntegration(Integration):
 
     def _open_worksheet(self, number, credentials):
         """Open worksheet ``number``, logging in when asked; retries answered trouble."""
-        for attempt in range(VISIT_ATTEMPTS):
+        for attempt in range(policy.VISIT_ATTEMPTS):
             if attempt:
                 self._pause(attempt)
             try:
@@ -191,7 +185,7 @@ class WebErpIntegration(Integration):
 
     @staticmethod
     def _pause(attempt):
-        time.sleep(VISIT_BACKOFF * 2 ** (attempt - 1) * random.uniform(0.5, 1.0))
+        time.sleep(policy.visit_pause(attempt))
 
     # -- the browser ----------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import api  # noqa: E402
-from bridge.worker import Worker  # noqa: E402
+from workers.worker import Worker  # noqa: E402
 
 Worker.start = lambda self: False  # "was not running", and stays so
 

@@ -6,7 +6,7 @@ import os
 import pytest
 
 from bridge.app import create_app
-from bridge.exceptions import ErpUnavailable, WorksheetClosed
+from bridge.exceptions import ErpUnavailable
 from bridge.instance import Instance
 from conftest import WORKSHOP, replace, wait_for
 from fakes import FakeIntegration
@@ -279,47 +279,6 @@ def test_order_goes_placed_processing_created(client, instance, erp):
     assert client.get("/alive").get_json()["last_success"] is not None
 
 
-def test_default_credentials_are_used_when_the_order_has_none(client, erp):
-    client.post("/create", json=order(username=None, password=None))
-    client.put("/start_worker")
-    wait_for(lambda: status(client, "u-1")["status"] == "created")
-    assert erp.credentials_seen[0].password == "default-erp-secret"
-
-
-def test_permanent_error_ends_at_once(client, erp):
-    erp.failures["u-1"] = [WorksheetClosed("Worksheet 950 is closed")]
-    client.post("/create", json=order())
-    client.put("/start_worker")
-    wait_for(lambda: status(client, "u-1")["status"] == "error")
-    record = status(client, "u-1")
-    assert record["reason_code"] == "WORKSHEET_CLOSED" and record["attempts"] == 1
-    assert erp.calls == ["u-1"]
-    last_error = client.get("/alive").get_json()["last_error"]
-    assert last_error["uniqueid"] == "u-1" and last_error["reason_code"] == "WORKSHEET_CLOSED"
-
-
-def test_transient_errors_are_retried_then_succeed(client, erp):
-    erp.failures["u-1"] = [ErpUnavailable("down"), RuntimeError("surprise")]
-    client.post("/create", json=order())
-    client.put("/start_worker")
-    wait_for(lambda: status(client, "u-1")["status"] == "created")
-    record = status(client, "u-1")
-    assert record["attempts"] == 3 and erp.calls == ["u-1"] * 3
-    reasons = [h.get("reason_code") for h in record["history"] if h["status"] == "processing"]
-    assert reasons == [None, "ERP_UNAVAILABLE", "UNEXPECTED_ERROR"]
-
-
-def test_transient_errors_give_up_at_the_limit(client, instance, erp, settings):
-    erp.failures["u-1"] = [ErpUnavailable("down")] * 10
-    client.post("/create", json=order())
-    client.put("/start_worker")
-    wait_for(lambda: status(client, "u-1")["status"] == "error")
-    record = status(client, "u-1")
-    assert record["reason_code"] == "ERP_UNAVAILABLE"
-    assert record["attempts"] == settings.max_attempts
-    assert "gave up after 5 attempts" in record["reason_text"]
-
-
 def test_worker_start_stop_are_idempotent(client):
     assert client.put("/stop_worker").get_json() == {"worker_before": "stopped", "worker_after": "stopped"}
     client.put("/start_worker")
@@ -434,53 +393,7 @@ def test_openapi_is_this_instances(instance, settings):
     assert query["pattern"] == "^[!-~]{1,128}$"
 
 
-# -- batches per worksheet ----------------------------------------------------------
-
-def test_orders_for_one_worksheet_share_one_visit(client, erp):
-    for n, sheet in enumerate(["7", "8", "7", "9", "8", "7"]):
-        client.post("/create", json=order(uniqueid=f"b-{n}", worksheet=sheet))
-    client.put("/start_worker")
-    wait_for(lambda: client.get("/queue").get_json()["length"] == 0)
-    assert erp.visits == [("7", ["b-0", "b-2", "b-5"]), ("8", ["b-1", "b-4"]), ("9", ["b-3"])]
-    assert {status(client, f"b-{n}")["status"] for n in range(6)} == {"created"}
-
-
-def test_a_long_run_for_one_worksheet_is_split_into_bounded_visits(client, erp):
-    from bridge.worker import VISIT_LINES
-
-    count = VISIT_LINES + 3
-    for n in range(count):
-        client.post("/create", json=order(uniqueid=f"v-{n}", worksheet="7"))
-    client.put("/start_worker")
-    wait_for(lambda: client.get("/queue").get_json()["length"] == 0)
-    assert [len(ids) for _, ids in erp.visits] == [VISIT_LINES, 3]
-    assert [uid for _, ids in erp.visits for uid in ids] == [f"v-{n}" for n in range(count)]
-
-
-def test_one_bad_line_does_not_fail_its_worksheet_mates(client, erp):
-    from bridge.exceptions import ProductNotFound
-    erp.failures["m-1"] = [ProductNotFound("Unknown product number 999")]
-    erp.failures["m-2"] = [ErpUnavailable("blip")]
-    for n in range(3):
-        client.post("/create", json=order(uniqueid=f"m-{n}", worksheet="7"))
-    client.put("/start_worker")
-    wait_for(lambda: client.get("/queue").get_json()["length"] == 0)
-    assert status(client, "m-0")["status"] == "created"
-    assert status(client, "m-1")["reason_code"] == "PRODUCT_NOT_FOUND"
-    assert status(client, "m-2")["status"] == "created" and status(client, "m-2")["attempts"] == 2
-    assert erp.visits == [("7", ["m-0", "m-1", "m-2"]), ("7", ["m-2"])]
-
-
-def test_retry_budget_ends_an_order_before_the_attempt_limit(instance, client, erp, settings):
-    instance.worker.settings = replace(settings, max_attempts=100, retry_budget_seconds=0.3)
-    erp.failures["t-1"] = [ErpUnavailable("down")] * 1000
-    client.post("/create", json=order(uniqueid="t-1"))
-    client.put("/start_worker")
-    wait_for(lambda: status(client, "t-1")["status"] == "error")
-    record = status(client, "t-1")
-    assert record["reason_code"] == "ERP_UNAVAILABLE" and "gave up after" in record["reason_text"]
-    assert 1 < record["attempts"] < 100
-
+# -- the worker thread outlives a failure (the rest of the worker: test_worker.py) ----
 
 def test_a_bug_in_a_visit_releases_the_orders_and_the_thread_goes_on(client, erp):
     erp.visit_error = KeyError("bug")  # not an IntegrationError: handled as transient

@@ -10,7 +10,8 @@ Per order: ``placed -> processing -> created``, or ``-> error`` with a reason co
   Worksheets are visited in the order their first order arrived.
 * **Permanent errors** (:class:`~bridge.exceptions.PermanentError`) end that order at
   once; the other orders of its batch go on.
-* **Anything else is transient**: the orders that failed are tried again together after
+* **Anything else is transient** (the rules are :mod:`core.retry`'s, the one retry
+  policy): the orders that failed are tried again together after
   an exponential backoff with jitter, until each has had ``max_attempts`` tries or has
   spent ``retry_budget_seconds`` since the worker took it; then it ends in ``error``
   with the last reason code. Retrying before taking new work keeps the queue FIFO --
@@ -30,14 +31,14 @@ Per order: ``placed -> processing -> created``, or ``-> error`` with a reason co
   workshop holds no browser.
 """
 
-import random
 import threading
 import time
 from decimal import Decimal
 
-from bridge.exceptions import LoginFailed, PermanentError, StorageUnavailable, TransientError
+from bridge.exceptions import LoginFailed, PermanentError, StorageUnavailable
 from bridge.records import fingerprint
 from bridge.status import OrderStatus
+from core import retry as policy
 from integrations.base import Credentials, LineOutcome, OrderLine
 
 #: how long one blocking ``get`` waits before the loop checks for stop and idleness
@@ -159,25 +160,53 @@ class Worker:
     def _run(self):
         try:
             while not self._stop.is_set():
-                try:
-                    self._step()
-                except StorageUnavailable as exc:  # disk full, records damaged: wait
-                    self.log.error("worker paused: %s", exc)
-                    self._release_in_hand("released: the order records could not be written")
-                    self._stop.wait(2.0)
-                except Exception:  # the thread must outlive any bug in one step
-                    self.log.exception("worker step failed; orders in hand released")
-                    self._release_in_hand("released after an internal error")
-                    self._stop.wait(1.0)
+                self._guarded_step()
         finally:
             self._close_integration()
 
-    def _step(self):
+    def _guarded_step(self, poll=POLL_SECONDS):
+        """One step that no exception escapes. :returns: whether there was work"""
+        try:
+            return self._step(poll)
+        except StorageUnavailable as exc:  # disk full, records damaged: wait
+            self.log.error("worker paused: %s", exc)
+            self._release_in_hand("released: the order records could not be written")
+            self._stop.wait(2.0)
+        except Exception:  # the thread must outlive any bug in one step
+            self.log.exception("worker step failed; orders in hand released")
+            self._release_in_hand("released after an internal error")
+            self._stop.wait(1.0)
+        return True  # the released orders are back on the queue: there is work
+
+    def burst(self):
+        """Work until the queue is empty, in the calling thread, then return -- rq's
+        ``burst=True``. Tests drive the worker with it directly, with no thread to
+        start and no status to poll; a transient failure still waits out its backoff.
+
+        :returns: how many batches were worked
+        :raises RuntimeError: while the worker thread is running
+        """
+        if self.running:
+            raise RuntimeError("the worker thread is running; stop it first")
+        self._stop.clear()
+        batches = 0
+        try:
+            while not self._stop.is_set():
+                self._last_sweep = 0.0  # sweep before every batch: nothing stranded
+                if not self._guarded_step(poll=0):
+                    return batches
+                batches += 1
+            return batches
+        finally:
+            self._close_integration()
+
+    def _step(self, poll=POLL_SECONDS):
+        """Take one batch and work it. :returns: whether there was one"""
         self._maintain()
-        first = self.queue.get(timeout=POLL_SECONDS)
+        first = self.queue.get(timeout=poll)
         if first is None:
             self._idle()
-            return
+            return False
         items = [first]
         while len(items) < self.settings.batch_size:
             more = self.queue.get(timeout=0)
@@ -189,6 +218,7 @@ class Worker:
             self._work()
         finally:
             self._last_work = time.monotonic()
+        return True
 
     def _maintain(self):
         """Now and then: put back items whose nack failed, queue stranded orders."""
@@ -319,20 +349,19 @@ class Worker:
         try:
             results = self._integration_for_use().add_lines(
                 worksheet, [order.line for order in group], group[0].credentials)
-        except PermanentError as exc:
-            results = {order.uniqueid: exc for order in group}
-        except Exception as exc:  # transient by contract, also for the unforeseen
-            if not isinstance(exc, TransientError):
+        except Exception as exc:  # the policy decides; an unforeseen error is transient
+            error = policy.as_bridge_error(exc)
+            if error is not exc:
                 self.log.exception("worksheet %s: unexpected error", worksheet)
-            results = {order.uniqueid: exc for order in group}
+            results = {order.uniqueid: error for order in group}
         self.log.info("worksheet %s: %d order(s) in %.2f s", worksheet, len(group),
                       time.monotonic() - started)
         retry = []
         for order in group:
             result = results.get(order.uniqueid)
             if result is None:
-                result = TransientError("the integration returned no result for this line",
-                                        reason_code="UNEXPECTED_ERROR")
+                result = policy.as_bridge_error(
+                    RuntimeError("the integration returned no result for this line"))
             order.attempts += 1
             if isinstance(result, LineOutcome):
                 self.store.note_attempt(order.uniqueid)
@@ -340,21 +369,20 @@ class Worker:
                 self.store.move(order.uniqueid, OrderStatus.CREATED, reason_text=note)
                 self.log.info("order %s created (%s)", order.uniqueid, result.value)
                 self._ack(order.row_id)
-            elif isinstance(result, PermanentError):
+                continue
+            error = policy.as_bridge_error(result)
+            if policy.is_permanent(error):
                 self.store.note_attempt(order.uniqueid)
-                self._fail(order, result.reason_code, result.reason_text)
+                self._fail(order, error.reason_code, error.reason_text)
+                continue
+            self.store.note_attempt(order.uniqueid, error.reason_code, error.reason_text)
+            why = policy.give_up_reason(order.attempts, time.monotonic() - order.taken_at,
+                                       self.settings.max_attempts,
+                                       self.settings.retry_budget_seconds)
+            if why:
+                self._fail(order, error.reason_code, f"{why}: {error.reason_text}")
             else:
-                code = getattr(result, "reason_code", "UNEXPECTED_ERROR")
-                text = getattr(result, "reason_text", None) or f"{type(result).__name__}: {result}"
-                self.store.note_attempt(order.uniqueid, code, text)
-                spent = time.monotonic() - order.taken_at
-                if order.attempts >= self.settings.max_attempts:
-                    self._fail(order, code, f"gave up after {order.attempts} attempts: {text}")
-                elif spent >= self.settings.retry_budget_seconds:
-                    self._fail(order, code, f"gave up after {spent:.0f} s "
-                                            f"({order.attempts} attempts): {text}")
-                else:
-                    retry.append(order)
+                retry.append(order)
         return retry
 
     # -- helpers ------------------------------------------------------------------
@@ -401,9 +429,8 @@ class Worker:
             self._unreleased.append(row_id)
 
     def _backoff(self, attempts):
-        ceiling = min(self.settings.retry_max_seconds,
-                      self.settings.retry_base_seconds * 2 ** max(attempts - 1, 0))
-        return ceiling * random.uniform(0.5, 1.0)  # jitter: many retries spread out
+        return policy.backoff(attempts, self.settings.retry_base_seconds,
+                              self.settings.retry_max_seconds)
 
     def _credentials(self, payload):
         if payload.get("credentials"):

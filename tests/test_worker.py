@@ -1,0 +1,138 @@
+"""The worker (workers/worker.py) driven directly in burst mode: orders are stored with
+``Instance.submit``, then ``worker.burst()`` drains the queue and returns -- no thread,
+no HTTP polling. Real SQLite files, a hand-written fake ERP.
+
+Moved here from test_api.py, where they polled /get_order_status; every assertion
+kept. The thread's own tests (start, stop, surviving a bug) stay in test_api.py."""
+
+import pytest
+
+from bridge.exceptions import ErpUnavailable, ProductNotFound, WorksheetClosed
+from bridge.instance import Instance
+from conftest import WORKSHOP, replace
+from fakes import FakeIntegration
+from workers.worker import VISIT_LINES
+
+
+@pytest.fixture
+def erp():
+    return FakeIntegration()
+
+
+@pytest.fixture
+def instance(settings, erp):
+    inst = Instance(settings, make_integration=lambda: erp)
+    yield inst
+    inst.close(worker_timeout=10)
+
+
+def place(instance, uniqueid="u-1", **changes):
+    order = {"workshop": WORKSHOP, "worksheet": "558", "product_nr": "10",
+             "product_amount": "5", "uniqueid": uniqueid, "username": "admin",
+             "password": "pw-SECRET-4711"}
+    order.update(changes)
+    instance.submit(order)
+
+
+def status(instance, uniqueid):
+    return instance.store.get(uniqueid)
+
+
+def test_burst_drains_the_queue_and_returns(instance, erp):
+    for n in range(3):
+        place(instance, f"d-{n}", worksheet=str(n))
+    assert instance.worker.burst() == 1  # one batch of three visits
+    assert {status(instance, f"d-{n}")["status"] for n in range(3)} == {"created"}
+    assert instance.worker.burst() == 0  # nothing left: returns at once
+    assert erp.closed >= 1  # like the thread, a burst leaves no browser behind
+
+
+def test_burst_refuses_while_the_thread_runs(instance):
+    instance.worker.start()
+    with pytest.raises(RuntimeError):
+        instance.worker.burst()
+
+
+def test_default_credentials_are_used_when_the_order_has_none(instance, erp):
+    place(instance, username=None, password=None)
+    instance.worker.burst()
+    assert status(instance, "u-1")["status"] == "created"
+    assert erp.credentials_seen[0].password == "default-erp-secret"
+
+
+def test_permanent_error_ends_at_once(instance, erp):
+    erp.failures["u-1"] = [WorksheetClosed("Worksheet 950 is closed")]
+    place(instance)
+    instance.worker.burst()
+    record = status(instance, "u-1")
+    assert record["status"] == "error"
+    assert record["reason_code"] == "WORKSHEET_CLOSED" and record["attempts"] == 1
+    assert erp.calls == ["u-1"]
+    last_error = instance.alive()["last_error"]
+    assert last_error["uniqueid"] == "u-1" and last_error["reason_code"] == "WORKSHEET_CLOSED"
+
+
+def test_transient_errors_are_retried_then_succeed(instance, erp):
+    erp.failures["u-1"] = [ErpUnavailable("down"), RuntimeError("surprise")]
+    place(instance)
+    instance.worker.burst()
+    record = status(instance, "u-1")
+    assert record["status"] == "created"
+    assert record["attempts"] == 3 and erp.calls == ["u-1"] * 3
+    reasons = [h.get("reason_code") for h in record["history"] if h["status"] == "processing"]
+    assert reasons == [None, "ERP_UNAVAILABLE", "UNEXPECTED_ERROR"]
+
+
+def test_transient_errors_give_up_at_the_limit(instance, erp, settings):
+    erp.failures["u-1"] = [ErpUnavailable("down")] * 10
+    place(instance)
+    instance.worker.burst()
+    record = status(instance, "u-1")
+    assert record["status"] == "error"
+    assert record["reason_code"] == "ERP_UNAVAILABLE"
+    assert record["attempts"] == settings.max_attempts
+    assert "gave up after 5 attempts" in record["reason_text"]
+
+
+def test_orders_for_one_worksheet_share_one_visit(instance, erp):
+    for n, sheet in enumerate(["7", "8", "7", "9", "8", "7"]):
+        place(instance, f"b-{n}", worksheet=sheet)
+    instance.worker.burst()
+    assert instance.store.count_active() == 0
+    assert erp.visits == [("7", ["b-0", "b-2", "b-5"]), ("8", ["b-1", "b-4"]), ("9", ["b-3"])]
+    assert {status(instance, f"b-{n}")["status"] for n in range(6)} == {"created"}
+
+
+def test_a_long_run_for_one_worksheet_is_split_into_bounded_visits(instance, erp):
+    count = VISIT_LINES + 3
+    for n in range(count):
+        place(instance, f"v-{n}", worksheet="7")
+    instance.worker.burst()
+    assert instance.store.count_active() == 0
+    assert [len(ids) for _, ids in erp.visits] == [VISIT_LINES, 3]
+    assert [uid for _, ids in erp.visits for uid in ids] == [f"v-{n}" for n in range(count)]
+
+
+def test_one_bad_line_does_not_fail_its_worksheet_mates(instance, erp):
+    erp.failures["m-1"] = [ProductNotFound("Unknown product number 999")]
+    erp.failures["m-2"] = [ErpUnavailable("blip")]
+    for n in range(3):
+        place(instance, f"m-{n}", worksheet="7")
+    instance.worker.burst()
+    assert instance.store.count_active() == 0
+    assert status(instance, "m-0")["status"] == "created"
+    assert status(instance, "m-1")["reason_code"] == "PRODUCT_NOT_FOUND"
+    assert status(instance, "m-2")["status"] == "created"
+    assert status(instance, "m-2")["attempts"] == 2
+    assert erp.visits == [("7", ["m-0", "m-1", "m-2"]), ("7", ["m-2"])]
+
+
+def test_retry_budget_ends_an_order_before_the_attempt_limit(instance, erp, settings):
+    instance.worker.settings = replace(settings, max_attempts=100, retry_budget_seconds=0.3)
+    erp.failures["t-1"] = [ErpUnavailable("down")] * 1000
+    place(instance, "t-1")
+    instance.worker.burst()
+    record = status(instance, "t-1")
+    assert record["status"] == "error"
+    assert record["reason_code"] == "ERP_UNAVAILABLE" and "gave up after" in record["reason_text"]
+    assert 1 < record["attempts"] < 100
