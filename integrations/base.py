@@ -19,6 +19,7 @@ Contract, checked for every integration by ``tests/test_integration_contract.py`
   at any time, also twice; the next :meth:`add_line` starts afresh.
 """
 
+import abc
 import enum
 import re
 from dataclasses import dataclass, field
@@ -119,8 +120,12 @@ def resolve_options(declared, given):
     return values
 
 
-class Integration:
-    """Base class: one subclass per ERP system, registered by ``name``."""
+class Integration(abc.ABC):
+    """The interface: one subclass per ERP system, registered by ``name``.
+
+    Two methods must be written (:meth:`add_line`, :meth:`close`); :meth:`add_lines`
+    has a default that an ERP overrides to write a worksheet's lines in one visit.
+    """
 
     #: the value of ``ERP_SYSTEM`` that selects this integration
     name = None
@@ -133,6 +138,7 @@ class Integration:
         self.config = config
         self.log = logger
 
+    @abc.abstractmethod
     def add_line(self, line, credentials):
         """Make sure ``line`` is on its worksheet exactly once.
 
@@ -170,5 +176,6 @@ class Integration:
                 results[line.uniqueid] = as_bridge_error(exc)
         return results
 
+    @abc.abstractmethod
     def close(self):
         """Release the browser and any other resource. Safe to call at any time."""

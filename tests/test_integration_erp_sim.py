@@ -24,7 +24,7 @@ from integrations.browser import (MASK, error_page_reason, map_webdriver_error,
                                   process_running, reap_orphaned_browsers,
                                   save_failure_artifacts, scrub_html)
 from integrations.erp_sim.flow import ErpSimIntegration
-from integrations.web_erp import amount_text
+from integrations.erp_sim.flow import amount_text
 # Fixtures; parameters of the same names below are pytest's injection, not shadowing.
 from tests.conftest_erp import erp_server, erp_server_factory  # noqa: F401
 from tests.erp_helpers import REPO_ROOT, make_integration, next_worksheet, order

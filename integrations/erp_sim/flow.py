@@ -1,10 +1,246 @@
-"""The integration class of ``ERP_SYSTEM=erp_sim``: the shared web-ERP flow with this
-package's page objects."""
+"""erp_sim's flow (``ERP_SYSTEM=erp_sim``), also used by its single-page flavour
+(``erp_sim_spa``): the same ERP behind two user interfaces, so one flow and two sets of
+page objects. Other ERPs have their own flow (see ``integrations/tryton/``); what all
+share is the browser primitives of :mod:`integrations.browser` and the retry policy of
+:mod:`core.retry`.
 
-from integrations.erp_sim import pages
-from integrations.web_erp import WebErpIntegration
+One visit writes a batch of lines onto one worksheet: open the start page (logging in
+when the ERP asks), search the worksheet, read its lines once, then for each line not
+yet there fill in the form and submit it. A flavour's page module must offer what
+:class:`~integrations.erp_sim.screens.Screens` lists (written in code, checked when a
+flavour's class is defined).
+
+Errors are classified once: Selenium's by :func:`integrations.browser.map_webdriver_error`,
+the ERP's words by the flavour's message table. Within a visit, trouble the ERP has
+answered (a 5xx page, a lock, a lost session, a re-rendered page) is retried a few
+times; everything else goes back to the worker, which retries with backoff.
+
+Exactly once: whenever the outcome of a submit is uncertain, the worksheet is read
+back and the line is submitted again only when no line carries its uniqueid -- and
+never within the visit after a timeout, since that request may still be running.
+"""
+
+import time
+from decimal import Decimal
+from urllib.parse import urljoin, urlsplit
+
+from selenium.common.exceptions import StaleElementReferenceException
+
+from bridge.exceptions import (BridgeError, BrowserError, ErpTimeout, InvalidAmount,
+                               PermanentError, ProductNotFound, TransientError)
+from core import retry as policy
+from integrations.base import Integration, LineOutcome
+from integrations.browser import (BROWSER_FAILURES, Browser, map_webdriver_error,
+                                  save_failure_artifacts)
+from integrations.erp_sim import pages as classic_pages
+from integrations.erp_sim.screens import Screens, has_line_with
+
+#: errors the ERP *answered* with, retried at once within the visit (core.retry, rule 2)
+_RETRY_IN_VISIT = (*policy.IN_VISIT, StaleElementReferenceException)
+#: refusals of one line; the other lines of the visit go on (any other error ends it)
+_LINE_REFUSALS = (ProductNotFound, InvalidAmount)
 
 
-class ErpSimIntegration(WebErpIntegration):
+class ErpSimIntegration(Integration):
+    """erp_sim driven through its web pages in Chromium (the classic flavour).
+
+    The browser is started on first use and kept, logged in, across calls; it is
+    replaced after a crash and after ``config.recycle_after_orders`` orders.
+    """
+
     name = "erp_sim"
-    pages = pages
+    #: the flavour's page objects: a module offering what :class:`Screens` lists
+    pages = classic_pages
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        Screens.check(cls.pages)
+
+    def __init__(self, config, logger):
+        super().__init__(config, logger)
+        self._browser = None  # started on first use
+        self._credentials = None  # what the browser's session is logged in with
+        self._orders_on_browser = 0
+
+    # -- the interface ----------------------------------------------------------------
+
+    def add_line(self, line, credentials):
+        result = self.add_lines(line.worksheet, [line], credentials)[line.uniqueid]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def add_lines(self, worksheet, lines, credentials):
+        results = {}
+        if not lines:
+            return results
+        try:
+            self._count_orders(len(lines), credentials)
+            self._visit(worksheet, lines, credentials, results)
+        except BridgeError as exc:
+            self._fail_rest(exc, lines, results, credentials)
+        except BROWSER_FAILURES as exc:
+            self._fail_rest(map_webdriver_error(exc), lines, results, credentials)
+        except Exception as exc:
+            # A bug, not the ERP: a fresh browser is still the safe way on.
+            self.log.exception("worksheet %s: unexpected error", worksheet)
+            self.close()
+            error = policy.as_bridge_error(exc)
+            for line in lines:
+                results.setdefault(line.uniqueid, error)
+        return results
+
+    def close(self):
+        browser, self._browser, self._credentials = self._browser, None, None
+        if browser is not None:
+            browser.quit()
+            self.log.info("browser closed")
+
+    # -- one visit ----------------------------------------------------------------------
+
+    def _visit(self, worksheet, lines, credentials, results):
+        """Write ``lines`` onto ``worksheet``, filling ``results`` as it goes."""
+        sheet = self._open_worksheet(worksheet, credentials)
+        present = sheet.lines()
+        for line in lines:
+            if line.uniqueid in results:
+                continue  # the same order twice in one batch
+            if has_line_with(present, line.uniqueid):
+                self.log.info("worksheet %s: line for order %s already there", worksheet,
+                              line.uniqueid)
+                results[line.uniqueid] = LineOutcome.EXISTED
+                continue
+            try:
+                sheet = self._write(sheet, line, credentials)
+            except _LINE_REFUSALS as exc:
+                results[line.uniqueid] = exc
+                self._failed(exc, [line], credentials)
+                continue
+            present.append(line.text)
+            results[line.uniqueid] = LineOutcome.CREATED
+            self.log.info("worksheet %s: line added for order %s", worksheet, line.uniqueid)
+
+    def _write(self, sheet, line, credentials):
+        """Add ``line`` on the open ``sheet`` unless a read-back finds it already there.
+
+        :returns: the worksheet page after the line was added
+        """
+        values = (str(line.product_nr).strip(), amount_text(line.product_amount), line.text)
+        error = None
+        for attempt in range(policy.VISIT_ATTEMPTS):
+            if attempt:
+                self._pause(attempt)
+            try:
+                sheet.fill_line(*values)  # nothing sent yet: any failure here is certain
+            except _RETRY_IN_VISIT as exc:
+                error = self._classify(exc)
+                sheet = self._open_worksheet(line.worksheet, credentials)
+                continue
+            try:
+                return sheet.submit_line(line.text)
+            except PermanentError:
+                raise  # the ERP refused the values: nothing was stored
+            except (TransientError, StaleElementReferenceException, *BROWSER_FAILURES) as exc:
+                error = self._classify(exc)
+                if isinstance(error, BrowserError):
+                    raise error from exc  # the next call starts afresh and reads first
+            # The line may or may not be stored -- even a lock banner may come from the
+            # page after a save, not from the save: read the worksheet back first.
+            self.log.warning("worksheet %s, order %s: outcome unknown (%s), reading the "
+                             "worksheet back", line.worksheet, line.uniqueid, error.reason_code)
+            sheet = self._open_worksheet(line.worksheet, credentials)
+            if has_line_with(sheet.lines(), line.uniqueid):
+                return sheet
+            if isinstance(error, ErpTimeout):
+                # No answer: the request may still be running and store the line after
+                # this look. The worker's retry, after its backoff, looks again first.
+                raise error
+        raise error
+
+    def _open_worksheet(self, number, credentials):
+        """Open worksheet ``number``, logging in when asked; retries answered trouble."""
+        for attempt in range(policy.VISIT_ATTEMPTS):
+            if attempt:
+                self._pause(attempt)
+            try:
+                return self._start_page(credentials).open_worksheet(number)
+            except _RETRY_IN_VISIT as exc:
+                error = self._classify(exc)
+                self.log.info("worksheet %s: %s, trying again", number, error.reason_code)
+        raise error
+
+    def _start_page(self, credentials):
+        browser = self._browser_for(credentials)
+        browser.open(urljoin(self.config.erp_url.rstrip("/") + "/", self.pages.START_PATH))
+        page = self.pages.land(browser, self.pages.SearchPage)
+        if isinstance(page, self.pages.LoginPage):
+            self.log.info("logging in to the ERP as %s", credentials.username)
+            self._credentials = None
+            page = page.login(credentials)
+            self._credentials = credentials
+        return page
+
+    @staticmethod
+    def _classify(exc):
+        # The one translation of Selenium's exceptions (a bridge error passes as it is).
+        return map_webdriver_error(exc)
+
+    @staticmethod
+    def _pause(attempt):
+        time.sleep(policy.visit_pause(attempt))
+
+    # -- the browser ----------------------------------------------------------------------
+
+    def _count_orders(self, count, credentials):
+        if self._orders_on_browser + count > self.config.recycle_after_orders > 0:
+            self.log.info("recycling the browser after %d orders", self._orders_on_browser)
+            self.close()
+        self._browser_for(credentials)
+        self._orders_on_browser += count
+
+    def _browser_for(self, credentials):
+        if self._browser is not None and self._credentials not in (None, credentials):
+            # Reconfigured credentials: a fresh browser drops the old user's session.
+            self.close()
+        if self._browser is None:
+            started = time.monotonic()
+            self._browser = Browser(self.config)
+            self._orders_on_browser = 0
+            # Only host and port: a Grid URL may carry a user and password.
+            remote = urlsplit(self.config.selenium_remote_url)
+            where = f"remote {remote.hostname}:{remote.port}" if remote.hostname else "local"
+            self.log.info("browser started (%s) in %.1fs", where, time.monotonic() - started)
+        return self._browser
+
+    # -- failures -------------------------------------------------------------------------
+
+    def _fail_rest(self, error, lines, results, credentials):
+        """``error`` ends the visit: every line without a result gets it."""
+        rest = [line for line in lines if line.uniqueid not in results]
+        for line in rest:
+            results[line.uniqueid] = error
+        if rest:
+            self._failed(error, rest, credentials)
+        elif isinstance(error, BrowserError):
+            self.close()
+
+    def _failed(self, error, lines, credentials):
+        """Save the failed page (password scrubbed), log it, drop a broken browser."""
+        paths = []
+        if self._browser is not None and not isinstance(error, BrowserError):
+            try:
+                paths = save_failure_artifacts(self._browser.driver, self.config.artifact_dir,
+                                               lines[0].uniqueid, error.reason_code,
+                                               secrets=[credentials.password])
+            except Exception as exc:  # a failure report must not hide the failure
+                self.log.warning("could not save failure artifacts: %s", type(exc).__name__)
+        self.log.warning("worksheet %s, order %s failed: %s: %s%s", lines[0].worksheet,
+                         ", ".join(line.uniqueid for line in lines), error.reason_code,
+                         error.reason_text, f" (saved {', '.join(paths)})" if paths else "")
+        if isinstance(error, BrowserError):
+            self.close()
+
+
+def amount_text(amount):
+    """``Decimal("5.000")`` -> ``"5"``, ``Decimal("2.50")`` -> ``"2.5"``, never exponent form."""
+    return format(Decimal(str(amount)).normalize(), "f")

@@ -3,7 +3,7 @@ its user interfaces (classic and SPA), so both page modules use this one table."
 
 from bridge.exceptions import (InvalidAmount, LoginFailed, ProductNotFound, SessionExpired,
                                WorksheetClosed, WorksheetLocked, WorksheetNotFound)
-from integrations.web_pages import error_for
+from integrations.erp_sim.screens import error_for
 
 #: (fragment of an ERP message, error it means) -- first match wins
 ERP_MESSAGES = (

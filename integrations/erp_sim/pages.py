@@ -9,9 +9,9 @@ import sys
 from selenium.webdriver.common.by import By
 
 from bridge.exceptions import ErpUnavailable, SessionExpired, UnexpectedPage
-from integrations import web_pages
+from integrations.erp_sim import screens
 from integrations.erp_sim.messages import erp_error
-from integrations.web_pages import ErrorPage, LoginForm, Page, SearchForm
+from integrations.erp_sim.screens import ErrorPage, LoginForm, Page, SearchForm
 
 START_PATH = "worksheets"
 
@@ -129,8 +129,8 @@ class WorksheetPage(ClassicPage):
 
 def land(browser, *pages):
     """Wait for one of ``pages`` (or the login page; an error page raises its error)."""
-    return web_pages.land(browser, pages, always=(HttpErrorPage, LoginPage))
+    return screens.land(browser, pages, always=(HttpErrorPage, LoginPage))
 
 
-SearchPage = WorksheetSearchPage  # the name integrations.web_erp looks for
+SearchPage = WorksheetSearchPage  # the name integrations.erp_sim.flow looks for
 ClassicPage.site = sys.modules[__name__]

@@ -1,7 +1,7 @@
 """Integration with erp_sim's single-page app (``ERP_SYSTEM=erp_sim_spa``).
 
 The same ERP as :mod:`integrations.erp_sim` behind a different user interface: the
-flow is :class:`integrations.web_erp.WebErpIntegration`'s, this package is the page
+flow is erp_sim's (:mod:`integrations.erp_sim.flow`), this package holds the page
 objects of the app's screens.
 """
 

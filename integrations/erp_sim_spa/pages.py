@@ -11,9 +11,9 @@ import sys
 from selenium.webdriver.common.by import By
 
 from bridge.exceptions import ErpUnavailable, SessionExpired, UnexpectedPage
-from integrations import web_pages
+from integrations.erp_sim import screens
 from integrations.erp_sim.messages import erp_error
-from integrations.web_pages import ErrorPage, LoginForm, Page, SearchForm
+from integrations.erp_sim.screens import ErrorPage, LoginForm, Page, SearchForm
 
 START_PATH = ""
 SETTLED = "#app[data-busy='0']"
@@ -176,7 +176,7 @@ class WorksheetPage(SpaPage):
 
 def land(browser, *pages):
     """Wait for one of ``pages`` (or the login; the error banner raises its error)."""
-    return web_pages.land(browser, pages, always=(ErrorBanner, LoginPage))
+    return screens.land(browser, pages, always=(ErrorBanner, LoginPage))
 
 
 SpaPage.site = sys.modules[__name__]

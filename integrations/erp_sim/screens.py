@@ -1,10 +1,8 @@
-"""What page objects of any web ERP share: the base :class:`Page`, :func:`land` (which
-screen came up?), :func:`error_for` (which error did the ERP mean?) and the uniqueid
-check.
-
-A flavour's page module defines its screens as :class:`Page` subclasses -- a login
-page, a search page, a worksheet page and an :class:`ErrorPage` -- with locators at
-the top, and nothing else; :mod:`integrations.web_erp` drives them.
+"""What erp_sim's two flavours' page objects share: the base :class:`Page`, :func:`land`
+(which screen came up?), :func:`error_for` (which error did the ERP mean?), the
+uniqueid check, and :class:`Screens`, the protocol a flavour's page module fulfils for
+:mod:`integrations.erp_sim.flow`. erp_sim's markup (``data-busy``, ``#form-errors``)
+is assumed here; another ERP's pages do not use this module.
 """
 
 import re
@@ -198,3 +196,38 @@ class SearchForm(Page):
         if page.locked_message():
             raise self.site.erp_error([page.locked_message()])
         return page
+
+
+class Screens:
+    """The page module of an erp_sim flavour, as :mod:`integrations.erp_sim.flow` uses it.
+
+    * ``START_PATH`` -- the path of the first screen, relative to the ERP's URL;
+    * ``land(browser, *pages)`` -- :func:`land` with the flavour's login and error pages
+      always among the candidates;
+    * ``LoginPage.login(credentials)`` -> the search page;
+    * ``SearchPage.open_worksheet(number)`` -> the worksheet page;
+    * ``WorksheetPage.lines()`` (texts of its lines), ``fill_line(product_nr, amount,
+      text)`` (nothing is sent; safe to repeat) and ``submit_line(text)`` -> the worksheet
+      page showing the line.
+    """
+
+    REQUIRED = {
+        "START_PATH": None,
+        "land": None,
+        "LoginPage": ("login",),
+        "SearchPage": ("open_worksheet",),
+        "WorksheetPage": ("lines", "fill_line", "submit_line"),
+    }
+
+    @classmethod
+    def check(cls, module):
+        """:raises TypeError: naming what ``module`` lacks"""
+        missing = []
+        for name, methods in cls.REQUIRED.items():
+            value = getattr(module, name, None)
+            if value is None:
+                missing.append(name)
+                continue
+            missing += [f"{name}.{m}" for m in methods or () if not callable(getattr(value, m, None))]
+        if missing:
+            raise TypeError(f"page module {module.__name__} lacks {', '.join(missing)}")
