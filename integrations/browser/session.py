@@ -1,46 +1,23 @@
-"""Browser plumbing shared by every Selenium integration.
+"""The :class:`Browser`: one Chromium session, started and quit, with bounded waits and
+the page actions page objects are built from."""
 
-* :class:`Browser` -- one Chromium (local, or remote through ``selenium_remote_url``)
-  with every wait and page load bounded, and its throw-away profile removed on quit.
-* :func:`map_webdriver_error` -- the one table that turns Selenium's exceptions into
-  the bridge's :mod:`bridge.exceptions` (:data:`BROWSER_FAILURES` is what it takes).
-* :func:`error_page_reason` -- recognises a browser error page or an HTTP 5xx page.
-* :func:`save_failure_artifacts` -- screenshot + page HTML of a failure, password scrubbed.
-* :func:`reap_orphaned_browsers` -- ends browsers left behind by a process killed with -9.
-
-Nothing here knows any ERP; page objects live with their integration.
-"""
-
-import glob
-import html
-import json
-import os
-import re
 import shutil
-import signal
 import tempfile
 import time
 import uuid
-from datetime import datetime, timezone
 
-import urllib3
+from selenium import webdriver
+from selenium.common.exceptions import (JavascriptException, NoSuchElementException,
+                                        StaleElementReferenceException, TimeoutException,
+                                        WebDriverException)
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.client_config import ClientConfig
+from selenium.webdriver.support.ui import WebDriverWait
 
-# Selenium Manager would otherwise try the network to find a driver (and can hang for
-# minutes on a network that drops packets); we always name the binaries ourselves.
-os.environ.setdefault("SE_OFFLINE", "true")
-
-from selenium import webdriver  # noqa: E402  (after SE_OFFLINE on purpose)
-from selenium.common.exceptions import (  # noqa: E402
-    InvalidSessionIdException, JavascriptException, NoSuchElementException,
-    NoSuchWindowException, StaleElementReferenceException, TimeoutException,
-    WebDriverException)
-from selenium.webdriver.chrome.service import Service  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.remote.client_config import ClientConfig  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
-
-from bridge.exceptions import (BridgeError, BrowserError, ErpTimeout,  # noqa: E402
-                               ErpUnavailable, UnexpectedPage)
+from bridge.exceptions import BrowserError, ErpTimeout
+from integrations.browser.errors import error_page_reason, first_line, map_webdriver_error
+from integrations.browser.orphans import PROFILE_PREFIX, reap_orphaned_browsers, write_owner
 
 CHROMIUM_FLAGS = (
     "--headless=new",
@@ -65,70 +42,8 @@ CHROMIUM_PREFS = {
 POLL_FREQUENCY = 0.02
 #: extra seconds an HTTP call to the driver may take beyond the page load limit
 DRIVER_CALL_MARGIN = 15.0
-MASK = "********"
 #: tries of one step whose elements went stale under it (the page re-rendered)
 STALE_ATTEMPTS = 5
-
-#: what Selenium and the HTTP client under it raise when the browser, the driver or the
-#: page fails -- everything :func:`map_webdriver_error` translates
-BROWSER_FAILURES = (WebDriverException, urllib3.exceptions.HTTPError, OSError)
-
-# Status pages of a server or proxy in trouble: "502 Bad Gateway", "Internal Server Error".
-# Anchored, so that "Worksheet 500" is not one.
-_SERVER_ERROR = re.compile(
-    r"^\s*(?:HTTP\s+(?:Error\s+)?)?5\d\d\b|Internal Server Error|Bad Gateway"
-    r"|Service Unavailable|Gateway Time-?out",
-    re.IGNORECASE,
-)
-_PAGE_SUMMARY_JS = """
-var h = document.querySelector('h1');
-return [location.href, document.title, h ? h.textContent : ''];
-"""
-# Message fragments of a browser (or driver) that is gone; the session cannot recover.
-_BROWSER_GONE = ("invalid session id", "chrome not reachable", "disconnected",
-                 "session deleted", "no such window", "target window already closed",
-                 "tab crashed", "session not created")
-
-
-def map_webdriver_error(exc):
-    """Translate an exception from Selenium into a :class:`~bridge.exceptions.BridgeError`.
-
-    Errors that leave the browser unusable become :class:`BrowserError`; the caller
-    must then quit the browser. Anything not recognised is treated as that too, since a
-    fresh browser is the safe way on.
-
-    :param exc: the exception raised by Selenium (or by the HTTP client under it)
-    :returns: the bridge error to raise (``from exc``)
-    """
-    if isinstance(exc, BridgeError):
-        return exc
-    message = getattr(exc, "msg", None) or str(exc)
-    first_line = message.strip().splitlines()[0] if message.strip() else type(exc).__name__
-    if isinstance(exc, TimeoutException):
-        return ErpTimeout(f"Timed out: {first_line}")
-    if "net::ERR_" in message:
-        return ErpUnavailable(f"ERP not reachable: {first_line}")
-    if isinstance(exc, (InvalidSessionIdException, NoSuchWindowException)) or any(
-            marker in message.lower() for marker in _BROWSER_GONE):
-        return BrowserError(f"Browser lost: {first_line}")
-    if isinstance(exc, (NoSuchElementException, StaleElementReferenceException)):
-        return UnexpectedPage(f"Page changed unexpectedly: {first_line}")
-    return BrowserError(f"Browser failed: {type(exc).__name__}: {first_line}")
-
-
-def error_page_reason(driver):
-    """If the browser shows an error page instead of the ERP, say why.
-
-    :returns: an :class:`ErpUnavailable` for a browser network error page or an HTTP
-        5xx page, else ``None``
-    """
-    url, title, heading = driver.execute_script(_PAGE_SUMMARY_JS)  # one round trip
-    if url.startswith("chrome-error://"):
-        return ErpUnavailable("ERP not reachable (browser error page)")
-    for text in (title, heading):
-        if text and _SERVER_ERROR.search(text):
-            return ErpUnavailable(f"ERP answered with an error page: {text.strip()[:100]}")
-    return None
 
 
 class Browser:
@@ -151,7 +66,7 @@ class Browser:
             self.driver.command_executor.client_config.timeout = self._driver_call_timeout()
         except Exception as exc:
             self.quit()
-            raise BrowserError(f"Could not start the browser: {_first_line(exc)}") from exc
+            raise BrowserError(f"Could not start the browser: {first_line(exc)}") from exc
 
     def _driver_call_timeout(self):
         return max(self.config.page_load_timeout, self.config.wait_timeout) + DRIVER_CALL_MARGIN
@@ -175,7 +90,7 @@ class Browser:
         options.add_argument(f"--user-data-dir={self._profile_dir}")
         service = Service(executable_path=self.config.chromedriver_path)
         driver = webdriver.Chrome(service=service, options=options)
-        _write_owner(self._profile_dir, driver.service.process.pid)
+        write_owner(self._profile_dir, driver.service.process.pid)
         return driver
 
     def quit(self):
@@ -368,126 +283,3 @@ def _left_page(mark):
         except JavascriptException:  # between two documents; ask again
             return False
     return condition
-
-
-# -- browsers of dead processes ----------------------------------------------------------
-
-PROFILE_PREFIX = "bridge-chromium-"
-_OWNER_FILE = "bridge-owner.json"
-
-
-def _write_owner(profile_dir, chromedriver_pid):
-    with open(os.path.join(profile_dir, _OWNER_FILE), "w") as f:
-        json.dump({"owner": os.getpid(), "chromedriver": chromedriver_pid}, f)
-
-
-def process_running(pid):
-    """Whether ``pid`` is a live process (a zombie is not). Linux: reads ``/proc``."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            state = f.read().rsplit(b")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in (b"Z", b"X")
-
-
-def _cmdline(pid):
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
-def reap_orphaned_browsers():
-    """End the browsers of bridge processes that died without quitting them.
-
-    A process killed with SIGKILL cannot quit its browser: chromedriver and Chromium
-    live on (about 190 MiB each) and so does the profile. Each local browser notes its
-    owner's pid in its profile; a profile whose owner is gone is reaped here -- its
-    chromedriver (checked by name, since pids are reused) and every process started
-    with that profile -- and then removed. Linux only; elsewhere it does nothing.
-    """
-    if not os.path.isdir("/proc"):
-        return
-    for profile in glob.glob(os.path.join(tempfile.gettempdir(), PROFILE_PREFIX + "*")):
-        try:
-            with open(os.path.join(profile, _OWNER_FILE)) as f:
-                owner = json.load(f)
-        except (OSError, ValueError):
-            continue  # being set up right now, or not ours
-        if process_running(owner["owner"]):
-            continue
-        driver_pid = owner["chromedriver"]
-        victims = [driver_pid] if "chromedriver" in _cmdline(driver_pid) else []
-        flag = f"--user-data-dir={profile}"
-        victims += [int(pid) for pid in os.listdir("/proc")
-                    if pid.isdigit() and flag in _cmdline(pid)]
-        for pid in victims:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-        shutil.rmtree(profile, ignore_errors=True)
-
-
-def _first_line(exc):
-    text = (getattr(exc, "msg", None) or str(exc) or type(exc).__name__).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-# -- failure artifacts -----------------------------------------------------------------
-
-_PASSWORD_INPUT = re.compile(r"<input\b[^>]*\btype=[\"']?password[\"']?[^>]*>", re.IGNORECASE)
-_VALUE_ATTR = re.compile(r"""\bvalue\s*=\s*(?:"[^"]*"|'[^']*'|[^\s>]+)""", re.IGNORECASE)
-_CLEAR_PASSWORDS_JS = """
-document.querySelectorAll('input[type=password]').forEach(function (e) {
-    e.value = ''; e.removeAttribute('value');
-});
-"""
-
-
-def scrub_html(page_html, secrets):
-    """``page_html`` with every secret masked and password inputs emptied.
-
-    :param secrets: strings to mask (empty ones are skipped); their HTML-escaped forms
-        are masked too
-    """
-    page_html = _PASSWORD_INPUT.sub(lambda m: _VALUE_ATTR.sub('value=""', m.group(0)), page_html)
-    for secret in secrets:
-        if not secret:
-            continue
-        for form in {secret, html.escape(secret), html.escape(secret, quote=False)}:
-            page_html = page_html.replace(form, MASK)
-    return page_html
-
-
-def _safe_name(text, limit=64):
-    return re.sub(r"[^A-Za-z0-9._-]", "_", str(text))[:limit] or "none"
-
-
-def save_failure_artifacts(driver, artifact_dir, uniqueid, reason_code, secrets=()):
-    """Save a PNG screenshot and the page HTML of a failure, with no secret in either.
-
-    Password fields on the page are emptied before the screenshot; the HTML is
-    scrubbed with :func:`scrub_html`.
-
-    :param driver: the WebDriver showing the failed page
-    :param artifact_dir: folder to write into (created if missing)
-    :param uniqueid: the order's id, part of the file names
-    :param reason_code: the failure's reason code, part of the file names
-    :param secrets: strings that must not appear in the files (the password)
-    :returns: the list of paths written
-    """
-    os.makedirs(artifact_dir, exist_ok=True)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
-    base = os.path.join(artifact_dir,
-                        f"{stamp}_{_safe_name(uniqueid)}_{_safe_name(reason_code)}")
-    paths = []
-    driver.execute_script(_CLEAR_PASSWORDS_JS)
-    if driver.save_screenshot(base + ".png"):
-        paths.append(base + ".png")
-    with open(base + ".html", "w", encoding="utf-8") as f:
-        f.write(scrub_html(driver.page_source, secrets))
-    paths.append(base + ".html")
-    return paths

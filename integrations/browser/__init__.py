@@ -1,0 +1,34 @@
+"""Browser primitives every Selenium integration shares, one module per job:
+
+* :mod:`.session` -- :class:`Browser`: one Chromium (local, or remote through
+  ``selenium_remote_url``), started and quit, with every page load and wait bounded
+  and the page actions the ERPs' page objects are built from;
+* :mod:`.errors` -- :func:`map_webdriver_error`, the one table that turns Selenium's
+  exceptions into the bridge's (:data:`BROWSER_FAILURES` is what it takes), and
+  :func:`error_page_reason` (a browser error page or an HTTP 5xx page);
+* :mod:`.artifacts` -- :func:`save_failure_artifacts`: screenshot + page HTML of a
+  failure, password scrubbed;
+* :mod:`.orphans` -- :func:`reap_orphaned_browsers`: ends browsers left behind by a
+  process killed with -9.
+
+Nothing here knows any ERP: page objects and flows live with their integration.
+"""
+
+import os
+
+# Selenium Manager would otherwise try the network to find a driver (and can hang for
+# minutes on a network that drops packets); we always name the binaries ourselves.
+os.environ.setdefault("SE_OFFLINE", "true")
+
+from integrations.browser.artifacts import MASK, save_failure_artifacts, scrub_html  # noqa: E402
+from integrations.browser.errors import (BROWSER_FAILURES, error_page_reason,  # noqa: E402
+                                         map_webdriver_error)
+from integrations.browser.orphans import (PROFILE_PREFIX, process_running,  # noqa: E402
+                                          reap_orphaned_browsers)
+from integrations.browser.session import (POLL_FREQUENCY, STALE_ATTEMPTS, Browser,  # noqa: E402
+                                          css_selector, retry_stale)
+
+__all__ = ["BROWSER_FAILURES", "MASK", "POLL_FREQUENCY", "PROFILE_PREFIX", "STALE_ATTEMPTS",
+           "Browser", "css_selector", "error_page_reason", "map_webdriver_error",
+           "process_running", "reap_orphaned_browsers", "retry_stale",
+           "save_failure_artifacts", "scrub_html"]

@@ -1,0 +1,62 @@
+"""Failure artifacts: a screenshot and the page HTML of a failed step, no secret in either."""
+
+import html
+import os
+import re
+from datetime import datetime, timezone
+
+MASK = "********"
+
+_PASSWORD_INPUT = re.compile(r"<input\b[^>]*\btype=[\"']?password[\"']?[^>]*>", re.IGNORECASE)
+_VALUE_ATTR = re.compile(r"""\bvalue\s*=\s*(?:"[^"]*"|'[^']*'|[^\s>]+)""", re.IGNORECASE)
+_CLEAR_PASSWORDS_JS = """
+document.querySelectorAll('input[type=password]').forEach(function (e) {
+    e.value = ''; e.removeAttribute('value');
+});
+"""
+
+
+def scrub_html(page_html, secrets):
+    """``page_html`` with every secret masked and password inputs emptied.
+
+    :param secrets: strings to mask (empty ones are skipped); their HTML-escaped forms
+        are masked too
+    """
+    page_html = _PASSWORD_INPUT.sub(lambda m: _VALUE_ATTR.sub('value=""', m.group(0)), page_html)
+    for secret in secrets:
+        if not secret:
+            continue
+        for form in {secret, html.escape(secret), html.escape(secret, quote=False)}:
+            page_html = page_html.replace(form, MASK)
+    return page_html
+
+
+def _safe_name(text, limit=64):
+    return re.sub(r"[^A-Za-z0-9._-]", "_", str(text))[:limit] or "none"
+
+
+def save_failure_artifacts(driver, artifact_dir, uniqueid, reason_code, secrets=()):
+    """Save a PNG screenshot and the page HTML of a failure, with no secret in either.
+
+    Password fields on the page are emptied before the screenshot; the HTML is
+    scrubbed with :func:`scrub_html`.
+
+    :param driver: the WebDriver showing the failed page
+    :param artifact_dir: folder to write into (created if missing)
+    :param uniqueid: the order's id, part of the file names
+    :param reason_code: the failure's reason code, part of the file names
+    :param secrets: strings that must not appear in the files (the password)
+    :returns: the list of paths written
+    """
+    os.makedirs(artifact_dir, exist_ok=True)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+    base = os.path.join(artifact_dir,
+                        f"{stamp}_{_safe_name(uniqueid)}_{_safe_name(reason_code)}")
+    paths = []
+    driver.execute_script(_CLEAR_PASSWORDS_JS)
+    if driver.save_screenshot(base + ".png"):
+        paths.append(base + ".png")
+    with open(base + ".html", "w", encoding="utf-8") as f:
+        f.write(scrub_html(driver.page_source, secrets))
+    paths.append(base + ".html")
+    return paths
