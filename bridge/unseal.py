@@ -8,8 +8,8 @@ instance, for two decryptions. The child opens them with the same
 stdin and the plaintext comes back on its stdout, so no secret is ever on a command
 line; the child costs ~50 ms at start.
 
-    python -m bridge.unseal   # stdin: {"key", "fallbacks", "api_token", "credentials"}
-                              # stdout: the answer
+    python -m bridge.unseal   # stdin: {"key", "fallbacks", "api_token", "credentials",
+                              #         "options"}; stdout: the answer
 
 ``fallbacks`` are ``SECRET_KEY_FALLBACKS``: a secret sealed under an older key still
 opens while a rotation is under way (``manage.py rotate-secrets``).
@@ -29,16 +29,18 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TIMEOUT_SECONDS = 30
 
 
-def open_sealed(secret_key, api_token=None, credentials=None, fallbacks=()):
-    """Open ``API_TOKEN_SEALED`` and ``ERP_CREDENTIALS_SEALED`` (either may be empty).
+def open_sealed(secret_key, api_token=None, credentials=None, fallbacks=(), options=None):
+    """Open ``API_TOKEN_SEALED``, ``ERP_CREDENTIALS_SEALED`` and ``ERP_OPTIONS_SEALED``
+    (any may be empty).
 
     :param fallbacks: ``SECRET_KEY_FALLBACKS``, tried after ``secret_key``
-    :returns: ``{"api_token": ..., "username": ..., "password": ...}`` with the keys of
-        the secrets that were given
+    :param options: ``ERP_OPTIONS_SEALED``: a JSON object ``{name: token}``
+    :returns: ``{"api_token": ..., "username": ..., "password": ..., "options": {name:
+        value}}`` with the keys of the secrets that were given
     :raises ConfigError: with a one-line reason when a secret cannot be opened
     """
     request = json.dumps({"key": secret_key, "fallbacks": list(fallbacks), "api_token": api_token,
-                          "credentials": credentials})
+                          "credentials": credentials, "options": options})
     failed = "cannot open the sealed secrets: python -m bridge.unseal"
     try:
         child = subprocess.run([sys.executable, "-m", "bridge.unseal"], input=request, text=True,
@@ -66,7 +68,26 @@ def _open(request):
         except BridgeError as exc:
             raise ConfigError(f"ERP_CREDENTIALS_SEALED: {exc}") from None
         answer["username"], answer["password"] = credentials.username, credentials.password
+    if request.get("options"):
+        answer["options"] = _open_options(box, request["options"])
     return answer
+
+
+def _open_options(box, text):
+    """``ERP_OPTIONS_SEALED`` -> ``{name: value}``; an error names the option, not its value."""
+    try:
+        tokens = json.loads(text)
+    except ValueError:
+        tokens = None
+    if not isinstance(tokens, dict) or not all(isinstance(t, str) for t in tokens.values()):
+        raise ConfigError("ERP_OPTIONS_SEALED must be a JSON object {name: sealed value}")
+    options = {}
+    for name, token in tokens.items():
+        try:
+            options[name] = box.open_text(token)
+        except ConfigError as exc:
+            raise ConfigError(f"ERP_OPTIONS_SEALED: option {name}: {exc}") from None
+    return options
 
 
 def main():
