@@ -2,12 +2,13 @@
 
 ERP credentials and the instance's API token are stored encrypted with ``SECRET_KEY``
 (Fernet, the scheme :mod:`bridge.crypto` uses for orders), so a copy of the database
-alone gives neither away. They open under ``SECRET_KEY_FALLBACKS`` too, until
+alone gives neither away; so are the ERP options its ERP declares secret. They open under ``SECRET_KEY_FALLBACKS`` too, until
 ``manage.py rotate-secrets`` has re-sealed them (:meth:`Registry.reseal`). ``manage.py``
 and the management API may write at the same time: every call opens its own short
 connection and SQLite's lock orders them.
 """
 
+import json
 import sqlite3
 import unicodedata
 from contextlib import closing
@@ -33,9 +34,17 @@ CREATE TABLE IF NOT EXISTS integrations (
     active INTEGER NOT NULL,
     port INTEGER NOT NULL UNIQUE,
     created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL
+    updated_at TEXT NOT NULL,
+    options TEXT NOT NULL DEFAULT '{}'     -- JSON, see Integration.options
 );
 """
+
+#: columns added after the first release: ``(name, definition)``, added to an older file
+#: when it is opened (SQLite's ADD COLUMN keeps every row, with the default)
+MIGRATIONS = (("options", "TEXT NOT NULL DEFAULT '{}'"),)
+
+#: what :meth:`Integration.public` shows instead of a secret option's value
+MASK = "********"
 
 
 def now():
@@ -56,6 +65,9 @@ class Integration:
     updated_at: str
     credentials: str | None = field(default=None, repr=False)  # sealed
     api_token: str = field(default="", repr=False)  # sealed
+    #: the ERP's options set for it, ``{name: value}``; a secret one is stored as
+    #: ``{"sealed": token}``, so the row itself says which are secret (see Registry.options)
+    options: dict = field(default_factory=dict, repr=False)
 
     @property
     def program(self):
@@ -67,7 +79,18 @@ class Integration:
         del data["credentials"], data["api_token"]
         data["has_password"] = self.credentials is not None
         data["program"] = self.program
+        data["options"] = {name: value if isinstance(value, str) else MASK
+                           for name, value in sorted(self.options.items())}
         return data
+
+    def sealed_options(self):
+        """:returns: ``{name: token}`` of the secret options, as stored (sealed)"""
+        return {name: value["sealed"] for name, value in self.options.items()
+                if not isinstance(value, str)}
+
+    def plain_options(self):
+        """:returns: ``{name: value}`` of the options that are not secret"""
+        return {name: value for name, value in self.options.items() if isinstance(value, str)}
 
 
 class Registry:
@@ -80,6 +103,7 @@ class Registry:
         with closing(self._connect()) as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(SCHEMA)
+            _migrate(db)
 
     def _connect(self):
         db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
@@ -114,11 +138,26 @@ class Registry:
             return None
         return self._box.open(integration.credentials)
 
+    def options(self, integration):
+        """:returns: the integration's options in plain text, ``{name: value}``
+        :raises ConfigError: naming an option whose value no key opens"""
+        options = integration.plain_options()
+        for name, token in integration.sealed_options().items():
+            try:
+                options[name] = self._box.open_text(token)
+            except ConfigError:
+                raise ConfigError(f"the stored ERP option {name} cannot be decrypted "
+                                  "(was SECRET_KEY changed?)") from None
+        return options
+
     # -- writing --------------------------------------------------------------
 
     def add(self, workshop, erp_system, erp_url, port, api_token, username=None,
-            password=None, active=True):
+            password=None, active=True, options=None, secret=()):
         """Register a new integration.
+
+        :param options: the ERP's options, ``{name: value}`` in plain text
+        :param secret: the names of those to seal (the ERP declares which)
 
         :raises DuplicateIntegration: the name, or one mapping to the same files, exists
         :raises PortTaken: another integration has the port
@@ -128,7 +167,8 @@ class Registry:
         row = dict(workshop=workshop, name_key=file_name(workshop).casefold(),
                    erp_system=erp_system, erp_url=erp_url, port=port, active=int(active),
                    username=username, credentials=self._seal(username, password),
-                   api_token=self._seal_token(api_token), created_at=at, updated_at=at)
+                   api_token=self._seal_token(api_token), created_at=at, updated_at=at,
+                   options=self._options_column(options or {}, secret))
         with closing(self._connect()) as db:
             self._check_free(db, workshop, port, row["name_key"])
             try:
@@ -144,6 +184,8 @@ class Registry:
 
         ``username``/``password``: give either to replace the login (the other is kept).
         ``api_token``: the new token in plain text.
+        ``options``: every option it keeps, ``{name: value}`` in plain text (replaces all
+        stored ones), with ``secret``: the names of those to seal.
 
         :returns: ``(before, after)``
         """
@@ -162,6 +204,9 @@ class Registry:
             row["credentials"] = self._seal(username, changes.get("password", old.password))
         if "api_token" in changes:
             row["api_token"] = self._seal_token(changes["api_token"])
+        if "options" in changes:
+            row["options"] = self._options_column(changes["options"], changes.get("secret", ()),
+                                                  before)
         if not row:
             return before, before
         row["updated_at"] = now()
@@ -192,6 +237,15 @@ class Registry:
                     rewritten += db.execute(
                         f"UPDATE integrations SET {column}=? WHERE workshop=? AND {column}=?",
                         (new, integration.workshop, old)).rowcount
+            options = dict(integration.options)
+            for name, token in integration.sealed_options().items():
+                new = resealer(token, f"registry:option {name}")
+                if new is not None:
+                    options[name] = {"sealed": new}
+            if options != integration.options:
+                rewritten += db.execute(
+                    "UPDATE integrations SET options=? WHERE workshop=? AND options=?",
+                    (_dumps(options), integration.workshop, _dumps(integration.options))).rowcount
         return rewritten
 
     def remove(self, workshop):
@@ -225,13 +279,57 @@ class Registry:
     def _seal_token(self, token):
         return self._box.seal_text(token)
 
+    def _options_column(self, options, secret, before=None):
+        """``{name: value}`` -> the ``options`` column, the ``secret`` ones sealed.
+
+        A secret option whose value did not change keeps its token: a new token would
+        change the launch file, and supervisord would restart the instance for nothing.
+        """
+        kept = {}
+        if before is not None and before.sealed_options():
+            kept = {name: (value, before.options[name]) for name, value in
+                    self.options(before).items() if name in before.sealed_options()}
+        column = {}
+        for name, value in options.items():
+            if name not in secret:
+                column[name] = value
+            elif name in kept and kept[name][0] == value:
+                column[name] = kept[name][1]
+            else:
+                column[name] = {"sealed": self._seal_token(value)}
+        return _dumps(column)
+
     @staticmethod
     def _row(row):
         return Integration(
             workshop=row["workshop"], erp_system=row["erp_system"], erp_url=row["erp_url"],
             port=row["port"], active=bool(row["active"]), username=row["username"],
             created_at=row["created_at"], updated_at=row["updated_at"],
-            credentials=row["credentials"], api_token=row["api_token"])
+            credentials=row["credentials"], api_token=row["api_token"],
+            options=json.loads(row["options"]))
+
+
+def _dumps(options):
+    # one spelling for one content: reseal() finds the stored text by writing it again
+    return json.dumps(options, sort_keys=True, separators=(",", ":"))
+
+
+def _migrate(db):
+    """Add the columns a registry made by an older version lacks.
+
+    ``BEGIN IMMEDIATE`` first: ``manage.py`` and the management API may open an old file
+    at the same moment, and only one of them may add a column.
+    """
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        have = {row["name"] for row in db.execute("PRAGMA table_info(integrations)")}
+        for name, definition in MIGRATIONS:
+            if name not in have:
+                db.execute(f"ALTER TABLE integrations ADD COLUMN {name} {definition}")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
 
 
 def _find(db, workshop):
