@@ -10,7 +10,7 @@ import json
 import os
 import sys
 
-from bridge.exceptions import BridgeError, SupervisorUnavailable
+from bridge.exceptions import BridgeError, InvalidIntegration, SupervisorUnavailable
 from fleet.control import Fleet
 from fleet.rotate import rotate_secrets
 from fleet.schemas import IntegrationChange, IntegrationSpec, parse
@@ -25,6 +25,10 @@ def _integration_options(p, creating):
     p.add_argument("--username", help="default ERP login")
     p.add_argument("--password", help="its password ('-' reads one line from stdin)")
     p.add_argument("--api-token", help="the instance's API token (default: generated)")
+    p.add_argument("--option", dest="options", action="append", metavar="NAME=VALUE",
+                   help="an option of the ERP, e.g. database=workshop (repeatable; VALUE '-' "
+                        "reads one line from stdin" + ("; 'NAME=' removes it, so the ERP's "
+                                                       "default applies)" if not creating else ")"))
     p.add_argument("--inactive", dest="active", action="store_false", default=None,
                    help="registered but not run")
     if not creating:
@@ -49,11 +53,32 @@ def build_parser():
     return parser
 
 
+def _stdin_line():
+    return sys.stdin.readline().rstrip("\n")
+
+
+def _options(items):
+    """``["database=workshop", "api_key=-"]`` -> ``{name: value}``; ``-`` reads one line of
+    stdin (in the order given, after ``--password -``), so a secret is on no command line.
+
+    :raises InvalidIntegration: for an item without ``=``
+    """
+    options = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:  # the item is not echoed: it may be a misplaced secret
+            raise InvalidIntegration("--option must be NAME=VALUE, e.g. --option database=workshop")
+        options[name] = _stdin_line() if value == "-" else value
+    return options
+
+
 def _spec_fields(args):
     fields = {k: getattr(args, k) for k in
               ("workshop", "erp_system", "erp_url", "port", "username", "password", "active", "api_token")}
     if fields["password"] == "-":
-        fields["password"] = sys.stdin.readline().rstrip("\n")
+        fields["password"] = _stdin_line()
+    if args.options is not None:
+        fields["options"] = _options(args.options)
     return {k: v for k, v in fields.items() if v is not None}
 
 
@@ -72,8 +97,9 @@ def _status_row(o):
             "last error": f"{error['reason_code']} {error['at']}" if error else "-"}
 
 
-def run(args, fleet, out=sys.stdout):
+def run(args, fleet, out=None):
     """Run one parsed command. :returns: the exit code"""
+    out = out or sys.stdout  # looked up now, so a test's captured stdout gets it
     cmd = args.command
     if cmd == "add":
         spec = parse(IntegrationSpec, _spec_fields(args))
@@ -100,8 +126,9 @@ def run(args, fleet, out=sys.stdout):
         else:
             for r in rows:
                 r["active"] = "yes" if r["active"] else "no"
+                r["options"] = " ".join(f"{k}={v}" for k, v in r["options"].items()) or "-"
             print(_table(rows, ["workshop", "active", "port", "erp_system", "erp_url", "username",
-                                "updated_at"]), file=out)
+                                "options", "updated_at"]), file=out)
     elif cmd == "status":
         overview = fleet.overview()
         if not fleet.supervisor.running():

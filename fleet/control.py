@@ -15,6 +15,7 @@ import socket
 from bridge.exceptions import IntegrationInactive, PortTaken, SupervisorUnavailable
 from fleet import states
 from fleet.instances import Instances
+from fleet.schemas import check_options, secret_options
 from fleet.registry import Registry
 from fleet.supervisor_client import Supervisor
 from fleet.supervisor_conf import render_program, workshop_dirs, write_config
@@ -89,7 +90,8 @@ class Fleet:
         token = spec.api_token or secrets.token_urlsafe(32)
         integration = self.registry.add(
             spec.workshop, spec.erp_system, spec.erp_url, spec.port, token,
-            username=spec.username, password=spec.password, active=spec.active)
+            username=spec.username, password=spec.password, active=spec.active,
+            options=spec.options, secret=secret_options(spec.erp_system))
         return integration, token, self._apply(integration)
 
     def reconfigure(self, workshop, change):
@@ -101,8 +103,28 @@ class Fleet:
         current = self.get(workshop)
         if change.port is not None and change.port != current.port:
             self._check_port(change.port)
-        _, after = self.registry.update(current.workshop, **change.model_dump())
+        changes = change.model_dump()
+        changes.update(self._options_after(current, changes.pop("options"), change.erp_system))
+        _, after = self.registry.update(current.workshop, **changes)
         return after, self._apply(after)
+
+    def _options_after(self, current, given, erp_system):
+        """The options a reconfiguration leaves, checked against the ERP it leaves.
+
+        :param given: ``{name: value}`` to set, ``""`` to remove (the default applies);
+            None: none changed
+        :returns: ``{"options": ..., "secret": ...}`` for :meth:`Registry.update`, or
+            ``{}`` when neither the options nor the ERP change
+        :raises InvalidIntegration: when an option does not fit (the new) ERP, e.g. an
+            option the old ERP took and the new one does not
+        """
+        erp_system = erp_system or current.erp_system
+        if given is None and erp_system == current.erp_system:
+            return {}
+        options = {**self.registry.options(current), **(given or {})}
+        options = {name: value for name, value in options.items() if value != ""}
+        check_options(erp_system, options)
+        return {"options": options, "secret": secret_options(erp_system)}
 
     def remove(self, workshop, delete_data=False):
         """Stop an integration's instance and forget it; its queue stays unless ``delete_data``.

@@ -16,12 +16,15 @@ from typing import Annotated, Literal, Optional
 from urllib.parse import urlsplit
 
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field,
-                      StringConstraints, ValidationError, WithJsonSchema)
+                      StringConstraints, TypeAdapter, ValidationError, ValidationInfo, WithJsonSchema,
+                      field_validator)
 
 from bridge.exceptions import InvalidIntegration
 from bridge.names import normal_name
 from fleet import states
-from integrations import AVAILABLE
+import integrations
+from integrations import AVAILABLE, options_of
+from integrations.base import resolve_options
 
 WORKSHOP_MAX = 100
 SECRET_MAX = 1000
@@ -123,7 +126,19 @@ Workshop = Annotated[str, *_text(
     WORKSHOP_PATTERN, _name_problem, "the workshop's name as OilMat knows it; spaces are "
     "normalised (NBSP, runs of spaces), invisible characters refused", 1, WORKSHOP_MAX),
     AfterValidator(normal_name)]
-ErpSystem = Literal[tuple(sorted(AVAILABLE))]
+
+
+def _known_erp(value):
+    # checked against the registry of ERPs when validating, not when this module was
+    # imported, so an ERP registered later (a test's fake one) is known too
+    if value not in integrations.AVAILABLE:
+        raise ValueError(f"unknown ERP system {value!r}; known: {', '.join(sorted(integrations.AVAILABLE))}")
+    return value
+
+
+ErpSystem = Annotated[str, AfterValidator(_known_erp),
+                      WithJsonSchema({"type": "string", "enum": sorted(AVAILABLE),
+                                      "description": "the ERP's integration under integrations/"})]
 Url = Annotated[str, *_text(URL_PATTERN, _url_problem, "base URL of the workshop's ERP",
                             1, URL_MAX), AfterValidator(lambda url: url.rstrip("/"))]
 PORT_MIN, PORT_MAX = 1024, 65535
@@ -132,6 +147,72 @@ Port = Annotated[int, BeforeValidator(lambda v: _whole(v)), Field(ge=PORT_MIN, l
 Secret = Annotated[str, *_text(SECRET_PATTERN, _secret_problem, "ERP login", 0, SECRET_MAX)]
 Token = Annotated[str, *_text(TOKEN_PATTERN, _token_problem, "the instance's API token",
                               16, 200)]
+
+
+#: an option's name as an ERP declares it; ERP_OPTION_<NAME in upper case> for the instance
+OPTION_NAME_PATTERN = "[a-z][a-z0-9_]{0,62}"
+OPTION_VALUE_MAX = 1000
+#: what answers show instead of a secret option's value
+MASK = "********"
+
+OptionName = Annotated[str, *_text(OPTION_NAME_PATTERN, lambda _v: "must be a lower-case option "
+                                   "name (letters, digits, _), like database", "option name", 1, 63)]
+#: the ERP's own pattern is checked against its declaration (:func:`check_options`); here
+#: only what any value must be: it travels in an environment variable, which holds no NUL
+OptionValue = Annotated[str, *_text("[^\\u0000]*", lambda _v: "must not contain a NUL character",
+                                    "an option's value; in a change, \"\" removes it (the "
+                                    "ERP's default applies)", 0, OPTION_VALUE_MAX)]
+Options = Annotated[dict[OptionName, OptionValue], WithJsonSchema({
+    "type": "object", "propertyNames": {"pattern": f"^{OPTION_NAME_PATTERN}$"},
+    "additionalProperties": TypeAdapter(OptionValue).json_schema(),
+    "description": "the ERP's own options, {name: value}"})]
+
+
+def check_options(erp_system, options):
+    """Check ``options`` (``{name: value}``, as stored: without defaults) against what
+    ``erp_system`` declares (see :class:`integrations.base.Option`).
+
+    :raises InvalidIntegration: ``options: <which option, which rule>``; a secret value is
+        never repeated
+    """
+    try:
+        resolve_options(options_of(erp_system), options)
+    except ValueError as exc:
+        raise InvalidIntegration(f"options: {exc}") from None
+    return options
+
+
+def secret_options(erp_system):
+    """:returns: the names of the options ``erp_system`` declares secret (sealed at rest,
+    masked in answers)"""
+    return frozenset(option.name for option in options_of(erp_system) if option.secret)
+
+
+def _declared_options_schema(declared):
+    """JSON schema of the ``options`` one ERP takes: its names, patterns and required ones."""
+    return {"type": "object", "additionalProperties": False,
+            "properties": {o.name: {"type": "string", "pattern": f"^(?:{o.pattern})$",
+                                    "maxLength": OPTION_VALUE_MAX,
+                                    "description": o.help + (" (secret)" if o.secret else "")}
+                           for o in declared},
+            **({"required": required} if (required := [o.name for o in declared
+                                                       if o.default is None]) else {})}
+
+
+def _options_per_erp(schema):
+    """Say which options each ERP takes: one variant per ERP (its ``erp_system`` and its
+    ``options``) beside the common properties, so the document is as strict as
+    :func:`check_options`."""
+    variants = []
+    for erp in sorted(AVAILABLE):
+        options = _declared_options_schema(options_of(erp))
+        variant = {"properties": {"erp_system": {"const": erp}, "options": options}}
+        if "required" in options:
+            variant["required"] = ["options"]
+        else:
+            variant["properties"]["options"] = {"anyOf": [options, {"type": "null"}]}
+        variants.append(variant)
+    schema["anyOf"] = variants
 
 
 def _whole(value):
@@ -149,6 +230,8 @@ class _Strict(BaseModel):
 class IntegrationSpec(_Strict):
     """A new integration (``manage.py add``, ``POST /integrations``)."""
 
+    model_config = ConfigDict(json_schema_extra=_options_per_erp)
+
     workshop: Workshop
     erp_system: ErpSystem
     erp_url: Url
@@ -157,6 +240,18 @@ class IntegrationSpec(_Strict):
     password: Optional[Secret] = None
     active: bool = True
     api_token: Optional[Token] = None  # generated when not given
+    #: the ERP's own options; an option not given takes the ERP's default
+    options: Optional[Options] = Field(default=None, validate_default=True)
+
+    @field_validator("options")
+    @classmethod
+    def _options_of_the_erp(cls, options, info: ValidationInfo):
+        if "erp_system" in info.data:  # else erp_system itself is the error
+            try:
+                resolve_options(options_of(info.data["erp_system"]), options or {})
+            except ValueError as exc:  # "options: <which option, which rule>"
+                raise ValueError(str(exc)) from None
+        return options
 
 
 class IntegrationChange(_Strict):
@@ -169,6 +264,9 @@ class IntegrationChange(_Strict):
     password: Optional[Secret] = None
     active: Optional[bool] = None
     api_token: Optional[Token] = None
+    #: options to set; ``""`` removes one. Those not named stay; all are checked against
+    #: the (new) ERP's declaration when applied (:func:`check_options`)
+    options: Optional[Options] = None
 
 
 def parse(model, data):
@@ -205,6 +303,9 @@ class Integration(BaseModel):
     updated_at: str
     has_password: bool
     program: str
+    #: the options set for it (an option not listed takes the ERP's default); a secret
+    #: one's value is shown as ``********``
+    options: dict[str, str]
 
 
 class Process(BaseModel):

@@ -18,8 +18,9 @@ program section holds only its ASCII program name, paths of this installation an
 and its sealed secrets are in that JSON file, and :mod:`fleet.launch` execs api.py with
 them. A digest of the file is in the section, so supervisord sees a change to it.
 
-No secret is written in plaintext: an instance gets its API token and ERP login as the
-registry's own Fernet tokens (``API_TOKEN_SEALED``, ``ERP_CREDENTIALS_SEALED``), and
+No secret is written in plaintext: an instance gets its API token, ERP login and secret
+ERP options as the registry's own Fernet tokens (``API_TOKEN_SEALED``,
+``ERP_CREDENTIALS_SEALED``, ``ERP_OPTIONS_SEALED``), and
 ``SECRET_KEY`` and ``MANAGEMENT_TOKEN`` reach the programs through supervisord's own
 environment (``manage.py up`` runs it with them), never through a file. The directory
 is 0700 and every file 0600 all the same.
@@ -36,6 +37,7 @@ from string import Template
 from bridge.exceptions import ConfigError
 from bridge.names import file_name, program_name
 from fleet.settings import ROOT
+from integrations import AVAILABLE, options_of
 
 TEMPLATES = ROOT / "supervisor"
 
@@ -91,6 +93,24 @@ def format_command(args):
     return _escape(shlex.join(args))
 
 
+def option_environment(integration):
+    """The ERP options of one instance: ``ERP_OPTION_<NAME>`` for each that is not secret,
+    and the secret ones as the registry's tokens in ``ERP_OPTIONS_SEALED`` (a JSON object
+    ``{name: token}``; ``bridge.unseal`` opens them at start).
+
+    Every option any ERP declares is set, "" when this integration has none: an empty
+    value makes the instance use the ERP's default, where a stray ``.env`` would hand it
+    another workshop's database, say.
+    """
+    names = {option.name for erp in AVAILABLE for option in options_of(erp)}
+    names.update(integration.options)
+    plain = integration.plain_options()
+    sealed = integration.sealed_options()
+    env = {"ERP_OPTION_" + name.upper(): plain.get(name, "") for name in sorted(names)}
+    env["ERP_OPTIONS_SEALED"] = json.dumps(sealed, sort_keys=True) if sealed else ""
+    return env
+
+
 def instance_environment(settings, integration):
     """The settings one instance runs with (see ``bridge/settings.py``).
 
@@ -106,6 +126,7 @@ def instance_environment(settings, integration):
         "ERP_USERNAME": "",
         "ERP_PASSWORD": "",
         "ERP_CREDENTIALS_SEALED": integration.credentials or "",
+        **option_environment(integration),
         "QUEUE_DIR": str(settings.queue_dir),
         "LOG_DIR": str(settings.log_dir),
         "PYTHONUNBUFFERED": "1",
