@@ -2,6 +2,7 @@
 # Every target first runs scripts/setup.sh (idempotent: chromium, chromium-driver, .venv).
 VENV ?= .venv
 PY := $(VENV)/bin/python
+ERP ?= erp_sim
 
 .PHONY: setup test chaos fuzz demo bench bench-fleet fleet-up clean
 
@@ -20,8 +21,9 @@ chaos: setup
 fuzz: setup
 	FUZZ_EXAMPLES=400 $(PY) -m pytest -q -s tests/test_fuzz_api.py tests/test_fuzz_management.py
 
+# make demo ERP=tryton: the same with a real Tryton (installed on first use, cached).
 demo: setup
-	@bash scripts/demo.sh
+	@ERP=$(ERP) bash scripts/demo.sh
 
 # Writes docs/benchmarks.md (takes several minutes).
 bench: setup
