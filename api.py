@@ -14,7 +14,7 @@ import logging
 import os
 import sys
 
-from bridge.exceptions import ConfigError
+from core.errors import ConfigError
 from integrations import AVAILABLE, options_of
 from integrations.base import resolve_options
 

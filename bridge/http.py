@@ -15,7 +15,7 @@ from decimal import Decimal, InvalidOperation
 from flask import current_app, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from bridge.exceptions import StorageUnavailable
+from core.errors import StorageUnavailable
 
 log = logging.getLogger("oilmat.api")
 

@@ -9,8 +9,8 @@ import logging
 import os
 import threading
 
-from bridge.crypto import CredentialBox
-from bridge.exceptions import StorageUnavailable
+from core.crypto import CredentialBox
+from core.errors import StorageUnavailable
 from bridge.queue import OrderQueue
 from bridge.records import OrderStore, fingerprint
 from bridge.status import OrderStatus

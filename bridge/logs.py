@@ -15,7 +15,7 @@ import re
 import sys
 from logging.handlers import RotatingFileHandler
 
-from bridge.names import file_name
+from core.names import file_name
 
 API_LOGGER = "oilmat.api"
 ORDERLINE_LOGGER = "oilmat.orderline"

@@ -21,7 +21,7 @@ from persistqueue import SQLiteAckQueue
 from persistqueue.exceptions import Empty
 from persistqueue.serializers import json as json_serializer
 
-from bridge.exceptions import ConfigError, StorageUnavailable
+from core.errors import ConfigError, StorageUnavailable
 
 #: persist-queue's row states that still hold work (inited, ready, unack)
 _PENDING = {"0", "1", "2"}

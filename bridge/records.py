@@ -3,7 +3,7 @@
 This is the bridge's own bookkeeping, separate from the persist-queue file. It answers
 ``/get_order_status``, ``/queue`` and ``/alive``, detects duplicate ``uniqueid``s, and
 is the source of truth the queue is reconciled against at start-up. It never holds a
-plaintext credential: only the sealed token from :mod:`bridge.crypto`.
+plaintext credential: only the sealed token from :mod:`core.crypto`.
 
 One connection serves every thread, behind a lock: writes are short, and a single
 writer is what SQLite wants anyway. ``synchronous=FULL`` because a 200 from ``/create``
@@ -15,8 +15,8 @@ order accepted afterwards would vanish at the next start (seen in an outside pro
 Before each use the path is checked against the file that was opened. A deleted file
 is written back from the open connection (nothing is lost) and logged as critical; a
 file replaced by another one, or damaged, is answered with
-:class:`~bridge.exceptions.RecordsDamaged` (HTTP 503) until an operator restarts the
-instance. A full disk is :class:`~bridge.exceptions.StorageUnavailable`; the
+:class:`~core.errors.RecordsDamaged` (HTTP 503) until an operator restarts the
+instance. A full disk is :class:`~core.errors.StorageUnavailable`; the
 transaction is rolled back, so an order is either wholly stored or not at all.
 """
 
@@ -29,7 +29,7 @@ import threading
 from contextlib import contextmanager
 from datetime import datetime, timezone
 
-from bridge.exceptions import BridgeError, ConfigError, RecordsDamaged, StorageUnavailable
+from core.errors import BridgeError, ConfigError, RecordsDamaged, StorageUnavailable
 from bridge.status import ACTIVE, OrderStatus, can_move
 
 log = logging.getLogger("oilmat.api")

@@ -18,7 +18,7 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bridge.crypto import Unreadable
+from core.crypto import Unreadable
 from bridge.queue import OrderQueue
 
 
@@ -34,7 +34,7 @@ class Tally:
 class Resealer:
     """``resealer(token, name)`` -> the token under ``SECRET_KEY``, or None to leave it.
 
-    :param box: :class:`~bridge.crypto.CredentialBox` with ``SECRET_KEY`` and the fallbacks
+    :param box: :class:`~core.crypto.CredentialBox` with ``SECRET_KEY`` and the fallbacks
     :param dry_run: count only, and always answer None (nothing is rewritten); then
         ``tally.resealed`` counts the tokens a rotation would re-seal
     """

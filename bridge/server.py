@@ -26,7 +26,7 @@ from gunicorn.http import errors
 from gunicorn.sock import create_sockets
 from gunicorn.workers.gthread import ThreadWorker
 
-from bridge.exceptions import ConfigError
+from core.errors import ConfigError
 from bridge.http import error_body
 
 

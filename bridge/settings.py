@@ -16,9 +16,9 @@ from pathlib import Path
 
 from dotenv import load_dotenv
 
-from bridge.crypto import check_secret, parse_fallbacks
-from bridge.exceptions import ConfigError
-from bridge.names import file_name
+from core.crypto import check_secret, parse_fallbacks
+from core.errors import ConfigError
+from core.names import file_name
 from bridge.unseal import open_sealed
 
 

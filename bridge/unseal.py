@@ -4,7 +4,7 @@ An instance under the fleet is handed its API token and ERP login sealed (see
 :mod:`bridge.settings`) and must open them at start. Opening them in the instance
 itself would keep cryptography loaded for good: ~7 MB of the RSS of every idle
 instance, for two decryptions. The child opens them with the same
-:class:`~bridge.crypto.CredentialBox` and exits. The key and the tokens go in on its
+:class:`~core.crypto.CredentialBox` and exits. The key and the tokens go in on its
 stdin and the plaintext comes back on its stdout, so no secret is ever on a command
 line; the child costs ~50 ms at start.
 
@@ -20,8 +20,8 @@ import os
 import subprocess
 import sys
 
-from bridge.crypto import CredentialBox
-from bridge.exceptions import BridgeError, ConfigError
+from core.crypto import CredentialBox
+from core.errors import BridgeError, ConfigError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

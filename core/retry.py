@@ -4,7 +4,7 @@ Three places see failures -- a step of a visit to the ERP (an integration), a vi
 a whole (the worker), and the order over its life (the worker again) -- and all three
 ask this module, so the rules are written once:
 
-1. **Permanent errors are never retried** (:class:`~bridge.exceptions.PermanentError`:
+1. **Permanent errors are never retried** (:class:`~core.errors.PermanentError`:
    the ERP refused the line for a business reason). The order ends in ``error``.
 2. **Trouble the ERP answered with is retried at once, within the visit**: a 5xx page,
    a locked worksheet, a lost session, a page re-rendered under the automation's hands
@@ -22,6 +22,9 @@ ask this module, so the rules are written once:
 
 import random
 
+from core.errors import (BridgeError, ErpUnavailable, PermanentError, SessionExpired,
+                         TransientError, WorksheetLocked)
+
 #: tries of one step within a visit when the ERP answered with transient trouble
 VISIT_ATTEMPTS = 4
 #: seconds before the second try of a step; doubled for each further one (with jitter)
@@ -31,11 +34,9 @@ VISIT_PAUSE = 0.15
 def as_bridge_error(exc):
     """Rule 4: any exception as a bridge error; an unforeseen one becomes transient.
 
-    :returns: ``exc`` itself when it is a :class:`~bridge.exceptions.BridgeError`,
-        else a :class:`~bridge.exceptions.TransientError` with ``UNEXPECTED_ERROR``
+    :returns: ``exc`` itself when it is a :class:`~core.errors.BridgeError`,
+        else a :class:`~core.errors.TransientError` with ``UNEXPECTED_ERROR``
     """
-    from bridge.exceptions import BridgeError, TransientError
-
     if isinstance(exc, BridgeError):
         return exc
     return TransientError(f"{type(exc).__name__}: {exc}", reason_code="UNEXPECTED_ERROR")
@@ -43,19 +44,11 @@ def as_bridge_error(exc):
 
 def is_permanent(exc):
     """Rule 1."""
-    from bridge.exceptions import PermanentError
-
     return isinstance(exc, PermanentError)
 
 
-def _in_visit():
-    from bridge.exceptions import ErpUnavailable, SessionExpired, WorksheetLocked
-
-    return (ErpUnavailable, WorksheetLocked, SessionExpired)
-
-
 #: rule 2's errors; an integration adds its browser's "element went stale" to them
-IN_VISIT = _in_visit()
+IN_VISIT = (ErpUnavailable, WorksheetLocked, SessionExpired)
 
 
 def retry_in_visit(exc):

@@ -10,7 +10,8 @@ import json
 import os
 import sys
 
-from bridge.exceptions import BridgeError, InvalidIntegration, SupervisorUnavailable
+from core.errors import BridgeError
+from fleet.errors import InvalidIntegration, SupervisorUnavailable
 from fleet.control import Fleet
 from fleet.rotate import rotate_secrets
 from fleet.schemas import IntegrationChange, IntegrationSpec, parse

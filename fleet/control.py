@@ -12,7 +12,7 @@ import secrets
 import shutil
 import socket
 
-from bridge.exceptions import IntegrationInactive, PortTaken, SupervisorUnavailable
+from fleet.errors import IntegrationInactive, PortTaken, SupervisorUnavailable
 from fleet import states
 from fleet.instances import Instances
 from fleet.schemas import check_options, secret_options

@@ -4,7 +4,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
-from bridge.exceptions import InstanceUnreachable
+from fleet.errors import InstanceUnreachable
 
 #: endpoints of an instance that the management API passes commands to
 COMMANDS = ("start_worker", "stop_worker", "kill")

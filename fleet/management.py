@@ -16,9 +16,10 @@ import logging
 from flask import Blueprint, Flask, current_app, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from bridge.exceptions import (BridgeError, DuplicateIntegration, InstanceUnreachable,
-                               IntegrationInactive, InvalidIntegration, PortTaken,
-                               SupervisorUnavailable, UnknownIntegration)
+from core.errors import BridgeError
+from fleet.errors import (DuplicateIntegration, InstanceUnreachable, IntegrationInactive,
+                          InvalidIntegration, PortTaken, SupervisorUnavailable,
+                          UnknownIntegration)
 from fleet.control import Fleet
 from fleet.instances import COMMANDS
 from fleet.openapi import build_document

@@ -1,7 +1,7 @@
 """The registry of integrations: one row per workshop, in SQLite.
 
 ERP credentials and the instance's API token are stored encrypted with ``SECRET_KEY``
-(Fernet, the scheme :mod:`bridge.crypto` uses for orders), so a copy of the database
+(Fernet, the scheme :mod:`core.crypto` uses for orders), so a copy of the database
 alone gives neither away; so are the ERP options its ERP declares secret. They open under ``SECRET_KEY_FALLBACKS`` too, until
 ``manage.py rotate-secrets`` has re-sealed them (:meth:`Registry.reseal`). ``manage.py``
 and the management API may write at the same time: every call opens its own short
@@ -17,10 +17,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 
-from bridge.crypto import CredentialBox
-from bridge.exceptions import ConfigError, DuplicateIntegration, PortTaken, UnknownIntegration
-from bridge.names import file_name, normal_name, program_name
-from integrations.base import Credentials
+from core.crypto import CredentialBox
+from core.errors import ConfigError
+from fleet.errors import DuplicateIntegration, PortTaken, UnknownIntegration
+from core.names import file_name, normal_name, program_name
+from core.credentials import Credentials
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS integrations (

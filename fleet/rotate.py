@@ -25,9 +25,9 @@ import time
 import xmlrpc.client
 from pathlib import Path
 
-from bridge.crypto import CredentialBox
-from bridge.exceptions import BridgeError
-from bridge.names import file_name
+from core.crypto import CredentialBox
+from core.errors import BridgeError
+from core.names import file_name
 from bridge.reseal import Resealer, reseal_workshop
 from fleet import states
 

@@ -19,8 +19,8 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
                       StringConstraints, TypeAdapter, ValidationError, ValidationInfo, WithJsonSchema,
                       field_validator)
 
-from bridge.exceptions import InvalidIntegration
-from bridge.names import normal_name
+from fleet.errors import InvalidIntegration
+from core.names import normal_name
 from fleet import states
 import integrations
 from integrations import AVAILABLE, options_of

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from bridge.exceptions import ConfigError
+from core.errors import ConfigError
 from fleet.management import create_app
 from fleet.settings import load_fleet_settings
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from dotenv import load_dotenv
 
-from bridge.crypto import parse_fallbacks
-from bridge.exceptions import ConfigError
+from core.crypto import parse_fallbacks
+from core.errors import ConfigError
 from bridge.settings import env_number
 
 #: the repository root: where api.py and manage.py live

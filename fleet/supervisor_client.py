@@ -8,7 +8,7 @@ import http.client
 import socket
 import xmlrpc.client
 
-from bridge.exceptions import SupervisorUnavailable
+from fleet.errors import SupervisorUnavailable
 from fleet import states
 
 # supervisor's fault codes (supervisor.xmlrpc.Faults) that mean "already so"

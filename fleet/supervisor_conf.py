@@ -34,8 +34,8 @@ import shlex
 from pathlib import Path
 from string import Template
 
-from bridge.exceptions import ConfigError
-from bridge.names import file_name, program_name
+from core.errors import ConfigError
+from core.names import file_name, program_name
 from fleet.settings import ROOT
 from integrations import AVAILABLE, options_of
 

@@ -11,8 +11,8 @@ Contract, checked for every integration by ``tests/test_integration_contract.py`
   line it looks on the worksheet for a line carrying that id, and if it finds one it
   returns :attr:`LineOutcome.EXISTED` without adding another. A re-delivered order
   therefore never becomes a second line.
-* Failures are raised as subclasses of :class:`bridge.exceptions.PermanentError` or
-  :class:`bridge.exceptions.TransientError`, each with its reason code. Any other
+* Failures are raised as subclasses of :class:`core.errors.PermanentError` or
+  :class:`core.errors.TransientError`, each with its reason code. Any other
   exception is treated as transient by the worker.
 * Every wait is bounded; no call blocks for ever.
 * :meth:`Integration.close` releases every resource (the browser) and may be called
@@ -25,18 +25,15 @@ import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from core.credentials import Credentials
+
+__all__ = ["Credentials", "Integration", "IntegrationConfig", "LineOutcome", "Option",
+           "OrderLine", "resolve_options"]
+
 
 class LineOutcome(str, enum.Enum):
     CREATED = "created"  # the line was added by this call
     EXISTED = "existed"  # a line with this uniqueid was already on the worksheet
-
-
-@dataclass(frozen=True)
-class Credentials:
-    """ERP login. ``repr`` never shows the password, so it cannot leak into a log."""
-
-    username: str
-    password: str = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -145,7 +142,7 @@ class Integration(abc.ABC):
         :param line: an :class:`OrderLine`
         :param credentials: the :class:`Credentials` to log in with
         :returns: a :class:`LineOutcome`
-        :raises bridge.exceptions.IntegrationError: on failure, with a reason code
+        :raises core.errors.IntegrationError: on failure, with a reason code
         """
         raise NotImplementedError  # abstract
 

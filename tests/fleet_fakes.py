@@ -1,7 +1,7 @@
 """Hand-written stand-ins for the fleet's unit tests (the real thing:
 test_fleet_supervisor.py)."""
 
-from bridge.exceptions import SupervisorUnavailable
+from fleet.errors import SupervisorUnavailable
 from fleet import states
 
 

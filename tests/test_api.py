@@ -6,7 +6,7 @@ import os
 import pytest
 
 from bridge.app import create_app
-from bridge.exceptions import ErpUnavailable
+from core.errors import ErpUnavailable
 from bridge.instance import Instance
 from conftest import WORKSHOP, replace, wait_for
 from fakes import FakeIntegration

@@ -9,9 +9,9 @@ import textwrap
 import pytest
 from cryptography.fernet import Fernet
 
-from bridge.crypto import CredentialBox
+from core.crypto import CredentialBox
 from instance_helpers import free_port
-from integrations.base import Credentials
+from core.credentials import Credentials
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -1,4 +1,4 @@
-"""bridge/crypto.py and bridge/reseal.py: what SECRET_KEY may be, fallbacks, rotation."""
+"""core/crypto.py and bridge/reseal.py: what SECRET_KEY may be, fallbacks, rotation."""
 
 import base64
 import os
@@ -11,12 +11,12 @@ from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from bridge.crypto import (KDF_INFO, KDF_SALT, CredentialBox, Unreadable, fernet_key,
+from core.crypto import (KDF_INFO, KDF_SALT, CredentialBox, Unreadable, fernet_key,
                            parse_fallbacks)
-from bridge.exceptions import ConfigError, PermanentError
+from core.errors import ConfigError, PermanentError
 from bridge.reseal import Resealer
 from bridge.unseal import open_sealed
-from integrations.base import Credentials
+from core.credentials import Credentials
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: a passphrase-style secret: 40 characters of text, not a Fernet key
@@ -133,7 +133,7 @@ def test_checking_the_keys_does_not_load_cryptography():
     script = textwrap.dedent(f"""
         import sys
         sys.path.insert(0, {ROOT!r})
-        from bridge.crypto import CredentialBox
+        from core.crypto import CredentialBox
         box = CredentialBox({PASSPHRASE!r}, [{OLD!r}])
         print("cryptography" in sys.modules)
         box.seal_text("x")

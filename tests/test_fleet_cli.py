@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.crypto import CredentialBox
+from core.crypto import CredentialBox
 from fleet import launch
 
 from tests.fleet_helpers import Fleet, fleet_env

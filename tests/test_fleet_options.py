@@ -20,8 +20,8 @@ import pytest
 from cryptography.fernet import Fernet
 
 import integrations
-from bridge.crypto import CredentialBox
-from bridge.names import program_name
+from core.crypto import CredentialBox
+from core.names import program_name
 from bridge.reseal import Resealer
 from fleet import cli, launch
 from fleet.control import Fleet

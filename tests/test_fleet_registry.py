@@ -6,7 +6,8 @@ import unicodedata
 import pytest
 from cryptography.fernet import Fernet
 
-from bridge.exceptions import ConfigError, DuplicateIntegration, PortTaken, UnknownIntegration
+from core.errors import ConfigError
+from fleet.errors import DuplicateIntegration, PortTaken, UnknownIntegration
 from fleet.registry import Registry
 
 URL = "http://127.0.0.1:5080"

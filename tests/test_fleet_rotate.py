@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from bridge.crypto import CredentialBox
+from core.crypto import CredentialBox
 from bridge.instance import Instance
-from bridge.names import file_name
+from core.names import file_name
 from bridge.queue import OrderQueue
 from bridge.settings import Settings
 from fleet.registry import Registry
-from integrations.base import Credentials
+from core.credentials import Credentials
 from tests.conftest import wait_for
 from tests.fakes import FakeIntegration
 from tests.fleet_helpers import ROOT, Fleet, fleet_env

@@ -10,8 +10,8 @@ import pytest
 from cryptography.fernet import Fernet
 from supervisor.options import ServerOptions
 
-from bridge.exceptions import ConfigError
-from bridge.names import program_name
+from core.errors import ConfigError
+from core.names import program_name
 from bridge.settings import load_settings
 from fleet import launch
 from fleet.registry import Registry

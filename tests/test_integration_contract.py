@@ -12,9 +12,8 @@ import time
 
 import pytest
 
-from bridge.exceptions import (BrowserError, ErpTimeout, ErpUnavailable, InvalidAmount,
-                               LoginFailed, ProductNotFound, TransientError,
-                               WorksheetClosed, WorksheetNotFound)
+from core.errors import (BrowserError, ErpTimeout, ErpUnavailable, InvalidAmount, LoginFailed,
+                         ProductNotFound, TransientError, WorksheetClosed, WorksheetNotFound)
 from integrations import get_integration_class
 from integrations.base import Credentials, LineOutcome
 from tests.erp_helpers import (LOG, ChromedriverServer, ErpSimServer, closed_port_url,

@@ -16,8 +16,8 @@ from decimal import Decimal
 import pytest
 from selenium.common.exceptions import InvalidSessionIdException, TimeoutException
 
-from bridge.exceptions import (BrowserError, ErpTimeout, ErpUnavailable, SessionExpired,
-                               UnexpectedPage)
+from core.errors import (BrowserError, ErpTimeout, ErpUnavailable, SessionExpired,
+                         UnexpectedPage)
 from integrations import get_integration_class
 from integrations.base import Credentials, LineOutcome
 from integrations.browser import (MASK, error_page_reason, map_webdriver_error,

@@ -4,7 +4,7 @@ import pytest
 from cryptography.fernet import Fernet
 from pydantic import ValidationError
 
-from bridge.exceptions import ConfigError
+from core.errors import ConfigError
 from bridge.models import field_errors, order_model
 from bridge.settings import load_settings
 from conftest import WORKSHOP, replace

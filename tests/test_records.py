@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-from bridge.exceptions import ConfigError, RecordsDamaged
+from core.errors import ConfigError, RecordsDamaged
 from bridge.records import OrderStore, fingerprint
 
 

@@ -8,11 +8,11 @@ import sys
 import pytest
 from cryptography.fernet import Fernet
 
-from bridge.crypto import CredentialBox
-from bridge.exceptions import ConfigError, PermanentError
+from core.crypto import CredentialBox
+from core.errors import ConfigError, PermanentError
 from bridge.settings import load_settings
 from instance_helpers import ROOT, RunningInstance
-from integrations.base import Credentials
+from core.credentials import Credentials
 
 KEY = Fernet.generate_key().decode()
 

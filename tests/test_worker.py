@@ -7,7 +7,7 @@ kept. The thread's own tests (start, stop, surviving a bug) stay in test_api.py.
 
 import pytest
 
-from bridge.exceptions import ErpUnavailable, ProductNotFound, WorksheetClosed
+from core.errors import ErpUnavailable, ProductNotFound, WorksheetClosed
 from bridge.instance import Instance
 from conftest import WORKSHOP, replace
 from fakes import FakeIntegration

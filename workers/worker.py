@@ -8,7 +8,7 @@ Per order: ``placed -> processing -> created``, or ``-> error`` with a reason co
   ERP login to the integration together, so a worksheet is visited once for all of
   them (up to ``VISIT_LINES`` per visit, which bounds how long a stop waits).
   Worksheets are visited in the order their first order arrived.
-* **Permanent errors** (:class:`~bridge.exceptions.PermanentError`) end that order at
+* **Permanent errors** (:class:`~core.errors.PermanentError`) end that order at
   once; the other orders of its batch go on.
 * **Anything else is transient** (the rules are :mod:`core.retry`'s, the one retry
   policy): the orders that failed are tried again together after
@@ -35,7 +35,7 @@ import threading
 import time
 from decimal import Decimal
 
-from bridge.exceptions import LoginFailed, PermanentError, StorageUnavailable
+from core.errors import LoginFailed, PermanentError, StorageUnavailable
 from bridge.records import fingerprint
 from bridge.status import OrderStatus
 from core import retry as policy
@@ -86,7 +86,7 @@ class Worker:
     :param queue: :class:`~bridge.queue.OrderQueue`
     :param make_integration: callable returning a fresh
         :class:`~integrations.base.Integration`; called in the worker thread
-    :param box: :class:`~bridge.crypto.CredentialBox`
+    :param box: :class:`~core.crypto.CredentialBox`
     :param logger: the orderline logger
     :param sweep: called between batches to queue orders stored but not queued
     """

@@ -7,7 +7,7 @@ from selenium.common.exceptions import (InvalidSessionIdException, NoSuchElement
                                         NoSuchWindowException, StaleElementReferenceException,
                                         TimeoutException, WebDriverException)
 
-from bridge.exceptions import BridgeError, BrowserError, ErpTimeout, ErpUnavailable, UnexpectedPage
+from core.errors import BridgeError, BrowserError, ErpTimeout, ErpUnavailable, UnexpectedPage
 
 #: what Selenium and the HTTP client under it raise when the browser, the driver or the
 #: page fails -- everything :func:`map_webdriver_error` translates
@@ -31,7 +31,7 @@ _BROWSER_GONE = ("invalid session id", "chrome not reachable", "disconnected",
 
 
 def map_webdriver_error(exc):
-    """Translate an exception from Selenium into a :class:`~bridge.exceptions.BridgeError`.
+    """Translate an exception from Selenium into a :class:`~core.errors.BridgeError`.
 
     Errors that leave the browser unusable become :class:`BrowserError`; the caller
     must then quit the browser. Anything not recognised is treated as that too, since a

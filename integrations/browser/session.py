@@ -15,7 +15,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.client_config import ClientConfig
 from selenium.webdriver.support.ui import WebDriverWait
 
-from bridge.exceptions import BrowserError, ErpTimeout
+from core.errors import BrowserError, ErpTimeout
 from integrations.browser.errors import error_page_reason, first_line, map_webdriver_error
 from integrations.browser.orphans import PROFILE_PREFIX, reap_orphaned_browsers, write_owner
 
@@ -112,7 +112,7 @@ class Browser:
     def open(self, url):
         """Load ``url``; raise :class:`ErpUnavailable` if an error page comes instead.
 
-        :raises bridge.exceptions.IntegrationError: mapped from Selenium's error
+        :raises core.errors.IntegrationError: mapped from Selenium's error
         """
         try:
             self.driver.get(url)

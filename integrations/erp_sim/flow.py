@@ -26,8 +26,8 @@ from urllib.parse import urljoin, urlsplit
 
 from selenium.common.exceptions import StaleElementReferenceException
 
-from bridge.exceptions import (BridgeError, BrowserError, ErpTimeout, InvalidAmount,
-                               PermanentError, ProductNotFound, TransientError)
+from core.errors import (BridgeError, BrowserError, ErpTimeout, InvalidAmount, PermanentError,
+                         ProductNotFound, TransientError)
 from core import retry as policy
 from integrations.base import Integration, LineOutcome
 from integrations.browser import (BROWSER_FAILURES, Browser, map_webdriver_error,

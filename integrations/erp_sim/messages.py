@@ -1,8 +1,8 @@
 """What erp_sim says, and the error each message means -- the same words in both of
 its user interfaces (classic and SPA), so both page modules use this one table."""
 
-from bridge.exceptions import (InvalidAmount, LoginFailed, ProductNotFound, SessionExpired,
-                               WorksheetClosed, WorksheetLocked, WorksheetNotFound)
+from core.errors import (InvalidAmount, LoginFailed, ProductNotFound, SessionExpired,
+                         WorksheetClosed, WorksheetLocked, WorksheetNotFound)
 from integrations.erp_sim.screens import error_for
 
 #: (fragment of an ERP message, error it means) -- first match wins

@@ -10,7 +10,7 @@ import re
 from selenium.common.exceptions import JavascriptException
 from selenium.webdriver.support import expected_conditions as EC
 
-from bridge.exceptions import ErpTimeout, SessionExpired, UnexpectedPage
+from core.errors import ErpTimeout, SessionExpired, UnexpectedPage
 from integrations.browser import css_selector
 
 # Whether the page has finished loading and says it is not busy (an SPA marks itself
@@ -32,7 +32,7 @@ def error_for(messages, table):
 
     :param messages: texts of the ERP's error or banner elements
     :param table: ``((fragment of a message, error class), ...)``; first match wins
-    :returns: an :class:`~bridge.exceptions.IntegrationError` (not raised)
+    :returns: an :class:`~core.errors.IntegrationError` (not raised)
     """
     for message in messages:
         for fragment, error in table:
@@ -48,7 +48,7 @@ def land(browser, pages, always=()):
     :param pages: the page classes the last action may lead to
     :param always: page classes any action may lead to (an error page first, the login)
     :returns: the page object of the screen shown
-    :raises bridge.exceptions.IntegrationError: what an :class:`ErrorPage` shown means
+    :raises core.errors.IntegrationError: what an :class:`ErrorPage` shown means
     :raises UnexpectedPage: when a settled page is none of them
     :raises ErpTimeout: when no page settled in time
     """
@@ -143,7 +143,7 @@ class ErrorPage(Page):
     """A screen that means the request failed; :func:`land` raises :meth:`error`."""
 
     def error(self):
-        """:returns: the :class:`~bridge.exceptions.IntegrationError` this screen means"""
+        """:returns: the :class:`~core.errors.IntegrationError` this screen means"""
         raise NotImplementedError  # abstract
 
 

@@ -10,7 +10,7 @@ import sys
 
 from selenium.webdriver.common.by import By
 
-from bridge.exceptions import ErpUnavailable, SessionExpired, UnexpectedPage
+from core.errors import ErpUnavailable, SessionExpired, UnexpectedPage
 from integrations.erp_sim import screens
 from integrations.erp_sim.messages import erp_error
 from integrations.erp_sim.screens import ErrorPage, LoginForm, Page, SearchForm

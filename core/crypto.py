@@ -22,8 +22,8 @@ import base64
 import binascii
 import json
 
-from bridge.exceptions import ConfigError, PermanentError
-from integrations.base import Credentials
+from core.credentials import Credentials
+from core.errors import ConfigError, PermanentError
 
 #: a secret that is not a Fernet key must be at least this long
 MIN_SECRET_LENGTH = 32

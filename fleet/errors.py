@@ -1,0 +1,52 @@
+"""The fleet's errors (``manage.py`` and the management API), under the bridge's one root
+:class:`~core.errors.BridgeError`, each with its reason code."""
+
+from core.errors import BridgeError
+
+
+class FleetError(BridgeError):
+    """Something went wrong while managing the fleet of instances."""
+
+    reason_code = "FLEET_ERROR"
+
+
+class InvalidIntegration(FleetError):
+    """An integration's settings are not acceptable (bad URL, bad port, bad name)."""
+
+    reason_code = "INVALID_INTEGRATION"
+
+
+class UnknownIntegration(FleetError):
+    """No integration is registered under that workshop name."""
+
+    reason_code = "UNKNOWN_INTEGRATION"
+
+
+class DuplicateIntegration(FleetError):
+    """An integration with that workshop name (or one that maps to the same files) exists."""
+
+    reason_code = "DUPLICATE_INTEGRATION"
+
+
+class PortTaken(FleetError):
+    """The port is used by another integration, the management API or another program."""
+
+    reason_code = "PORT_TAKEN"
+
+
+class IntegrationInactive(FleetError):
+    """The integration is deactivated: its instance cannot be started or commanded."""
+
+    reason_code = "INTEGRATION_INACTIVE"
+
+
+class SupervisorUnavailable(FleetError):
+    """supervisord is not running or does not answer on its socket."""
+
+    reason_code = "SUPERVISOR_UNAVAILABLE"
+
+
+class InstanceUnreachable(FleetError):
+    """The instance did not answer on its port."""
+
+    reason_code = "INSTANCE_UNREACHABLE"
