@@ -47,8 +47,10 @@ def current_user():
     """The logged-in username, or ``None`` when there is none or it has expired."""
     if "user" not in session:
         return None
-    age = time.time() - session.get("login_at", 0)
-    if age > current_app.config["ERP_SIM"].session_ttl:
+    login_at = session.get("login_at", 0)
+    # logins before the last POST /_sim/sessions/expire are over, as after a restart
+    if (time.time() - login_at > current_app.config["ERP_SIM"].session_ttl
+            or login_at < current_app.config.get("SESSIONS_VALID_FROM", 0)):
         session.clear()
         g.session_expired = True
         return None

@@ -1,10 +1,13 @@
-"""``/_sim/...``: a read-only JSON side door for tests and benchmarks.
+"""``/_sim/...``: a JSON side door for tests and benchmarks.
 
 It has no login on purpose -- it exists so a test can check what the browser did
-without driving a browser. Never expose a stand-in ERP outside a test machine.
+without driving a browser, and end every session behind its back. Never expose a
+stand-in ERP outside a test machine.
 """
 
-from flask import Blueprint, jsonify
+import time
+
+from flask import Blueprint, current_app, jsonify
 
 from erp_sim.db import get_db
 from erp_sim.worksheets import find_worksheet
@@ -33,3 +36,10 @@ def worksheet(number):
         lines=[{"product_nr": r["product_nr"], "amount": r["amount"], "reference": r["text"]}
                for r in rows],
     )
+
+
+@bp.post("/sessions/expire")
+def expire_sessions():
+    """Every login made so far is over: its next page asks to log in again."""
+    current_app.config["SESSIONS_VALID_FROM"] = time.time()
+    return jsonify(status="expired")

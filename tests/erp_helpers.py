@@ -172,6 +172,10 @@ class ErpSimServer(ServerProcess):
         response.raise_for_status()
         return response.json()
 
+    def expire_sessions(self):
+        """End every login (``POST /_sim/sessions/expire``)."""
+        requests.post(f"{self.url}/_sim/sessions/expire", timeout=5).raise_for_status()
+
     def lines_with(self, number, uniqueid):
         """The lines of worksheet ``number`` whose reference carries ``uniqueid`` as a word."""
         return [line for line in self.worksheet(number)["lines"]

@@ -1,0 +1,157 @@
+"""Test stands: one per ERP the contract tests run against, all offering one protocol.
+
+A stand starts its ERP, knows its seeded data (an open worksheet per test, a closed
+one, one that does not exist, an unknown product, an amount the ERP refuses), reads a
+worksheet's lines **through the ERP's own read path** (never through the integration
+under test), closes worksheets, expires sessions and builds the integration for it.
+``tests/test_integration_contract.py`` runs unchanged against every stand in
+:data:`STANDS`; adding an ERP to the contract is one class here.
+"""
+
+import logging
+import os
+import signal
+import tempfile
+from dataclasses import dataclass
+from decimal import Decimal
+
+from erp_helpers import ErpSimServer, make_integration, next_worksheet
+
+LOG = logging.getLogger("test.integration")
+
+
+@dataclass(frozen=True)
+class Line:
+    """A line as the ERP itself reports it."""
+
+    product: str
+    amount: Decimal
+    text: str
+
+
+class Stand:
+    """The protocol. Subclasses fill in the class attributes and the methods."""
+
+    name = None  # ERP_SYSTEM of the integration under test
+    admin = None  # Credentials that log in
+    closed_worksheet = None  # a worksheet that takes no more lines
+    missing_worksheet = None  # a worksheet number the ERP does not have
+    unknown_product = None  # a product number the ERP does not have
+    products = ()  # product numbers the ERP sells (at least three)
+    refused_amount = None  # (product, amount) the ERP itself refuses
+    login_marker = "logging in"  # what the integration logs when it logs in
+
+    def start(self, session_ttl=None):
+        """Start the ERP. :returns: self"""
+        raise NotImplementedError
+
+    def stop(self):
+        raise NotImplementedError
+
+    def next_worksheet(self):
+        """An open worksheet no other test of this process writes on."""
+        raise NotImplementedError
+
+    def lines(self, worksheet):
+        """:returns: the worksheet's lines as :class:`Line` s, oldest first"""
+        raise NotImplementedError
+
+    def expire_sessions(self):
+        """Log every user out behind the integration's back."""
+        raise NotImplementedError
+
+    def options(self):
+        """The ERP's own options (``IntegrationConfig.options``)."""
+        return {}
+
+    def integration(self, artifact_dir, url=None, **config):
+        """The integration under test, for this ERP (or for ``url``: e.g. nothing there)."""
+        return make_integration(self.name, url or self.url, artifact_dir,
+                                options=self.options(), **config)
+
+    def lines_with(self, worksheet, uniqueid):
+        return [line for line in self.lines(worksheet) if uniqueid in line.text.split()]
+
+
+class ErpSimStand(Stand):
+    """erp_sim, our stand-in, in one of its two flavours; read through ``/_sim``."""
+
+    closed_worksheet = "950"
+    missing_worksheet = "1500"
+    unknown_product = "999"
+    products = ("10", "11", "12", "150")
+    refused_amount = ("10", "-1")  # erp_sim refuses a negative amount
+
+    def __init__(self, name, flavor):
+        from integrations.base import Credentials
+
+        self.name, self.flavor = name, flavor
+        self.admin = Credentials("admin", "admin")
+        self.server = None
+
+    def start(self, session_ttl=None, save_delay=0.05, extra_args=()):
+        self.server = ErpSimServer(flavor=self.flavor, session_ttl=session_ttl,
+                                   save_delay=save_delay, extra_args=extra_args).start()
+        self.url = self.server.url
+        return self
+
+    def stop(self):
+        self.server.stop()
+
+    def next_worksheet(self):
+        return next_worksheet()
+
+    def lines(self, worksheet):
+        return [Line(str(line["product_nr"]), Decimal(line["amount"]), line["reference"])
+                for line in self.server.worksheet(worksheet)["lines"]]
+
+    def expire_sessions(self):
+        self.server.expire_sessions()
+
+
+#: every stand the contract runs against, by the name of its integration
+STANDS = {
+    "erp_sim": lambda: ErpSimStand("erp_sim", "classic"),
+    "erp_sim_spa": lambda: ErpSimStand("erp_sim_spa", "spa"),
+}
+
+
+def kill_browsers_of_this_process():
+    """Crash every browser this test process started: chromedriver and Chromium, as
+    an out-of-memory kill would. Found through the owner file each local browser's
+    profile holds (integrations.browser.orphans), so no integration's internals are used.
+
+    :returns: how many processes were killed
+    """
+    import glob
+    import json
+
+    from integrations.browser.orphans import PROFILE_PREFIX
+
+    killed = 0
+    for profile in glob.glob(os.path.join(tempfile.gettempdir(), PROFILE_PREFIX + "*")):
+        try:
+            with open(os.path.join(profile, "bridge-owner.json")) as f:
+                owner = json.load(f)
+        except (OSError, ValueError):
+            continue
+        if owner["owner"] != os.getpid():
+            continue
+        flag = f"--user-data-dir={profile}"
+        pids = [owner["chromedriver"]] + [
+            int(pid) for pid in os.listdir("/proc") if pid.isdigit() and flag in _cmdline(pid)]
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+            except OSError:
+                pass
+    return killed
+
+
+def _cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""

@@ -1,0 +1,191 @@
+"""erp_sim's flow (integrations/erp_sim/flow.py) in both flavours, against a real erp_sim
+server of that flavour in real headless Chromium.
+
+Moved from test_integration_contract.py when the contract became ERP-agnostic: these
+tests use erp_sim's own options (a clerk with a hostile password, save delays, chaos
+flags) or the flow's internals. Every assertion is as it was.
+"""
+
+import logging
+import os
+import time
+
+import pytest
+
+from core.errors import BrowserError, ErpTimeout, LoginFailed, ProductNotFound, TransientError
+from integrations.base import Credentials, LineOutcome
+from tests.erp_helpers import (LOG, ChromedriverServer, ErpSimServer, make_integration,
+                               next_worksheet, order)
+
+#: integration name -> the erp_sim flavour it drives
+FLAVORS = {"erp_sim": "classic", "erp_sim_spa": "spa"}
+ADMIN = Credentials("admin", "admin")
+#: a user with a password that cannot be mistaken for anything else on a page
+CLERK = Credentials("clerk", "Cl3rk-&<pw>\"only")
+CHAOS = ("--error-rate", "0.2", "--rerender", "--slow-save", "1", "--lock-rate", "0.2",
+         "--latency", "0-0.2", "--seed", "7")
+
+
+def start_erp(name, *extra_args, **options):
+    options.setdefault("save_delay", 0.05)
+    return ErpSimServer(flavor=FLAVORS[name], extra_args=[
+        "--user", f"{CLERK.username}:{CLERK.password}", *extra_args], **options).start()
+
+
+def add_until_settled(integration, worksheet, lines, credentials, rounds=25):
+    """Call add_lines again for the lines that failed transiently, like the worker does.
+
+    :returns: ``{uniqueid: final result}``
+    """
+    final, pending = {}, list(lines)
+    for _ in range(rounds):
+        results = integration.add_lines(worksheet, pending, credentials)
+        assert set(results) == {line.uniqueid for line in pending}
+        final.update(results)
+        pending = [line for line in pending if isinstance(results[line.uniqueid], TransientError)]
+        if not pending:
+            return final
+        time.sleep(0.2)  # the worker's backoff
+    raise AssertionError(f"still failing after {rounds} rounds: {final}")
+
+
+@pytest.fixture(scope="module", params=sorted(FLAVORS))
+def name(request):
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def erp(name):
+    server = start_erp(name)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def artifact_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("artifacts")
+
+
+@pytest.fixture(scope="module")
+def integration(name, erp, artifact_dir):
+    integration = make_integration(name, erp.url, artifact_dir)
+    yield integration
+    integration.close()
+
+
+@pytest.fixture
+def own_erp(name):
+    """``own_erp(*flags, **ErpSimServer options)``: a server of this flavour for one test."""
+    servers = []
+
+    def start(*extra_args, **options):
+        servers.append(start_erp(name, *extra_args, **options))
+        return servers[-1]
+    yield start
+    for server in servers:
+        server.stop()
+
+
+class TestErpSimFlow:
+
+    def test_wrong_password_is_login_failed_with_scrubbed_artifacts(self, integration,
+                                                                    artifact_dir, caplog):
+        line = order()
+        wrong = Credentials(CLERK.username, CLERK.password + "x")
+        with caplog.at_level(logging.INFO, logger=LOG.name):
+            with pytest.raises(LoginFailed) as raised:
+                integration.add_line(line, wrong)
+        assert raised.value.reason_code == "LOGIN_FAILED"
+        saved = sorted(p for p in os.listdir(artifact_dir) if line.uniqueid in p)
+        assert [os.path.splitext(p)[1] for p in saved] == [".html", ".png"]
+        assert all("LOGIN_FAILED" in p for p in saved)
+        assert "Invalid username or password" in (artifact_dir / saved[0]).read_text()
+        for path in saved:
+            assert b"Cl3rk" not in (artifact_dir / path).read_bytes()
+        assert "Cl3rk" not in caplog.text
+        assert str(artifact_dir / saved[0]) in caplog.text  # the paths are logged
+        # the right password works on the same integration
+        assert integration.add_line(order(), CLERK) is LineOutcome.CREATED
+
+    def test_artifacts_of_a_logged_in_page_hide_the_password(self, integration, artifact_dir):
+        line = order(product_nr="999")
+        with pytest.raises(ProductNotFound):
+            integration.add_line(line, CLERK)
+        html_name = next(p for p in os.listdir(artifact_dir)
+                         if line.uniqueid in p and p.endswith("_PRODUCT_NOT_FOUND.html"))
+        html = (artifact_dir / html_name).read_text()
+        assert "999" in html and "Cl3rk" not in html
+
+    def test_session_lost_mid_visit_logs_in_again_and_adds_once(self, integration, erp):
+        line = order()
+        sheet = integration._open_worksheet(line.worksheet, ADMIN)
+        integration._browser.driver.delete_all_cookies()  # logged out behind its back
+        integration._write(sheet, line, ADMIN)
+        assert len(erp.lines_with(line.worksheet, line.uniqueid)) == 1
+
+    def test_dead_browser_is_transient_and_then_replaced(self, integration, erp):
+        integration._browser_for(ADMIN).driver.quit()  # the browser crashed
+        with pytest.raises(BrowserError):
+            integration.add_line(order(), ADMIN)
+        assert integration._browser is None
+        line = order()
+        assert integration.add_line(line, ADMIN) is LineOutcome.CREATED
+        assert len(erp.lines_with(line.worksheet, line.uniqueid)) == 1
+
+    def test_browser_is_recycled_after_n_orders(self, name, erp, tmp_path):
+        integration = make_integration(name, erp.url, tmp_path, recycle_after_orders=3)
+        sheet = str(next_worksheet())
+        try:
+            integration.add_lines(sheet, [order(sheet), order(sheet)], ADMIN)
+            first = integration._browser
+            integration.add_line(order(sheet), ADMIN)
+            assert integration._browser is first
+            integration.add_line(order(sheet), ADMIN)
+            assert integration._browser is not first and integration._browser is not None
+        finally:
+            integration.close()
+        assert len(erp.worksheet(sheet)["lines"]) == 4
+
+    def test_timeout_after_submit_never_adds_twice(self, name, own_erp, tmp_path):
+        erp = own_erp(save_delay=2.0)
+        integration = make_integration(name, erp.url, tmp_path, page_load_timeout=1.0)
+        line = order()
+        try:
+            with pytest.raises(ErpTimeout):  # read back: the ERP was still saving
+                integration.add_line(line, ADMIN)
+            deadline = time.monotonic() + 5  # the worker's backoff
+            while not erp.lines_with(line.worksheet, line.uniqueid) and \
+                    time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert integration.add_line(line, ADMIN) is LineOutcome.EXISTED
+        finally:
+            integration.close()
+        assert len(erp.lines_with(line.worksheet, line.uniqueid)) == 1
+
+    def test_remote_webdriver(self, name, erp, tmp_path):
+        with ChromedriverServer() as chromedriver:
+            integration = make_integration(name, erp.url, tmp_path,
+                                           selenium_remote_url=chromedriver.url)
+            line = order()
+            try:
+                assert integration.add_line(line, ADMIN) is LineOutcome.CREATED
+                assert integration.add_line(line, ADMIN) is LineOutcome.EXISTED
+            finally:
+                integration.close()
+        assert len(erp.lines_with(line.worksheet, line.uniqueid)) == 1
+
+    def test_under_chaos_retries_converge_to_one_line_per_order(self, name, own_erp,
+                                                                 tmp_path):
+        erp = own_erp(*CHAOS)
+        integration = make_integration(name, erp.url, tmp_path)
+        sheet = str(next_worksheet())
+        lines = [order(sheet, product_nr=str(10 + i)) for i in range(6)]
+        lines.append(order(sheet, product_nr="999"))
+        try:
+            results = add_until_settled(integration, sheet, lines, ADMIN)
+        finally:
+            integration.close()
+        assert isinstance(results.pop(lines[-1].uniqueid), ProductNotFound)
+        assert set(results.values()) <= {LineOutcome.CREATED, LineOutcome.EXISTED}
+        references = [line["reference"] for line in erp.worksheet(sheet)["lines"]]
+        assert sorted(references) == sorted(line.text for line in lines[:-1])
