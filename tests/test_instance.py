@@ -85,25 +85,6 @@ def test_order_finished_but_not_acked_is_not_written_again(settings):
     assert erp.calls == []
 
 
-def test_acked_rows_are_deleted(settings):
-    inst, _ = open_instance(settings)
-    for n in range(5):
-        inst.submit(new_order(f"a{n}"))
-    inst.worker.start()
-    wait_for(lambda: inst.store.count_active() == 0)
-    wait_for(lambda: _queue_rows(settings) == 0, message="acked rows compacted")
-    inst.close()
-
-
-def _queue_rows(settings):
-    import glob
-    import os
-    path = glob.glob(os.path.join(settings.workshop_queue_dir, "queue", "*"))
-    db = [p for p in path if p.endswith("data.db")][0]
-    with sqlite3.connect(db) as conn:
-        return conn.execute("SELECT COUNT(*) FROM ack_queue_default").fetchone()[0]
-
-
 def test_logs_mask_known_secrets_and_password_shapes(settings):
     api_log, orderline_log = setup(settings, to_stderr=False)
     orderline_log.info("login with %s", settings.erp_password)
@@ -120,12 +101,6 @@ def test_logs_mask_known_secrets_and_password_shapes(settings):
             logger.removeHandler(handler)
             handler.close()
     logging.getLogger("oilmat.api").propagate = True
-
-
-def test_empty_queue_get_returns_none_after_the_timeout(settings):
-    inst, _ = open_instance(settings)
-    assert inst.queue.get(timeout=0.05) is None
-    inst.close()
 
 
 # -- storage faults (issue 8: no order stranded or lost) ------------------------------
