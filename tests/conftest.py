@@ -35,3 +35,22 @@ def wait_for(predicate, timeout=10.0, interval=0.02, message="condition"):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {message}")
         time.sleep(interval)
+
+
+@pytest.fixture
+def erp():
+    """A hand-written fake ERP (tests/fakes.py) for unit tests of the instance."""
+    from fakes import FakeIntegration
+
+    return FakeIntegration()
+
+
+@pytest.fixture
+def instance(settings, erp):
+    """One workshop's instance on real SQLite files, writing into the fake ``erp``;
+    its worker is not started."""
+    from bridge.instance import Instance
+
+    inst = Instance(settings, make_integration=lambda: erp)
+    yield inst
+    inst.close(worker_timeout=10)

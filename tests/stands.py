@@ -8,10 +8,13 @@ under test), closes worksheets, expires sessions and builds the integration for 
 :data:`STANDS`; adding an ERP to the contract is one class here.
 """
 
+import glob
+import json
 import logging
 import os
 import signal
 import tempfile
+import time
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -123,15 +126,12 @@ def kill_browsers_of_this_process():
 
     :returns: how many processes were killed
     """
-    import glob
-    import json
-
-    from integrations.browser.orphans import PROFILE_PREFIX
+    from integrations.browser.orphans import OWNER_FILE, PROFILE_PREFIX, cmdline
 
     killed = 0
     for profile in glob.glob(os.path.join(tempfile.gettempdir(), PROFILE_PREFIX + "*")):
         try:
-            with open(os.path.join(profile, "bridge-owner.json")) as f:
+            with open(os.path.join(profile, OWNER_FILE)) as f:
                 owner = json.load(f)
         except (OSError, ValueError):
             continue
@@ -139,7 +139,7 @@ def kill_browsers_of_this_process():
             continue
         flag = f"--user-data-dir={profile}"
         pids = [owner["chromedriver"]] + [
-            int(pid) for pid in os.listdir("/proc") if pid.isdigit() and flag in _cmdline(pid)]
+            int(pid) for pid in os.listdir("/proc") if pid.isdigit() and flag in cmdline(pid)]
         for pid in pids:
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -149,9 +149,20 @@ def kill_browsers_of_this_process():
     return killed
 
 
-def _cmdline(pid):
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
+def settle(integration, worksheet, lines, credentials, rounds=25, pause=0.2):
+    """Call add_lines again for the lines that failed transiently, like the worker does.
+
+    :returns: ``{uniqueid: final result}``
+    """
+    from core.errors import TransientError
+
+    final, pending = {}, list(lines)
+    for _ in range(rounds):
+        results = integration.add_lines(worksheet, pending, credentials)
+        assert set(results) == {line.uniqueid for line in pending}
+        final.update(results)
+        pending = [line for line in pending if isinstance(results[line.uniqueid], TransientError)]
+        if not pending:
+            return final
+        time.sleep(pause)  # the worker's backoff
+    raise AssertionError(f"still failing after {rounds} rounds: {final}")

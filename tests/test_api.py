@@ -7,25 +7,11 @@ import pytest
 
 from bridge.app import create_app
 from core.errors import ErpUnavailable
-from bridge.instance import Instance
 from conftest import WORKSHOP, replace, wait_for
-from fakes import FakeIntegration
 
 ORDER = {"workshop": WORKSHOP, "worksheet": "558", "product_nr": "10",
          "product_amount": "5", "uniqueid": "u-1", "username": "admin",
          "password": "pw-SECRET-4711"}
-
-
-@pytest.fixture
-def erp():
-    return FakeIntegration()
-
-
-@pytest.fixture
-def instance(settings, erp):
-    inst = Instance(settings, make_integration=lambda: erp)
-    yield inst
-    inst.close(worker_timeout=10)
 
 
 @pytest.fixture

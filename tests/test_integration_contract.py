@@ -17,28 +17,11 @@ from decimal import Decimal
 import pytest
 
 from core.errors import (BrowserError, ErpUnavailable, InvalidAmount, LoginFailed,
-                         ProductNotFound, TransientError, WorksheetClosed, WorksheetNotFound)
+                         ProductNotFound, WorksheetClosed, WorksheetNotFound)
 from integrations import get_integration_class
 from integrations.base import Credentials, LineOutcome
-from stands import LOG, STANDS, Line, kill_browsers_of_this_process
+from stands import LOG, STANDS, Line, kill_browsers_of_this_process, settle
 from tests.erp_helpers import closed_port_url, order
-
-
-def settle(integration, worksheet, lines, credentials, rounds=10):
-    """add_lines again for the lines that failed transiently, as the worker does.
-
-    :returns: ``{uniqueid: final result}``
-    """
-    final, pending = {}, list(lines)
-    for _ in range(rounds):
-        results = integration.add_lines(worksheet, pending, credentials)
-        assert set(results) == {line.uniqueid for line in pending}
-        final.update(results)
-        pending = [line for line in pending if isinstance(results[line.uniqueid], TransientError)]
-        if not pending:
-            return final
-        time.sleep(0.3)  # the worker's backoff
-    raise AssertionError(f"still failing after {rounds} rounds: {final}")
 
 
 @pytest.fixture(scope="module", params=sorted(STANDS))

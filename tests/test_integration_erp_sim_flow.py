@@ -12,8 +12,9 @@ import time
 
 import pytest
 
-from core.errors import BrowserError, ErpTimeout, LoginFailed, ProductNotFound, TransientError
+from core.errors import BrowserError, ErpTimeout, LoginFailed, ProductNotFound
 from integrations.base import Credentials, LineOutcome
+from stands import settle
 from tests.erp_helpers import (LOG, ChromedriverServer, ErpSimServer, make_integration,
                                next_worksheet, order)
 
@@ -30,23 +31,6 @@ def start_erp(name, *extra_args, **options):
     options.setdefault("save_delay", 0.05)
     return ErpSimServer(flavor=FLAVORS[name], extra_args=[
         "--user", f"{CLERK.username}:{CLERK.password}", *extra_args], **options).start()
-
-
-def add_until_settled(integration, worksheet, lines, credentials, rounds=25):
-    """Call add_lines again for the lines that failed transiently, like the worker does.
-
-    :returns: ``{uniqueid: final result}``
-    """
-    final, pending = {}, list(lines)
-    for _ in range(rounds):
-        results = integration.add_lines(worksheet, pending, credentials)
-        assert set(results) == {line.uniqueid for line in pending}
-        final.update(results)
-        pending = [line for line in pending if isinstance(results[line.uniqueid], TransientError)]
-        if not pending:
-            return final
-        time.sleep(0.2)  # the worker's backoff
-    raise AssertionError(f"still failing after {rounds} rounds: {final}")
 
 
 @pytest.fixture(scope="module", params=sorted(FLAVORS))
@@ -182,7 +166,7 @@ class TestErpSimFlow:
         lines = [order(sheet, product_nr=str(10 + i)) for i in range(6)]
         lines.append(order(sheet, product_nr="999"))
         try:
-            results = add_until_settled(integration, sheet, lines, ADMIN)
+            results = settle(integration, sheet, lines, ADMIN)
         finally:
             integration.close()
         assert isinstance(results.pop(lines[-1].uniqueid), ProductNotFound)

@@ -8,22 +8,8 @@ kept. The thread's own tests (start, stop, surviving a bug) stay in test_api.py.
 import pytest
 
 from core.errors import ErpUnavailable, ProductNotFound, WorksheetClosed
-from bridge.instance import Instance
 from conftest import WORKSHOP, replace
-from fakes import FakeIntegration
 from workers.worker import VISIT_LINES
-
-
-@pytest.fixture
-def erp():
-    return FakeIntegration()
-
-
-@pytest.fixture
-def instance(settings, erp):
-    inst = Instance(settings, make_integration=lambda: erp)
-    yield inst
-    inst.close(worker_timeout=10)
 
 
 def place(instance, uniqueid="u-1", **changes):

@@ -8,11 +8,11 @@ import signal
 import tempfile
 
 PROFILE_PREFIX = "bridge-chromium-"
-_OWNER_FILE = "bridge-owner.json"
+OWNER_FILE = "bridge-owner.json"
 
 
 def write_owner(profile_dir, chromedriver_pid):
-    with open(os.path.join(profile_dir, _OWNER_FILE), "w") as f:
+    with open(os.path.join(profile_dir, OWNER_FILE), "w") as f:
         json.dump({"owner": os.getpid(), "chromedriver": chromedriver_pid}, f)
 
 
@@ -26,7 +26,8 @@ def process_running(pid):
     return state not in (b"Z", b"X")
 
 
-def _cmdline(pid):
+def cmdline(pid):
+    """The command line of ``pid`` (empty when it is gone)."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             return f.read().replace(b"\0", b" ").decode(errors="replace")
@@ -47,17 +48,17 @@ def reap_orphaned_browsers():
         return
     for profile in glob.glob(os.path.join(tempfile.gettempdir(), PROFILE_PREFIX + "*")):
         try:
-            with open(os.path.join(profile, _OWNER_FILE)) as f:
+            with open(os.path.join(profile, OWNER_FILE)) as f:
                 owner = json.load(f)
         except (OSError, ValueError):
             continue  # being set up right now, or not ours
         if process_running(owner["owner"]):
             continue
         driver_pid = owner["chromedriver"]
-        victims = [driver_pid] if "chromedriver" in _cmdline(driver_pid) else []
+        victims = [driver_pid] if "chromedriver" in cmdline(driver_pid) else []
         flag = f"--user-data-dir={profile}"
         victims += [int(pid) for pid in os.listdir("/proc")
-                    if pid.isdigit() and flag in _cmdline(pid)]
+                    if pid.isdigit() and flag in cmdline(pid)]
         for pid in victims:
             try:
                 os.kill(pid, signal.SIGKILL)
