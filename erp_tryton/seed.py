@@ -10,6 +10,8 @@ What it creates (see erp_tryton/README.md):
 * a currency (EUR), a company (the admin user's), customers with an address each;
 * the unit *Liter* rounded to 0.001 with 3 digits (the pumps dispense millilitres);
 * products whose *Code* is ``1``-``200``, sold per litre, with a list price;
+* products whose *Code* is ``201``-``205``, sold per *Unit* (0 decimals: Tryton refuses
+  2.5 of them, which is how tests get a real INVALID_AMOUNT);
 * sales with *Reference* ``1``-``899`` in draft (open worksheets, no lines) and ``900``-``999``
   quoted (closed worksheets, one line each);
 * every module-configuration wizard item marked done, so no wizard pops up at first login.
@@ -23,16 +25,20 @@ from decimal import Decimal
 OPEN_REFERENCES = range(1, 900)
 CLOSED_REFERENCES = range(900, 1000)
 PRODUCT_CODES = range(1, 201)
+UNIT_PRODUCT_CODES = range(201, 206)  # sold per Unit, whole numbers only
 COMPANY = "OilMat Demo Workshop"
 CUSTOMERS = ("Benny's Auto", "Hansen Transport", "Maria Olsen", "Nordic Taxi", "Peter Jensen",
              "Greenfield Farms", "City Bakery", "Lund & Sons")
+_UNIT_GOODS = ("Oil filter", "Drain plug washer", "Funnel", "Oil can 1 l", "Grease cartridge")
 _OILS = ("Motor oil 0W-20", "Motor oil 5W-30", "Motor oil 5W-40", "Motor oil 10W-40",
          "Motor oil 15W-40", "Gear oil 75W-90", "Gear oil 80W-90",
          "Automatic transmission fluid", "Hydraulic oil HV 46", "Coolant G12")
 
 
 def product_name(code):
-    """Name of the product with *Code* ``code`` (1-200)."""
+    """Name of the product with *Code* ``code`` (1-205)."""
+    if code in UNIT_PRODUCT_CODES:
+        return f"{_UNIT_GOODS[code - UNIT_PRODUCT_CODES[0]]} #{code}"
     return f"{_OILS[code % len(_OILS)]} #{code}"
 
 
@@ -61,16 +67,15 @@ def seed(pool):
     Item = get("ir.module.config_wizard.item")
     Item.write(Item.search([]), {"state": "done"})
     liter = get("ir.model.data").get_id("product", "uom_liter")
+    unit = get("ir.model.data").get_id("product", "uom_unit")  # ships with 0 digits
     Uom = get("product.uom")
     # The product module ships Liter at 0.01; pumps measure to the millilitre.
     Uom.write([Uom(liter)], {"rounding": 0.001, "digits": 3})
 
     with Transaction().set_context(company=company.id):
-        templates = _create(get("product.template"), [{
-            "name": product_name(code), "type": "goods", "default_uom": liter,
-            "salable": True, "sale_uom": liter, "list_price": list_price(code),
-            "products": [("create", [{"suffix_code": str(code)}])],
-        } for code in PRODUCT_CODES])
+        templates = _create(get("product.template"), [
+            _template(code, liter) for code in PRODUCT_CODES] + [
+            _template(code, unit) for code in UNIT_PRODUCT_CODES])
         products = {t.products[0].code: t.products[0] for t in templates}
         Sale = get("sale.sale")
         addresses = {c.id: c.addresses[0].id for c in customers}
@@ -87,6 +92,13 @@ def seed(pool):
         closed = _create(Sale, [sale(reference, [_line(products, reference)])
                               for reference in CLOSED_REFERENCES])
         Sale.quote(closed)
+
+
+def _template(code, uom):
+    """A salable product template with one variant whose *Code* is ``code``, sold per ``uom``."""
+    return {"name": product_name(code), "type": "goods", "default_uom": uom, "salable": True,
+            "sale_uom": uom, "list_price": list_price(code),
+            "products": [("create", [{"suffix_code": str(code)}])]}
 
 
 def _create(model, values, chunk=25):

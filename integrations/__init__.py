@@ -11,6 +11,7 @@ import importlib
 AVAILABLE = {
     "erp_sim": "integrations.erp_sim",
     "erp_sim_spa": "integrations.erp_sim_spa",
+    "tryton": "integrations.tryton",
 }
 
 

@@ -1,0 +1,268 @@
+"""The integration class of ``ERP_SYSTEM=tryton``: one visit per worksheet through sao.
+
+A visit: open the sale whose *Reference* is the worksheet (the Sales list filtered by
+the address's domain the first time, then straight by its id), logging in when sao
+asks; read its lines once; for each order not yet there, add a line in the line
+dialog, save the sale and read the lines back -- a line counts as written only when
+the list shows it with the right product and quantity, not merely its text.
+
+Exactly once: a line is recognised by ``OilMat <uniqueid>`` in its description. When
+a save's outcome is unknown (a timeout, a lost answer), the sale is read again on a
+fresh page before anything is retried, and a line is never added again in the same
+visit after a timeout -- its request may still be running.
+
+The browser is kept, logged in, across calls (about 4 s of sao start-up and login
+saved per visit) and replaced after a crash and after ``recycle_after_orders`` orders.
+"""
+
+import json
+import re
+import time
+from decimal import Decimal
+from urllib.parse import quote, urlsplit
+
+from core.errors import (BridgeError, BrowserError, IntegrationError, InvalidAmount,
+                         ProductNotFound, SessionExpired, TransientError)
+from integrations.base import Integration, LineOutcome
+from integrations.browser import (BROWSER_FAILURES, Browser, map_webdriver_error,
+                                  save_failure_artifacts)
+from integrations.tryton import pages
+
+#: refusals of one line; the other lines of the visit go on
+_LINE_REFUSALS = (ProductNotFound, InvalidAmount)
+#: the label of the sale form's one2many of lines (sao speaks English to us)
+LINES_LABEL = "Lines"
+
+
+class LineUnverified(TransientError):
+    """A line with the order's uniqueid is on the sale, but not with its product and
+    quantity. Nothing is added over it; an operator (or a later repair) must look."""
+
+    reason_code = "LINE_UNVERIFIED"
+
+
+class TrytonIntegration(Integration):
+    name = "tryton"
+
+    def __init__(self, config, logger):
+        super().__init__(config, logger)
+        self.database = config.options.get("database", "workshop")
+        self._browser = None
+        self._sao = None
+        self._credentials = None  # what the browser is logged in as
+        self._orders_on_browser = 0
+        self._fresh_page = True  # load sao anew at the next visit (no stale tab)
+        self._sale_ids = {}  # worksheet -> sale id seen in sao's address
+
+    # -- the interface ----------------------------------------------------------------
+
+    def add_line(self, line, credentials):
+        result = self.add_lines(line.worksheet, [line], credentials)[line.uniqueid]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def add_lines(self, worksheet, lines, credentials):
+        results = {}
+        if not lines:
+            return results
+        try:
+            self._count_orders(len(lines), credentials)
+            self._visit(str(worksheet).strip(), lines, credentials, results)
+        except BridgeError as exc:
+            self._fail_rest(exc, lines, results, credentials)
+        except BROWSER_FAILURES as exc:
+            self._fail_rest(map_webdriver_error(exc), lines, results, credentials)
+        except Exception as exc:  # a bug, not Tryton: a fresh browser is the safe way on
+            self.log.exception("worksheet %s: unexpected error", worksheet)
+            self._fail_rest(TransientError(f"{type(exc).__name__}: {exc}",
+                                           reason_code="UNEXPECTED_ERROR"),
+                            lines, results, credentials)
+            self.close()
+        return results
+
+    def close(self):
+        browser, self._browser, self._sao = self._browser, None, None
+        self._credentials = None
+        self._fresh_page = True
+        if browser is not None:
+            browser.quit()
+            self.log.info("browser closed")
+
+    # -- one visit ----------------------------------------------------------------------
+
+    def _visit(self, worksheet, lines, credentials, results):
+        form = self._open_sale(worksheet, credentials)
+        present = form.lines()
+        for line in lines:
+            if line.uniqueid in results:
+                continue  # the same order twice in one batch
+            found = _lines_with(present, line.uniqueid)
+            if found:
+                results[line.uniqueid] = _verified(found, line, LineOutcome.EXISTED)
+                self.log.info("worksheet %s: line for order %s already there", worksheet,
+                              line.uniqueid)
+                continue
+            form.check(worksheet)  # closed: raised for this line and the rest
+            try:
+                form, present = self._write(form, line, credentials)
+            except _LINE_REFUSALS as exc:
+                results[line.uniqueid] = exc
+                self._failed(exc, [line], credentials)
+                if self._fresh_page:  # the refused line may linger unsaved in the form
+                    form = self._open_sale(worksheet, credentials)
+                    present = form.lines()
+                continue
+            results[line.uniqueid] = _verified(_lines_with(present, line.uniqueid), line,
+                                               LineOutcome.CREATED)
+            self.log.info("worksheet %s: line added for order %s", worksheet, line.uniqueid)
+        # A tab left open would be shown again, stale, by the next visit to this sale.
+        self._fresh_page = not self._sao.close_tab()
+
+    def _write(self, form, line, credentials):
+        """Add ``line`` on the open ``form`` and save; :returns: ``(form, lines read back)``"""
+        dialog = form.new_line()
+        try:
+            dialog.fill(str(line.product_nr).strip(), amount_text(line.product_amount),
+                        line.text)
+        except IntegrationError:
+            self._fresh_page = True  # a half-filled line may stay in the form
+            dialog.discard()
+            raise
+        dialog.add()
+        try:
+            form.save()
+            return form, form.lines()
+        except _LINE_REFUSALS:
+            self._fresh_page = True  # the refused line is still in the unsaved form
+            raise
+        except (IntegrationError, *BROWSER_FAILURES) as exc:
+            error = map_webdriver_error(exc)
+            self._fresh_page = True
+            if isinstance(error, BrowserError):
+                raise error from exc  # the next call starts afresh and reads first
+        # The save may or may not have been stored: read the sale back on a fresh page.
+        self.log.warning("worksheet %s, order %s: outcome unknown (%s), reading the sale back",
+                         line.worksheet, line.uniqueid, error.reason_code)
+        form = self._open_sale(line.worksheet, credentials)
+        present = form.lines()
+        if _lines_with(present, line.uniqueid):
+            return form, present
+        # Not there: after a timeout the request may still store it, so no second try
+        # now; the worker's retry, after its backoff, reads the sale first again.
+        raise error
+
+    def _open_sale(self, worksheet, credentials):
+        """Show the sale whose Reference is ``worksheet``; log in when sao asks."""
+        sao = self._sao_for(credentials)
+        sale_id = self._sale_ids.get(worksheet)
+        fresh = self._fresh_page or sao.tab_count() > 0
+        self._fresh_page = True  # until this visit ends cleanly
+        if sale_id is not None:
+            sao.open(f"model/sale.sale/{sale_id}", fresh)
+            form = self._after_login(sao, lambda: pages.SaleForm(sao, LINES_LABEL), credentials)
+            if form.reference == worksheet:
+                return form.check(worksheet)
+            # The sale is not what it was (another database?): search again.
+            self._sale_ids.pop(worksheet, None)
+            fresh = True
+        domain = quote(json.dumps([["reference", "=", worksheet]]), safe="")
+        sao.open(f"model/sale.sale;domain={domain}", fresh)
+        found = self._after_login(sao, lambda: pages.SaleList(sao, worksheet), credentials)
+        form = found.open_sale(LINES_LABEL)
+        if form.record_id is not None:
+            self._sale_ids[worksheet] = form.record_id
+        return form.check(worksheet)
+
+    def _after_login(self, sao, screen, credentials):
+        """``screen()``; when it finds sao's login dialog instead, log in and try again."""
+        try:
+            shown = screen()
+            if not getattr(shown, "login_shown", False):
+                return shown
+        except SessionExpired:
+            pass  # SaleForm: the login dialog came instead of the form
+        started = time.monotonic()
+        self.log.info("logging in to Tryton as %s", credentials.username)
+        self._credentials = None
+        pages.LoginDialog(sao).login(credentials)
+        self._credentials = credentials
+        self.log.info("logged in in %.1fs", time.monotonic() - started)
+        shown = screen()
+        if getattr(shown, "login_shown", False):
+            raise SessionExpired("sao asked for a login again right after logging in")
+        return shown
+
+    # -- the browser ----------------------------------------------------------------------
+
+    def _count_orders(self, count, credentials):
+        if self._orders_on_browser + count > self.config.recycle_after_orders > 0:
+            self.log.info("recycling the browser after %d orders", self._orders_on_browser)
+            self.close()
+        self._sao_for(credentials)
+        self._orders_on_browser += count
+
+    def _sao_for(self, credentials):
+        if self._browser is not None and self._credentials not in (None, credentials):
+            self.close()  # reconfigured credentials: drop the old user's session
+        if self._browser is None:
+            started = time.monotonic()
+            self._browser = Browser(self.config)
+            self._sao = pages.Sao(self._browser, self.config.erp_url, self.database)
+            self._orders_on_browser = 0
+            self._fresh_page = True
+            remote = urlsplit(self.config.selenium_remote_url)  # host and port only
+            where = f"remote {remote.hostname}:{remote.port}" if remote.hostname else "local"
+            self.log.info("browser started (%s) in %.1fs", where, time.monotonic() - started)
+        self._sao.credentials = credentials
+        return self._sao
+
+    # -- failures -------------------------------------------------------------------------
+
+    def _fail_rest(self, error, lines, results, credentials):
+        """``error`` ends the visit: every line without a result gets it."""
+        self._fresh_page = True
+        rest = [line for line in lines if line.uniqueid not in results]
+        for line in rest:
+            results[line.uniqueid] = error
+        if rest:
+            self._failed(error, rest, credentials)
+        if isinstance(error, BrowserError):
+            self.close()
+
+    def _failed(self, error, lines, credentials):
+        """Save the failed page (password scrubbed) and log it."""
+        paths = []
+        if self._browser is not None and not isinstance(error, BrowserError):
+            try:
+                paths = save_failure_artifacts(self._browser.driver, self.config.artifact_dir,
+                                               lines[0].uniqueid, error.reason_code,
+                                               secrets=[credentials.password])
+            except Exception as exc:  # a failure report must not hide the failure
+                self.log.warning("could not save failure artifacts: %s", type(exc).__name__)
+        self.log.warning("worksheet %s, order %s failed: %s: %s%s", lines[0].worksheet,
+                         ", ".join(line.uniqueid for line in lines), error.reason_code,
+                         error.reason_text, f" (saved {', '.join(paths)})" if paths else "")
+
+
+def _lines_with(lines, uniqueid):
+    """The lines whose description carries ``uniqueid`` as a whole word."""
+    pattern = re.compile(rf"(?<!\S){re.escape(uniqueid)}(?!\S)")
+    return [line for line in lines if pattern.search(line.description or "")]
+
+
+def _verified(found, line, outcome):
+    """``outcome`` when exactly one of ``found`` is ``line`` with its product and quantity.
+
+    :returns: ``outcome``, or a :class:`LineUnverified` (not raised) saying what is wrong
+    """
+    want = (str(line.product_nr).strip(), Decimal(str(line.product_amount)))
+    if len(found) == 1 and (found[0].product_code, found[0].quantity) == want:
+        return outcome
+    return LineUnverified(f"Sale {line.worksheet}: order {line.uniqueid} should be product "
+                          f"{want[0]} x {want[1]}, Tryton shows {found!r}")
+
+
+def amount_text(amount):
+    """``Decimal("5.000")`` -> ``"5"``, ``Decimal("2.50")`` -> ``"2.5"``, never exponent form."""
+    return format(Decimal(str(amount)).normalize(), "f")

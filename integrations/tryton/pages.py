@@ -1,0 +1,447 @@
+"""The sao screens the Tryton integration drives, one class per screen.
+
+sao is a single-page client: nothing "loads", requests run in the background, dialogs
+come and go. So every step ends with :meth:`Sao.wait`: one script per poll that looks,
+in this order, for a dialog of Tryton's (a refusal, an error: raised as the error it
+means), for sao asking the password again (the session expired: answered, and sao
+repeats the request itself), and only then, once jQuery has no request running, for
+the condition of the step. Locators are scoped to the active tab (every navigation
+opens a tab, and old ones stay in the DOM) or to the open line dialog.
+"""
+
+import re
+from decimal import Decimal, InvalidOperation
+
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+
+from core.errors import (InvalidAmount, LoginFailed, ProductNotFound, SessionExpired,
+                         UnexpectedPage, WorksheetClosed, WorksheetNotFound)
+from integrations.tryton.messages import erp_error
+
+#: the active tab's pane
+PANE = "#tabcontent > .tab-pane.active"
+#: the open line dialog
+DIALOG = ".modal.in.window-form"
+#: password prompts answered within one wait beyond which the password is wrong
+MAX_PASSWORD_ANSWERS = 1
+
+# One poll: Tryton's dialogs first, then a password prompt, then the login dialog, then
+# (with no request running) the step's own condition, a function body given ``args``.
+_POLL_JS = """
+var body = arguments[0], args = arguments[1];
+if (!window.jQuery || !window.Sao) { return ['wait']; }
+var texts = Array.from(document.querySelectorAll(
+    '.modal.in.message-dialog, .modal.in.warning-dialog, .modal.in.error-dialog,'
+    + ' .modal.in.user-warning-dialog, .modal.in.concurrency-dialog'),
+    function (e) { return e.textContent.trim(); });
+if (texts.length) { return ['alert', texts]; }
+if (document.querySelector('.modal.in.ask-dialog:not([data-bridge-answered]) input[type=password]')) {
+    return ['password'];
+}
+if (document.querySelector('.login-dialog.in input#login:not([disabled])')) { return ['login']; }
+if (jQuery.active !== 0) { return ['wait']; }
+var value = new Function('args', body)(args);
+return value ? ['ok', value] : ['wait'];
+"""
+
+# The tab's status label: "_/0" once a search found nothing, "1/1" once a record shows.
+_STATUS_JS = """
+function status(pane) {
+    var badge = pane && pane.querySelector('.navbar-text > .badge');
+    var m = badge && /^(\\S+?)(?:#\\d+)?(?:@\\S+)?\\/(\\d+)/.exec(badge.textContent.trim());
+    return m ? {position: m[1], size: Number(m[2])} : null;
+}
+"""
+
+_LINES_WIDGET_JS = """
+function linesWidget(pane) {
+    return Array.from(pane.querySelectorAll('.form-one2many')).find(function (e) {
+        var label = e.querySelector('.form-one2many-string');
+        return label && label.textContent.trim() === args.label;
+    });
+}
+"""
+
+
+class Sao:
+    """The sao client in one browser: waits, navigation and the password prompt.
+
+    :param browser: an :class:`integrations.browser.Browser`
+    :param base_url: the server's URL, e.g. ``http://127.0.0.1:8000``
+    :param database: the Tryton database name (part of every address)
+    """
+
+    def __init__(self, browser, base_url, database):
+        self.browser = browser
+        self.driver = browser.driver
+        self.base_url = base_url.rstrip("/")
+        self.database = database
+        self.credentials = None  # what a password prompt is answered with
+
+    def wait(self, body, what, timeout=None, login=False, **args):
+        """Poll until the JS function ``body`` (given ``args``) returns a truthy value.
+
+        :param login: return ``"login"`` when sao shows its login dialog (else it is
+            a session lost mid-visit: :class:`SessionExpired`)
+        :returns: what ``body`` returned
+        :raises core.errors.IntegrationError: what a dialog of Tryton's means
+        :raises LoginFailed: when the password is asked again right after answering it
+        """
+        answered = 0
+
+        def poll(driver):
+            nonlocal answered
+            state = driver.execute_script(_POLL_JS, body, args)
+            if state[0] == "ok":
+                return state[1]
+            if state[0] == "alert":
+                raise erp_error(state[1])
+            if state[0] == "password":
+                if answered >= MAX_PASSWORD_ANSWERS or self.credentials is None:
+                    raise LoginFailed("Tryton asked for the password again: it was refused")
+                answered += 1
+                self._answer_password()
+            elif state[0] == "login":
+                if login:
+                    return "login"
+                raise SessionExpired("sao showed its login dialog in the middle of a visit")
+            return False
+
+        return self.browser.wait_until(poll, what, timeout)
+
+    def _answer_password(self):
+        # Marked first: a second, unmarked prompt means the password was refused.
+        field = self.driver.execute_script("""
+            var dialog = document.querySelector('.modal.in.ask-dialog:not([data-bridge-answered])');
+            dialog.setAttribute('data-bridge-answered', '1');
+            return dialog.querySelector('input[type=password]');""")
+        field.send_keys(self.credentials.password + "\n")
+
+    def open(self, fragment, fresh):
+        """Show ``#<database>/<fragment>``.
+
+        :param fresh: load sao anew (a clean page, no tab left from before); otherwise
+            only the address's fragment changes and sao opens a tab for it
+        """
+        address = f"{self.base_url}/#{self.database}/{fragment}"
+        if fresh:
+            self.driver.get("about:blank")  # else a change of fragment only is no reload
+            self.browser.open(address)
+        else:
+            self.driver.execute_script("location.hash = arguments[0];",
+                                       f"{self.database}/{fragment}")
+
+    def tab_count(self):
+        return self.driver.execute_script(
+            "return document.querySelectorAll('#tabcontent > .tab-pane').length;")
+
+    def close_tab(self):
+        """Close the active tab (an unmodified one closes without a question).
+
+        :returns: whether no tab is left
+        """
+        self.driver.execute_script(
+            "var b = document.querySelector('#tablist li.active button.close'); if (b) b.click();")
+        try:
+            return self.wait("return !document.querySelector('#tabcontent > .tab-pane');",
+                             "the tab to close", timeout=2)
+        except Exception:  # a question or a slow close: the next visit reloads instead
+            return False
+
+
+class LoginDialog:
+    """sao's login dialog: user name, then a prompt for the password."""
+
+    USERNAME = (By.CSS_SELECTOR, ".login-dialog.in input#login")
+
+    def __init__(self, sao):
+        self.sao = sao
+
+    def login(self, credentials):
+        """Log in; sao then carries on with the address it was opened at.
+
+        :raises LoginFailed: when Tryton refuses the user name or password
+        """
+        self.sao.credentials = credentials
+        field = self.sao.driver.find_element(*self.USERNAME)
+        field.clear()
+        field.send_keys(credentials.username + "\n")
+        # The password prompt is answered inside the wait (as mid-visit); done when the
+        # login dialog has gone.
+        self.sao.wait("return !document.querySelector('.login-dialog');", "the login",
+                      timeout=max(self.sao.browser.config.wait_timeout, 20))
+
+
+class SaleList:
+    """The Sales list, searched by *Reference* through the address's domain."""
+
+    READY_JS = _STATUS_JS + """
+    var pane = document.querySelector('""" + PANE + """');
+    var s = status(pane);
+    if (!s) { return null; }
+    if (pane.querySelector('.form-one2many')) { return null; }  // a form: not ours
+    if (s.size === 0) { return {rows: 0}; }
+    var rows = pane.querySelectorAll('table tbody tr:not(.more-row)');
+    return rows.length ? {rows: rows.length} : null;
+    """
+    # A cell without a link: double-clicking a link would open the linked record.
+    MARK_ROW_JS = """
+    var row = document.querySelector('""" + PANE + """ table tbody tr:not(.more-row)');
+    var cell = Array.from(row.querySelectorAll('td[data-title]')).find(function (td) {
+        return td.offsetParent !== null && !td.querySelector('a, input');
+    });
+    cell.setAttribute('data-bridge-open', '1');
+    """
+    OPEN_CELL = (By.CSS_SELECTOR, PANE + " td[data-bridge-open]")
+
+    def __init__(self, sao, reference):
+        self.sao = sao
+        self.reference = reference
+        found = sao.wait(self.READY_JS, f"the sales with reference {reference}", login=True)
+        self.login_shown = found == "login"
+        self.rows = 0 if self.login_shown else found["rows"]
+
+    def open_sale(self, lines_label):
+        """Open the one sale found.
+
+        :raises WorksheetNotFound: when no sale has the reference
+        :raises UnexpectedPage: when several have it
+        """
+        if self.rows == 0:
+            raise WorksheetNotFound(f"Tryton has no sale with reference {self.reference}")
+        if self.rows > 1:
+            raise UnexpectedPage(f"{self.rows} sales with reference {self.reference}")
+        self.sao.driver.execute_script(self.MARK_ROW_JS)
+        cell = self.sao.driver.find_element(*self.OPEN_CELL)
+        ActionChains(self.sao.driver).double_click(cell).perform()
+        return SaleForm(self.sao, lines_label)
+
+
+class SaleForm:
+    """One sale in its form, with its Lines list."""
+
+    READY_JS = _STATUS_JS + _LINES_WIDGET_JS + """
+    var pane = document.querySelector('""" + PANE + """');
+    var s = status(pane);
+    if (!s || s.position === '_') { return null; }
+    var reference = pane.querySelector('input[name=reference]');
+    var lines = linesWidget(pane);
+    if (!reference || !lines) { return null; }
+    var state = pane.querySelector('select[name=state]');
+    var add = lines.querySelector('.form-one2many-toolbar button[title=New]');
+    var id = /\\/model\\/sale\\.sale\\/(\\d+)/.exec(decodeURIComponent(location.hash));
+    return {reference: reference.value, state: state ? JSON.parse(state.value || 'null') : null,
+            add_disabled: !add || add.disabled, id: id ? Number(id[1]) : null};
+    """
+    # The lines, once every one is shown ("More" clicked until gone).
+    LINES_JS = _LINES_WIDGET_JS + """
+    var pane = document.querySelector('""" + PANE + """');
+    var widget = linesWidget(pane);
+    if (!widget) { return null; }
+    var more = widget.querySelector('tr.more-row button');
+    if (more) { more.click(); return null; }
+    var badge = widget.querySelector('.form-one2many-toolbar .badge');
+    var size = badge ? Number(badge.textContent.split('/').pop()) : NaN;
+    var rows = Array.from(widget.querySelectorAll('tbody tr:not(.more-row)')).filter(
+        function (tr) { return tr.querySelector('td[data-title]'); });
+    if (rows.length !== size) { return null; }
+    return [rows.map(function (tr) {
+        var cells = {};
+        tr.querySelectorAll('td[data-title]').forEach(function (td) {
+            cells[td.getAttribute('data-title').replace(/:\\s*$/, '')] = td.textContent.trim();
+        });
+        return cells;
+    })];
+    """
+    NEW_LINE_JS = "var args = arguments[0];" + _LINES_WIDGET_JS + """
+    linesWidget(document.querySelector('""" + PANE + """'))
+        .querySelector('.form-one2many-toolbar button[title=New]').click();
+    """
+    SAVE = (By.CSS_SELECTOR, PANE + " button#save")
+    SAVED_JS = "return document.querySelector('" + PANE + " button#save').disabled;"
+    #: the columns of the Lines list that the integration reads
+    PRODUCT, DESCRIPTION, QUANTITY = "Product", "Summary", "Quantity"
+
+    def __init__(self, sao, lines_label):
+        self.sao = sao
+        self.lines_label = lines_label
+        shown = sao.wait(self.READY_JS, "the sale's form", label=lines_label)
+        self.reference = shown["reference"]
+        self.state = shown["state"]
+        self.add_disabled = shown["add_disabled"]
+        self.record_id = shown["id"]
+
+    def check(self, reference):
+        """:raises UnexpectedPage: unless this is the sale with ``reference``
+        :raises WorksheetClosed: when the sale takes no lines (past draft)"""
+        if self.reference != str(reference):
+            # Never write onto a sale other than the one the order names.
+            raise UnexpectedPage(f"Asked for the sale with reference {reference}, "
+                                 f"sao showed {self.reference!r}")
+        if self.state != "draft" or self.add_disabled:
+            raise WorksheetClosed(f"The sale with reference {reference} is no longer a "
+                                  f"draft (state {self.state}): it takes no new lines")
+        return self
+
+    def lines(self):
+        """:returns: ``[Line, ...]`` as the Lines list shows them"""
+        rows, = self.sao.wait(self.LINES_JS, "the sale's lines", label=self.lines_label)
+        return [Line.from_cells(cells, self) for cells in rows]
+
+    def new_line(self):
+        """:returns: the :class:`LineDialog` of a new line"""
+        self.sao.driver.execute_script(self.NEW_LINE_JS, {"label": self.lines_label})
+        return LineDialog(self.sao)
+
+    def save(self):
+        """Save the sale (its new lines with it) and wait until Tryton has stored it.
+
+        :raises core.errors.IntegrationError: what Tryton answered instead
+        """
+        self.sao.browser.click(self.SAVE)
+        self.sao.wait(self.SAVED_JS, "the sale to be saved")
+
+
+class Line:
+    """One row of a sale's Lines list."""
+
+    def __init__(self, product_code, quantity, description):
+        self.product_code = product_code  # None for a comment line
+        self.quantity = quantity  # a Decimal, None when not shown
+        self.description = description
+
+    @classmethod
+    def from_cells(cls, cells, form):
+        product = re.match(r"\[([^\]]+)\]", cells.get(form.PRODUCT, ""))
+        return cls(product.group(1) if product else None,
+                   parse_quantity(cells.get(form.QUANTITY, "")), cells.get(form.DESCRIPTION, ""))
+
+    def __repr__(self):
+        return f"Line({self.product_code!r}, {self.quantity!r}, {self.description!r})"
+
+
+def parse_quantity(text):
+    """``"1,234.5l"`` -> ``Decimal("1234.5")`` (English grouping, unit symbol after it);
+    ``None`` when the text holds no number."""
+    found = re.match(r"\s*(-?[\d,]*\.?\d+)", text or "")
+    if not found:
+        return None
+    try:
+        return Decimal(found.group(1).replace(",", ""))
+    except InvalidOperation:
+        return None
+
+
+class LineDialog:
+    """The dialog of a new sale line: product (an autocomplete), quantity, description."""
+
+    READY_JS = ("var d = document.querySelector('" + DIALOG + "');"
+                " return !!(d && d.querySelector('input[name=product]'));")
+    PRODUCT = (By.CSS_SELECTOR, DIALOG + " input[name=product]")
+    # The completion has answered for the text typed: its menu opens (with at least the
+    # "Search..." action), listing the matching products.
+    COMPLETION_JS = """
+    var d = document.querySelector('""" + DIALOG + """');
+    var menu = d && d.querySelector('.form-many2one .dropdown.open');
+    if (!menu) { return null; }
+    return [Array.from(menu.querySelectorAll('li.completion'), function (li) {
+        return li.textContent.trim(); })];
+    """
+    PICK_JS = """
+    var d = document.querySelector('""" + DIALOG + """');
+    var prefix = arguments[0];
+    var li = Array.from(d.querySelectorAll('li.completion')).filter(function (e) {
+        return e.textContent.trim().indexOf(prefix) === 0; });
+    if (li.length !== 1) { return li.length; }
+    li[0].querySelector('a').click();
+    return -1;
+    """
+    # Values as the dialog shows them once sao has taken them in (no request running).
+    VALUES_JS = """
+    var d = document.querySelector('""" + DIALOG + """');
+    if (!d || document.activeElement && d.contains(document.activeElement)
+            && document.activeElement.tagName !== 'BUTTON' && document.activeElement !== d) {
+        if (d && document.activeElement) { document.activeElement.blur(); }
+        return null;
+    }
+    function value(css) { var e = d.querySelector(css); return e ? e.value : null; }
+    return {type: value('select[name=type]'), product: value('input[name=product]'),
+            quantity: value('input[name=quantity][type=text]'), unit: value('input[name=unit]'),
+            description: value('textarea[name=description]')};
+    """
+    FOCUS_QUANTITY_JS = ("document.querySelector('" + DIALOG
+                         + " input[name=quantity][type=text]').focus();")
+    QUANTITY_FOCUSED_JS = ("var e = document.activeElement; return e && e.name === 'quantity'"
+                           " && e.type === 'number' ? e : null;")
+    DESCRIPTION = (By.CSS_SELECTOR, DIALOG + " textarea[name=description]")
+    ADD = (By.CSS_SELECTOR, DIALOG + " button#save")
+    DISCARD = (By.CSS_SELECTOR, DIALOG + " button#delete_")
+    CLOSED_JS = "return !document.querySelector('" + DIALOG + "');"
+
+    def __init__(self, sao):
+        self.sao = sao
+        sao.wait(self.READY_JS, "the line dialog")
+
+    def fill(self, product_code, amount, text):
+        """Fill in the line and check that the dialog holds exactly these values.
+
+        :raises ProductNotFound: when no product has the code ``product_code``
+        :raises InvalidAmount: when Tryton does not take ``amount`` as it is (it rounds
+            a quantity to its unit's digits: 2.5 of a product sold per unit becomes 3)
+        """
+        self._choose_product(product_code)
+        self._type_quantity(amount)
+        description = self.sao.driver.find_element(*self.DESCRIPTION)
+        description.clear()
+        description.send_keys(text)
+        # Never leave the focus in Description: a click on Add then turns the line into
+        # a comment line (no product, no quantity) without a word. VALUES_JS blurs it.
+        shown = self.values()
+        if shown["type"] != '"line"' or not shown["product"].startswith(f"[{product_code}] "):
+            raise UnexpectedPage(f"The line dialog shows {shown!r} after choosing product "
+                                 f"{product_code}")
+        if parse_quantity(shown["quantity"]) != Decimal(str(amount)):
+            raise InvalidAmount(f"Tryton shows the quantity {amount} as {shown['quantity']} "
+                                f"{shown['unit']}: not a quantity it takes for this product")
+        if shown["description"] != text:
+            raise UnexpectedPage(f"The description reads {shown['description']!r}")
+
+    def values(self):
+        """What the dialog shows, once no field has the focus and no request runs."""
+        return self.sao.wait(self.VALUES_JS, "the line's values")
+
+    def _choose_product(self, code):
+        field = self.sao.driver.find_element(*self.PRODUCT)
+        field.send_keys(code)
+        names = self.sao.wait(self.COMPLETION_JS, f"the products matching {code!r}")[0]
+        if not any(name.startswith(f"[{code}] ") for name in names):
+            raise ProductNotFound(f"Tryton has no product with code {code}")
+        picked = self.sao.driver.execute_script(self.PICK_JS, f"[{code}] ")
+        if picked != -1:
+            raise UnexpectedPage(f"{picked} products with code {code}")
+        # on_change of the product fills in the unit and the price
+        self.sao.wait(self.PRODUCT_SET_JS, f"product {code} to be set", prefix=f"[{code}] ")
+
+    PRODUCT_SET_JS = """
+    var d = document.querySelector('""" + DIALOG + """');
+    var p = d.querySelector('input[name=product]'), u = d.querySelector('input[name=unit]');
+    return p.value.indexOf(args.prefix) === 0 && u && u.value !== '';
+    """
+
+    def _type_quantity(self, amount):
+        # The visible text input hands over to a hidden type=number input on focus.
+        self.sao.driver.execute_script(self.FOCUS_QUANTITY_JS)
+        field = self.sao.wait(self.QUANTITY_FOCUSED_JS, "the quantity input")
+        field.send_keys(amount)
+
+    def add(self):
+        """Add the line to the sale (not saved yet: :meth:`SaleForm.save`)."""
+        self.values()  # nothing focused, nothing running: only then is Add safe
+        self.sao.browser.click(self.ADD)
+        self.sao.wait(self.CLOSED_JS, "the line dialog to close")
+
+    def discard(self):
+        """Drop the new line and close the dialog."""
+        self.sao.browser.click(self.DISCARD)
+        self.sao.wait(self.CLOSED_JS, "the line dialog to close")
