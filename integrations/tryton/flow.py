@@ -23,6 +23,7 @@ from urllib.parse import quote, urlsplit
 
 from core.errors import (BridgeError, BrowserError, IntegrationError, InvalidAmount,
                          ProductNotFound, SessionExpired, TransientError)
+from core import retry as policy
 from integrations.base import Integration, LineOutcome
 from integrations.browser import (BROWSER_FAILURES, Browser, map_webdriver_error,
                                   save_failure_artifacts)
@@ -75,9 +76,7 @@ class TrytonIntegration(Integration):
             self._fail_rest(map_webdriver_error(exc), lines, results, credentials)
         except Exception as exc:  # a bug, not Tryton: a fresh browser is the safe way on
             self.log.exception("worksheet %s: unexpected error", worksheet)
-            self._fail_rest(TransientError(f"{type(exc).__name__}: {exc}",
-                                           reason_code="UNEXPECTED_ERROR"),
-                            lines, results, credentials)
+            self._fail_rest(policy.as_bridge_error(exc), lines, results, credentials)
             self.close()
         return results
 
@@ -153,7 +152,20 @@ class TrytonIntegration(Integration):
         raise error
 
     def _open_sale(self, worksheet, credentials):
-        """Show the sale whose Reference is ``worksheet``; log in when sao asks."""
+        """Show the sale whose Reference is ``worksheet``; log in when sao asks.
+
+        Trouble Tryton answered with (core.retry, rule 2) is tried again at once."""
+        for attempt in range(policy.VISIT_ATTEMPTS):
+            if attempt:
+                time.sleep(policy.visit_pause(attempt))
+            try:
+                return self._show_sale(worksheet, credentials)
+            except BridgeError as exc:
+                if not policy.retry_in_visit(exc) or attempt == policy.VISIT_ATTEMPTS - 1:
+                    raise
+                self.log.info("worksheet %s: %s, trying again", worksheet, exc.reason_code)
+
+    def _show_sale(self, worksheet, credentials):
         sao = self._sao_for(credentials)
         sale_id = self._sale_ids.get(worksheet)
         fresh = self._fresh_page or sao.tab_count() > 0
