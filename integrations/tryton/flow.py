@@ -31,6 +31,8 @@ from integrations.tryton import pages
 
 #: refusals of one line; the other lines of the visit go on
 _LINE_REFUSALS = (ProductNotFound, InvalidAmount)
+#: tries of filling in one line's dialog (nothing is sent before the save)
+PRE_SAVE_ATTEMPTS = 2
 #: the label of the sale form's one2many of lines (sao speaks English to us)
 LINES_LABEL = "Lines"
 
@@ -120,15 +122,22 @@ class TrytonIntegration(Integration):
 
     def _write(self, form, line, credentials):
         """Add ``line`` on the open ``form`` and save; :returns: ``(form, lines read back)``"""
-        dialog = form.new_line()
-        try:
-            dialog.fill(str(line.product_nr).strip(), amount_text(line.product_amount),
-                        line.text)
-        except IntegrationError:
-            self._fresh_page = True  # a half-filled line may stay in the form
-            dialog.discard()
-            raise
-        dialog.add()
+        for attempt in range(PRE_SAVE_ATTEMPTS):
+            try:
+                self._fill_in(form, line)
+                break
+            except _LINE_REFUSALS:
+                raise
+            except (TransientError, *BROWSER_FAILURES) as exc:
+                # Nothing has left the browser before the save: certain, safe to redo.
+                # (A session renewed while the dialog opened leaves it blank, e.g.)
+                error = map_webdriver_error(exc)
+                if isinstance(error, BrowserError) or attempt == PRE_SAVE_ATTEMPTS - 1:
+                    raise error from exc
+                self.log.info("worksheet %s, order %s: %s before saving, again on a fresh "
+                              "page", line.worksheet, line.uniqueid, error.reason_code)
+                self._fresh_page = True
+                form = self._open_sale(line.worksheet, credentials)
         try:
             form.save()
             return form, form.lines()
@@ -150,6 +159,21 @@ class TrytonIntegration(Integration):
         # Not there: after a timeout the request may still store it, so no second try
         # now; the worker's retry, after its backoff, reads the sale first again.
         raise error
+
+    def _fill_in(self, form, line):
+        """Fill in a new line's dialog and add it to the (unsaved) sale."""
+        dialog = form.new_line()
+        try:
+            dialog.fill(str(line.product_nr).strip(), amount_text(line.product_amount),
+                        line.text)
+        except IntegrationError:
+            self._fresh_page = True  # a half-filled line may stay in the form
+            try:
+                dialog.discard()
+            except (IntegrationError, *BROWSER_FAILURES):
+                pass  # the fresh page drops it anyway
+            raise
+        dialog.add()
 
     def _open_sale(self, worksheet, credentials):
         """Show the sale whose Reference is ``worksheet``; log in when sao asks.

@@ -12,6 +12,7 @@ opens a tab, and old ones stay in the DOM) or to the open line dialog.
 import re
 from decimal import Decimal, InvalidOperation
 
+from selenium.common.exceptions import ElementNotInteractableException, NoSuchElementException
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 
@@ -23,6 +24,11 @@ from integrations.tryton.messages import erp_error
 PANE = "#tabcontent > .tab-pane.active"
 #: the open line dialog
 DIALOG = ".modal.in.window-form"
+#: milliseconds without a change of the page before its lines are read (measured: sao
+#: fills a form in one burst of changes well under this)
+QUIET_MS = 150
+#: the same before a search's "nothing found" is believed (a permanent error)
+EMPTY_QUIET_MS = 400
 #: password prompts answered within one wait beyond which the password is wrong
 MAX_PASSWORD_ANSWERS = 1
 
@@ -41,6 +47,17 @@ if (document.querySelector('.modal.in.ask-dialog:not([data-bridge-answered]) inp
 }
 if (document.querySelector('.login-dialog.in input#login:not([disabled])')) { return ['login']; }
 if (jQuery.active !== 0) { return ['wait']; }
+if (!window.__bridgeQuiet) {
+    // When the page last changed: sao renders in callbacks after its requests, so "no
+    // request running" alone can come a moment before the rows are there.
+    window.__bridgeQuiet = {last: performance.now()};
+    new MutationObserver(function () { window.__bridgeQuiet.last = performance.now(); })
+        .observe(document.body, {subtree: true, childList: true, attributes: true,
+                                 characterData: true});
+}
+if (args.quiet && performance.now() - window.__bridgeQuiet.last < args.quiet) {
+    return ['wait'];
+}
 var value = new Function('args', body)(args);
 return value ? ['ok', value] : ['wait'];
 """
@@ -84,6 +101,8 @@ class Sao:
 
         :param login: return ``"login"`` when sao shows its login dialog (else it is
             a session lost mid-visit: :class:`SessionExpired`)
+        :param args: given to ``body``; ``quiet=MS``: only once the page has not changed
+            for that long (for reads that decide whether a line is written)
         :returns: what ``body`` returned
         :raises core.errors.IntegrationError: what a dialog of Tryton's means
         :raises LoginFailed: when the password is asked again right after answering it
@@ -100,8 +119,7 @@ class Sao:
             if state[0] == "password":
                 if answered >= MAX_PASSWORD_ANSWERS or self.credentials is None:
                     raise LoginFailed("Tryton asked for the password again: it was refused")
-                answered += 1
-                self._answer_password()
+                answered += self._answer_password()
             elif state[0] == "login":
                 if login:
                     return "login"
@@ -110,13 +128,37 @@ class Sao:
 
         return self.browser.wait_until(poll, what, timeout)
 
+    def type(self, locator, text, clear=False):
+        """Type ``text`` into the element at ``locator`` (CSS), as a person would.
+
+        Waits until it takes keys: sao's dialogs fade in, and an input of a dialog
+        still fading is "not interactable".
+        """
+        def typed(driver):
+            try:
+                field = driver.find_element(*locator)
+                if clear:
+                    field.clear()
+                field.send_keys(text)
+                return True
+            except (ElementNotInteractableException, NoSuchElementException):
+                return False
+        self.browser.wait_until(typed, f"{locator[1]} to take keys")
+
     def _answer_password(self):
+        """Type the password into sao's prompt; :returns: whether it took the keys."""
         # Marked first: a second, unmarked prompt means the password was refused.
         field = self.driver.execute_script("""
             var dialog = document.querySelector('.modal.in.ask-dialog:not([data-bridge-answered])');
             dialog.setAttribute('data-bridge-answered', '1');
             return dialog.querySelector('input[type=password]');""")
-        field.send_keys(self.credentials.password + "\n")
+        try:
+            field.send_keys(self.credentials.password + "\n")
+            return True
+        except ElementNotInteractableException:  # still fading in: ask again next poll
+            self.driver.execute_script("arguments[0].closest('.modal')"
+                                       ".removeAttribute('data-bridge-answered');", field)
+            return False
 
     def open(self, fragment, fresh):
         """Show ``#<database>/<fragment>``.
@@ -164,9 +206,7 @@ class LoginDialog:
         :raises LoginFailed: when Tryton refuses the user name or password
         """
         self.sao.credentials = credentials
-        field = self.sao.driver.find_element(*self.USERNAME)
-        field.clear()
-        field.send_keys(credentials.username + "\n")
+        self.sao.type(self.USERNAME, credentials.username + "\n", clear=True)
         # The password prompt is answered inside the wait (as mid-visit); done when the
         # login dialog has gone.
         self.sao.wait("return !document.querySelector('.login-dialog');", "the login",
@@ -198,7 +238,12 @@ class SaleList:
     def __init__(self, sao, reference):
         self.sao = sao
         self.reference = reference
-        found = sao.wait(self.READY_JS, f"the sales with reference {reference}", login=True)
+        what = f"the sales with reference {reference}"
+        found = sao.wait(self.READY_JS, what, login=True)
+        if found != "login" and found["rows"] == 0:
+            # "None" is final only once the page has settled: sao may show a count of 0
+            # for a moment before its search has answered.
+            found = sao.wait(self.READY_JS, what, login=True, quiet=EMPTY_QUIET_MS)
         self.login_shown = found == "login"
         self.rows = 0 if self.login_shown else found["rows"]
 
@@ -227,7 +272,7 @@ class SaleForm:
     if (!s || s.position === '_') { return null; }
     var reference = pane.querySelector('input[name=reference]');
     var lines = linesWidget(pane);
-    if (!reference || !lines) { return null; }
+    if (!reference || !reference.value || !lines) { return null; }
     var state = pane.querySelector('select[name=state]');
     var add = lines.querySelector('.form-one2many-toolbar button[title=New]');
     var id = /\\/model\\/sale\\.sale\\/(\\d+)/.exec(decodeURIComponent(location.hash));
@@ -266,7 +311,7 @@ class SaleForm:
     def __init__(self, sao, lines_label):
         self.sao = sao
         self.lines_label = lines_label
-        shown = sao.wait(self.READY_JS, "the sale's form", label=lines_label)
+        shown = sao.wait(self.READY_JS, "the sale's form", label=lines_label, quiet=QUIET_MS)
         self.reference = shown["reference"]
         self.state = shown["state"]
         self.add_disabled = shown["add_disabled"]
@@ -286,7 +331,8 @@ class SaleForm:
 
     def lines(self):
         """:returns: ``[Line, ...]`` as the Lines list shows them"""
-        rows, = self.sao.wait(self.LINES_JS, "the sale's lines", label=self.lines_label)
+        rows, = self.sao.wait(self.LINES_JS, "the sale's lines", label=self.lines_label,
+                              quiet=QUIET_MS)
         return [Line.from_cells(cells, self) for cells in rows]
 
     def new_line(self):
@@ -336,8 +382,14 @@ def parse_quantity(text):
 class LineDialog:
     """The dialog of a new sale line: product (an autocomplete), quantity, description."""
 
-    READY_JS = ("var d = document.querySelector('" + DIALOG + "');"
-                " return !!(d && d.querySelector('input[name=product]'));")
+    # Shown, faded in, its record displayed (the Type of a new line is filled in).
+    READY_JS = """
+    var d = document.querySelector('""" + DIALOG + """');
+    var product = d && d.querySelector('input[name=product]');
+    var type = d && d.querySelector('select[name=type]');
+    return !!(product && product.offsetParent && type && type.value
+              && getComputedStyle(d).opacity === '1');
+    """
     PRODUCT = (By.CSS_SELECTOR, DIALOG + " input[name=product]")
     # The completion has answered for the text typed: its menu opens (with at least the
     # "Search..." action), listing the matching products.
@@ -370,8 +422,8 @@ class LineDialog:
             quantity: value('input[name=quantity][type=text]'), unit: value('input[name=unit]'),
             description: value('textarea[name=description]')};
     """
-    FOCUS_QUANTITY_JS = ("document.querySelector('" + DIALOG
-                         + " input[name=quantity][type=text]').focus();")
+    FOCUS_QUANTITY_JS = ("var t = document.querySelector('" + DIALOG
+                         + " input[name=quantity][type=text]'); if (t && t.offsetParent) t.focus();")
     QUANTITY_FOCUSED_JS = ("var e = document.activeElement; return e && e.name === 'quantity'"
                            " && e.type === 'number' ? e : null;")
     DESCRIPTION = (By.CSS_SELECTOR, DIALOG + " textarea[name=description]")
@@ -381,7 +433,7 @@ class LineDialog:
 
     def __init__(self, sao):
         self.sao = sao
-        sao.wait(self.READY_JS, "the line dialog")
+        sao.wait(self.READY_JS, "the line dialog", quiet=QUIET_MS)
 
     def fill(self, product_code, amount, text):
         """Fill in the line and check that the dialog holds exactly these values.
@@ -392,9 +444,7 @@ class LineDialog:
         """
         self._choose_product(product_code)
         self._type_quantity(amount)
-        description = self.sao.driver.find_element(*self.DESCRIPTION)
-        description.clear()
-        description.send_keys(text)
+        self.sao.type(self.DESCRIPTION, text, clear=True)
         # Never leave the focus in Description: a click on Add then turns the line into
         # a comment line (no product, no quantity) without a word. VALUES_JS blurs it.
         shown = self.values()
@@ -412,8 +462,7 @@ class LineDialog:
         return self.sao.wait(self.VALUES_JS, "the line's values")
 
     def _choose_product(self, code):
-        field = self.sao.driver.find_element(*self.PRODUCT)
-        field.send_keys(code)
+        self.sao.type(self.PRODUCT, code)
         names = self.sao.wait(self.COMPLETION_JS, f"the products matching {code!r}")[0]
         if not any(name.startswith(f"[{code}] ") for name in names):
             raise ProductNotFound(f"Tryton has no product with code {code}")
@@ -431,9 +480,16 @@ class LineDialog:
 
     def _type_quantity(self, amount):
         # The visible text input hands over to a hidden type=number input on focus.
-        self.sao.driver.execute_script(self.FOCUS_QUANTITY_JS)
-        field = self.sao.wait(self.QUANTITY_FOCUSED_JS, "the quantity input")
-        field.send_keys(amount)
+        def typed(driver):
+            field = driver.execute_script(self.FOCUS_QUANTITY_JS + self.QUANTITY_FOCUSED_JS)
+            if not field:
+                return False
+            try:
+                field.send_keys(amount)
+                return True
+            except ElementNotInteractableException:
+                return False
+        self.sao.browser.wait_until(typed, "the quantity input")
 
     def add(self):
         """Add the line to the sale (not saved yet: :meth:`SaleForm.save`)."""

@@ -1,0 +1,242 @@
+"""``ERP_SYSTEM=tryton`` end to end: a real Tryton (``python -m erp_tryton``), real headless
+Chromium driving sao, every result checked through Tryton's own JSON-RPC API
+(:mod:`erp_tryton.rpc`), never through the integration.
+
+One server and one integration (one browser, logged in once) serve most tests; each test
+writes on sales of its own. Tests that need other settings build their own.
+"""
+
+import logging
+import os
+import signal
+import uuid
+from decimal import Decimal
+
+import pytest
+
+from core.errors import (BrowserError, ErpTimeout, ErpUnavailable, InvalidAmount, LoginFailed,
+                         ProductNotFound, WorksheetClosed, WorksheetNotFound)
+from erp_helpers import closed_port_url, make_integration
+from erp_tryton import rpc
+from integrations import get_integration_class
+from integrations.base import Credentials, LineOutcome, OrderLine
+from stands import kill_browsers_of_this_process, settle
+from tryton_helpers import TrytonServer, tryton_build  # noqa: F401  (a fixture)
+
+ADMIN = Credentials("admin", "admin")
+OPTIONS = {"database": "workshop"}
+_references = iter(range(100, 899))  # open worksheets, one or more per test
+
+
+def line(worksheet, product="10", amount="2.125", uniqueid=None):
+    return OrderLine(uniqueid or uuid.uuid4().hex[:12], str(worksheet), product, Decimal(amount))
+
+
+def tryton_lines(server, worksheet):
+    """``[(product code, quantity, description)]`` as Tryton's API reports them."""
+    return [(found["product_code"], found["quantity"], found["description"])
+            for found in rpc.worksheet_lines(server.url, worksheet)]
+
+
+def expect(lines):
+    return [(one.product_nr, one.product_amount, one.text) for one in lines]
+
+
+def codes(results):
+    return {uid: getattr(result, "reason_code", result) for uid, result in results.items()}
+
+
+class OnLog(logging.Handler):
+    """Run ``action`` once, when the integration logs a message containing ``marker``:
+    a way to strike between two lines of one visit without touching the integration."""
+
+    def __init__(self, marker, action):
+        super().__init__()
+        self.marker, self.action, self.done = marker, action, False
+
+    def emit(self, record):
+        if not self.done and self.marker in record.getMessage():
+            self.done = True
+            self.action()
+
+
+@pytest.fixture(scope="module")
+def server(tryton_build, tmp_path_factory):
+    with TrytonServer(tmp_path_factory.mktemp("tryton")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def log():
+    logger = logging.getLogger("test.tryton")
+    logger.setLevel(logging.INFO)
+    return logger
+
+
+@pytest.fixture(scope="module")
+def integration(server, log, tmp_path_factory):
+    integration = build(server.url, tmp_path_factory.mktemp("artifacts"), log)
+    yield integration
+    integration.close()
+
+
+def build(url, artifact_dir, log, **config):
+    integration = make_integration("tryton", url, artifact_dir, options=OPTIONS, **config)
+    integration.log = log
+    return integration
+
+
+def test_registered_and_declares_its_database_option():
+    from integrations import options_of
+    assert get_integration_class("tryton").name == "tryton"
+    database, = options_of("tryton")
+    assert (database.name, database.default, database.env_name) == (
+        "database", "workshop", "ERP_OPTION_DATABASE")
+    with pytest.raises(ValueError):
+        database.check("work shop;drop")
+
+
+def test_a_batch_on_one_sale_is_written_once_and_redelivery_adds_nothing(server, integration):
+    worksheet = next(_references)
+    lines = [line(worksheet, "10", "2.125"), line(worksheet, "150", "4"),
+             line(worksheet, "7", "0.5"), line(worksheet, "203", "2")]
+    results = integration.add_lines(worksheet, lines, ADMIN)
+    assert codes(results) == {one.uniqueid: LineOutcome.CREATED for one in lines}
+    assert tryton_lines(server, worksheet) == expect(lines)
+
+    again = integration.add_lines(worksheet, lines, ADMIN)  # re-delivered
+    assert codes(again) == {one.uniqueid: LineOutcome.EXISTED for one in lines}
+    assert integration.add_line(lines[0], ADMIN) is LineOutcome.EXISTED
+    assert tryton_lines(server, worksheet) == expect(lines)
+
+
+def test_uniqueid_is_matched_as_a_whole_word(server, integration):
+    worksheet = next(_references)
+    longer = line(worksheet, uniqueid="abc1234")
+    shorter = line(worksheet, "11", "1", uniqueid="abc123")
+    assert integration.add_line(longer, ADMIN) is LineOutcome.CREATED
+    assert integration.add_line(shorter, ADMIN) is LineOutcome.CREATED
+    assert tryton_lines(server, worksheet) == expect([longer, shorter])
+
+
+def test_refused_lines_fail_alone_and_the_others_are_written(server, integration):
+    worksheet = next(_references)
+    good, unknown, fraction, last = (line(worksheet, "12", "1.5"), line(worksheet, "9999"),
+                                     line(worksheet, "201", "2.5"), line(worksheet, "13", "3"))
+    results = integration.add_lines(worksheet, [good, unknown, fraction, last], ADMIN)
+    assert results[good.uniqueid] is LineOutcome.CREATED
+    assert isinstance(results[unknown.uniqueid], ProductNotFound)
+    # Tryton rounds 2.5 of a product sold per Unit (0 digits) to 3: refused, not rounded
+    assert isinstance(results[fraction.uniqueid], InvalidAmount)
+    assert results[last.uniqueid] is LineOutcome.CREATED
+    assert tryton_lines(server, worksheet) == expect([good, last])
+
+
+def test_closed_and_missing_sales(server, integration):
+    closed = line("950")
+    assert isinstance(integration.add_lines("950", [closed], ADMIN)[closed.uniqueid],
+                      WorksheetClosed)
+    assert [found[2] for found in tryton_lines(server, "950")] == ["OilMat seed-950"]
+    missing = line("5000")
+    assert isinstance(integration.add_lines("5000", [missing], ADMIN)[missing.uniqueid],
+                      WorksheetNotFound)
+
+
+def test_a_sale_closed_after_a_first_visit_is_refused(server, integration):
+    worksheet = next(_references)
+    first, later = line(worksheet), line(worksheet, "14", "1")
+    assert integration.add_line(first, ADMIN) is LineOutcome.CREATED  # its id is now known
+    assert rpc.close_worksheet(server.url, worksheet) == "quotation"
+    assert isinstance(integration.add_lines(worksheet, [later], ADMIN)[later.uniqueid],
+                      WorksheetClosed)
+    assert tryton_lines(server, worksheet) == expect([first])
+
+
+def test_a_line_with_its_uniqueid_but_other_values_is_not_added_again(server, integration):
+    worksheet = next(_references)
+    wrong = line(worksheet, "10", "2")
+    server.client().add_line(worksheet, "10", Decimal("3"), wrong.text)  # someone edited it
+    result = integration.add_lines(worksheet, [wrong], ADMIN)[wrong.uniqueid]
+    assert result.reason_code == "LINE_UNVERIFIED"
+    assert len(rpc.worksheet_lines(server.url, worksheet)) == 1
+
+
+def test_session_expired_between_visits_and_between_lines_of_one_visit(server, integration,
+                                                                      log):
+    worksheet = next(_references)
+    first = line(worksheet)
+    assert integration.add_line(first, ADMIN) is LineOutcome.CREATED
+    assert rpc.expire_sessions(server.data_dir) >= 1
+    batch = [line(worksheet, "15", "1"), line(worksheet, "16", "2"), line(worksheet, "17", "3")]
+    # and once more after the first line of this visit is written
+    strike = OnLog("line added for order " + batch[0].uniqueid,
+                   lambda: rpc.expire_sessions(server.data_dir))
+    log.addHandler(strike)
+    try:
+        results = integration.add_lines(worksheet, batch, ADMIN)
+    finally:
+        log.removeHandler(strike)
+    assert strike.done
+    assert codes(results) == {one.uniqueid: LineOutcome.CREATED for one in batch}
+    assert tryton_lines(server, worksheet) == expect([first, *batch])
+
+
+def test_browser_killed_mid_batch_is_transient_then_every_line_once(server, integration, log):
+    worksheet = next(_references)
+    batch = [line(worksheet, "20", "1"), line(worksheet, "21", "2"), line(worksheet, "22", "3")]
+    strike = OnLog("line added for order " + batch[0].uniqueid, kill_browsers_of_this_process)
+    log.addHandler(strike)
+    try:
+        results = integration.add_lines(worksheet, batch, ADMIN)
+    finally:
+        log.removeHandler(strike)
+    assert results[batch[0].uniqueid] is LineOutcome.CREATED
+    assert all(isinstance(results[one.uniqueid], BrowserError) for one in batch[1:])
+    final = settle(integration, worksheet, batch, ADMIN)
+    assert all(result in (LineOutcome.CREATED, LineOutcome.EXISTED) for result in final.values())
+    assert tryton_lines(server, worksheet) == expect(batch)
+
+
+def test_wrong_password_is_login_failed(server, log, tmp_path):
+    # Once only: Tryton answers every login with 429 after 5 failures within 10 minutes.
+    integration = build(server.url, tmp_path, log)
+    try:
+        wrong = line(next(_references))
+        result = integration.add_lines(wrong.worksheet, [wrong],
+                                       Credentials("admin", "not-the-password"))
+        assert isinstance(result[wrong.uniqueid], LoginFailed)
+        assert "not-the-password" not in "".join(
+            open(tmp_path / name, errors="replace").read() for name in os.listdir(tmp_path))
+    finally:
+        integration.close()
+    assert rpc.worksheet_lines(server.url, wrong.worksheet) == []
+
+
+def test_nothing_listening_is_erp_unavailable(log, tmp_path):
+    integration = build(closed_port_url(), tmp_path, log)
+    try:
+        one = line(next(_references))
+        assert isinstance(integration.add_lines(one.worksheet, [one], ADMIN)[one.uniqueid],
+                          ErpUnavailable)
+    finally:
+        integration.close()
+
+
+def test_a_hung_server_is_erp_timeout_and_nothing_is_doubled(tryton_build, log, tmp_path):
+    with TrytonServer(tmp_path / "data") as server:
+        integration = build(server.url, tmp_path / "artifacts", log, wait_timeout=3.0)
+        try:
+            worksheet = next(_references)
+            first, stuck = line(worksheet), line(worksheet, "30", "1")
+            assert integration.add_line(first, ADMIN) is LineOutcome.CREATED
+            server.process.send_signal(signal.SIGSTOP)  # answers nothing, refuses nothing
+            try:
+                result = integration.add_lines(worksheet, [stuck], ADMIN)[stuck.uniqueid]
+            finally:
+                server.process.send_signal(signal.SIGCONT)
+            assert isinstance(result, ErpTimeout)
+            final = settle(integration, worksheet, [stuck], ADMIN)
+            assert final[stuck.uniqueid] in (LineOutcome.CREATED, LineOutcome.EXISTED)
+            assert tryton_lines(server, worksheet) == expect([first, stuck])
+        finally:
+            integration.close()
