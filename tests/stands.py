@@ -43,6 +43,10 @@ class Stand:
     products = ()  # product numbers the ERP sells (at least three)
     refused_amount = None  # (product, amount) the ERP itself refuses
     login_marker = "logging in"  # what the integration logs when it logs in
+    #: what it logs when it logs in again after the ERP ended its session (None: the
+    #: ERP's own page asks for the password and the integration answers it in place)
+    relogin_marker = "logging in"
+    poll_seconds = 0.02  # how often a test looks at the ERP's lines while a batch runs
 
     def start(self, session_ttl=None):
         """Start the ERP. :returns: self"""
@@ -112,10 +116,66 @@ class ErpSimStand(Stand):
         self.server.expire_sessions()
 
 
+class TrytonStand(Stand):
+    """A real Tryton 8.0 with its sao web client (``python -m erp_tryton``); read through
+    Tryton's JSON-RPC API. The first start on a machine installs it (cached)."""
+
+    name = "tryton"
+    closed_worksheet = "950"  # sales 900-999 are quoted
+    missing_worksheet = "1500"
+    unknown_product = "999"
+    products = ("10", "11", "12", "150")
+    refused_amount = ("201", "2.5")  # products 201-205 are sold per Unit, 0 decimals
+    poll_seconds = 0.2  # each look is an RPC call on the ERP the browser is using
+    relogin_marker = None  # sao asks for the password in a dialog; answered in place
+    _prepared = False
+
+    def __init__(self):
+        from integrations.base import Credentials
+
+        self.admin = Credentials("admin", "admin")
+        self._sheets = iter(range(1, 900))  # draft sales with Reference 1-899
+
+    def start(self, session_ttl=None):
+        from tryton_helpers import INSTALL_TIMEOUT, TrytonServer
+
+        if not TrytonStand._prepared:  # install and seed the cached template once
+            import subprocess
+            import sys
+
+            subprocess.run([sys.executable, "-m", "erp_tryton", "--prepare"], check=True,
+                           timeout=INSTALL_TIMEOUT, capture_output=True)
+            TrytonStand._prepared = True
+        args = ["--session-ttl", str(session_ttl)] if session_ttl else []
+        self.server = TrytonServer(tempfile.mkdtemp(prefix="tryton-stand-"), args).start()
+        self.url = self.server.url
+        self._client = self.server.client()
+        return self
+
+    def stop(self):
+        self.server.stop()
+
+    def next_worksheet(self):
+        return str(next(self._sheets))
+
+    def lines(self, worksheet):
+        return [Line(line["product_code"], line["quantity"], line["description"] or "")
+                for line in self._client.worksheet_lines(worksheet)]
+
+    def expire_sessions(self):
+        from erp_tryton import rpc
+
+        rpc.expire_sessions(self.server.data_dir)
+
+    def options(self):
+        return {"database": "workshop"}
+
+
 #: every stand the contract runs against, by the name of its integration
 STANDS = {
     "erp_sim": lambda: ErpSimStand("erp_sim", "classic"),
     "erp_sim_spa": lambda: ErpSimStand("erp_sim_spa", "spa"),
+    "tryton": TrytonStand,
 }
 
 

@@ -168,7 +168,8 @@ class TestIntegrationContract:
             assert integration.add_line(first, stand.admin) is LineOutcome.CREATED
             stand.expire_sessions()
             assert integration.add_line(second, stand.admin) is LineOutcome.CREATED
-        assert caplog.text.count(stand.login_marker) >= 1
+        if stand.relogin_marker:
+            assert caplog.text.count(stand.relogin_marker) >= 1
         assert len(stand.lines_with(first.worksheet, first.uniqueid)) == 1
         assert len(stand.lines_with(second.worksheet, second.uniqueid)) == 1
 
@@ -181,7 +182,8 @@ class TestIntegrationContract:
         expired.join(30)
         assert expired.done, "the session was not expired during the batch"
         assert set(results.values()) <= {LineOutcome.CREATED, LineOutcome.EXISTED}
-        assert caplog.text.count(stand.login_marker) >= 1
+        if stand.relogin_marker:
+            assert caplog.text.count(stand.relogin_marker) >= 1
         assert sorted(line.text for line in stand.lines(sheet)) == sorted(l.text for l in lines)
 
     def test_browser_crash_mid_batch_is_transient_and_every_line_once(self, integration,
@@ -213,7 +215,7 @@ class _Trigger(threading.Thread):
                 self.action()
                 self.done = True
                 return
-            time.sleep(0.02)
+            time.sleep(self.stand.poll_seconds)
 
 
 def _when_lines_appear(stand, sheet, count, action):
