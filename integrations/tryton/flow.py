@@ -21,8 +21,8 @@ import time
 from decimal import Decimal
 from urllib.parse import quote, urlsplit
 
-from core.errors import (BridgeError, BrowserError, IntegrationError, InvalidAmount,
-                         ProductNotFound, SessionExpired, TransientError)
+from core.errors import (BridgeError, BrowserError, ErpTimeout, IntegrationError,
+                         InvalidAmount, ProductNotFound, SessionExpired, TransientError)
 from core import retry as policy
 from integrations.base import Integration, LineOutcome
 from integrations.browser import (BROWSER_FAILURES, Browser, map_webdriver_error,
@@ -95,16 +95,23 @@ class TrytonIntegration(Integration):
     def _visit(self, worksheet, lines, credentials, results):
         form = self._open_sale(worksheet, credentials)
         present = form.lines()
+        missing, seen = [], set()
         for line in lines:
-            if line.uniqueid in results:
+            if line.uniqueid in results or line.uniqueid in seen:
                 continue  # the same order twice in one batch
+            seen.add(line.uniqueid)
             found = _lines_with(present, line.uniqueid)
             if found:
                 results[line.uniqueid] = _verified(found, line, LineOutcome.EXISTED)
                 self.log.info("worksheet %s: line for order %s already there", worksheet,
                               line.uniqueid)
-                continue
-            form.check(worksheet)  # closed: raised for this line and the rest
+            else:
+                missing.append(line)
+        if missing:
+            form.check(worksheet)  # closed: raised for every line not yet there
+        if len(missing) > 1:
+            form, missing = self._write_together(form, missing, results, credentials)
+        for line in missing:
             try:
                 form, present = self._write(form, line, credentials)
             except _LINE_REFUSALS as exc:
@@ -112,13 +119,69 @@ class TrytonIntegration(Integration):
                 self._failed(exc, [line], credentials)
                 if self._fresh_page:  # the refused line may linger unsaved in the form
                     form = self._open_sale(worksheet, credentials)
-                    present = form.lines()
                 continue
-            results[line.uniqueid] = _verified(_lines_with(present, line.uniqueid), line,
-                                               LineOutcome.CREATED)
-            self.log.info("worksheet %s: line added for order %s", worksheet, line.uniqueid)
+            self._done(line, present, results)
         # A tab left open would be shown again, stale, by the next visit to this sale.
         self._fresh_page = not self._sao.close_tab()
+
+    def _done(self, line, present, results):
+        results[line.uniqueid] = _verified(_lines_with(present, line.uniqueid), line,
+                                           LineOutcome.CREATED)
+        self.log.info("worksheet %s: line added for order %s", line.worksheet, line.uniqueid)
+
+    def _write_together(self, form, lines, results, credentials):
+        """Add all ``lines`` in the form, then save once and read back once.
+
+        A save costs a round trip and a re-read of every line: once per visit rather
+        than once per line. Whatever goes wrong falls back to :meth:`_write`, line by
+        line, after the sale has been read again.
+
+        :returns: ``(form, lines still to write one by one)``
+        """
+        added = []
+        for line in lines:
+            try:
+                self._fill_in(form, line)
+            except _LINE_REFUSALS as exc:  # its dialog was discarded; the others go on
+                results[line.uniqueid] = exc
+                self._failed(exc, [line], credentials)
+                continue
+            except (TransientError, *BROWSER_FAILURES) as exc:
+                if isinstance(map_webdriver_error(exc), BrowserError):
+                    raise
+                # Nothing is saved yet: certain. One by one on a fresh page instead.
+                self._fresh_page = True
+                return (self._open_sale(lines[0].worksheet, credentials),
+                        [one for one in lines if one.uniqueid not in results])
+            added.append(line)
+        if not added:
+            return form, []
+        try:
+            form.save()
+            present = form.lines()
+        except (IntegrationError, *BROWSER_FAILURES) as exc:
+            error = map_webdriver_error(exc)
+            self._fresh_page = True
+            if isinstance(error, BrowserError):
+                raise error from exc
+            self.log.warning("worksheet %s: saving %d lines: %s, reading the sale back",
+                             lines[0].worksheet, len(added), error.reason_code)
+            form = self._open_sale(lines[0].worksheet, credentials)
+            present = form.lines()
+            unsaved = [line for line in added if not _lines_with(present, line.uniqueid)]
+            if isinstance(error, ErpTimeout):
+                # No answer: the save may still be stored after this look; the worker's
+                # retry reads first. No second try now.
+                for line in unsaved:
+                    results[line.uniqueid] = error
+                unsaved = []
+            for line in added:
+                if line not in unsaved and line.uniqueid not in results:
+                    self._done(line, present, results)
+            return form, unsaved  # one by one: a refusal then hits its own line only
+        for line in added:
+            self._done(line, present, results)
+        return form, []
 
     def _write(self, form, line, credentials):
         """Add ``line`` on the open ``form`` and save; :returns: ``(form, lines read back)``"""
@@ -174,6 +237,7 @@ class TrytonIntegration(Integration):
                 pass  # the fresh page drops it anyway
             raise
         dialog.add()
+        self.log.debug("worksheet %s: line for order %s filled in", line.worksheet, line.uniqueid)
 
     def _open_sale(self, worksheet, credentials):
         """Show the sale whose Reference is ``worksheet``; log in when sao asks.

@@ -15,6 +15,7 @@ from decimal import Decimal, InvalidOperation
 from selenium.common.exceptions import ElementNotInteractableException, NoSuchElementException
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 
 from core.errors import (InvalidAmount, LoginFailed, ProductNotFound, SessionExpired,
                          UnexpectedPage, WorksheetClosed, WorksheetNotFound)
@@ -448,10 +449,15 @@ class LineDialog:
         # Never leave the focus in Description: a click on Add then turns the line into
         # a comment line (no product, no quantity) without a word. VALUES_JS blurs it.
         shown = self.values()
+        if parse_quantity(shown["quantity"]) != Decimal(amount):
+            # Once more: an answer arriving late (e.g. after a renewed session) can put
+            # the product's default quantity over what was typed. A rounding stays.
+            self._type_quantity(amount)
+            shown = self.values()
         if shown["type"] != '"line"' or not shown["product"].startswith(f"[{product_code}] "):
             raise UnexpectedPage(f"The line dialog shows {shown!r} after choosing product "
                                  f"{product_code}")
-        if parse_quantity(shown["quantity"]) != Decimal(str(amount)):
+        if parse_quantity(shown["quantity"]) != Decimal(amount):
             raise InvalidAmount(f"Tryton shows the quantity {amount} as {shown['quantity']} "
                                 f"{shown['unit']}: not a quantity it takes for this product")
         if shown["description"] != text:
@@ -485,6 +491,7 @@ class LineDialog:
             if not field:
                 return False
             try:
+                field.send_keys(Keys.CONTROL, "a")  # replace, never append to, a value
                 field.send_keys(amount)
                 return True
             except ElementNotInteractableException:
