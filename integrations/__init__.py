@@ -1,17 +1,23 @@
-"""ERP integrations, one module per ERP system, chosen by the ``ERP_SYSTEM`` setting.
+"""ERP integrations, one package per ERP system, chosen by the ``ERP_SYSTEM`` setting.
 
-To add an ERP: write ``integrations/<name>.py`` (or a package) with a subclass of
-:class:`integrations.base.Integration` whose ``name`` is ``<name>``, and add the module
-name to ``AVAILABLE``. Nothing outside the module and its tests changes.
+To add an ERP: write a package ``integrations/<name>/`` whose light ``__init__`` declares
+its ``OPTIONS`` and gives ``INTEGRATION`` (a subclass of
+:class:`integrations.base.Integration` whose ``name`` is ``<name>``) through a module
+``__getattr__``, and its tests. It is found by its folder: nothing outside the package
+changes. Every sub-package here is an ERP except the shared browser primitives.
 """
 
 import importlib
+import pkgutil
 
-#: ERP_SYSTEM value -> module under integrations/ that defines it
+#: sub-packages that are not an ERP
+_NOT_AN_ERP = {"browser"}
+
+#: ERP_SYSTEM value -> the package under integrations/ that defines it (found by folder)
 AVAILABLE = {
-    "erp_sim": "integrations.erp_sim",
-    "erp_sim_spa": "integrations.erp_sim_spa",
-    "tryton": "integrations.tryton",
+    module.name: f"{__name__}.{module.name}"
+    for module in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name)
+    if module.ispkg and module.name not in _NOT_AN_ERP
 }
 
 

@@ -54,3 +54,18 @@ def test_an_option_the_erp_does_not_take_stops_api_py_in_one_line(tmp_path):
     assert result.returncode == 2
     assert "unknown ERP option(s) database; this ERP takes: none" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_every_erp_package_is_found_by_its_folder_under_its_own_name():
+    """Adding an ERP touches only its package: integrations/__init__.py lists nothing."""
+    import pathlib
+
+    import integrations
+    from integrations import AVAILABLE, get_integration_class
+
+    folder = pathlib.Path(integrations.__path__[0])
+    packages = {p.name for p in folder.iterdir() if (p / "__init__.py").exists()}
+    assert set(AVAILABLE) == packages - {"browser"}
+    assert {"erp_sim", "erp_sim_spa", "tryton"} <= set(AVAILABLE)
+    for name in AVAILABLE:
+        assert get_integration_class(name).name == name
