@@ -135,6 +135,13 @@ class UnexpectedPage(TransientError):
     reason_code = "UNEXPECTED_PAGE"
 
 
+class LineUnverified(TransientError):
+    """A line with the order's uniqueid is on the worksheet, but not with its product and
+    amount. Nothing is added over it; an operator (or a later repair) must look."""
+
+    reason_code = "LINE_UNVERIFIED"
+
+
 class BrowserError(TransientError):
     """The browser could not be started or crashed."""
 

@@ -22,7 +22,8 @@ from decimal import Decimal
 from urllib.parse import quote, urlsplit
 
 from core.errors import (BridgeError, BrowserError, ErpTimeout, IntegrationError,
-                         InvalidAmount, ProductNotFound, SessionExpired, TransientError)
+                         InvalidAmount, LineUnverified, ProductNotFound, SessionExpired,
+                         TransientError)
 from core import retry as policy
 from integrations.base import Integration, LineOutcome
 from integrations.browser import (BROWSER_FAILURES, Browser, map_webdriver_error,
@@ -35,13 +36,6 @@ _LINE_REFUSALS = (ProductNotFound, InvalidAmount)
 PRE_SAVE_ATTEMPTS = 2
 #: the label of the sale form's one2many of lines (sao speaks English to us)
 LINES_LABEL = "Lines"
-
-
-class LineUnverified(TransientError):
-    """A line with the order's uniqueid is on the sale, but not with its product and
-    quantity. Nothing is added over it; an operator (or a later repair) must look."""
-
-    reason_code = "LINE_UNVERIFIED"
 
 
 class TrytonIntegration(Integration):
