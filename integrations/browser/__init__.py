@@ -9,7 +9,10 @@
 * :mod:`.artifacts` -- :func:`save_failure_artifacts`: screenshot + page HTML of a
   failure, password scrubbed;
 * :mod:`.orphans` -- :func:`reap_orphaned_browsers`: ends browsers left behind by a
-  process killed with -9.
+  process killed with -9;
+* :mod:`.kept` -- :class:`KeptBrowserIntegration`: one browser kept across visits
+  (reused, recycled, replaced after a crash), every line answered when a visit ends
+  early, the failed page saved -- the ERP's subclass writes the visit.
 
 Nothing here knows any ERP: page objects and flows live with their integration.
 """
@@ -27,8 +30,9 @@ from integrations.browser.orphans import (PROFILE_PREFIX, process_running,  # no
                                           reap_orphaned_browsers)
 from integrations.browser.session import (POLL_FREQUENCY, STALE_ATTEMPTS, Browser,  # noqa: E402
                                           css_selector, retry_stale)
+from integrations.browser.kept import KeptBrowserIntegration  # noqa: E402
 
 __all__ = ["BROWSER_FAILURES", "MASK", "POLL_FREQUENCY", "PROFILE_PREFIX", "STALE_ATTEMPTS",
-           "Browser", "css_selector", "error_page_reason", "map_webdriver_error",
+           "Browser", "KeptBrowserIntegration", "css_selector", "error_page_reason", "map_webdriver_error",
            "process_running", "reap_orphaned_browsers", "retry_stale",
            "save_failure_artifacts", "scrub_html"]

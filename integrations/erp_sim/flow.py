@@ -22,16 +22,15 @@ never within the visit after a timeout, since that request may still be running.
 
 import time
 from decimal import Decimal
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 from selenium.common.exceptions import StaleElementReferenceException
 
-from core.errors import (BridgeError, BrowserError, ErpTimeout, InvalidAmount, PermanentError,
+from core.errors import (BrowserError, ErpTimeout, InvalidAmount, PermanentError,
                          ProductNotFound, TransientError)
 from core import retry as policy
-from integrations.base import Integration, LineOutcome
-from integrations.browser import (BROWSER_FAILURES, Browser, map_webdriver_error,
-                                  save_failure_artifacts)
+from integrations.base import LineOutcome
+from integrations.browser import BROWSER_FAILURES, KeptBrowserIntegration, map_webdriver_error
 from integrations.erp_sim import pages as classic_pages
 from integrations.erp_sim.screens import Screens, has_line_with
 
@@ -41,7 +40,7 @@ _RETRY_IN_VISIT = (*policy.IN_VISIT, StaleElementReferenceException)
 _LINE_REFUSALS = (ProductNotFound, InvalidAmount)
 
 
-class ErpSimIntegration(Integration):
+class ErpSimIntegration(KeptBrowserIntegration):
     """erp_sim driven through its web pages in Chromium (the classic flavour).
 
     The browser is started on first use and kept, logged in, across calls; it is
@@ -55,46 +54,6 @@ class ErpSimIntegration(Integration):
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         Screens.check(cls.pages)
-
-    def __init__(self, config, logger):
-        super().__init__(config, logger)
-        self._browser = None  # started on first use
-        self._credentials = None  # what the browser's session is logged in with
-        self._orders_on_browser = 0
-
-    # -- the interface ----------------------------------------------------------------
-
-    def add_line(self, line, credentials):
-        result = self.add_lines(line.worksheet, [line], credentials)[line.uniqueid]
-        if isinstance(result, Exception):
-            raise result
-        return result
-
-    def add_lines(self, worksheet, lines, credentials):
-        results = {}
-        if not lines:
-            return results
-        try:
-            self._count_orders(len(lines), credentials)
-            self._visit(worksheet, lines, credentials, results)
-        except BridgeError as exc:
-            self._fail_rest(exc, lines, results, credentials)
-        except BROWSER_FAILURES as exc:
-            self._fail_rest(map_webdriver_error(exc), lines, results, credentials)
-        except Exception as exc:
-            # A bug, not the ERP: a fresh browser is still the safe way on.
-            self.log.exception("worksheet %s: unexpected error", worksheet)
-            self.close()
-            error = policy.as_bridge_error(exc)
-            for line in lines:
-                results.setdefault(line.uniqueid, error)
-        return results
-
-    def close(self):
-        browser, self._browser, self._credentials = self._browser, None, None
-        if browser is not None:
-            browser.quit()
-            self.log.info("browser closed")
 
     # -- one visit ----------------------------------------------------------------------
 
@@ -188,57 +147,6 @@ class ErpSimIntegration(Integration):
     @staticmethod
     def _pause(attempt):
         time.sleep(policy.visit_pause(attempt))
-
-    # -- the browser ----------------------------------------------------------------------
-
-    def _count_orders(self, count, credentials):
-        if self._orders_on_browser + count > self.config.recycle_after_orders > 0:
-            self.log.info("recycling the browser after %d orders", self._orders_on_browser)
-            self.close()
-        self._browser_for(credentials)
-        self._orders_on_browser += count
-
-    def _browser_for(self, credentials):
-        if self._browser is not None and self._credentials not in (None, credentials):
-            # Reconfigured credentials: a fresh browser drops the old user's session.
-            self.close()
-        if self._browser is None:
-            started = time.monotonic()
-            self._browser = Browser(self.config)
-            self._orders_on_browser = 0
-            # Only host and port: a Grid URL may carry a user and password.
-            remote = urlsplit(self.config.selenium_remote_url)
-            where = f"remote {remote.hostname}:{remote.port}" if remote.hostname else "local"
-            self.log.info("browser started (%s) in %.1fs", where, time.monotonic() - started)
-        return self._browser
-
-    # -- failures -------------------------------------------------------------------------
-
-    def _fail_rest(self, error, lines, results, credentials):
-        """``error`` ends the visit: every line without a result gets it."""
-        rest = [line for line in lines if line.uniqueid not in results]
-        for line in rest:
-            results[line.uniqueid] = error
-        if rest:
-            self._failed(error, rest, credentials)
-        elif isinstance(error, BrowserError):
-            self.close()
-
-    def _failed(self, error, lines, credentials):
-        """Save the failed page (password scrubbed), log it, drop a broken browser."""
-        paths = []
-        if self._browser is not None and not isinstance(error, BrowserError):
-            try:
-                paths = save_failure_artifacts(self._browser.driver, self.config.artifact_dir,
-                                               lines[0].uniqueid, error.reason_code,
-                                               secrets=[credentials.password])
-            except Exception as exc:  # a failure report must not hide the failure
-                self.log.warning("could not save failure artifacts: %s", type(exc).__name__)
-        self.log.warning("worksheet %s, order %s failed: %s: %s%s", lines[0].worksheet,
-                         ", ".join(line.uniqueid for line in lines), error.reason_code,
-                         error.reason_text, f" (saved {', '.join(paths)})" if paths else "")
-        if isinstance(error, BrowserError):
-            self.close()
 
 
 def amount_text(amount):

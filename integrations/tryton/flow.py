@@ -19,15 +19,14 @@ import json
 import re
 import time
 from decimal import Decimal
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from core.errors import (BridgeError, BrowserError, ErpTimeout, IntegrationError,
                          InvalidAmount, LineUnverified, ProductNotFound, SessionExpired,
                          TransientError)
 from core import retry as policy
-from integrations.base import Integration, LineOutcome
-from integrations.browser import (BROWSER_FAILURES, Browser, map_webdriver_error,
-                                  save_failure_artifacts)
+from integrations.base import LineOutcome
+from integrations.browser import BROWSER_FAILURES, KeptBrowserIntegration, map_webdriver_error
 from integrations.tryton import pages
 
 #: refusals of one line; the other lines of the visit go on
@@ -38,51 +37,23 @@ PRE_SAVE_ATTEMPTS = 2
 LINES_LABEL = "Lines"
 
 
-class TrytonIntegration(Integration):
+class TrytonIntegration(KeptBrowserIntegration):
     name = "tryton"
 
     def __init__(self, config, logger):
         super().__init__(config, logger)
         self.database = config.options.get("database", "workshop")
-        self._browser = None
-        self._sao = None
-        self._credentials = None  # what the browser is logged in as
-        self._orders_on_browser = 0
+        self._sao = None  # the sao application in the kept browser
         self._fresh_page = True  # load sao anew at the next visit (no stale tab)
         self._sale_ids = {}  # worksheet -> sale id seen in sao's address
 
-    # -- the interface ----------------------------------------------------------------
-
-    def add_line(self, line, credentials):
-        result = self.add_lines(line.worksheet, [line], credentials)[line.uniqueid]
-        if isinstance(result, Exception):
-            raise result
-        return result
-
-    def add_lines(self, worksheet, lines, credentials):
-        results = {}
-        if not lines:
-            return results
-        try:
-            self._count_orders(len(lines), credentials)
-            self._visit(str(worksheet).strip(), lines, credentials, results)
-        except BridgeError as exc:
-            self._fail_rest(exc, lines, results, credentials)
-        except BROWSER_FAILURES as exc:
-            self._fail_rest(map_webdriver_error(exc), lines, results, credentials)
-        except Exception as exc:  # a bug, not Tryton: a fresh browser is the safe way on
-            self.log.exception("worksheet %s: unexpected error", worksheet)
-            self._fail_rest(policy.as_bridge_error(exc), lines, results, credentials)
-            self.close()
-        return results
-
-    def close(self):
-        browser, self._browser, self._sao = self._browser, None, None
-        self._credentials = None
+    def _browser_started(self):
+        self._sao = pages.Sao(self._browser, self.config.erp_url, self.database)
         self._fresh_page = True
-        if browser is not None:
-            browser.quit()
-            self.log.info("browser closed")
+
+    def _browser_closed(self):
+        self._sao = None
+        self._fresh_page = True
 
     # -- one visit ----------------------------------------------------------------------
 
@@ -287,56 +258,14 @@ class TrytonIntegration(Integration):
             raise SessionExpired("sao asked for a login again right after logging in")
         return shown
 
-    # -- the browser ----------------------------------------------------------------------
-
-    def _count_orders(self, count, credentials):
-        if self._orders_on_browser + count > self.config.recycle_after_orders > 0:
-            self.log.info("recycling the browser after %d orders", self._orders_on_browser)
-            self.close()
-        self._sao_for(credentials)
-        self._orders_on_browser += count
-
     def _sao_for(self, credentials):
-        if self._browser is not None and self._credentials not in (None, credentials):
-            self.close()  # reconfigured credentials: drop the old user's session
-        if self._browser is None:
-            started = time.monotonic()
-            self._browser = Browser(self.config)
-            self._sao = pages.Sao(self._browser, self.config.erp_url, self.database)
-            self._orders_on_browser = 0
-            self._fresh_page = True
-            remote = urlsplit(self.config.selenium_remote_url)  # host and port only
-            where = f"remote {remote.hostname}:{remote.port}" if remote.hostname else "local"
-            self.log.info("browser started (%s) in %.1fs", where, time.monotonic() - started)
+        self._browser_for(credentials)
         self._sao.credentials = credentials
         return self._sao
 
-    # -- failures -------------------------------------------------------------------------
-
     def _fail_rest(self, error, lines, results, credentials):
-        """``error`` ends the visit: every line without a result gets it."""
-        self._fresh_page = True
-        rest = [line for line in lines if line.uniqueid not in results]
-        for line in rest:
-            results[line.uniqueid] = error
-        if rest:
-            self._failed(error, rest, credentials)
-        if isinstance(error, BrowserError):
-            self.close()
-
-    def _failed(self, error, lines, credentials):
-        """Save the failed page (password scrubbed) and log it."""
-        paths = []
-        if self._browser is not None and not isinstance(error, BrowserError):
-            try:
-                paths = save_failure_artifacts(self._browser.driver, self.config.artifact_dir,
-                                               lines[0].uniqueid, error.reason_code,
-                                               secrets=[credentials.password])
-            except Exception as exc:  # a failure report must not hide the failure
-                self.log.warning("could not save failure artifacts: %s", type(exc).__name__)
-        self.log.warning("worksheet %s, order %s failed: %s: %s%s", lines[0].worksheet,
-                         ", ".join(line.uniqueid for line in lines), error.reason_code,
-                         error.reason_text, f" (saved {', '.join(paths)})" if paths else "")
+        self._fresh_page = True  # whatever ended the visit, the page is not to be trusted
+        super()._fail_rest(error, lines, results, credentials)
 
 
 def _lines_with(lines, uniqueid):

@@ -1,0 +1,126 @@
+"""What every integration that drives a web UI does around its visits, whatever the ERP.
+
+:class:`KeptBrowserIntegration` keeps one browser across calls (started on first use,
+replaced on new credentials, after a crash and after ``recycle_after_orders`` orders),
+turns whatever ends a visit into a result for every line not yet answered, and saves
+the failed page. It knows no ERP's markup or workflow: the ERP's subclass writes
+:meth:`~KeptBrowserIntegration._visit`, one visit to one worksheet.
+"""
+
+import abc
+import time
+from urllib.parse import urlsplit
+
+from core import retry as policy
+from core.errors import BridgeError, BrowserError
+from integrations.base import Integration
+from integrations.browser.artifacts import save_failure_artifacts
+from integrations.browser.errors import BROWSER_FAILURES, map_webdriver_error
+from integrations.browser.session import Browser
+
+
+class KeptBrowserIntegration(Integration):
+    """An :class:`Integration` that writes through one browser it keeps between calls."""
+
+    def __init__(self, config, logger):
+        super().__init__(config, logger)
+        self._browser = None  # started on first use
+        self._credentials = None  # what the browser's session is logged in with
+        self._orders_on_browser = 0
+
+    # -- the interface ----------------------------------------------------------------
+
+    def add_line(self, line, credentials):
+        result = self.add_lines(line.worksheet, [line], credentials)[line.uniqueid]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def add_lines(self, worksheet, lines, credentials):
+        results = {}
+        if not lines:
+            return results
+        try:
+            self._count_orders(len(lines), credentials)
+            self._visit(str(worksheet).strip(), lines, credentials, results)
+        except BridgeError as exc:
+            self._fail_rest(exc, lines, results, credentials)
+        except BROWSER_FAILURES as exc:
+            self._fail_rest(map_webdriver_error(exc), lines, results, credentials)
+        except Exception as exc:
+            # A bug, not the ERP: a fresh browser is still the safe way on.
+            self.log.exception("worksheet %s: unexpected error", worksheet)
+            self._fail_rest(policy.as_bridge_error(exc), lines, results, credentials)
+            self.close()
+        return results
+
+    def close(self):
+        browser, self._browser, self._credentials = self._browser, None, None
+        self._browser_closed()
+        if browser is not None:
+            browser.quit()
+            self.log.info("browser closed")
+
+    # -- what the ERP's subclass writes ---------------------------------------------------
+
+    @abc.abstractmethod
+    def _visit(self, worksheet, lines, credentials, results):
+        """Write ``lines`` onto ``worksheet`` in one visit, filling ``results``
+        (``{uniqueid: LineOutcome or IntegrationError}``) as it goes. An exception ends
+        the visit: every line without a result then gets it."""
+
+    def _browser_started(self):
+        """Called after a new browser started (before it is used)."""
+
+    def _browser_closed(self):
+        """Called when the browser is dropped: forget what was tied to it."""
+
+    # -- the browser ----------------------------------------------------------------------
+
+    def _count_orders(self, count, credentials):
+        if self._orders_on_browser + count > self.config.recycle_after_orders > 0:
+            self.log.info("recycling the browser after %d orders", self._orders_on_browser)
+            self.close()
+        self._browser_for(credentials)
+        self._orders_on_browser += count
+
+    def _browser_for(self, credentials):
+        """The kept browser, started when there is none; a fresh one for new credentials."""
+        if self._browser is not None and self._credentials not in (None, credentials):
+            self.close()  # reconfigured credentials: drop the old user's session
+        if self._browser is None:
+            started = time.monotonic()
+            self._browser = Browser(self.config)
+            self._orders_on_browser = 0
+            self._browser_started()
+            # Only host and port: a Grid URL may carry a user and password.
+            remote = urlsplit(self.config.selenium_remote_url)
+            where = f"remote {remote.hostname}:{remote.port}" if remote.hostname else "local"
+            self.log.info("browser started (%s) in %.1fs", where, time.monotonic() - started)
+        return self._browser
+
+    # -- failures -------------------------------------------------------------------------
+
+    def _fail_rest(self, error, lines, results, credentials):
+        """``error`` ends the visit: every line without a result gets it."""
+        rest = [line for line in lines if line.uniqueid not in results]
+        for line in rest:
+            results[line.uniqueid] = error
+        if rest:
+            self._failed(error, rest, credentials)
+        if isinstance(error, BrowserError):
+            self.close()
+
+    def _failed(self, error, lines, credentials):
+        """Save the failed page (password scrubbed) and log it."""
+        paths = []
+        if self._browser is not None and not isinstance(error, BrowserError):
+            try:
+                paths = save_failure_artifacts(self._browser.driver, self.config.artifact_dir,
+                                               lines[0].uniqueid, error.reason_code,
+                                               secrets=[credentials.password])
+            except Exception as exc:  # a failure report must not hide the failure
+                self.log.warning("could not save failure artifacts: %s", type(exc).__name__)
+        self.log.warning("worksheet %s, order %s failed: %s: %s%s", lines[0].worksheet,
+                         ", ".join(line.uniqueid for line in lines), error.reason_code,
+                         error.reason_text, f" (saved {', '.join(paths)})" if paths else "")
