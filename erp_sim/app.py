@@ -2,7 +2,7 @@
 
 from flask import Flask
 
-from erp_sim import auth, chaos, db, sim_api, spa, worksheets
+from erp_sim import auth, chaos, db, request_log, sim_api, spa, worksheets
 from erp_sim.config import SimConfig
 from erp_sim.errors import handle_http_error
 
@@ -20,6 +20,7 @@ def create_app(config):
     app.config["SESSION_COOKIE_NAME"] = "erp_sim_session"
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     db.init_app(app)
+    request_log.init_app(app)  # before chaos: it logs the answer chaos leaves
     chaos.init_app(app)
     if config.flavor == "spa":
         spa.init_app(app)

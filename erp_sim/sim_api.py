@@ -1,18 +1,38 @@
 """``/_sim/...``: a JSON side door for tests and benchmarks.
 
 It has no login on purpose -- it exists so a test can check what the browser did
-without driving a browser, and end every session behind its back. Never expose a
-stand-in ERP outside a test machine.
+without driving a browser, plant lines for the integration to find (a duplicate, a
+wrong line to be repaired), read the log of the requests the ERP handled, and end
+every session behind the browser's back. Never expose a stand-in ERP outside a test
+machine.
 """
 
 import time
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, current_app, jsonify, request
 
-from erp_sim.db import get_db
-from erp_sim.worksheets import find_worksheet
+from erp_sim import validation
+from erp_sim.db import get_db, writing
+from erp_sim.request_log import get_log
+from erp_sim.worksheets import find_worksheet, product_exists
 
 bp = Blueprint("sim", __name__, url_prefix="/_sim")
+
+#: what a planted line's JSON body holds
+LINE_FIELDS = ("product_nr", "amount", "text")
+
+
+def _line_json(row):
+    return {"id": row["id"], "product_nr": row["product_nr"], "amount": row["amount"],
+            "reference": row["text"]}
+
+
+def _not_found(number):
+    return jsonify(error="not found", number=number), 404
+
+
+def _invalid(fields):
+    return jsonify(error="invalid line", fields=fields), 400
 
 
 @bp.route("/health")
@@ -25,17 +45,64 @@ def health():
 def worksheet(number):
     sheet = find_worksheet(number)
     if sheet is None:
-        return jsonify(error="not found", number=number), 404
+        return _not_found(number)
     rows = get_db().execute(
-        "SELECT product_nr, amount, text FROM lines WHERE worksheet = ? ORDER BY id",
+        "SELECT id, product_nr, amount, text FROM lines WHERE worksheet = ? ORDER BY id",
         (sheet["number"],),
     ).fetchall()
-    return jsonify(
-        number=sheet["number"],
-        status=sheet["status"],
-        lines=[{"product_nr": r["product_nr"], "amount": r["amount"], "reference": r["text"]}
-               for r in rows],
-    )
+    return jsonify(number=sheet["number"], status=sheet["status"],
+                   lines=[_line_json(row) for row in rows])
+
+
+def _form_of(body):
+    """The planted line's fields as the add-line form would carry them, and what is
+    wrong with their types (``{field: reason}``)."""
+    form, wrong = {}, {}
+    for name in LINE_FIELDS:
+        value = body.get(name, "")
+        if name == "text" and not isinstance(value, str):
+            wrong[name] = "must be a string"
+        elif isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            wrong[name] = "must be a string or a number"
+        else:
+            form[name] = str(value)
+    return form, wrong
+
+
+@bp.post("/worksheets/<number>/lines")
+def plant_line(number):
+    """Store a line as it is, with no login, save delay, lock or chaos -- on a closed
+    worksheet too: a test plants what the integration must then find or repair."""
+    sheet = find_worksheet(number)
+    if sheet is None:
+        return _not_found(number)
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        return _invalid({"body": "must be a JSON object with " + ", ".join(LINE_FIELDS)})
+    form, wrong = _form_of(body)
+    if wrong:
+        return _invalid(wrong)
+    values, errors = validation.check_line_fields(form, product_exists)
+    if errors:
+        return _invalid(errors)
+    with writing() as db:
+        line_id = db.execute(
+            "INSERT INTO lines (worksheet, product_nr, amount, text) VALUES (?, ?, ?, ?)",
+            (sheet["number"], int(values["product_nr"]), values["amount"], values["text"]),
+        ).lastrowid
+    row = get_db().execute("SELECT * FROM lines WHERE id = ?", (line_id,)).fetchone()
+    return jsonify(_line_json(row)), 201
+
+
+@bp.get("/requests")
+def requests_handled():
+    """The requests the ERP handled, oldest first (``/_sim`` itself is not among them)."""
+    return jsonify(requests=get_log().entries())
+
+
+@bp.delete("/requests")
+def clear_requests():
+    return jsonify(cleared=get_log().clear())
 
 
 @bp.post("/sessions/expire")

@@ -16,8 +16,8 @@ from erp_sim import auth
 from erp_sim.auth import BAD_TOKEN, EXPIRED, LOGIN_FAILED
 from erp_sim.chaos import get_chaos, locked_message
 from erp_sim.db import get_db
-from erp_sim.worksheets import (NOT_FOUND, closed_message, find_worksheet, save_line,
-                                worksheet_lines)
+from erp_sim.worksheets import (NOT_FOUND, closed_message, delete_line, find_worksheet,
+                                save_line, worksheet_lines)
 
 bp = Blueprint("spa", __name__)
 
@@ -116,13 +116,26 @@ def worksheet(number):
     return jsonify(_sheet_json(sheet, locked_message=locked))
 
 
-@bp.route("/api/worksheets/<number>/lines", methods=("POST",))
-def add_line(number):
+def _change_sheet(number, change):
+    """Answer a change of worksheet ``number``: the sheet as it is now, with ``errors``.
+
+    :param change: ``change(sheet) -> (errors, status)``, a rule of :mod:`erp_sim.worksheets`
+    """
     sheet = find_worksheet(number)
     if sheet is None:
         return jsonify(errors=[NOT_FOUND.format(number)]), 404
-    errors, status = save_line(sheet, _form(), _token_ok())
+    errors, status = change(sheet)
     return jsonify(_sheet_json(sheet, errors=errors)), status
+
+
+@bp.route("/api/worksheets/<number>/lines", methods=("POST",))
+def add_line(number):
+    return _change_sheet(number, lambda sheet: save_line(sheet, _form(), _token_ok()))
+
+
+@bp.route("/api/worksheets/<number>/lines/<line_id>", methods=("DELETE",))
+def remove_line(number, line_id):
+    return _change_sheet(number, lambda sheet: delete_line(sheet, line_id, _token_ok()))
 
 
 @bp.route("/api/products")

@@ -12,6 +12,14 @@ UNKNOWN_PRODUCT = "Unknown product number {}"
 BAD_AMOUNT = "Amount must be a positive number"
 
 
+def whole_number(text):
+    """``text`` as a non-negative int if it is ASCII digits that fit SQLite's integer,
+    else ``None`` (so that a 25-digit number is "not found", never a 500)."""
+    if text.isascii() and text.isdigit() and len(text) <= 18:
+        return int(text)
+    return None
+
+
 def parse_amount(raw):
     """The amount as a normalised string ("5", "2.5"), or ``None`` when invalid."""
     raw = raw.strip()
@@ -30,14 +38,23 @@ def check_line(form, product_exists):
     :param product_exists: callable taking a product number (int) -> bool
     :returns: ``(values, errors)``: the cleaned values and a list of messages
     """
-    errors = []
+    values, fields = check_line_fields(form, product_exists)
+    return values, list(fields.values())
+
+
+def check_line_fields(form, product_exists):
+    """:func:`check_line`, with each message under the field it is about.
+
+    :returns: ``(values, {field: message})``
+    """
+    fields = {}
     product = form.get("product_nr", "").strip()
     if not product:
-        errors.append(PRODUCT_REQUIRED)
-    elif not (product.isascii() and product.isdigit() and product_exists(int(product))):
-        errors.append(UNKNOWN_PRODUCT.format(product))
+        fields["product_nr"] = PRODUCT_REQUIRED
+    elif (nr := whole_number(product)) is None or not product_exists(nr):
+        fields["product_nr"] = UNKNOWN_PRODUCT.format(product)
     amount = parse_amount(form.get("amount", ""))
     if amount is None:
-        errors.append(BAD_AMOUNT)
+        fields["amount"] = BAD_AMOUNT
     values = {"product_nr": product, "amount": amount, "text": form.get("text", "").strip()}
-    return values, errors
+    return values, fields

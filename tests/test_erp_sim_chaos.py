@@ -7,7 +7,7 @@ import pytest
 
 from erp_sim.__main__ import parse_args
 from tests.erp_helpers import sim_app
-from tests.test_erp_sim import csrf_from, login
+from tests.test_erp_sim import csrf_from, login, plant, sim_lines
 
 pytestmark = pytest.mark.parametrize("flavor", ["classic", "spa"])
 
@@ -27,6 +27,9 @@ def logged_in(app, flavor):
         client.add = lambda number, text: client.post(f"/worksheets/{number}/lines", data={
             "csrf_token": csrf_from(client.get("/login")), "product_nr": "10", "amount": "1",
             "text": text})
+        client.remove = lambda number, line_id: client.post(
+            f"/worksheets/{number}/lines/{line_id}/delete",
+            data={"csrf_token": csrf_from(client.get("/login"))})
     else:
         token = client.get("/api/session").get_json()["csrf_token"]
         token = client.post("/api/login", json={"username": "admin", "password": "admin"},
@@ -34,6 +37,8 @@ def logged_in(app, flavor):
         client.add = lambda number, text: client.post(
             f"/api/worksheets/{number}/lines", headers={"X-CSRF-Token": token},
             json={"product_nr": "10", "amount": "1", "text": text})
+        client.remove = lambda number, line_id: client.delete(
+            f"/api/worksheets/{number}/lines/{line_id}", headers={"X-CSRF-Token": token})
     return client
 
 
@@ -139,6 +144,40 @@ def test_lock_rate_locks_for_a_moment_and_says_so(flavor, make_app):
     stored = 302 if flavor == "classic" else 201
     assert set(results) == {423, stored}
     assert len(client.get("/_sim/worksheets/9").get_json()["lines"]) == results.count(stored)
+
+
+def test_a_delete_meets_the_same_chaos(flavor, make_app):
+    app = make_app(flavor, lock_rate=1.0)
+    client = logged_in(app, flavor)
+    line = plant(client, 10, "OilMat kept")
+    response = client.remove(10, line["id"])
+    assert response.status_code == 423
+    assert "Worksheet 10 is being edited by another user" in response.get_data(as_text=True)
+    assert sim_lines(client, 10) == [line]
+    app = make_app(flavor, slow_save=0.5)
+    client = logged_in(app, flavor)
+    line = plant(client, 11, "OilMat slowly deleted")
+    started = time.monotonic()
+    thread = threading.Thread(target=client.remove, args=(11, line["id"]))
+    thread.start()
+    deadline = time.monotonic() + 2
+    while sim_lines(app.test_client(), 11):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert thread.is_alive() and time.monotonic() - started < 0.4  # deleted, not confirmed
+    thread.join(3)
+    assert time.monotonic() - started >= 0.5
+    client = logged_in_retrying(make_app(flavor, error_rate=0.5, seed=11), flavor)
+    outcomes = set()
+    for i in range(40):
+        line = plant(client, 12, f"OilMat e{i}")
+        try:
+            status = client.remove(12, line["id"]).status_code
+        except (AttributeError, KeyError):  # the token's page itself failed to load
+            continue
+        outcomes.add((status, line not in sim_lines(client, 12)))
+    assert {(500, True), (502, True)} & outcomes  # deleted, then answered 5xx
+    assert {(500, False), (502, False)} & outcomes  # 5xx, nothing done
 
 
 def test_cli_parses_every_chaos_flag(flavor):

@@ -7,6 +7,7 @@ import time
 import pytest
 
 from tests.erp_helpers import sim_app
+from tests.test_erp_sim import plant, sim_lines
 
 
 @pytest.fixture
@@ -47,6 +48,7 @@ def post_line(client, number, product_nr="10", amount="5", text="OilMat t1"):
 def test_shell_is_one_page_with_the_script_inline(client):
     page = client.get("/").get_data(as_text=True)
     assert 'id="app"' in page and "function render(" in page and "<form" not in page
+    assert "function deleteLine(" in page and "'delete-line'" in page
     assert client.get("/worksheets").status_code == 404  # no server-rendered pages
 
 
@@ -109,8 +111,10 @@ def test_add_line_and_validation(logged_in):
     response = post_line(logged_in, 7, amount="2,50")
     assert response.status_code == 201
     assert response.get_json()["lines"][-1]["text"] == "OilMat t1"
-    assert logged_in.get("/_sim/worksheets/7").get_json()["lines"] == [
-        {"product_nr": 10, "amount": "2.5", "reference": "OilMat t1"}]
+    [line] = logged_in.get("/_sim/worksheets/7").get_json()["lines"]
+    assert line == {"id": line["id"], "product_nr": 10, "amount": "2.5",
+                    "reference": "OilMat t1"}
+    assert response.get_json()["lines"][-1]["id"] == line["id"]
     refused = post_line(logged_in, 7, product_nr="999", amount="0")
     assert refused.status_code == 422
     assert refused.get_json()["errors"] == ["Unknown product number 999",
@@ -120,3 +124,58 @@ def test_add_line_and_validation(logged_in):
     logged_in.csrf = "forged"
     assert post_line(logged_in, 7).status_code == 400
     assert len(logged_in.get("/_sim/worksheets/7").get_json()["lines"]) == 1
+
+
+def delete_line(client, number, line_id):
+    return client.delete(f"/api/worksheets/{number}/lines/{line_id}",
+                         headers={"X-CSRF-Token": client.csrf})
+
+
+def test_delete_line_answers_the_sheet_without_it(logged_in):
+    first, second = plant(logged_in, 12, "OilMat d1"), plant(logged_in, 12, "OilMat d2")
+    sheet = logged_in.get("/api/worksheets/12").get_json()
+    assert [line["id"] for line in sheet["lines"]] == [first["id"], second["id"]]
+    response = delete_line(logged_in, 12, first["id"])
+    assert response.status_code == 200
+    answer = response.get_json()
+    assert answer["errors"] == [] and [line["text"] for line in answer["lines"]] == ["OilMat d2"]
+    assert sim_lines(logged_in, 12) == [second]
+    again = delete_line(logged_in, 12, first["id"])  # a resent request
+    assert again.status_code == 404
+    assert again.get_json()["errors"] == [f"Line {first['id']} is not on worksheet 12"]
+    assert [line["text"] for line in again.get_json()["lines"]] == ["OilMat d2"]
+
+
+def test_delete_line_refusals(logged_in):
+    mine, closed = plant(logged_in, 14, "OilMat mine"), plant(logged_in, 950, "OilMat closed")
+    on_other_sheet = delete_line(logged_in, 13, mine["id"])
+    assert on_other_sheet.status_code == 404
+    assert on_other_sheet.get_json()["errors"] == [f"Line {mine['id']} is not on worksheet 13"]
+    assert delete_line(logged_in, 14, "abc").status_code == 404
+    unknown_sheet = delete_line(logged_in, 1500, mine["id"])
+    assert unknown_sheet.status_code == 404
+    assert unknown_sheet.get_json() == {"errors": ["No worksheet found with number 1500"]}
+    refused = delete_line(logged_in, 950, closed["id"])
+    assert refused.status_code == 409
+    assert refused.get_json()["errors"] == [
+        "Worksheet 950 is closed (invoiced) and cannot be changed"]
+    csrf, logged_in.csrf = logged_in.csrf, "forged"
+    forged = delete_line(logged_in, 14, mine["id"])
+    assert forged.status_code == 400
+    assert forged.get_json()["errors"] == ["The form has expired. Please try again."]
+    logged_in.csrf = csrf
+    logged_in.post("/api/logout")
+    anonymous = delete_line(logged_in, 14, mine["id"])
+    assert anonymous.status_code == 401 and anonymous.get_json()["error"] == "Please log in"
+    assert sim_lines(logged_in, 14) == [mine] and sim_lines(logged_in, 950) == [closed]
+
+
+def test_request_log_has_the_text_of_a_line_post(logged_in):
+    logged_in.delete("/_sim/requests")
+    post_line(logged_in, 19, text="OilMat spa")
+    line = sim_lines(logged_in, 19)[0]
+    delete_line(logged_in, 19, line["id"])
+    log = logged_in.get("/_sim/requests").get_json()["requests"]
+    assert [(e["method"], e["path"], e["status"], e.get("text")) for e in log] == [
+        ("POST", "/api/worksheets/19/lines", 201, "OilMat spa"),
+        ("DELETE", f"/api/worksheets/19/lines/{line['id']}", 200, None)]

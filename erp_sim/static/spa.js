@@ -154,8 +154,24 @@
       });
   }
 
+  function deleteLine(id) {
+    var number = state.sheet.number;
+    state.flash = '';
+    state.errors = [];
+    call('DELETE', '/api/worksheets/' + number + '/lines/' + encodeURIComponent(id), undefined,
+      function (status, data) {
+        if (data.lines) { state.sheet = data; }
+        if (status === 200) {
+          state.flash = 'Line deleted';
+        } else {
+          state.errors = data.errors || [];
+        }
+      });
+  }
+
   function openDialog() {
     state.flash = '';
+    state.errors = [];
     state.dialog = {query: '', suggestions: null, suggestedFor: '', chosen: null,
                     amount: '', text: '', errors: [], saving: false};
     render();
@@ -291,15 +307,21 @@
         ]),
         sheet.closed_message ? el('p', {id: 'closed-banner', role: 'alert'}, [sheet.closed_message]) : null,
         sheet.locked_message ? el('p', {id: 'locked-banner', role: 'alert'}, [sheet.locked_message]) : null,
+        errorList('form-errors', state.errors),
         el('table', {id: 'lines'}, [
-          el('thead', {}, [el('tr', {}, ['Product nr', 'Product', 'Amount', 'Text'].map(
-            function (h) { return el('th', {}, [h]); }))]),
+          el('thead', {}, [el('tr', {}, ['Line', 'Product nr', 'Product', 'Amount', 'Text']
+            .concat(takesLines ? [''] : []).map(function (h) { return el('th', {}, [h]); }))]),
           el('tbody', {}, sheet.lines.map(function (line) {
-            return el('tr', {'class': 'line'}, [
+            var id = String(line.id);
+            return el('tr', {'class': 'line', 'data-line-id': id}, [
+              el('td', {'class': 'line-id'}, [id]),
               el('td', {'class': 'product-nr'}, [String(line.product_nr)]),
               el('td', {'class': 'product-name'}, [line.product_name]),
               el('td', {'class': 'amount'}, [line.amount]),
-              el('td', {'class': 'text'}, [line.text])
+              el('td', {'class': 'text'}, [line.text]),
+              takesLines ? el('td', {'class': 'actions'}, [
+                el('button', {'class': 'delete-line', type: 'button', 'data-line-id': id,
+                              onclick: function () { deleteLine(id); }}, ['Delete'])]) : null
             ]);
           }))
         ]),
