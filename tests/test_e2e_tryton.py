@@ -48,8 +48,8 @@ def instance_for(tryton, tmp_path):
                            PAGE_LOAD_TIMEOUT="20").start()
 
 
-def test_ten_orders_over_two_sales_become_one_correct_line_each(tryton, tmp_path):
-    wanted = orders("e2e-tryton", 10, [300, 301])
+def test_forty_orders_over_four_sales_become_one_correct_line_each(tryton, tmp_path):
+    wanted = orders("e2e-tryton", 40, [300, 301, 302, 303])
     instance = instance_for(tryton, tmp_path)
     try:
         post(instance, wanted)
@@ -61,17 +61,18 @@ def test_ten_orders_over_two_sales_become_one_correct_line_each(tryton, tmp_path
 
 
 def test_kill_9_mid_batch_and_restart_still_one_line_each(tryton, tmp_path):
-    wanted = orders("e2e-tryton-k9", 10, [302, 303])
+    sales = ("304", "305", "306", "307")
+    wanted = orders("e2e-tryton-k9", 40, sales)
     instance = instance_for(tryton, tmp_path)
     try:
         post(instance, wanted)
         deadline = time.monotonic() + 120
         # kill as soon as the first line is in Tryton: the worker is mid-visit then
-        while not any(rpc.worksheet_lines(tryton.url, w) for w in ("302", "303")):
+        while not any(rpc.worksheet_lines(tryton.url, w) for w in sales):
             assert time.monotonic() < deadline, "no line reached Tryton"
             time.sleep(0.2)
         instance.kill9()
-        written = sum(len(rpc.worksheet_lines(tryton.url, w)) for w in ("302", "303"))
+        written = sum(len(rpc.worksheet_lines(tryton.url, w)) for w in sales)
         assert written < len(wanted)  # killed mid-batch, not after it
         instance.start()
         records = instance.wait_final([w[0] for w in wanted], timeout=300)
