@@ -80,6 +80,7 @@ def main(argv=None):
     log.info("serving %r on %s:%d with ERP %s at %s", settings.workshop, settings.host,
              settings.port, settings.erp_system, settings.erp_url)
     instance.worker.start()
+    instance.webhooks.start()  # delivers the events outbox (and prunes it)
     try:
         server.serve(app, listener, threads=settings.http_threads)
     finally:

@@ -3,7 +3,7 @@
 from flask import Flask
 
 from bridge import auth, http
-from bridge.views import control, docs, orders
+from bridge.views import control, docs, events, orders
 
 #: bodies above this are refused with 413 before they are read
 MAX_BODY_BYTES = 64 * 1024
@@ -30,4 +30,5 @@ def create_app(instance, request_shutdown=None):
     app.register_blueprint(orders.bp)
     app.register_blueprint(control.bp)
     app.register_blueprint(docs.bp)
+    app.register_blueprint(events.bp)
     return app

@@ -11,9 +11,11 @@ import threading
 
 from core.crypto import CredentialBox
 from core.errors import StorageUnavailable
+from bridge.events import EventLog
 from bridge.queue import OrderQueue
 from bridge.records import OrderStore, fingerprint
 from bridge.status import OrderStatus
+from bridge.webhooks import WebhookSender
 from workers.worker import Worker
 from integrations import get_integration_class
 from integrations.base import Credentials, IntegrationConfig
@@ -46,6 +48,9 @@ class Instance:
                              orderline_logger or logging.getLogger("oilmat.orderline"),
                              sweep=self.queue_stranded)
         self.shutdown_requested = threading.Event()
+        # the events outbox (feed and webhook); its thread is started with the worker's
+        self.events = EventLog(self.store, settings.workshop)
+        self.webhooks = WebhookSender(settings, self.events, self.store.event_added)
         self.reconcile()
 
     def _default_integration_factory(self, logger):
@@ -175,11 +180,13 @@ class Instance:
             "last_success": None,
             "last_error": None,
             "storage": "ok",
+            "webhook": None,
         }
         try:
             state["queue_length"] = self.store.count_active()
             state["last_success"] = self.store.last_success()
             state["last_error"] = self.store.last_error()
+            state["webhook"] = self.webhooks.state()
         except StorageUnavailable as exc:
             state["storage"] = exc.reason_text
         return state
@@ -187,5 +194,6 @@ class Instance:
     def close(self, worker_timeout=None):
         """Stop the worker gracefully and close the files."""
         self.worker.stop(timeout=worker_timeout)
+        self.webhooks.stop(timeout=self.settings.webhook_timeout_seconds + 5)
         self.queue.close()
         self.store.close()

@@ -57,7 +57,8 @@ def setup(settings, to_stderr=True, max_bytes=5 * 1024 * 1024, backups=5):
     """
     os.makedirs(settings.log_dir, exist_ok=True)
     redact = RedactSecrets([settings.erp_password, settings.api_token, settings.secret_key,
-                            *settings.secret_key_fallbacks, *_secret_options(settings)])
+                            *settings.secret_key_fallbacks, *_secret_options(settings),
+                            settings.webhook_secret])
     formatter = logging.Formatter(_FORMAT)
     loggers = []
     for name, suffix in ((API_LOGGER, "api"), (ORDERLINE_LOGGER, "create_orderline")):

@@ -117,6 +117,16 @@ class QueueListing(BaseModel):
     tasks: list[OrderRecord]
 
 
+class WebhookState(BaseModel):
+    """The webhook as ``/alive`` shows it (never its URL or secret)."""
+
+    state: str = Field(description="off (no WEBHOOK_URL), enabled, or disabled (it answered "
+                                   "410; until WEBHOOK_URL or WEBHOOK_SECRET changes).")
+    backlog: int = Field(description="Events not delivered yet.")
+    failures: int = Field(description="Failed tries of the next event.")
+    next_try: Optional[str] = Field(None, description="When it is tried again, while failing.")
+
+
 class Alive(BaseModel):
     api: str = Field(description="Always 'running' when it answers.")
     worker: str = Field(description="running, stopping or stopped.")
@@ -128,6 +138,7 @@ class Alive(BaseModel):
     last_success: Optional[str] = None
     last_error: Optional[dict] = None
     storage: str = Field("ok", description="'ok', or why the order records cannot be used.")
+    webhook: Optional[WebhookState] = Field(None, description="null when the records cannot be read.")
 
 
 class WorkerChange(BaseModel):
@@ -166,3 +177,30 @@ def field_errors(validation_error):
         else:  # every field is checked by bridge.fields, whose ValueError names the rule
             found.setdefault(name, str(err.get("ctx", {}).get("error", err["msg"])))
     return found
+
+
+class Event(BaseModel):
+    """One status change of an order: a feed item, and the body of a webhook delivery."""
+
+    cursor: int = Field(description="Its place in the feed; only grows.")
+    id: str = Field(description="evt_<hex>: the idempotency key (the webhook-id header).")
+    type: str = Field(description="order.placed, order.processing, order.retrying, "
+                                  "order.created, order.error, order.note, order.<status>.")
+    workshop: str
+    uniqueid: str
+    status: OrderStatus
+    reason_code: Optional[str] = None
+    reason_text: Optional[str] = None
+    note: Optional[str] = None
+    attempts: int
+    at: str = Field(description="When the change happened (ISO 8601, UTC).")
+
+
+class EventPage(BaseModel):
+    events: list[Event]
+    next: int = Field(description="The cursor to ask after next (the last one returned).")
+    more: bool = Field(description="More events wait after this page.")
+
+
+class EventAck(BaseModel):
+    acked: int = Field(description="Every event up to this cursor is acknowledged.")

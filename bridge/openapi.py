@@ -14,7 +14,8 @@ from bridge import fields, models
 _REF = "#/components/schemas/{model}"
 
 _SCHEMAS = (models.CreateAccepted, models.OrderRecord, models.QueueListing, models.Alive,
-            models.WorkerChange, models.KillAnswer, models.Cleared, models.Error)
+            models.WorkerChange, models.KillAnswer, models.Cleared, models.Error,
+            models.EventPage, models.EventAck)
 
 
 def _ref(model):
@@ -46,6 +47,18 @@ def _op(summary, ok, ok_model, errors=(401,), body=None, params=None, public=Fal
     return op
 
 
+def _whole_param(name, minimum, description, maximum=2 ** 63 - 1, required=False):
+    """A query parameter that is a whole number (see :mod:`bridge.views.events`)."""
+    return {"name": name, "in": "query", "required": required, "description": description,
+            "schema": {"type": "integer", "minimum": minimum, "maximum": maximum}}
+
+
+def _with_description(op, status, description):
+    """``op`` with its own description of one error answer."""
+    op["responses"][str(status)]["description"] = description
+    return op
+
+
 #: path -> method -> operation. Every route of the app must be here (tested).
 PATHS = {
     "/create": {"post": _op("Queue an order line (idempotent on uniqueid)", 200,
@@ -67,6 +80,16 @@ PATHS = {
                           public=True)},
     "/kill": {"put": _op("Shut the instance down gracefully", 200, models.KillAnswer)},
     "/openapi.json": {"get": _op("This document", 200, None)},
+    "/events": {"get": _op(
+        "Order events after a cursor, oldest first (the status feed)", 200, models.EventPage,
+        (400, 401, 503), params=[
+            _whole_param("after", 0, "the last cursor you have; default: the acknowledged one"),
+            _whole_param("limit", 1, "most events in the answer (default 100)", maximum=500)])},
+    "/events/ack": {"put": _with_description(_op(
+        "Acknowledge every event up to a cursor (kept until then)", 200, models.EventAck,
+        (400, 401, 409, 503), params=[_whole_param("cursor", 0, "the last event received",
+                                                   required=True)]),
+        409, "No event has had this cursor yet")},
 }
 
 _DESCRIPTION = (

@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 
 from core.errors import BridgeError, ConfigError, RecordsDamaged, StorageUnavailable
+from bridge import events
 from bridge.status import ACTIVE, OrderStatus, can_move
 
 log = logging.getLogger("oilmat.api")
@@ -131,6 +132,7 @@ class OrderStore:
         self.path = os.path.abspath(path)
         self._lock = threading.Lock()
         self._damage = None  # the RecordsDamaged found while running, once found
+        self.event_added = threading.Event()  # set at every event: wakes the webhook sender
         try:
             self._open()
             # A damaged file often opens fine and fails at the first page read: read
@@ -149,6 +151,7 @@ class OrderStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
+        self._db.executescript(events.SCHEMA)  # the events outbox lives in this file too
         columns = {r[1] for r in self._db.execute("PRAGMA table_info(orders)")}
         if "queued" not in columns:  # a file from before the column: all were queued
             self._db.execute("ALTER TABLE orders ADD COLUMN queued INTEGER NOT NULL DEFAULT 1")
@@ -164,6 +167,11 @@ class OrderStore:
     def close(self):
         with self._lock:
             self._db.close()
+
+    def locked(self):
+        """The connection under the store's lock and checks (see :meth:`_use`), for the
+        tables other modules keep in this file (:mod:`bridge.events`)."""
+        return self._use()
 
     @contextmanager
     def _use(self):
@@ -412,9 +420,12 @@ class OrderStore:
         return self._db.execute("SELECT * FROM orders WHERE uniqueid=?", (uniqueid,)).fetchone()
 
     def _history(self, uniqueid, status, at, reason_code=None, reason_text=None):
-        self._db.execute(
+        row_id = self._db.execute(
             "INSERT INTO history (uniqueid, status, at, reason_code, reason_text)"
-            " VALUES (?,?,?,?,?)", (uniqueid, OrderStatus(status).value, at, reason_code, reason_text))
+            " VALUES (?,?,?,?,?)", (uniqueid, OrderStatus(status).value, at, reason_code, reason_text)
+        ).lastrowid
+        events.record(self._db, row_id)  # its event, in this same transaction
+        self.event_added.set()
 
     @staticmethod
     def _public(row):

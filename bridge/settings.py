@@ -76,6 +76,13 @@ class Settings:
     wait_timeout: float = 10.0  # WAIT_TIMEOUT: seconds for one element or page state
     selenium_remote_url: str = ""  # SELENIUM_REMOTE_URL: run the browser on a remote WebDriver/Grid
     erp_options: dict = field(default_factory=dict, repr=False)  # ERP_OPTION_<NAME>: the ERP's own options (integrations.base.Option)
+    webhook_url: str = ""  # WEBHOOK_URL: every order event is POSTed here (Standard Webhooks); empty: no webhook
+    webhook_secret: str = field(default="", repr=False)  # WEBHOOK_SECRET: whsec_<base64 key of 24-64 bytes>; signs each delivery
+    webhook_backoff_seconds: float = 5.0  # WEBHOOK_BACKOFF_SECONDS: wait after a failed delivery; doubles per failure
+    webhook_backoff_max_seconds: float = 3600.0  # WEBHOOK_BACKOFF_MAX_SECONDS: cap on one wait
+    webhook_timeout_seconds: float = 15.0  # WEBHOOK_TIMEOUT_SECONDS: for the receiver's answer
+    event_retention_days: float = 7.0  # EVENT_RETENTION_DAYS: events are kept at least this long, and until acknowledged
+    event_max_days: float = 90.0  # EVENT_MAX_DAYS: any event older is pruned, acknowledged or not (0: never)
 
     @property
     def workshop_queue_dir(self):
@@ -94,6 +101,42 @@ def erp_options(env):
     prefix = "ERP_OPTION_"
     return {key[len(prefix):].lower(): value for key, value in env.items()
             if key.startswith(prefix) and len(key) > len(prefix) and value != ""}
+
+
+def _webhook(env, sealed_secret=None):
+    """``WEBHOOK_URL`` and ``WEBHOOK_SECRET``: both or neither; a bad one stops the
+    instance (a message that never repeats the secret).
+
+    :param sealed_secret: the secret opened from ``WEBHOOK_SECRET_SEALED``, if any
+    :returns: ``(url, secret)``
+    """
+    from bridge.webhooks import check_url, parse_secret
+
+    url = env.get("WEBHOOK_URL", "")
+    secret = sealed_secret or env.get("WEBHOOK_SECRET", "")
+    if url and not secret:
+        raise ConfigError("WEBHOOK_URL is set but WEBHOOK_SECRET is not: every delivery is signed")
+    if secret and not url:
+        raise ConfigError("WEBHOOK_SECRET is set but WEBHOOK_URL is not")
+    if url:
+        try:
+            check_url(url)
+        except ValueError as exc:
+            raise ConfigError(f"WEBHOOK_URL {exc}") from None
+        try:
+            parse_secret(secret)
+        except ValueError as exc:
+            raise ConfigError(f"WEBHOOK_SECRET {exc}") from None
+    return url, secret
+
+
+def _positive(env, name, default, zero=False):
+    """A number of seconds or days that must be more than 0 (or 0 too, with ``zero``)."""
+    value = env_number(env, name, default)
+    if not (value >= 0 if zero else value > 0) or value != value or value == float("inf"):
+        least = "0 or more" if zero else "more than 0"
+        raise ConfigError(f"{name} must be {least}, got {env.get(name)!r}")
+    return value
 
 
 def load_settings(port, workshop, env=None, dotenv=True):
@@ -137,6 +180,7 @@ def load_settings(port, workshop, env=None, dotenv=True):
         options.update(opened.get("options", {}))  # the secret ones (ERP_OPTIONS_SEALED)
     if not api_token:
         raise ConfigError("API_TOKEN is not set: every endpoint but /alive needs it")
+    webhook_url, webhook_secret = _webhook(env)
     return Settings(
         workshop=workshop,
         port=port,
@@ -164,4 +208,15 @@ def load_settings(port, workshop, env=None, dotenv=True):
         wait_timeout=env_number(env, "WAIT_TIMEOUT", Settings.wait_timeout),
         selenium_remote_url=env.get("SELENIUM_REMOTE_URL", ""),
         erp_options=options,
+        webhook_url=webhook_url,
+        webhook_secret=webhook_secret,
+        webhook_backoff_seconds=_positive(env, "WEBHOOK_BACKOFF_SECONDS",
+                                          Settings.webhook_backoff_seconds),
+        webhook_backoff_max_seconds=_positive(env, "WEBHOOK_BACKOFF_MAX_SECONDS",
+                                              Settings.webhook_backoff_max_seconds),
+        webhook_timeout_seconds=_positive(env, "WEBHOOK_TIMEOUT_SECONDS",
+                                          Settings.webhook_timeout_seconds),
+        event_retention_days=_positive(env, "EVENT_RETENTION_DAYS",
+                                       Settings.event_retention_days, zero=True),
+        event_max_days=_positive(env, "EVENT_MAX_DAYS", Settings.event_max_days, zero=True),
     )
