@@ -10,7 +10,10 @@ stand-up (``python -m erp_tryton``) and check every line through Tryton's API:
 * **naive** -- a fresh browser and a login per order (``add_line`` on a new
   integration, closed afterwards), as a script without batching or reuse would.
 
-Prints seconds per line, the login time, lines/min of each and the ratio.
+Prints (as Markdown, for docs/benchmarks.md) seconds per line, the login time, lines/min
+of each and the ratio, and memory as PSS (shared pages split, so figures add up): the
+trytond process tree idle and at its peak during the run, and the browser tree
+(chromedriver, Chromium and its renderers) at its peak while the integration writes.
 """
 
 import argparse
@@ -22,17 +25,21 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from decimal import Decimal
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from common import PeakSampler, descendants, machine, tree_pss_mib  # noqa: E402
 from erp_tryton import rpc  # noqa: E402
+from erp_tryton.install import REQUIREMENTS, SAO_PACKAGE  # noqa: E402
 from integrations import get_integration_class  # noqa: E402
 from integrations.base import Credentials, IntegrationConfig, OrderLine  # noqa: E402
 
 ADMIN = Credentials("admin", "admin")
+TRYTOND = next(line.strip() for line in open(REQUIREMENTS) if line.startswith("trytond=="))
 
 
 def start_tryton(data_dir):
@@ -45,12 +52,21 @@ def start_tryton(data_dir):
     while time.monotonic() < deadline:
         found = re.search(r"listening on (http://\S+?)/? ",
                           open(log.name, errors="replace").read())
-        if found:
+        if found and answers(found.group(1)):
+            # trytond opens its port only once the database is loaded: then it is ready
             return process, found.group(1).rstrip("/")
         if process.poll() is not None:
             raise SystemExit(f"erp_tryton exited: {open(log.name).read()}")
         time.sleep(0.1)
     raise SystemExit("erp_tryton did not start")
+
+
+def answers(url):
+    try:
+        with urllib.request.urlopen(url, timeout=2):
+            return True
+    except OSError:
+        return False
 
 
 def integration(url, artifacts, log):
@@ -74,18 +90,26 @@ def check(url, lines):
         assert found == want, (reference, found ^ want)
 
 
+def browser_pss(it):
+    """PSS of the integration's browser tree (chromedriver and all below it), MiB."""
+    browser = it._browser
+    return tree_pss_mib(browser.driver.service.process.pid) if browser else 0.0
+
+
 def run_integration(url, lines, artifacts, log):
+    """:returns: ``(seconds, peak PSS of the browser tree in MiB)``"""
     it = integration(url, artifacts, log)
     try:
         by_sale = {}
         for line in lines:
             by_sale.setdefault(line.worksheet, []).append(line)
         started = time.monotonic()
-        for worksheet, batch in by_sale.items():
-            results = it.add_lines(worksheet, batch, ADMIN)
-            bad = {k: v for k, v in results.items() if isinstance(v, Exception)}
-            assert not bad, bad
-        return time.monotonic() - started
+        with PeakSampler(lambda: browser_pss(it)) as browser:
+            for worksheet, batch in by_sale.items():
+                results = it.add_lines(worksheet, batch, ADMIN)
+                bad = {k: v for k, v in results.items() if isinstance(v, Exception)}
+                assert not bad, bad
+        return time.monotonic() - started, browser.peak
     finally:
         it.close()
 
@@ -126,23 +150,42 @@ def main():
     timings = Timings()
     log.addHandler(timings)
     try:
-        fast = orders(args.orders, args.sales, 100)
-        fast_s = run_integration(url, fast, data_dir, log)
-        check(url, fast)
-        naive = orders(args.orders, args.sales, 200)
-        naive_s = run_naive(url, naive, data_dir, log)
-        check(url, naive)
+        time.sleep(5)  # idle: after start-up, before any client
+        trytond_idle = tree_pss_mib(process.pid)
+        with PeakSampler(lambda: tree_pss_mib(process.pid)) as trytond:
+            fast = orders(args.orders, args.sales, 100)
+            fast_s, browser_peak = run_integration(url, fast, data_dir, log)
+            check(url, fast)
+            naive = orders(args.orders, args.sales, 200)
+            naive_s = run_naive(url, naive, data_dir, log)
+            check(url, naive)
+        trytond_processes = 1 + len(descendants(process.pid))
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(10)
-    n = args.orders
-    print(f"tryton, {n} orders over {args.sales} sales, every line checked through the API")
-    print(f"  integration: {fast_s:6.1f} s  {n / fast_s * 60:5.1f} lines/min  "
-          f"{fast_s / n:.2f} s/line (one browser, one visit per sale)")
-    print(f"  naive:       {naive_s:6.1f} s  {n / naive_s * 60:5.1f} lines/min  "
-          f"{naive_s / n:.2f} s/line (fresh browser + login per order)")
-    print(f"  ratio: {naive_s / fast_s:.2f}x   login: median "
-          f"{sorted(timings.logins)[len(timings.logins) // 2]:.2f} s over {len(timings.logins)}")
+    n, ratio = args.orders, naive_s / fast_s
+    login = sorted(timings.logins)[len(timings.logins) // 2]
+    print(f"""## Tryton through sao (issue 9)
+
+Command: `.venv/bin/python bench/bench_tryton.py --orders {n} --sales {args.sales}` (a fresh
+`python -m erp_tryton` stand-up: {TRYTOND}, {SAO_PACKAGE}; every line checked through Tryton's
+JSON-RPC)
+Machine: {machine()}
+
+| condition (same run) | {n} orders over {args.sales} sales | lines/min | seconds per line |
+| --- | --- | --- | --- |
+| `ERP_SYSTEM=tryton` (one browser kept logged in, one visit and one save per sale) | {fast_s:.1f} s | {n / fast_s * 60:.1f} | {fast_s / n:.2f} |
+| naive baseline (a fresh browser and a login per order) | {naive_s:.1f} s | {n / naive_s * 60:.1f} | {naive_s / n:.2f} |
+| **ratio** | | **{ratio:.2f}x** (target 3x: {"met" if ratio >= 3 else "NOT met"}) | |
+
+Login: median {login:.2f} s over {len(timings.logins)} logins.
+
+| memory (PSS, MiB: shared pages split) | |
+| --- | --- |
+| trytond tree ({trytond_processes} processes), idle after start | {trytond_idle:.0f} |
+| trytond tree, peak during both runs | {trytond.peak:.0f} |
+| browser tree (chromedriver + Chromium + renderers), peak while the integration wrote | {browser_peak:.0f} |
+""")
 
 
 if __name__ == "__main__":

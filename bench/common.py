@@ -2,6 +2,7 @@
 
 import os
 import platform
+import threading
 from pathlib import Path
 
 
@@ -49,3 +50,47 @@ def tree_rss_mib(pid):
     """RSS of a process and all its descendants, MiB (shared pages counted per process,
     so this over-states what the tree really costs; it is the figure ``ps`` users see)."""
     return rss_mib(pid) + sum(rss_mib(child) for child in descendants(pid))
+
+
+def pss_mib(pid):
+    """Proportional set size of one process, MiB: shared pages split between the processes
+    that map them, so the PSS of a tree adds up to what it really costs (0 when gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def tree_pss_mib(pid):
+    """PSS of a process and all its descendants, MiB."""
+    return pss_mib(pid) + sum(pss_mib(child) for child in descendants(pid))
+
+
+class PeakSampler:
+    """Samples ``measure()`` every ``interval`` seconds in a thread; keeps the peak.
+
+    Use as a context manager around the work to be measured."""
+
+    def __init__(self, measure, interval=0.5):
+        self.measure, self.interval, self.peak = measure, interval, 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                self.peak = max(self.peak, self.measure())
+            except Exception:  # a process gone between two reads: skip the sample
+                pass
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()

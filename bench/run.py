@@ -1,6 +1,6 @@
 """``make bench``: run every benchmark and write docs/benchmarks.md.
 
-    .venv/bin/python bench/run.py [--skip-fleet] [--skip-instance]
+    .venv/bin/python bench/run.py [--skip-fleet] [--skip-instance] [--skip-tryton]
 
 Each part prints Markdown with the command that produced it and the machine it ran on;
 this script puts them together. Benchmarks, not timed tests: the figures are what one
@@ -32,12 +32,15 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-fleet", action="store_true")
     parser.add_argument("--skip-instance", action="store_true")
+    parser.add_argument("--skip-tryton", action="store_true")
     args = parser.parse_args()
     parts = [f"# Benchmarks\n\nWritten by `make bench` on "
              f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC. Machines here are noisy: read "
              f"the ratios measured within one run next to the absolute figures.\n"]
     if not args.skip_instance:
         parts.append(run("bench_instance.py"))
+    if not args.skip_tryton:
+        parts.append(run("bench_tryton.py", "--orders", "40", "--sales", "4"))
     if not args.skip_fleet:
         with tempfile.NamedTemporaryFile("r", suffix=".md") as fleet:
             out = run("bench_fleet_density.py", "--count", "50", "--write", fleet.name)
