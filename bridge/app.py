@@ -2,11 +2,17 @@
 
 from flask import Flask
 
+from core import ratelimit
 from bridge import auth, http
+from bridge.http import error_response
 from bridge.views import control, docs, events, orders
 
 #: bodies above this are refused with 413 before they are read
 MAX_BODY_BYTES = 64 * 1024
+
+
+def _rate_limited(message):
+    return error_response(429, "rate_limited", message)
 
 
 def create_app(instance, request_shutdown=None):
@@ -26,6 +32,9 @@ def create_app(instance, request_shutdown=None):
     app.json.sort_keys = False
     app.extensions["bridge"] = instance
     http.init_app(app)
+    # before the token check: a flood of wrong tokens is limited too (core/ratelimit.py)
+    ratelimit.init_app(app, instance.settings.rate_limit, instance.settings.api_token,
+                       auth.presented_token, _rate_limited, exempt=auth.PUBLIC_ENDPOINTS)
     auth.init_app(app)
     app.register_blueprint(orders.bp)
     app.register_blueprint(control.bp)

@@ -22,6 +22,10 @@ def _presented_token():
     return request.headers.get("X-API-Key", "").strip()
 
 
+#: the token a request presents, also for the rate limit's key (core/ratelimit.py)
+presented_token = _presented_token
+
+
 def _check_token():
     if request.endpoint in PUBLIC_ENDPOINTS or request.endpoint is None:
         return None  # None: unknown path, answered by the 404 handler

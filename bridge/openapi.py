@@ -27,6 +27,16 @@ def _json(model):
     return {"content": {"application/json": {"schema": schema}}}
 
 
+#: the answer over RATE_LIMIT
+_RATE_LIMITED = {
+    "description": "More than RATE_LIMIT requests from this token (from this address without "
+                   "a valid token); wait Retry-After seconds",
+    "headers": {"Retry-After": {"description": "seconds until a request is allowed again",
+                                "required": True,
+                                "schema": {"type": "integer", "minimum": 1}}},
+    **_json(models.Error)}
+
+
 def _op(summary, ok, ok_model, errors=(401,), body=None, params=None, public=False):
     responses = {str(ok): {"description": "OK", **_json(ok_model)}}
     descriptions = {400: "Missing or invalid fields, or a body that is not JSON",
@@ -44,6 +54,8 @@ def _op(summary, ok, ok_model, errors=(401,), body=None, params=None, public=Fal
         op["parameters"] = params
     if public:
         op["security"] = []
+    else:  # every endpoint but /alive is rate limited (core/ratelimit.py)
+        responses["429"] = _RATE_LIMITED
     return op
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from dotenv import load_dotenv
 
 from core.crypto import check_secret, parse_fallbacks
+from core.ratelimit import DEFAULT_RATE_LIMIT, check_rate_limit
 from core.errors import ConfigError
 from core.names import file_name
 from bridge.unseal import open_sealed
@@ -66,6 +67,7 @@ class Settings:
     http_threads: int = 8  # HTTP_THREADS: request threads in the one gunicorn worker
     max_attempts: int = 5  # MAX_ATTEMPTS: tries per order before a transient error is final
     max_product_amount: float = 1000.0  # MAX_PRODUCT_AMOUNT: most litres one order line may carry (>= 1, <= 3 decimals)
+    rate_limit: str = DEFAULT_RATE_LIMIT  # RATE_LIMIT: requests per token (per address without one), e.g. 600/minute
     retry_base_seconds: float = 2.0  # RETRY_BASE_SECONDS: first backoff; doubles per attempt
     retry_max_seconds: float = 60.0  # RETRY_MAX_SECONDS: cap on one backoff
     retry_budget_seconds: float = 900.0  # RETRY_BUDGET_SECONDS: total time an order may spend retrying
@@ -197,6 +199,7 @@ def load_settings(port, workshop, env=None, dotenv=True):
         http_threads=env_number(env, "HTTP_THREADS", Settings.http_threads, int),
         max_attempts=env_number(env, "MAX_ATTEMPTS", Settings.max_attempts, int),
         max_product_amount=_max_product_amount(env),
+        rate_limit=check_rate_limit("RATE_LIMIT", env.get("RATE_LIMIT", "") or DEFAULT_RATE_LIMIT),
         retry_base_seconds=env_number(env, "RETRY_BASE_SECONDS", Settings.retry_base_seconds),
         retry_max_seconds=env_number(env, "RETRY_MAX_SECONDS", Settings.retry_max_seconds),
         retry_budget_seconds=env_number(env, "RETRY_BUDGET_SECONDS", Settings.retry_budget_seconds),

@@ -16,6 +16,7 @@ import logging
 from flask import Blueprint, Flask, current_app, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
+from core import ratelimit
 from core.errors import BridgeError
 from fleet.errors import (DuplicateIntegration, InstanceUnreachable, IntegrationInactive,
                           InvalidIntegration, PortTaken, SupervisorUnavailable,
@@ -65,6 +66,9 @@ def create_app(settings=None, fleet=None):
     app.config["MANAGEMENT_TOKEN"] = settings.management_token
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES  # a larger body is a 413, unread
     app.extensions["fleet"] = fleet
+    # an app-wide hook, so it runs before the api blueprint's token check (core/ratelimit.py)
+    ratelimit.init_app(app, settings.management_rate_limit, settings.management_token,
+                       _presented_token, lambda message: _error(429, "RATE_LIMITED", message))
     app.json.ensure_ascii = False  # workshop names as they are written
     app.register_blueprint(api)
     app.register_blueprint(page)
@@ -104,6 +108,12 @@ def _unexpected_error(e):
 
 
 # -- authentication ---------------------------------------------------------------
+
+
+def _presented_token():
+    """:returns: the token of ``Authorization: Bearer <token>``, or ``""``"""
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    return value if scheme == "Bearer" else ""
 
 
 @api.before_request

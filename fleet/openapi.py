@@ -28,7 +28,18 @@ _ERRORS = {
     415: "Body is not JSON",
     502: "The instance did not answer",
     503: "supervisord does not answer",
+    429: "More than MANAGEMENT_RATE_LIMIT requests from this token (from this address without "
+         "a valid token); wait Retry-After seconds",
 }
+
+#: every path is rate limited (core/ratelimit.py); the 429 says how long to wait
+_RATE_LIMITED_HEADERS = {"Retry-After": {
+    "description": "seconds until a request is allowed again", "required": True,
+    "schema": {"type": "integer", "minimum": 1}}}
+
+
+def _rate_limited():
+    return {"description": _ERRORS[429], "headers": _RATE_LIMITED_HEADERS, **_json(schemas.Error)}
 
 
 def _json(model):
@@ -39,6 +50,7 @@ def _op(summary, ok_model, errors, ok=200, body=None, params=()):
     responses = {str(ok): {"description": "OK", **_json(ok_model)}}
     for code in (401, *errors):
         responses[str(code)] = {"description": _ERRORS[code], **_json(schemas.Error)}
+    responses["429"] = _rate_limited()
     op = {"summary": summary, "responses": responses}
     if body is not None:
         op["requestBody"] = {"required": True, **_json(body)}
@@ -66,7 +78,8 @@ def _paths():
         "/openapi.json": {"get": {"summary": "This document", "responses": {
             "200": {"description": "OpenAPI document",
                     "content": {"application/json": {"schema": {"type": "object"}}}},
-            "401": {"description": _ERRORS[401], **_json(schemas.Error)}}}},
+            "401": {"description": _ERRORS[401], **_json(schemas.Error)},
+            "429": _rate_limited()}}},
         "/integrations": {
             "get": _op("Health of every integration", schemas.Overview, ()),
             "post": _op("Register an integration; its API token is in this answer only",

@@ -13,6 +13,7 @@ from pathlib import Path
 from dotenv import load_dotenv
 
 from core.crypto import parse_fallbacks
+from core.ratelimit import DEFAULT_RATE_LIMIT, check_rate_limit
 from core.errors import ConfigError
 from bridge.settings import env_number
 
@@ -31,6 +32,7 @@ class FleetSettings:
     management_token: str = field(default="", repr=False)  # MANAGEMENT_TOKEN: Bearer token of the management API
     management_host: str = "127.0.0.1"  # MANAGEMENT_HOST: interface the management API listens on
     management_port: int = 7000  # MANAGEMENT_PORT: port of the management API
+    management_rate_limit: str = DEFAULT_RATE_LIMIT  # MANAGEMENT_RATE_LIMIT: requests per token (per address without one)
     instance_host: str = "127.0.0.1"  # INSTANCE_HOST: where the management API reaches the instances
     probe_timeout: float = 1.5  # PROBE_TIMEOUT: seconds one instance gets to answer /alive
     stop_wait_seconds: int = 120  # STOP_WAIT_SECONDS: graceful stop limit; above the slowest order
@@ -74,6 +76,8 @@ def load_fleet_settings(env=None, dotenv=True):
         management_token=env.get("MANAGEMENT_TOKEN", ""),
         management_host=env.get("MANAGEMENT_HOST", "") or FleetSettings.management_host,
         management_port=port,
+        management_rate_limit=check_rate_limit(
+            "MANAGEMENT_RATE_LIMIT", env.get("MANAGEMENT_RATE_LIMIT", "") or DEFAULT_RATE_LIMIT),
         instance_host=env.get("INSTANCE_HOST", "") or FleetSettings.instance_host,
         probe_timeout=env_number(env, "PROBE_TIMEOUT", FleetSettings.probe_timeout, float),
         stop_wait_seconds=env_number(env, "STOP_WAIT_SECONDS", FleetSettings.stop_wait_seconds, int),

@@ -37,6 +37,9 @@ class RunningInstance:
             ERP_SYSTEM="erp_sim", ERP_URL=erp_url, ERP_USERNAME="admin", ERP_PASSWORD="admin",
             QUEUE_DIR=self.queue_dir, LOG_DIR=self.log_dir, RETRY_BASE_SECONDS="0.2",
             RETRY_MAX_SECONDS="1", PAGE_LOAD_TIMEOUT="10", WAIT_TIMEOUT="5",
+            # tests poll every order many times a second, far above OilMat's 600/minute;
+            # tests/test_rate_limit.py passes a small RATE_LIMIT of its own
+            RATE_LIMIT="1000000/minute",
         )
         self.env.update({k: str(v) for k, v in env.items()})
         self.proc = None

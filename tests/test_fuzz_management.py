@@ -29,7 +29,8 @@ def management(tmp_path):
     settings = load_fleet_settings({
         "SECRET_KEY": Fernet.generate_key().decode(), "MANAGEMENT_TOKEN": TOKEN,
         "REGISTRY_DB": str(tmp_path / "r.db"), "SUPERVISOR_DIR": str(tmp_path / "sup"),
-        "QUEUE_DIR": str(tmp_path / "q"), "LOG_DIR": str(tmp_path / "l")})
+        "QUEUE_DIR": str(tmp_path / "q"), "LOG_DIR": str(tmp_path / "l"),
+        "MANAGEMENT_RATE_LIMIT": "1000000/minute"})  # thousands of requests a minute here
     fleet = Fleet(settings, supervisor=FakeSupervisor(), instances=FakeInstances())
     server = serve_app(create_app(settings, fleet), "127.0.0.1", 0)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # thousands of access-log lines
