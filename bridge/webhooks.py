@@ -82,6 +82,20 @@ def parse_secret(text):
     return key
 
 
+def sign(secret, msg_id, timestamp, body):
+    """The ``webhook-signature`` of one delivery, by the ``standardwebhooks`` package.
+
+    :param secret: ``whsec_<base64 key>``
+    :param msg_id: the ``webhook-id`` (the event id)
+    :param timestamp: the ``webhook-timestamp``, whole Unix seconds
+    :param body: the body as sent (text)
+    :returns: ``v1,<base64 HMAC-SHA256 of msg_id.timestamp.body>``
+    """
+    from standardwebhooks import Webhook  # small, standard library only
+
+    return Webhook(secret).sign(msg_id, datetime.fromtimestamp(timestamp, timezone.utc), body)
+
+
 def check_url(url):
     """:raises ValueError: unless ``url`` is an absolute http(s) URL with a host"""
     parts = urllib.parse.urlsplit(url)
@@ -139,18 +153,14 @@ class WebhookSender:
         self._stop = threading.Event()
         self._thread = None
         self._last_prune = 0.0
-        self._signer = None
         self._endpoint = None
         if settings.webhook_url:
-            from standardwebhooks import Webhook  # small, standard library only
-
-            self._signer = Webhook(settings.webhook_secret)
             self._endpoint = endpoint_digest(settings.webhook_url, settings.webhook_secret)
             self._opener = urllib.request.build_opener(_NoRedirect)
 
     @property
     def configured(self):
-        return self._signer is not None
+        return self._endpoint is not None
 
     # -- control --------------------------------------------------------------------
 
@@ -256,8 +266,7 @@ class WebhookSender:
         """Send one event. :returns: ``(status or None, detail, Retry-After seconds)``"""
         body = json.dumps(event, separators=(",", ":"))
         sent_at = int(time.time())
-        signature = self._signer.sign(event["id"], datetime.fromtimestamp(sent_at, timezone.utc),
-                                      body)
+        signature = sign(self.settings.webhook_secret, event["id"], sent_at, body)
         request = urllib.request.Request(
             self.settings.webhook_url, data=body.encode("utf-8"), method="POST",
             headers={"Content-Type": "application/json", "User-Agent": USER_AGENT,
