@@ -172,6 +172,21 @@ class ErpSimServer(ServerProcess):
         response.raise_for_status()
         return response.json()
 
+    def plant_line(self, number, product_nr="10", amount="5", text="OilMat planted"):
+        """Store a line directly (``POST /_sim/worksheets/<number>/lines``): a duplicate
+        or a wrong line for the integration to find. :returns: the line, with its ``id``"""
+        response = requests.post(f"{self.url}/_sim/worksheets/{number}/lines", timeout=5,
+                                 json={"product_nr": product_nr, "amount": amount, "text": text})
+        response.raise_for_status()
+        return response.json()
+
+    def requests_handled(self):
+        """``GET /_sim/requests``: what the ERP handled, oldest first (method, path,
+        status, arrival ``at``; ``text`` of line posts)."""
+        response = requests.get(f"{self.url}/_sim/requests", timeout=5)
+        response.raise_for_status()
+        return response.json()["requests"]
+
     def expire_sessions(self):
         """End every login (``POST /_sim/sessions/expire``)."""
         requests.post(f"{self.url}/_sim/sessions/expire", timeout=5).raise_for_status()

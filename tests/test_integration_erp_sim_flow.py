@@ -9,11 +9,17 @@ flags) or the flow's internals. Every assertion is as it was.
 import logging
 import os
 import time
+from decimal import Decimal
+from urllib.parse import urljoin
 
 import pytest
 
-from core.errors import BrowserError, ErpTimeout, LoginFailed, ProductNotFound
-from integrations.base import Credentials, LineOutcome
+from core.errors import (BrowserError, ErpTimeout, LoginFailed, ProductNotFound,
+                         UnexpectedPage, WorksheetClosed)
+from integrations import get_integration_class
+from integrations.base import Credentials, IntegrationConfig, LineOutcome
+from integrations.browser import Browser
+from integrations.erp_sim.screens import SheetLine
 from stands import settle
 from tests.erp_helpers import (LOG, ChromedriverServer, ErpSimServer, make_integration,
                                next_worksheet, order)
@@ -173,3 +179,48 @@ class TestErpSimFlow:
         assert set(results.values()) <= {LineOutcome.CREATED, LineOutcome.EXISTED}
         references = [line["reference"] for line in erp.worksheet(sheet)["lines"]]
         assert sorted(references) == sorted(line.text for line in lines[:-1])
+
+
+class TestLineTable:
+    """The worksheet page's line table, page objects alone: lines planted through
+    ``/_sim`` are read with ``line_rows()`` and one is deleted with ``delete_line()``
+    -- checked through ``/_sim`` too, request log included."""
+
+    @staticmethod
+    def open_sheet(browser, pages, number):
+        browser.open(urljoin(browser.config.erp_url.rstrip("/") + "/", pages.START_PATH))
+        page = pages.land(browser, pages.SearchPage)
+        if isinstance(page, pages.LoginPage):
+            page = page.login(ADMIN)
+        return page.open_worksheet(number)
+
+    def test_line_rows_and_delete_line(self, name, erp, tmp_path):
+        pages = get_integration_class(name).pages
+        sheet, closed_sheet = next_worksheet(), "951"
+        kept = erp.plant_line(sheet, "11", "1,250", "OilMat kept")
+        doomed = erp.plant_line(sheet, "10", "2.5", "OilMat doomed")
+        closed = erp.plant_line(closed_sheet, "10", "1", "OilMat on a closed sheet")
+        browser = Browser(IntegrationConfig(erp_url=erp.url, artifact_dir=str(tmp_path),
+                                            wait_timeout=5.0, page_load_timeout=10.0))
+        try:
+            page = self.open_sheet(browser, pages, sheet)
+            assert page.line_rows() == [
+                SheetLine(str(kept["id"]), "11", Decimal("1.25"), "OilMat kept"),
+                SheetLine(str(doomed["id"]), "10", Decimal("2.5"), "OilMat doomed")]
+            assert page.lines() == ["OilMat kept", "OilMat doomed"]  # as before
+            page = page.delete_line(str(doomed["id"]))
+            assert [line.text for line in page.line_rows()] == ["OilMat kept"]
+            with pytest.raises(UnexpectedPage, match="shows no line"):
+                page.delete_line(str(doomed["id"]))  # gone: nothing is sent
+            page = self.open_sheet(browser, pages, closed_sheet)
+            assert [line.text for line in page.line_rows()] == ["OilMat on a closed sheet"]
+            with pytest.raises(WorksheetClosed):
+                page.delete_line(str(closed["id"]))
+        finally:
+            browser.quit()
+        assert erp.worksheet(sheet)["lines"] == [kept]
+        assert erp.worksheet(closed_sheet)["lines"] == [closed]
+        deletes = [entry for entry in erp.requests_handled()
+                   if entry["method"] in ("POST", "DELETE") and "/lines/" in entry["path"]]
+        assert [entry["path"].split("/lines/")[1] for entry in deletes] == [
+            f"{doomed['id']}/delete" if name == "erp_sim" else str(doomed["id"])]

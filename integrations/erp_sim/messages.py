@@ -2,7 +2,7 @@
 its user interfaces (classic and SPA), so both page modules use this one table."""
 
 from core.errors import (InvalidAmount, LoginFailed, ProductNotFound, SessionExpired,
-                         WorksheetClosed, WorksheetLocked, WorksheetNotFound)
+                         UnexpectedPage, WorksheetClosed, WorksheetLocked, WorksheetNotFound)
 from integrations.erp_sim.screens import error_for
 
 #: (fragment of an ERP message, error it means) -- first match wins
@@ -17,6 +17,9 @@ ERP_MESSAGES = (
     ("Amount must be a positive number", InvalidAmount),
     ("The form has expired", SessionExpired),  # the form token outlived the session
     ("Your session has expired", SessionExpired),
+    # A line to delete that is gone (a resent delete got there first, or it is another
+    # sheet's): nothing is known to be wrong, but the sheet must be read again.
+    ("is not on worksheet", UnexpectedPage),
 )
 
 

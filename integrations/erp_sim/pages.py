@@ -11,7 +11,8 @@ from selenium.webdriver.common.by import By
 from core.errors import ErpUnavailable, SessionExpired, UnexpectedPage
 from integrations.erp_sim import screens
 from integrations.erp_sim.messages import erp_error
-from integrations.erp_sim.screens import ErrorPage, LoginForm, Page, SearchForm
+from integrations.erp_sim.screens import (LINE_ROWS_JS, ErrorPage, LineTable, LoginForm, Page,
+                                          SearchForm)
 
 START_PATH = "worksheets"
 
@@ -47,7 +48,7 @@ class WorksheetSearchPage(ClassicPage, SearchForm):
     SUBMIT = (By.ID, "search-submit")
 
 
-class WorksheetPage(ClassicPage):
+class WorksheetPage(ClassicPage, LineTable):
     LOADED = (By.ID, "worksheet")
     PRODUCT_NR = (By.NAME, "product_nr")
     AMOUNT = (By.NAME, "amount")
@@ -55,7 +56,7 @@ class WorksheetPage(ClassicPage):
     SUBMIT = (By.ID, "add-line-submit")
     # Everything the flow reads from a worksheet, in one round trip. A server-rendered
     # page does not change once loaded, so it is read once per page object.
-    _STATE_JS = """
+    _STATE_JS = LINE_ROWS_JS + """
         function texts(css) {
             return Array.from(document.querySelectorAll(css), function (e) {
                 return e.textContent.trim();
@@ -64,7 +65,8 @@ class WorksheetPage(ClassicPage):
         var sheet = document.querySelector('#worksheet');
         return {number: sheet ? sheet.getAttribute('data-number') : null,
                 closed: texts('#closed-banner'), locked: texts('#locked-banner'),
-                errors: texts('#form-errors li'), lines: texts('#lines tr.line td.text')};
+                errors: texts('#form-errors li'), lines: texts('#lines tr.line td.text'),
+                rows: rows()};
     """
 
     def __init__(self, browser, wait=True):
@@ -95,6 +97,13 @@ class WorksheetPage(ClassicPage):
         """The texts of the worksheet's lines."""
         return list(self._read("lines"))
 
+    def _line_rows(self):
+        return self._read("rows")
+
+    def refusals(self):
+        """The form's errors, else the banners: what the ERP said instead of the change."""
+        return self.errors() or [m for m in (self.closed_message(), self.locked_message()) if m]
+
     def fill_line(self, product_nr, amount, text):
         """Fill in the add-line form; nothing is sent.
 
@@ -118,8 +127,7 @@ class WorksheetPage(ClassicPage):
         page = self.land(WorksheetPage)
         if isinstance(page, LoginPage):
             raise SessionExpired("The ERP asked for a login instead of taking the line")
-        refusal = page.errors() or [m for m in (page.closed_message(),
-                                                page.locked_message()) if m]
+        refusal = page.refusals()
         if refusal:
             raise erp_error(refusal)
         if text not in page.lines():

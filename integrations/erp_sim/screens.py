@@ -1,13 +1,17 @@
 """What erp_sim's two flavours' page objects share: the base :class:`Page`, :func:`land`
 (which screen came up?), :func:`error_for` (which error did the ERP mean?), the
-uniqueid check, and :class:`Screens`, the protocol a flavour's page module fulfils for
-:mod:`integrations.erp_sim.flow`. erp_sim's markup (``data-busy``, ``#form-errors``)
-is assumed here; another ERP's pages do not use this module.
+uniqueid check, the worksheet's line table (:class:`SheetLine`, :class:`LineTable`)
+and :class:`Screens`, the protocol a flavour's page module fulfils for
+:mod:`integrations.erp_sim.flow`. erp_sim's markup (``data-busy``, ``#form-errors``,
+``tr.line[data-line-id]``) is assumed here; another ERP's pages do not use this module.
 """
 
 import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 
 from selenium.common.exceptions import JavascriptException
+from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 
 from core.errors import ErpTimeout, SessionExpired, UnexpectedPage
@@ -17,6 +21,20 @@ from integrations.browser import css_selector
 # data-busy="1" while its calls run): only then is "none of the expected screens" final.
 _SETTLED_JS = ("return document.readyState === 'complete'"
                " && !document.querySelector('[data-busy=\"1\"]');")
+#: JavaScript defining ``rows()``: every line of ``table#lines`` as its cells show it.
+#: Both flavours' worksheet scripts include it; :func:`sheet_lines` reads its result.
+LINE_ROWS_JS = """
+function rows() {
+    return Array.from(document.querySelectorAll('#lines tr.line'), function (row) {
+        function cell(css) {
+            var e = row.querySelector(css);
+            return e ? e.textContent.trim() : null;
+        }
+        return {line_id: cell('td.line-id'), product_nr: cell('td.product-nr'),
+                amount: cell('td.amount'), text: cell('td.text')};
+    });
+}
+"""
 # Index of the first selector that matches an element, or -1: one round trip per poll.
 _FIRST_SHOWN_JS = """
 var selectors = arguments[0];
@@ -83,6 +101,36 @@ def has_line_with(texts, uniqueid):
     """
     pattern = re.compile(rf"(?<!\S){re.escape(uniqueid)}(?!\S)")
     return any(pattern.search(text) for text in texts)
+
+
+@dataclass(frozen=True)
+class SheetLine:
+    """A line of a worksheet as the ERP's page shows it to the user."""
+
+    #: the ERP's id of the line, as shown (what :meth:`LineTable.delete_line` takes)
+    line_id: str
+    product_nr: str
+    amount: Decimal
+    text: str
+
+
+def sheet_lines(rows):
+    """The :class:`SheetLine` s of the rows :data:`LINE_ROWS_JS` read.
+
+    :raises UnexpectedPage: when a row lacks a cell or shows an amount that is no number
+    """
+    lines = []
+    for row in rows:
+        if None in row.values() or not row["line_id"]:
+            raise UnexpectedPage(f"A worksheet line the page does not show whole: {row}")
+        try:
+            amount = Decimal(row["amount"])
+        except InvalidOperation:
+            amount = None
+        if amount is None or not amount.is_finite():
+            raise UnexpectedPage(f"Line {row['line_id']} shows the amount {row['amount']!r}")
+        lines.append(SheetLine(row["line_id"], row["product_nr"], amount, row["text"]))
+    return lines
 
 
 def canonical_number(number):
@@ -198,6 +246,78 @@ class SearchForm(Page):
         return page
 
 
+class LineTable(Page):
+    """What both flavours' worksheet screens share: the table of lines with a Delete
+    button on each (``tr.line[data-line-id] button.delete-line``).
+
+    A flavour's ``WorksheetPage`` implements :meth:`number`, :meth:`closed_message`,
+    :meth:`locked_message`, :meth:`refusals` and ``_line_rows()`` (the rows as
+    :data:`LINE_ROWS_JS` reads them).
+    """
+
+    def number(self):
+        """The worksheet number shown, as a string."""
+        raise NotImplementedError
+
+    def closed_message(self):
+        """The "closed (invoiced)" banner's text, or ``None`` when the sheet is open."""
+        raise NotImplementedError
+
+    def locked_message(self):
+        """The "being edited by another user" banner's text, or ``None``."""
+        raise NotImplementedError
+
+    def refusals(self):
+        """The ERP's messages refusing the last change (a line added or deleted)."""
+        raise NotImplementedError
+
+    def _line_rows(self):
+        raise NotImplementedError
+
+    def line_rows(self):
+        """The worksheet's lines as the user sees them, oldest first.
+
+        :returns: a list of :class:`SheetLine`
+        :raises UnexpectedPage: when a line is not shown whole
+        """
+        return sheet_lines(self._line_rows())
+
+    def line_ids(self):
+        return {line.line_id for line in self.line_rows()}
+
+    def delete_line(self, line_id):
+        """Press the Delete button of line ``line_id`` and wait for the ERP's answer.
+
+        :returns: the flavour's ``WorksheetPage``, drawn anew without that line
+        :raises WorksheetClosed: or :class:`WorksheetLocked`, when the sheet takes no change
+        :raises SessionExpired: when the ERP asks for a login instead
+        :raises UnexpectedPage: when the sheet shows no such line, the ERP says it is not
+            on the sheet (deleted already), or still shows it afterwards
+        """
+        line_id = str(line_id)
+        refusal = [m for m in (self.closed_message(), self.locked_message()) if m]
+        if refusal:
+            raise self.site.erp_error(refusal)
+        if line_id not in self.line_ids():
+            raise UnexpectedPage(f"Worksheet {self.number()} shows no line {line_id} to delete")
+        self.send(delete_button(line_id), "the worksheet after the delete")
+        page = self.land(self.site.WorksheetPage)
+        if isinstance(page, LoginForm):
+            raise SessionExpired("The ERP asked for a login instead of deleting the line")
+        refusal = page.refusals()
+        if refusal:
+            raise self.site.erp_error(refusal)
+        if line_id in page.line_ids():
+            raise UnexpectedPage(f"The ERP still shows line {line_id} after deleting it")
+        return page
+
+
+def delete_button(line_id):
+    """Locator of the Delete button of line ``line_id``."""
+    quoted = str(line_id).replace("\\", "\\\\").replace('"', '\\"')
+    return (By.CSS_SELECTOR, f'#lines tr.line[data-line-id="{quoted}"] button.delete-line')
+
+
 class Screens:
     """The page module of an erp_sim flavour, as :mod:`integrations.erp_sim.flow` uses it.
 
@@ -206,9 +326,10 @@ class Screens:
       always among the candidates;
     * ``LoginPage.login(credentials)`` -> the search page;
     * ``SearchPage.open_worksheet(number)`` -> the worksheet page;
-    * ``WorksheetPage.lines()`` (texts of its lines), ``fill_line(product_nr, amount,
-      text)`` (nothing is sent; safe to repeat) and ``submit_line(text)`` -> the worksheet
-      page showing the line.
+    * ``WorksheetPage.lines()`` (texts of its lines), ``line_rows()`` (its lines as
+      :class:`SheetLine` s), ``fill_line(product_nr, amount, text)`` (nothing is sent;
+      safe to repeat), ``submit_line(text)`` -> the worksheet page showing the line, and
+      ``delete_line(line_id)`` -> the worksheet page without it (:class:`LineTable`).
     """
 
     REQUIRED = {
@@ -216,7 +337,7 @@ class Screens:
         "land": None,
         "LoginPage": ("login",),
         "SearchPage": ("open_worksheet",),
-        "WorksheetPage": ("lines", "fill_line", "submit_line"),
+        "WorksheetPage": ("lines", "line_rows", "fill_line", "submit_line", "delete_line"),
     }
 
     @classmethod

@@ -13,7 +13,8 @@ from selenium.webdriver.common.by import By
 from core.errors import ErpUnavailable, SessionExpired, UnexpectedPage
 from integrations.erp_sim import screens
 from integrations.erp_sim.messages import erp_error
-from integrations.erp_sim.screens import ErrorPage, LoginForm, Page, SearchForm
+from integrations.erp_sim.screens import (LINE_ROWS_JS, ErrorPage, LineTable, LoginForm, Page,
+                                          SearchForm)
 
 START_PATH = ""
 SETTLED = "#app[data-busy='0']"
@@ -25,7 +26,7 @@ return !!app && app.getAttribute('data-busy') === '0'
     && Number(app.getAttribute('data-calls') || 0) > Number(arguments[0]);
 """
 # What the flow reads from the worksheet screen, in one round trip.
-_STATE_JS = """
+_STATE_JS = LINE_ROWS_JS + """
 function texts(css) {
     return Array.from(document.querySelectorAll(css), function (e) {
         return e.textContent.trim();
@@ -37,7 +38,8 @@ var suggestions = document.querySelector('#product-suggestions');
 var chosen = document.querySelector('#product-chosen');
 return {view: app.getAttribute('data-view'), number: sheet ? sheet.getAttribute('data-number') : null,
         closed: texts('#closed-banner'), locked: texts('#locked-banner'),
-        banner: texts('#error-banner'), lines: texts('#lines tr.line td.text'),
+        banner: texts('#error-banner'), lines: texts('#lines tr.line td.text'), rows: rows(),
+        sheet_errors: texts('#form-errors li'),
         dialog: dialog ? dialog.getAttribute('data-state') : null,
         errors: texts('#dialog-errors li'),
         suggested_for: suggestions ? suggestions.getAttribute('data-query') : null,
@@ -91,7 +93,7 @@ class SearchPage(SpaPage, SearchForm):
     SUBMIT = (By.ID, "search-submit")
 
 
-class WorksheetPage(SpaPage):
+class WorksheetPage(SpaPage, LineTable):
     LOADED = (By.CSS_SELECTOR, f"{SETTLED}[data-view='worksheet'] #worksheet")
     OPEN_DIALOG = (By.ID, "add-line-open")
     DIALOG = (By.CSS_SELECTOR, "#add-line-dialog")
@@ -108,6 +110,10 @@ class WorksheetPage(SpaPage):
         """The worksheet number shown, as a string."""
         return self.state()["number"]
 
+    def closed_message(self):
+        """The "closed (invoiced)" banner's text, or ``None`` when the sheet is open."""
+        return next(iter(self.state()["closed"]), None)
+
     def locked_message(self):
         """The "being edited by another user" banner's text, or ``None``."""
         return next(iter(self.state()["locked"]), None)
@@ -115,6 +121,15 @@ class WorksheetPage(SpaPage):
     def lines(self):
         """The texts of the worksheet's lines."""
         return self.state()["lines"]
+
+    def _line_rows(self):
+        return self.state()["rows"]
+
+    def refusals(self):
+        """What the ERP said instead of the change: the sheet's errors (a delete), else
+        the add-line dialog's."""
+        state = self.state()
+        return state["sheet_errors"] or state["errors"]
 
     def fill_line(self, product_nr, amount, text):
         """Open the add-line dialog, pick the product from the suggestions, fill in the
