@@ -1,10 +1,18 @@
-"""Post one order to an instance and follow it until it ends.
+"""Post one order (or a file of orders) to an instance and follow it until it ends.
 
     python create_client.py --url http://127.0.0.1:5001 --token $API_TOKEN \\
         --workshop "Bennys Auto" --worksheet 558 --product-nr 10 --amount 5 [--uniqueid ID]
+    python create_client.py --url http://127.0.0.1:5001 --file orders.json
 
 Prints each status change as it is seen. Exit code: 0 when the order is ``created``,
 1 when it ends in ``error`` (or the wait runs out), 2 when the request is refused.
+
+``--file`` takes a JSON list of orders, or ``{"orders": [...]}``, posts them in batches
+of 100 (``POST /create`` with ``{"orders": [...]}``), prints what became of each order
+that failed, follows every accepted one to a final status and ends with a summary.
+Exit code: 0 when every order is ``created``, 2 when any was refused, else 1. A 429 or
+503 answer is waited out (``Retry-After``) and the request repeated: reposting is safe,
+orders are idempotent on their uniqueid.
 The ERP password is read from ``--password`` or, better, the ``ERP_PASSWORD``
 environment variable, so it does not show in the process list.
 """
@@ -26,16 +34,25 @@ def parse(argv):
                    help="the instance's base URL (env BRIDGE_URL)")
     p.add_argument("--token", default=os.environ.get("API_TOKEN"),
                    help="the instance's API token (env API_TOKEN)")
-    p.add_argument("--workshop", required=True)
-    p.add_argument("--worksheet", required=True)
-    p.add_argument("--product-nr", required=True)
-    p.add_argument("--amount", required=True, help="litres, e.g. 5 or 2.5")
+    p.add_argument("--file", default=None,
+                   help="a JSON file of orders (a list, or {\"orders\": [...]}) instead of one order")
+    p.add_argument("--workshop")
+    p.add_argument("--worksheet")
+    p.add_argument("--product-nr")
+    p.add_argument("--amount", help="litres, e.g. 5 or 2.5")
     p.add_argument("--uniqueid", default=None, help="default: a new random id")
     p.add_argument("--username", default=os.environ.get("ERP_USERNAME"))
     p.add_argument("--password", default=os.environ.get("ERP_PASSWORD"))
     p.add_argument("--timeout", type=float, default=300.0, help="seconds to follow the order")
     p.add_argument("--interval", type=float, default=0.5, help="seconds between polls")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    one = (args.workshop, args.worksheet, args.product_nr, args.amount)
+    if args.file is None and None in one:
+        p.error("give --workshop, --worksheet, --product-nr and --amount, or --file")
+    if args.file is not None and any(value is not None for value in one):
+        p.error("--file takes the orders from the file: leave out --workshop, --worksheet, "
+                "--product-nr and --amount")
+    return args
 
 
 def main(argv=None, out=sys.stdout):
@@ -45,6 +62,10 @@ def main(argv=None, out=sys.stdout):
         return 2
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {args.token}"
+    if args.file is not None:
+        from client_batch import post_file
+
+        return post_file(session, args, out)
     order = {"workshop": args.workshop, "worksheet": args.worksheet,
              "product_nr": args.product_nr, "product_amount": args.amount,
              "uniqueid": args.uniqueid or f"client-{uuid.uuid4().hex[:12]}"}

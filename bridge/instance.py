@@ -122,10 +122,7 @@ class Instance:
         :raises bridge.records.DuplicateConflict: same uniqueid, other content
         :raises StorageUnavailable: see above; ``stored`` says which case
         """
-        token = None
-        if order.get("username"):
-            token = self.box.seal(Credentials(order["username"], order.get("password") or ""))
-        record, created = self.store.add(order, fingerprint(order), token)
+        record, created = self.store.add(order, fingerprint(order), self._seal(order))
         if created or not self.store.is_queued(record["uniqueid"]):
             try:
                 self._put(record["uniqueid"])
@@ -135,6 +132,39 @@ class Instance:
                     "automatically as soon as the disk allows, and a repost is safe",
                     stored=True) from None
         return record, created
+
+    def submit_many(self, orders):
+        """Store validated orders in one transaction, then queue the new ones: the batch
+        form of :meth:`submit` (:mod:`bridge.batch`), with the same guarantees.
+
+        :param orders: normalised fields of :class:`~bridge.models.CreateOrder`, in order
+        :returns: per order, ``(record, created)``, or ``None`` when its uniqueid is taken
+            by a different order (also by an earlier order of the same batch)
+        :raises StorageUnavailable: ``stored=False``: none of them was stored;
+            ``stored=True``: all are stored, not all queued yet (the sweep queues them)
+        """
+        sealed = [(order, fingerprint(order), self._seal(order)) for order in orders]
+        try:
+            found = self.store.add_many(sealed)
+        except StorageUnavailable as exc:
+            raise type(exc)(f"{exc}; no order of this batch was stored, and a repost is "
+                            "safe") from None
+        try:
+            for record, created in filter(None, found):
+                if created or not self.store.is_queued(record["uniqueid"]):
+                    self._put(record["uniqueid"])
+        except StorageUnavailable as exc:
+            raise StorageUnavailable(
+                f"the orders of this batch are stored but not all could be queued yet ({exc}); "
+                "they are queued automatically as soon as the disk allows, and a repost is "
+                "safe", stored=True) from None
+        return found
+
+    def _seal(self, order):
+        """:returns: the order's ERP login sealed for the records, or None for the defaults"""
+        if not order.get("username"):
+            return None
+        return self.box.seal(Credentials(order["username"], order.get("password") or ""))
 
     def _put(self, uniqueid):
         """Put a stored order's queue item and mark it queued (once, under a lock)."""

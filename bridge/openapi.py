@@ -9,7 +9,7 @@ document allows is one the instance accepts (``tests/test_fuzz_api.py`` checks t
 
 from pydantic.json_schema import models_json_schema
 
-from bridge import fields, models
+from bridge import batch, fields, models
 
 _REF = "#/components/schemas/{model}"
 
@@ -35,6 +35,29 @@ _RATE_LIMITED = {
                                 "required": True,
                                 "schema": {"type": "integer", "minimum": 1}}},
     **_json(models.Error)}
+
+
+#: a batch of orders (bridge/batch.py); its items refer to the instance's CreateOrder
+_CREATE_BATCH = batch.batch_model(_REF.format(model="CreateOrder"))
+
+
+def _create_op():
+    """``POST /create``: one order, or a batch of them (a body with ``orders``)."""
+    op = _op("Queue an order line, or a batch of 1-100 in one transaction (idempotent on "
+             "uniqueid)", 200, models.CreateAccepted, (400, 401, 409, 413, 415, 503))
+    # a body with "orders" is a batch, whatever else it holds: so an order has none
+    single = {"allOf": [_ref(models.CreateOrder)], "not": {"required": ["orders"]}}
+    op["requestBody"] = {"required": True, "content": {"application/json": {"schema": {
+        "oneOf": [single, _ref(_CREATE_BATCH)]}}}}
+    op["responses"]["200"] = {
+        "description": "One order: its status. A batch: no order failed.",
+        "content": {"application/json": {"schema": {
+            "anyOf": [_ref(models.CreateAccepted), _ref(batch.BatchAnswer)]}}}}
+    op["responses"]["207"] = {"description": "A batch in which at least one order failed "
+                                             "(see results); the others are stored",
+                              **_json(batch.BatchAnswer)}
+    op["responses"]["409"]["description"] += " (one order; in a batch it is a result)"
+    return op
 
 
 def _op(summary, ok, ok_model, errors=(401,), body=None, params=None, public=False):
@@ -73,9 +96,7 @@ def _with_description(op, status, description):
 
 #: path -> method -> operation. Every route of the app must be here (tested).
 PATHS = {
-    "/create": {"post": _op("Queue an order line (idempotent on uniqueid)", 200,
-                            models.CreateAccepted, (400, 401, 409, 413, 415, 503),
-                            body=models.CreateOrder)},
+    "/create": {"post": _create_op()},
     "/get_order_status": {"get": _op(
         "Status, attempts and history of one order", 200, models.OrderRecord,
         (400, 401, 404, 503),
@@ -120,7 +141,8 @@ def build_document(settings):
     :param settings: :class:`~bridge.settings.Settings`
     """
     order = models.order_model(settings)
-    _, defs = models_json_schema([(m, "validation") for m in (order, *_SCHEMAS)],
+    _, defs = models_json_schema([(m, "validation") for m in (order, *_SCHEMAS, _CREATE_BATCH,
+                                                              batch.BatchAnswer)],
                                  ref_template=_REF)
     return {
         "openapi": "3.1.0",

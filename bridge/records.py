@@ -243,26 +243,65 @@ class OrderStore:
         :raises StorageUnavailable: nothing was stored (disk full, file damaged)
         """
         with self._use():
-            row = self._row(order["uniqueid"])
+            row = self._known(order["uniqueid"], fingerprint)
             if row is not None:
-                if row["fingerprint"] != fingerprint:
-                    raise DuplicateConflict(
-                        f"uniqueid {order['uniqueid']!r} was already used for a different order"
-                    )
                 return self._public(row), False
-            at = now()
             with self._db:  # one transaction: the order and its first history entry
                 self._db.execute("BEGIN IMMEDIATE")
-                self._db.execute(
-                    "INSERT INTO orders (uniqueid, fingerprint, worksheet, product_nr,"
-                    " product_amount, username, credentials, status, created_at, updated_at,"
-                    " queued) VALUES (?,?,?,?,?,?,?,?,?,?,0)",
-                    (order["uniqueid"], fingerprint, order["worksheet"], order["product_nr"],
-                     order["product_amount"], order.get("username"), credentials_token,
-                     OrderStatus.PLACED.value, at, at),
-                )
-                self._history(order["uniqueid"], OrderStatus.PLACED, at, reason_text=note)
+                self._insert(order, fingerprint, credentials_token, now(), note)
             return self._public(self._row(order["uniqueid"])), True
+
+    def add_many(self, orders):
+        """Store a batch of orders in one transaction: all its new orders, or none.
+
+        Each order is decided as :meth:`add` decides it, in the given order, so an order
+        that repeats an earlier one of the same batch is a repeat of it (same content) or
+        a conflict (other content).
+
+        :param orders: ``(order, fingerprint, credentials_token)`` for each order
+        :returns: per order, in the given order: ``(record, created)`` as :meth:`add`
+            returns it, or ``None`` when its uniqueid is taken by a different order
+        :raises StorageUnavailable: nothing of the batch was stored (disk full, file
+            damaged); the transaction is rolled back whole
+        """
+        found = []
+        with self._use():
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                at = now()
+                for order, fingerprint, credentials_token in orders:
+                    try:
+                        row = self._known(order["uniqueid"], fingerprint)
+                    except DuplicateConflict:
+                        found.append(None)
+                        continue
+                    if row is None:
+                        self._insert(order, fingerprint, credentials_token, at)
+                        found.append((self._public(self._row(order["uniqueid"])), True))
+                    else:
+                        found.append((self._public(row), False))
+            return found
+
+    def _known(self, uniqueid, fingerprint):
+        """:returns: the stored row of this order, or None when the uniqueid is new
+        :raises DuplicateConflict: the uniqueid is stored with another fingerprint"""
+        row = self._row(uniqueid)
+        if row is not None and row["fingerprint"] != fingerprint:
+            raise DuplicateConflict(f"uniqueid {uniqueid!r} was already used for a different order")
+        return row
+
+    def _insert(self, order, fingerprint, credentials_token, at, note=None):
+        """Insert a new ``placed`` order and its first history entry (inside the caller's
+        transaction)."""
+        self._db.execute(
+            "INSERT INTO orders (uniqueid, fingerprint, worksheet, product_nr,"
+            " product_amount, username, credentials, status, created_at, updated_at,"
+            " queued) VALUES (?,?,?,?,?,?,?,?,?,?,0)",
+            (order["uniqueid"], fingerprint, order["worksheet"], order["product_nr"],
+             order["product_amount"], order.get("username"), credentials_token,
+             OrderStatus.PLACED.value, at, at),
+        )
+        self._history(order["uniqueid"], OrderStatus.PLACED, at, reason_text=note)
 
     # -- the queue's side of intake -----------------------------------------------
 

@@ -24,6 +24,8 @@ def create():
         return error_response(400, "malformed_json", str(exc))
     if not isinstance(body, dict):
         return error_response(400, "validation_failed", "the body must be a JSON object")
+    if "orders" in body:  # {"orders": [...]}: a batch (bridge/batch.py)
+        return _create_batch(body)
     # pydantic and the models are imported by the first order, not at start: they are
     # ~9 MB of RSS, and most instances of a fleet sit idle (bench_fleet_density.py).
     from pydantic import ValidationError
@@ -44,6 +46,24 @@ def create():
     current_app.logger.info("create %s: %s", record["uniqueid"],
                             "queued" if created else f"repeat, status {record['status']}")
     return jsonify({"uniqueid": record["uniqueid"], "status": record["status"]}), 200
+
+
+def _create_batch(body):
+    from bridge import batch
+
+    try:
+        orders = batch.check_orders(body)
+    except batch.BatchRefused as exc:
+        return error_response(400, "validation_failed", "the batch cannot be taken",
+                              {exc.field: str(exc)})
+    answer, status = batch.intake(_instance(), orders)
+    counts = answer["counts"]
+    for result in answer["results"]:
+        current_app.logger.info("create %s (batch): %s", result["uniqueid"], result.get(
+            "status") if result["result"] != "failed" else f"failed, {result['error']}")
+    current_app.logger.info("create batch of %d: %d placed, %d existed, %d failed",
+                            len(orders), counts["placed"], counts["existed"], counts["failed"])
+    return jsonify(answer), status
 
 
 @bp.get("/get_order_status")

@@ -1,0 +1,171 @@
+"""Batch intake: ``POST /create`` with ``{"orders": [...]}``, 1 to 100 orders.
+
+Each order is checked on its own by the model of a single ``/create``
+(:func:`bridge.models.order_model`) and decided as a single post would be, in request
+order; the answer has one result per order, in request order, and the counts:
+
+* ``placed`` -- new: stored and queued (``status`` is ``placed``);
+* ``existed`` -- the uniqueid is stored with the same content: its current ``status``;
+  nothing is stored or queued again;
+* ``failed`` -- ``error`` is ``validation_failed`` (with the order's ``fields``, as a
+  single ``/create`` answers them in a 400) or ``duplicate_uniqueid`` (the uniqueid is
+  stored with other content; a single ``/create`` answers it 409).
+
+An order that repeats the uniqueid of an earlier order of the same batch is a repost of
+it: ``existed`` with the same content, ``duplicate_uniqueid`` with other content. So a
+batch is answered exactly as its orders posted one by one would be; only the storing is
+different: every new order of a batch is stored in **one** SQLite transaction
+(:meth:`~bridge.instance.Instance.submit_many`). A 200 or 207 means every ``placed`` order
+is on disk; a write that fails (disk full) stores none of them and is answered 503. Then
+each is queued as a single order is; a crash in between is covered by the ``queued``
+flag (``reconcile()`` at start, the worker's sweep while running).
+
+Status: **200** when no order failed, **207 Multi-Status** when at least one did (also
+when all did). Not 422: the request was processed and its placed orders are stored and
+on their way -- a 4xx would tell a client that nothing happened. A client must read
+``counts.failed`` (or look for 207) to see failures. The batch as a whole is refused
+with 400 and nothing is stored when ``orders`` is not a list of 1 to
+:data:`MAX_BATCH_ORDERS` JSON objects; a body over 64 KB is refused with 413 as always
+(100 orders of the usual size are about 20 KB).
+"""
+
+from typing import Annotated, Any, Literal, Optional
+
+from pydantic import BaseModel, Field, WithJsonSchema
+
+from bridge import fields
+from bridge.status import OrderStatus
+
+#: most orders in one batch (seed 000's limit); more are refused whole with 400
+MAX_BATCH_ORDERS = 100
+
+_ITEM_DESCRIPTION = (
+    "An order as CreateOrder describes it. Each is checked on its own: one that breaks a "
+    "rule fails alone (result 'failed' with its fields), the others are stored.")
+
+
+def batch_model(order_schema_ref):
+    """:returns: the request model of a batch whose items document ``order_schema_ref``
+
+    The items are published as *an order, or any other object*: an invalid order does
+    not make the request invalid, it fails on its own (so the document says exactly
+    what the instance accepts); the reference shows a client what an order is.
+    """
+    item = Annotated[dict[str, Any], WithJsonSchema({
+        "anyOf": [{"$ref": order_schema_ref}, {"type": "object"}],
+        "description": _ITEM_DESCRIPTION})]
+
+    class CreateBatch(BaseModel):
+        """``POST /create`` with several orders, stored in one transaction."""
+
+        orders: list[item] = Field(min_length=1, max_length=MAX_BATCH_ORDERS, description=(
+            f"1 to {MAX_BATCH_ORDERS} orders; a body with 'orders' is a batch."))
+
+    return CreateBatch
+
+
+class BatchCounts(BaseModel):
+    placed: int
+    existed: int
+    failed: int
+
+
+class BatchResult(BaseModel):
+    """What became of one order of a batch."""
+
+    index: int = Field(description="Its place in the request's 'orders', from 0.")
+    uniqueid: Optional[str] = Field(description="null when it has no valid uniqueid.")
+    result: Literal["placed", "existed", "failed"]
+    status: Optional[OrderStatus] = Field(
+        None, description="placed or existed: the order's current status.")
+    error: Optional[Literal["validation_failed", "duplicate_uniqueid"]] = None
+    message: Optional[str] = None
+    fields: Optional[dict[str, str]] = Field(None, description="Field name -> what is wrong.")
+
+
+class BatchAnswer(BaseModel):
+    """The answer to a batch: one result per order, in request order."""
+
+    counts: BatchCounts
+    results: list[BatchResult]
+
+
+class BatchRefused(ValueError):
+    """The batch as a whole cannot be taken (answered 400; nothing stored).
+
+    :param field: what is wrong, e.g. ``orders`` or ``orders[3]``
+    """
+
+    def __init__(self, field, reason):
+        super().__init__(reason)
+        self.field = field
+
+
+def check_orders(body):
+    """:returns: the body's list of orders
+    :raises BatchRefused: not a list of 1 to :data:`MAX_BATCH_ORDERS` objects"""
+    orders = body["orders"]
+    if not isinstance(orders, list):
+        raise BatchRefused("orders", "must be a list of orders")
+    if not 1 <= len(orders) <= MAX_BATCH_ORDERS:
+        raise BatchRefused("orders", f"must hold 1 to {MAX_BATCH_ORDERS} orders, not "
+                                     f"{len(orders)}: send more in several requests")
+    for index, order in enumerate(orders):
+        if not isinstance(order, dict):
+            raise BatchRefused(f"orders[{index}]", "must be a JSON object (an order)")
+    return orders
+
+
+def intake(instance, orders):
+    """Check, store and queue a batch.
+
+    :param instance: the :class:`~bridge.instance.Instance`
+    :param orders: what :func:`check_orders` returned
+    :returns: ``(answer, status)``: a :class:`BatchAnswer` as a dict, and 200 or 207
+    :raises StorageUnavailable: as :meth:`~bridge.instance.Instance.submit_many`
+    """
+    from pydantic import ValidationError
+
+    from bridge.models import field_errors, order_model
+
+    model = order_model(instance.settings)
+    results = [None] * len(orders)
+    valid = []  # (index, normalised order)
+    for index, body in enumerate(orders):
+        try:
+            valid.append((index, model.model_validate(body).model_dump()))
+        except ValidationError as exc:
+            results[index] = _failed(index, _uniqueid(body), "validation_failed",
+                                     "the order has missing or invalid fields",
+                                     field_errors(exc))
+    found = instance.submit_many([order for _, order in valid]) if valid else []
+    for (index, order), stored in zip(valid, found):
+        uniqueid = order["uniqueid"]
+        if stored is None:
+            results[index] = _failed(index, uniqueid, "duplicate_uniqueid",
+                                     f"uniqueid {uniqueid!r} was already used for a "
+                                     "different order")
+        else:
+            record, created = stored
+            results[index] = {"index": index, "uniqueid": uniqueid,
+                              "result": "placed" if created else "existed",
+                              "status": record["status"]}
+    counts = {kind: sum(r["result"] == kind for r in results)
+              for kind in ("placed", "existed", "failed")}
+    return {"counts": counts, "results": results}, 207 if counts["failed"] else 200
+
+
+def _failed(index, uniqueid, error, message, problems=None):
+    result = {"index": index, "uniqueid": uniqueid, "result": "failed", "error": error,
+              "message": message}
+    if problems:
+        result["fields"] = problems
+    return result
+
+
+def _uniqueid(body):
+    """:returns: the order's uniqueid when it is a valid one, else None"""
+    try:
+        return fields.uniqueid(body.get("uniqueid"))
+    except ValueError:
+        return None
