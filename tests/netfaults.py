@@ -85,6 +85,8 @@ class Request:
     :param connection: number of the client connection (1, 2, ... per proxy)
     :param sequence: number of this request on its connection; above 1 means the
         client reused a kept-alive connection
+    :param idle: seconds the connection sat idle before this request began (since it
+        was accepted, or since the previous answer)
     """
 
     method: str
@@ -94,6 +96,7 @@ class Request:
     body: bytes
     connection: int
     sequence: int
+    idle: float = 0.0
 
     @property
     def path(self):
@@ -143,6 +146,7 @@ class LogEntry:
     :param time: ``time.time()`` when it was logged
     :param connection: number of the client connection
     :param sequence: number of the request on that connection (above 1: reused)
+    :param idle: seconds the connection sat idle before the request (see :class:`Request`)
     :param method: request method
     :param path: request target
     :param body_hash: first 12 hex digits of the body's SHA-256, ``"-"`` for no body
@@ -162,11 +166,12 @@ class LogEntry:
     fault: Optional[str]
     upstream_status: Optional[int]
     client_status: Optional[int]
+    idle: float = 0.0
 
     def __str__(self):
         clock = time.strftime("%H:%M:%S", time.localtime(self.time))
         return (f"{clock}.{int(self.time % 1 * 1000):03d} conn={self.connection} "
-                f"seq={self.sequence} {self.method} {self.path} body={self.body_hash} "
+                f"seq={self.sequence} idle={self.idle:.3f}s {self.method} {self.path} body={self.body_hash} "
                 f"fault={self.fault or '-'} upstream={self.upstream_status or '-'} "
                 f"client={self.client_status or '-'}")
 
@@ -343,14 +348,15 @@ class FaultyProxy:
         client.settimeout(self.idle_timeout)
         reader = client.makefile("rb")
         try:
-            sequence = 0
+            sequence, idle_since = 0, time.monotonic()
             while not self._stopping.is_set():
-                request = _read_request(reader, client, number, sequence + 1)
+                request = _read_request(reader, client, number, sequence + 1, idle_since)
                 if request is None:
                     break
                 sequence += 1
                 if not self._handle(client, request):
                     break
+                idle_since = time.monotonic()
         except (OSError, BadRequest):
             pass  # the client went away, was idle too long, or spoke no HTTP: close
         except Exception as exc:  # a bug here or in a test's predicate: keep it visible
@@ -369,7 +375,8 @@ class FaultyProxy:
         kind, stall = self._draw(request)
         keep_alive = self.keep_alive and request.wants_keep_alive()
         entry = LogEntry(time.time(), request.connection, request.sequence, request.method,
-                         request.target, _short_hash(request.body), kind, None, None)
+                         request.target, _short_hash(request.body), kind, None, None,
+                         request.idle)
         try:
             if kind in _ERROR_REASONS:
                 answer = _error_page(*_ERROR_REASONS[kind], "injected by the test proxy")
@@ -480,8 +487,10 @@ def _both(first, second):
     return lambda request: first(request) and second(request)
 
 
-def _read_request(reader, client, connection, sequence):
+def _read_request(reader, client, connection, sequence, idle_since):
     """Read one request from a client connection.
+
+    :param idle_since: ``time.monotonic()`` since when the connection has been idle
 
     :returns: a :class:`Request`, or ``None`` when the client closed between requests
     :raises BadRequest: on anything that is not HTTP/1.x
@@ -491,6 +500,7 @@ def _read_request(reader, client, connection, sequence):
         line = reader.readline(MAX_LINE + 1)
     if not line:
         return None
+    idle = time.monotonic() - idle_since
     parts = line.decode("latin-1").split()
     if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
         raise BadRequest(f"not an HTTP/1.x request line: {line[:80]!r}")
@@ -509,7 +519,7 @@ def _read_request(reader, client, connection, sequence):
         if not sep:
             raise BadRequest(f"not a header line: {line[:80]!r}")
         headers.append((name.strip(), value.strip()))
-    request = Request(method, target, version, tuple(headers), b"", connection, sequence)
+    request = Request(method, target, version, tuple(headers), b"", connection, sequence, idle)
     if (request.header("Expect") or "").lower() == "100-continue":
         client.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
     if "chunked" in (request.header("Transfer-Encoding") or "").lower():
