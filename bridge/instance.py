@@ -16,7 +16,7 @@ from bridge.queue import OrderQueue
 from bridge.records import OrderStore, fingerprint
 from bridge.status import OrderStatus
 from bridge.webhooks import WebhookSender
-from workers.worker import Worker
+from workers.worker import REPAIRED, Worker
 from integrations import get_integration_class
 from integrations.base import Credentials, IntegrationConfig
 
@@ -211,11 +211,13 @@ class Instance:
             "last_error": None,
             "storage": "ok",
             "webhook": None,
+            "repairs": None,  # orders whose line the read-back found wrong and repaired
         }
         try:
             state["queue_length"] = self.store.count_active()
             state["last_success"] = self.store.last_success()
             state["last_error"] = self.store.last_error()
+            state["repairs"] = self.store.count_repairs(REPAIRED)
             state["webhook"] = self.webhooks.state()
         except StorageUnavailable as exc:
             state["storage"] = exc.reason_text

@@ -139,6 +139,10 @@ class Alive(BaseModel):
     last_error: Optional[dict] = None
     storage: str = Field("ok", description="'ok', or why the order records cannot be used.")
     webhook: Optional[WebhookState] = Field(None, description="null when the records cannot be read.")
+    repairs: Optional[int] = Field(
+        None, description="Orders created after the read-back found their line duplicated, "
+                          "wrong or missing and repaired it; null when the records cannot "
+                          "be read.")
 
 
 class WorkerChange(BaseModel):

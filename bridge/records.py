@@ -445,6 +445,14 @@ class OrderStore:
                 (OrderStatus.CREATED.value,)).fetchone()
             return row[0] if row else None
 
+    def count_repairs(self, marker):
+        """:returns: how many orders were created after a repair of their line (their
+        ``created`` history entry's text contains ``marker``, see workers.worker)"""
+        with self._use():
+            return self._db.execute(
+                "SELECT COUNT(*) FROM history WHERE status=? AND instr(reason_text, ?) > 0",
+                (OrderStatus.CREATED.value, marker)).fetchone()[0]
+
     def last_error(self):
         """:returns: the last order that ended in ``error``, or None"""
         with self._use():

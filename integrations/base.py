@@ -11,6 +11,13 @@ Contract, checked for every integration by ``tests/test_integration_contract.py`
   line it looks on the worksheet for a line carrying that id, and if it finds one it
   returns :attr:`LineOutcome.EXISTED` without adding another. A re-delivered order
   therefore never becomes a second line.
+* Every write is verified: a line counts as written only when the worksheet, read back
+  through the ERP's UI after the visit's writes, holds exactly one line carrying the
+  uniqueid, with the order's product and amount (:func:`check_lines`). What is wrong is
+  repaired through the UI where the ERP allows it -- extra lines carrying the uniqueid
+  removed, a wrong line removed and written again -- and the result then says what was
+  done (:class:`Written`); what cannot be repaired is a
+  :class:`core.errors.LineUnverified`, never a silent success.
 * Failures are raised as subclasses of :class:`core.errors.PermanentError` or
   :class:`core.errors.TransientError`, each with its reason code. Any other
   exception is treated as transient by the worker.
@@ -27,8 +34,9 @@ from decimal import Decimal
 
 from core.credentials import Credentials
 
-__all__ = ["Credentials", "Integration", "IntegrationConfig", "LineOutcome", "Option",
-           "OrderLine", "resolve_options"]
+__all__ = ["Credentials", "Integration", "IntegrationConfig", "LineCheck", "LineOutcome",
+           "Option", "OrderLine", "SeenLine", "Written", "check_lines", "lines_carrying",
+           "outcome_of", "resolve_options"]
 
 
 class LineOutcome(str, enum.Enum):
@@ -49,6 +57,100 @@ class OrderLine:
     def text(self):
         """The line text written into the ERP; it carries the uniqueid for idempotency."""
         return f"OilMat {self.uniqueid}"
+
+
+@dataclass(frozen=True)
+class Written:
+    """A line that is on its worksheet exactly once, with what it took to get there.
+
+    :param outcome: the :class:`LineOutcome`
+    :param repairs: what was repaired on the worksheet, in words for the order's history
+        (e.g. ``"removed 1 duplicate line"``); empty when nothing was
+    """
+
+    outcome: LineOutcome
+    repairs: tuple = ()
+
+
+def outcome_of(result):
+    """``(LineOutcome, repairs)`` of a successful result: a :class:`LineOutcome` or a
+    :class:`Written`."""
+    if isinstance(result, Written):
+        return result.outcome, tuple(result.repairs)
+    return LineOutcome(result), ()
+
+
+@dataclass(frozen=True)
+class SeenLine:
+    """A line as the ERP's UI shows it, read back to verify a write.
+
+    :param product_nr: the product as the ERP shows it (its number or code)
+    :param amount: the quantity as a :class:`~decimal.Decimal`
+    :param text: the line's text (erp_sim) or description (Tryton)
+    :param ref: what the ERP's page objects need to find the line again (a row id);
+        opaque to everyone else
+    """
+
+    product_nr: str
+    amount: Decimal
+    text: str
+    ref: object = None
+
+
+def lines_carrying(seen, uniqueid):
+    """The lines of ``seen`` whose text carries ``uniqueid`` as a whole word (so that
+    order ``12`` is not found in ``OilMat 123``)."""
+    pattern = re.compile(rf"(?<!\S){re.escape(uniqueid)}(?!\S)")
+    return [one for one in seen if pattern.search(one.text or "")]
+
+
+@dataclass(frozen=True)
+class LineCheck:
+    """What a worksheet read back says about one order's line.
+
+    ``keep`` is the one right line (or ``None``), ``extra`` the further right lines
+    (duplicates), ``wrong`` the lines carrying the uniqueid with another product or
+    amount. The worksheet is as it must be when :attr:`ok`.
+    """
+
+    keep: SeenLine | None
+    extra: tuple
+    wrong: tuple
+
+    @property
+    def ok(self):
+        return self.keep is not None and not self.extra and not self.wrong
+
+    @property
+    def missing(self):
+        return self.keep is None and not self.wrong
+
+    def repairs(self):
+        """What removing :attr:`extra` and :attr:`wrong` (and writing the line again
+        when no right one is left) amounts to, in words."""
+        done = []
+        if self.extra:
+            done.append(f"removed {len(self.extra)} duplicate line"
+                        f"{'s' if len(self.extra) > 1 else ''}")
+        if self.wrong:
+            done.append(f"removed {len(self.wrong)} wrong line{'s' if len(self.wrong) > 1 else ''}"
+                        + ("" if self.keep else " and wrote it again"))
+        return done
+
+
+def check_lines(seen, line):
+    """Check the worksheet's lines ``seen`` (:class:`SeenLine`) for ``line``.
+
+    :returns: a :class:`LineCheck`
+    """
+    want = (str(line.product_nr).strip(), Decimal(str(line.product_amount)))
+    right, wrong = [], []
+    for one in lines_carrying(seen, line.uniqueid):
+        # a comment line shows no product and no quantity: None, never equal
+        same = (one.product_nr is not None and one.amount is not None
+                and (str(one.product_nr).strip(), Decimal(str(one.amount))) == want)
+        (right if same else wrong).append(one)
+    return LineCheck(right[0] if right else None, tuple(right[1:]), tuple(wrong))
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 import threading
 
-from integrations.base import Integration, LineOutcome
+from integrations.base import Integration, LineOutcome, Written
 
 
 class FakeIntegration(Integration):
@@ -22,6 +22,7 @@ class FakeIntegration(Integration):
         self.started = threading.Event()
         self.visits = []  # (worksheet, [uniqueid, ...]) per add_lines call
         self.visit_error = None  # raised once by the next add_lines, e.g. a bug
+        self.repairs = {}  # uniqueid -> what the read-back repaired for it (its Written)
 
     def add_line(self, line, credentials):
         self.calls.append(line.uniqueid)
@@ -34,6 +35,11 @@ class FakeIntegration(Integration):
             raise pending.pop(0)
         if any(uid == line.uniqueid for *_, uid in self.lines):
             return LineOutcome.EXISTED
+        repaired = self.repairs.pop(line.uniqueid, None)
+        if repaired:  # the read-back found what this list says, and repaired it
+            self.lines.append((line.worksheet, line.product_nr, line.product_amount,
+                               line.uniqueid))
+            return Written(LineOutcome.CREATED, tuple(repaired))
         self.lines.append((line.worksheet, line.product_nr, line.product_amount, line.uniqueid))
         return LineOutcome.CREATED
 

@@ -122,3 +122,14 @@ def test_retry_budget_ends_an_order_before_the_attempt_limit(instance, erp, sett
     assert record["status"] == "error"
     assert record["reason_code"] == "ERP_UNAVAILABLE" and "gave up after" in record["reason_text"]
     assert 1 < record["attempts"] < 100
+
+
+def test_a_repaired_line_is_created_with_the_repair_in_its_history(instance, erp):
+    erp.repairs["r-1"] = ["removed 1 duplicate line"]
+    place(instance, "r-1")
+    instance.worker.burst()
+    record = status(instance, "r-1")
+    assert record["status"] == "created"
+    assert record["history"][-1] == {"status": "created", "at": record["history"][-1]["at"],
+                                     "reason_text": "repaired: removed 1 duplicate line"}
+    assert instance.alive()["repairs"] == 1

@@ -39,7 +39,7 @@ from core.errors import LoginFailed, PermanentError, StorageUnavailable
 from bridge.records import fingerprint
 from bridge.status import OrderStatus
 from core import retry as policy
-from integrations.base import Credentials, LineOutcome, OrderLine
+from integrations.base import Credentials, LineOutcome, OrderLine, Written, outcome_of
 
 #: how long one blocking ``get`` waits before the loop checks for stop and idleness
 POLL_SECONDS = 0.5
@@ -363,11 +363,15 @@ class Worker:
                 result = policy.as_bridge_error(
                     RuntimeError("the integration returned no result for this line"))
             order.attempts += 1
-            if isinstance(result, LineOutcome):
+            if isinstance(result, (LineOutcome, Written)):
+                outcome, repairs = outcome_of(result)
                 self.store.note_attempt(order.uniqueid)
-                note = "line already on the worksheet" if result == LineOutcome.EXISTED else None
-                self.store.move(order.uniqueid, OrderStatus.CREATED, reason_text=note)
-                self.log.info("order %s created (%s)", order.uniqueid, result.value)
+                self.store.move(order.uniqueid, OrderStatus.CREATED,
+                                reason_text=created_note(outcome, repairs))
+                if repairs:
+                    self.log.warning("order %s: worksheet %s repaired: %s", order.uniqueid,
+                                     worksheet, "; ".join(repairs))
+                self.log.info("order %s created (%s)", order.uniqueid, outcome.value)
                 self._ack(order.row_id)
                 continue
             error = policy.as_bridge_error(result)
@@ -451,3 +455,15 @@ class Worker:
             except Exception:
                 self.log.exception("closing the integration failed")
             self._integration = None
+
+
+#: how a created order's history says its line was repaired (``/alive`` counts these)
+REPAIRED = "repaired: "
+
+
+def created_note(outcome, repairs):
+    """The history note of a created order: how its line came to be there."""
+    parts = ["line already on the worksheet"] if outcome == LineOutcome.EXISTED else []
+    if repairs:
+        parts.append(REPAIRED + "; ".join(repairs))
+    return "; ".join(parts) or None
