@@ -34,6 +34,12 @@ the request (``when``), so that "drop 30 % of POSTs" leaves static files alone:
 ``reset_mid_answer``
     forward, send the status line, the headers and half of the body (half the header
     block when the body is empty), then reset the connection (``SO_LINGER`` 0, an RST).
+    Cut inside the headers (a redirect after a POST has no body), it is to Chromium what
+    a drop is: no response headers yet, so on a reused connection it resends.
+
+What Chromium does with a POST whose connection closes before any response header (see
+tests/test_netfaults_chromium.py): it sends it again, by itself, when the connection had
+been idle in its pool (kept alive, or opened ahead of need); the ERP then holds it twice.
 
 One ``random.Random(seed)`` decides: one draw per request, in the order requests arrive
 (a stall draws its length too). Each fault owns a slice of ``[0, 1)`` as wide as its

@@ -17,13 +17,19 @@ reused and no response headers yet". These tests pin that down, so that they fai
 Chromium changes it.
 """
 
+import logging
+from decimal import Decimal
+
 import pytest
 
 import integrations.browser.session as browser_session
+from erp_helpers import ErpSimServer, make_integration
+from erp_tryton import rpc
 from http_upstream import Upstream
-from integrations.base import IntegrationConfig
+from integrations.base import Credentials, IntegrationConfig, LineOutcome, OrderLine
 from integrations.browser.session import Browser
 from netfaults import Fault, FaultyProxy, only_methods
+from tryton_helpers import TrytonServer, tryton_build  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.e2e
 
@@ -116,6 +122,35 @@ def test_a_post_dropped_on_a_kept_alive_connection_is_sent_again(upstream, tmp_p
     assert outcome == "done"
 
 
+def test_erp_sim_stores_the_line_twice_and_the_browser_shows_one_save(tmp_path):
+    # The symptom of issue 10 on the stand-in ERP, by hand: log in, add one line, the
+    # proxy drops the answer to the add-line POST. Counted through the ERP's side door.
+    def is_line_post(request):
+        return request.method == "POST" and request.path.endswith("/lines")
+
+    with ErpSimServer(save_delay=0.1) as erp, FaultyProxy(
+            erp.url, faults=[Fault("drop_after_forward", 1.0, when=is_line_post, limit=1)]
+    ) as proxy:
+        def steps(browser):
+            browser.open(proxy.url + "/login")
+            browser.fill([(("id", "username"), "admin"), (("id", "password"), "admin")])
+            browser.submit(("id", "login-submit"))
+            browser.open(f"{proxy.url}/worksheets/5")
+            browser.fill([(("id", "product_nr"), "101"), (("id", "amount"), "2"),
+                          (("id", "text"), "netfaults-1")])
+            browser.submit(("id", "add-line-submit"))  # no error: the page says saved
+            return browser.driver.current_url
+        landed = run_browser(proxy, tmp_path, steps)
+        log = proxy.log
+        lines = erp.lines_with(5, "netfaults-1")
+    show(log)
+    first, second = [e for e in log if e.path.endswith("/lines")]
+    assert first.sequence > 1 and first.fault == "drop_after_forward"
+    assert second.fault is None and second.body_hash == first.body_hash
+    assert landed == f"{proxy.url}/worksheets/5"
+    assert len(lines) == 2
+
+
 def test_a_fetch_post_dropped_on_a_kept_alive_connection_is_sent_again(upstream, tmp_path):
     # The SPA way: the same resend happens under fetch(), and the script sees success.
     with FaultyProxy(upstream.url, faults=DROP_FIRST_POST) as proxy:
@@ -156,3 +191,30 @@ def test_the_resend_goes_out_once_on_a_fresh_connection_then_gives_up(upstream, 
     assert first.fault == second.fault == "drop_after_forward"
     assert len(upstream.received("POST")) == 2
     assert outcome == "error page"
+
+
+def test_without_faults_sao_and_its_json_rpc_pass_cleanly(tryton_build, tmp_path):
+    # The proxy carries a whole Tryton visit (sao's static files, its JSON-RPC, several
+    # parallel keep-alive connections) and changes nothing: the lines arrive once.
+    lines = [OrderLine("nf-tryton-1", "700", "10", Decimal("2.125")),
+             OrderLine("nf-tryton-2", "700", "150", Decimal("4"))]
+    with TrytonServer(tmp_path / "tryton") as server, FaultyProxy(server.url) as proxy:
+        integration = make_integration("tryton", proxy.url, tmp_path / "artifacts",
+                                       options={"database": "workshop"})
+        integration.log = logging.getLogger("test.netfaults")
+        try:
+            results = integration.add_lines("700", lines, Credentials("admin", "admin"))
+        finally:
+            integration.close()
+        log, errors = proxy.log, proxy.errors
+        found = rpc.worksheet_lines(server.url, "700")  # straight to Tryton, not via the proxy
+    assert results == {one.uniqueid: LineOutcome.CREATED for one in lines}
+    assert [(f["product_code"], f["description"]) for f in found] == [
+        (one.product_nr, one.text) for one in lines]
+    print(f"\n{len(log)} requests over {len({e.connection for e in log})} connections, "
+          f"{sum(e.method == 'POST' for e in log)} of them POSTs")
+    assert not errors
+    assert all(e.client_status == e.upstream_status and e.fault is None for e in log)
+    assert sum(e.method == "GET" for e in log) > 20  # sao's scripts and styles
+    assert sum(e.method == "POST" for e in log) > 10  # its JSON-RPC calls
+    assert len({e.connection for e in log}) > 1 and max(e.sequence for e in log) > 5
