@@ -2,6 +2,7 @@
 supervisord) as subprocesses, in temporary folders, on free ports, every wait bounded."""
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -10,6 +11,8 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
+from contextlib import contextmanager
 from urllib.parse import quote
 
 import requests
@@ -26,6 +29,28 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextmanager
+def management_server(settings, fleet):
+    """The management app on a real server (fleet/serve.py's handler, a free port) in a
+    thread, over ``fleet`` (a :class:`~fleet.control.Fleet`, on fakes or not).
+
+    :returns: (as a context manager) its base URL
+    """
+    from fleet.management import create_app
+    from fleet.serve import serve_app
+
+    server = serve_app(create_app(settings, fleet), "127.0.0.1", 0)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # thousands of access-log lines
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(10)
+        logging.getLogger("werkzeug").setLevel(logging.NOTSET)
 
 
 def fleet_env(tmp_path, **extra):

@@ -20,6 +20,7 @@ from bridge.batch import MAX_BATCH_ORDERS
 from conftest import WORKSHOP, replace
 from instance_helpers import ROOT, RunningInstance
 from erp_helpers import ErpSimServer, closed_port_url
+from test_disk_full import fill, small_disk  # noqa: F401  (small_disk: the tmpfs fixture)
 
 #: five orders the instance must refuse, each for its own reason
 BAD = [
@@ -215,36 +216,26 @@ def test_stored_but_not_queued_is_503_and_the_sweep_queues_them(client, instance
     assert repost.get_json()["counts"] == {"placed": 0, "existed": 2, "failed": 0}
 
 
-def test_a_full_disk_stores_none_of_a_batch(settings, tmp_path):
+def test_a_full_disk_stores_none_of_a_batch(settings, small_disk):
     """A real full file system (tmpfs): 503 and nothing of the batch; space again, the
     same batch is placed whole."""
     from bridge.instance import Instance
     from fakes import FakeIntegration
-    from test_disk_full import fill
 
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.strip()}")
-    try:
-        inst = Instance(replace(settings, queue_dir=str(mount / "q")),
-                        make_integration=FakeIntegration)
-        test_client = create_app(inst).test_client()
-        test_client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {settings.api_token}"
-        filler = fill(mount)
-        orders = [order(f"full-{n:03d}", username="u" * 150, password="p" * 150)
-                  for n in range(100)]
-        answer = test_client.post("/create", json={"orders": orders})
-        assert answer.status_code == 503, answer.get_json()
-        assert stored(inst, "full-") == []
-        os.remove(filler)
-        again = test_client.post("/create", json={"orders": orders})
-        assert again.status_code == 200 and again.get_json()["counts"]["placed"] == 100
-        inst.close()
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
+    inst = Instance(replace(settings, queue_dir=str(small_disk / "q")),
+                    make_integration=FakeIntegration)
+    test_client = create_app(inst).test_client()
+    test_client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {settings.api_token}"
+    filler = fill(small_disk)
+    orders = [order(f"full-{n:03d}", username="u" * 150, password="p" * 150)
+              for n in range(100)]
+    answer = test_client.post("/create", json={"orders": orders})
+    assert answer.status_code == 503, answer.get_json()
+    assert stored(inst, "full-") == []
+    os.remove(filler)
+    again = test_client.post("/create", json={"orders": orders})
+    assert again.status_code == 200 and again.get_json()["counts"]["placed"] == 100
+    inst.close()
 
 
 # -- create_client.py --file (no browser: the ERP is a closed port) -------------------

@@ -8,16 +8,12 @@ that does not match the document, any request the document allows that is refuse
 cases per operation (a few in ``make test``, 2,500 in ``make fuzz``).
 """
 
-import logging
-import threading
-
 import pytest
 from cryptography.fernet import Fernet
 
 from fleet.control import Fleet
-from fleet.management import create_app
-from fleet.serve import serve_app
 from fleet.settings import load_fleet_settings
+from tests.fleet_helpers import management_server
 from tests.fleet_fakes import FakeInstances, FakeSupervisor
 from tests.fuzz_helpers import fuzz_examples, run
 
@@ -32,16 +28,8 @@ def management(tmp_path):
         "QUEUE_DIR": str(tmp_path / "q"), "LOG_DIR": str(tmp_path / "l"),
         "MANAGEMENT_RATE_LIMIT": "1000000/minute"})  # thousands of requests a minute here
     fleet = Fleet(settings, supervisor=FakeSupervisor(), instances=FakeInstances())
-    server = serve_app(create_app(settings, fleet), "127.0.0.1", 0)
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # thousands of access-log lines
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(10)
-        logging.getLogger("werkzeug").setLevel(logging.NOTSET)
+    with management_server(settings, fleet) as url:
+        yield url
 
 
 def test_fuzz_the_management_api(management):

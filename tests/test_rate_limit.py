@@ -4,9 +4,7 @@ on the management API. 429 after the limit, in the API's own JSON error shape, w
 ``/alive`` never limited; the token never a key in plaintext; the 429 as documented."""
 
 import hashlib
-import logging
 import os
-import threading
 import time
 
 import pytest
@@ -20,12 +18,11 @@ from core.errors import ConfigError
 from core.ratelimit import check_rate_limit
 from erp_helpers import closed_port_url
 from fleet.control import Fleet
-from fleet.management import create_app as management_app
-from fleet.serve import serve_app
 from fleet.settings import load_fleet_settings
 from instance_helpers import RunningInstance
 from test_api_cli import run_api
 from tests.fleet_fakes import FakeInstances, FakeSupervisor
+from tests.fleet_helpers import management_server
 
 LIMIT = 5
 
@@ -138,16 +135,8 @@ def management(tmp_path):
         "QUEUE_DIR": str(tmp_path / "q"), "LOG_DIR": str(tmp_path / "l"),
         "MANAGEMENT_RATE_LIMIT": f"{LIMIT}/minute"})
     fleet = Fleet(settings, supervisor=FakeSupervisor(), instances=FakeInstances())
-    server = serve_app(management_app(settings, fleet), "127.0.0.1", 0)
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(10)
-        logging.getLogger("werkzeug").setLevel(logging.NOTSET)
+    with management_server(settings, fleet) as url:
+        yield url
 
 
 def test_the_management_api_answers_429_after_its_limit(management):
