@@ -5,8 +5,8 @@ filling in what the environment does not set (python-dotenv; the environment win
 The names are fixed: operators and the fleet tooling set them.
 
 The fleet hands an instance its secrets sealed (``API_TOKEN_SEALED``,
-``ERP_CREDENTIALS_SEALED``, and ``ERP_OPTIONS_SEALED`` for the ERP options declared
-secret: Fernet tokens under ``SECRET_KEY``, as the registry stores them), so supervisor's configuration files never hold a secret in plaintext; the
+``ERP_CREDENTIALS_SEALED``, ``WEBHOOK_SECRET_SEALED``, and ``ERP_OPTIONS_SEALED`` for the
+ERP options declared secret: Fernet tokens under ``SECRET_KEY``, as the registry stores them), so supervisor's configuration files never hold a secret in plaintext; the
 plain ``API_TOKEN``/``ERP_USERNAME``/``ERP_PASSWORD`` are for running by hand.
 """
 
@@ -170,19 +170,22 @@ def load_settings(port, workshop, env=None, dotenv=True):
     api_token = env.get("API_TOKEN", "")
     username, password = env.get("ERP_USERNAME", ""), env.get("ERP_PASSWORD", "")
     options = erp_options(env)
-    if env.get("API_TOKEN_SEALED") or env.get("ERP_CREDENTIALS_SEALED") or env.get("ERP_OPTIONS_SEALED"):
+    sealed_webhook_secret = None
+    if (env.get("API_TOKEN_SEALED") or env.get("ERP_CREDENTIALS_SEALED")
+            or env.get("ERP_OPTIONS_SEALED") or env.get("WEBHOOK_SECRET_SEALED")):
         # Opened in a child process, so this one never loads cryptography for them
         # (~7 MB of an idle instance's RSS); see bridge/unseal.py.
         opened = open_sealed(secret_key, env.get("API_TOKEN_SEALED"),
                              env.get("ERP_CREDENTIALS_SEALED"), fallbacks,
-                             env.get("ERP_OPTIONS_SEALED"))
+                             env.get("ERP_OPTIONS_SEALED"), env.get("WEBHOOK_SECRET_SEALED"))
         api_token = opened.get("api_token", api_token)
         username = opened.get("username", username)
         password = opened.get("password", password)
         options.update(opened.get("options", {}))  # the secret ones (ERP_OPTIONS_SEALED)
+        sealed_webhook_secret = opened.get("webhook_secret")
     if not api_token:
         raise ConfigError("API_TOKEN is not set: every endpoint but /alive needs it")
-    webhook_url, webhook_secret = _webhook(env)
+    webhook_url, webhook_secret = _webhook(env, sealed_webhook_secret)
     return Settings(
         workshop=workshop,
         port=port,

@@ -29,18 +29,21 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TIMEOUT_SECONDS = 30
 
 
-def open_sealed(secret_key, api_token=None, credentials=None, fallbacks=(), options=None):
-    """Open ``API_TOKEN_SEALED``, ``ERP_CREDENTIALS_SEALED`` and ``ERP_OPTIONS_SEALED``
-    (any may be empty).
+def open_sealed(secret_key, api_token=None, credentials=None, fallbacks=(), options=None,
+                webhook_secret=None):
+    """Open ``API_TOKEN_SEALED``, ``ERP_CREDENTIALS_SEALED``, ``ERP_OPTIONS_SEALED`` and
+    ``WEBHOOK_SECRET_SEALED`` (any may be empty).
 
     :param fallbacks: ``SECRET_KEY_FALLBACKS``, tried after ``secret_key``
     :param options: ``ERP_OPTIONS_SEALED``: a JSON object ``{name: token}``
+    :param webhook_secret: ``WEBHOOK_SECRET_SEALED``
     :returns: ``{"api_token": ..., "username": ..., "password": ..., "options": {name:
-        value}}`` with the keys of the secrets that were given
+        value}, "webhook_secret": ...}`` with the keys of the secrets that were given
     :raises ConfigError: with a one-line reason when a secret cannot be opened
     """
     request = json.dumps({"key": secret_key, "fallbacks": list(fallbacks), "api_token": api_token,
-                          "credentials": credentials, "options": options})
+                          "credentials": credentials, "options": options,
+                          "webhook_secret": webhook_secret})
     failed = "cannot open the sealed secrets: python -m bridge.unseal"
     try:
         child = subprocess.run([sys.executable, "-m", "bridge.unseal"], input=request, text=True,
@@ -70,6 +73,11 @@ def _open(request):
         answer["username"], answer["password"] = credentials.username, credentials.password
     if request.get("options"):
         answer["options"] = _open_options(box, request["options"])
+    if request.get("webhook_secret"):
+        try:
+            answer["webhook_secret"] = box.open_text(request["webhook_secret"])
+        except ConfigError as exc:
+            raise ConfigError(f"WEBHOOK_SECRET_SEALED: {exc}") from None
     return answer
 
 

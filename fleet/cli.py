@@ -30,6 +30,10 @@ def _integration_options(p, creating):
                    help="an option of the ERP, e.g. database=workshop (repeatable; VALUE '-' "
                         "reads one line from stdin" + ("; 'NAME=' removes it, so the ERP's "
                                                        "default applies)" if not creating else ")"))
+    p.add_argument("--webhook-url", help="where the instance POSTs every order event (Standard "
+                   "Webhooks)" + ("; '' removes the webhook" if not creating else ""))
+    p.add_argument("--webhook-secret", help="whsec_<base64 key> that signs them ('-' reads one "
+                   "line from stdin, after --password and --option values)")
     p.add_argument("--inactive", dest="active", action="store_false", default=None,
                    help="registered but not run")
     if not creating:
@@ -75,11 +79,14 @@ def _options(items):
 
 def _spec_fields(args):
     fields = {k: getattr(args, k) for k in
-              ("workshop", "erp_system", "erp_url", "port", "username", "password", "active", "api_token")}
+              ("workshop", "erp_system", "erp_url", "port", "username", "password", "active", "api_token",
+               "webhook_url", "webhook_secret")}
     if fields["password"] == "-":
         fields["password"] = _stdin_line()
     if args.options is not None:
         fields["options"] = _options(args.options)
+    if fields["webhook_secret"] == "-":
+        fields["webhook_secret"] = _stdin_line()
     return {k: v for k, v in fields.items() if v is not None}
 
 

@@ -15,7 +15,7 @@ import socket
 from fleet.errors import IntegrationInactive, PortTaken, SupervisorUnavailable
 from fleet import states
 from fleet.instances import Instances
-from fleet.schemas import check_options, secret_options
+from fleet.schemas import check_options, check_webhook, secret_options
 from fleet.registry import Registry
 from fleet.supervisor_client import Supervisor
 from fleet.supervisor_conf import render_program, workshop_dirs, write_config
@@ -91,7 +91,8 @@ class Fleet:
         integration = self.registry.add(
             spec.workshop, spec.erp_system, spec.erp_url, spec.port, token,
             username=spec.username, password=spec.password, active=spec.active,
-            options=spec.options, secret=secret_options(spec.erp_system))
+            options=spec.options, secret=secret_options(spec.erp_system),
+            webhook_url=spec.webhook_url, webhook_secret=spec.webhook_secret)
         return integration, token, self._apply(integration)
 
     def reconfigure(self, workshop, change):
@@ -105,6 +106,10 @@ class Fleet:
             self._check_port(change.port)
         changes = change.model_dump()
         changes.update(self._options_after(current, changes.pop("options"), change.erp_system))
+        # the webhook after the change: a new URL keeps the stored secret, "" drops both
+        url = current.webhook_url if change.webhook_url is None else change.webhook_url
+        keeps_secret = current.webhook_secret is not None and change.webhook_url != ""
+        check_webhook(url, change.webhook_secret or keeps_secret)
         _, after = self.registry.update(current.workshop, **changes)
         return after, self._apply(after)
 

@@ -36,13 +36,16 @@ CREATE TABLE IF NOT EXISTS integrations (
     port INTEGER NOT NULL UNIQUE,
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
-    options TEXT NOT NULL DEFAULT '{}'     -- JSON, see Integration.options
+    options TEXT NOT NULL DEFAULT '{}',    -- JSON, see Integration.options
+    webhook_url TEXT NOT NULL DEFAULT '',  -- WEBHOOK_URL of the instance ('' for none)
+    webhook_secret TEXT                    -- Fernet token of its WEBHOOK_SECRET, or NULL
 );
 """
 
 #: columns added after the first release: ``(name, definition)``, added to an older file
 #: when it is opened (SQLite's ADD COLUMN keeps every row, with the default)
-MIGRATIONS = (("options", "TEXT NOT NULL DEFAULT '{}'"),)
+MIGRATIONS = (("options", "TEXT NOT NULL DEFAULT '{}'"),
+              ("webhook_url", "TEXT NOT NULL DEFAULT ''"), ("webhook_secret", "TEXT"))
 
 #: what :meth:`Integration.public` shows instead of a secret option's value
 MASK = "********"
@@ -69,6 +72,10 @@ class Integration:
     #: the ERP's options set for it, ``{name: value}``; a secret one is stored as
     #: ``{"sealed": token}``, so the row itself says which are secret (see Registry.options)
     options: dict = field(default_factory=dict, repr=False)
+    #: where the instance POSTs its order events ("" for none), and the sealed secret
+    #: that signs them (``whsec_...`` under SECRET_KEY)
+    webhook_url: str = ""
+    webhook_secret: str | None = field(default=None, repr=False)  # sealed
 
     @property
     def program(self):
@@ -77,8 +84,9 @@ class Integration:
     def public(self):
         """:returns: the configuration as the API and ``list`` show it, without secrets"""
         data = asdict(self)
-        del data["credentials"], data["api_token"]
+        del data["credentials"], data["api_token"], data["webhook_secret"]
         data["has_password"] = self.credentials is not None
+        data["has_webhook_secret"] = self.webhook_secret is not None
         data["program"] = self.program
         data["options"] = {name: value if isinstance(value, str) else MASK
                            for name, value in sorted(self.options.items())}
@@ -139,6 +147,16 @@ class Registry:
             return None
         return self._box.open(integration.credentials)
 
+    def webhook_secret(self, integration):
+        """:returns: the instance's ``WEBHOOK_SECRET`` in plain text, or None"""
+        if integration.webhook_secret is None:
+            return None
+        try:
+            return self._box.open_text(integration.webhook_secret)
+        except ConfigError:
+            raise ConfigError("a stored webhook secret cannot be decrypted "
+                              "(was SECRET_KEY changed?)") from None
+
     def options(self, integration):
         """:returns: the integration's options in plain text, ``{name: value}``
         :raises ConfigError: naming an option whose value no key opens"""
@@ -154,11 +172,14 @@ class Registry:
     # -- writing --------------------------------------------------------------
 
     def add(self, workshop, erp_system, erp_url, port, api_token, username=None,
-            password=None, active=True, options=None, secret=()):
+            password=None, active=True, options=None, secret=(), webhook_url=None,
+            webhook_secret=None):
         """Register a new integration.
 
         :param options: the ERP's options, ``{name: value}`` in plain text
         :param secret: the names of those to seal (the ERP declares which)
+        :param webhook_url: the instance's ``WEBHOOK_URL``
+        :param webhook_secret: its ``WEBHOOK_SECRET`` in plain text (sealed here)
 
         :raises DuplicateIntegration: the name, or one mapping to the same files, exists
         :raises PortTaken: another integration has the port
@@ -169,7 +190,9 @@ class Registry:
                    erp_system=erp_system, erp_url=erp_url, port=port, active=int(active),
                    username=username, credentials=self._seal(username, password),
                    api_token=self._seal_token(api_token), created_at=at, updated_at=at,
-                   options=self._options_column(options or {}, secret))
+                   options=self._options_column(options or {}, secret),
+                   webhook_url=webhook_url or "",
+                   webhook_secret=self._seal_token(webhook_secret) if webhook_secret else None)
         with closing(self._connect()) as db:
             self._check_free(db, workshop, port, row["name_key"])
             try:
@@ -187,6 +210,8 @@ class Registry:
         ``api_token``: the new token in plain text.
         ``options``: every option it keeps, ``{name: value}`` in plain text (replaces all
         stored ones), with ``secret``: the names of those to seal.
+        ``webhook_url``: the new URL, ``""`` for none (which drops the secret too).
+        ``webhook_secret``: the new secret in plain text.
 
         :returns: ``(before, after)``
         """
@@ -205,6 +230,12 @@ class Registry:
             row["credentials"] = self._seal(username, changes.get("password", old.password))
         if "api_token" in changes:
             row["api_token"] = self._seal_token(changes["api_token"])
+        if "webhook_url" in changes:
+            row["webhook_url"] = changes["webhook_url"]
+            if not changes["webhook_url"]:
+                row["webhook_secret"] = None
+        if changes.get("webhook_secret") and row.get("webhook_url", before.webhook_url):
+            row["webhook_secret"] = self._seal_token(changes["webhook_secret"])
         if "options" in changes:
             row["options"] = self._options_column(changes["options"], changes.get("secret", ()),
                                                   before)
@@ -231,7 +262,7 @@ class Registry:
         """
         rewritten = 0
         with closing(self._connect()) as db:
-            for column in ("api_token", "credentials"):
+            for column in ("api_token", "credentials", "webhook_secret"):
                 old = getattr(integration, column)
                 new = resealer(old, f"registry:{column}")
                 if new is not None:
@@ -307,7 +338,8 @@ class Registry:
             port=row["port"], active=bool(row["active"]), username=row["username"],
             created_at=row["created_at"], updated_at=row["updated_at"],
             credentials=row["credentials"], api_token=row["api_token"],
-            options=json.loads(row["options"]))
+            options=json.loads(row["options"]), webhook_url=row["webhook_url"],
+            webhook_secret=row["webhook_secret"])
 
 
 def _dumps(options):

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field,
                       StringConstraints, TypeAdapter, ValidationError, ValidationInfo, WithJsonSchema,
-                      field_validator)
+                      field_validator, model_validator)
 
 from fleet.errors import InvalidIntegration
 from core.names import normal_name
@@ -73,6 +73,11 @@ URL_PATTERN = (f"[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9.-]+(?::{_PORT})?"
 SECRET_PATTERN = f"[^{_char_class(_CONTROL)}]*"
 #: the instance's API token travels in an HTTP header: visible ASCII only
 TOKEN_PATTERN = "[!-~]{16,200}"
+_B64 = "[A-Za-z0-9+/]"
+#: a Standard Webhooks secret: whsec_ and 24 to 64 bytes in padded base64 (what
+#: bridge.webhooks.parse_secret accepts; it also takes the unpadded form)
+WEBHOOK_SECRET_PATTERN = (f"whsec_(?:(?:{_B64}{{4}}){{8,21}}(?:{_B64}{{2}}==)?"
+                          f"|(?:{_B64}{{4}}){{8,20}}{_B64}{{3}}=)")
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -147,6 +152,15 @@ Port = Annotated[int, BeforeValidator(lambda v: _whole(v)), Field(ge=PORT_MIN, l
 Secret = Annotated[str, *_text(SECRET_PATTERN, _secret_problem, "ERP login", 0, SECRET_MAX)]
 Token = Annotated[str, *_text(TOKEN_PATTERN, _token_problem, "the instance's API token",
                               16, 200)]
+WebhookUrl = Annotated[str, *_text(
+    f"(?:{URL_PATTERN})?", _url_problem, "WEBHOOK_URL: where the instance POSTs every order "
+    "event (Standard Webhooks); in a change, \"\" removes the webhook", 0, URL_MAX)]
+WebhookUrlSet = Annotated[str, *_text(
+    URL_PATTERN, _url_problem, "WEBHOOK_URL: where the instance POSTs every order event "
+    "(Standard Webhooks); with webhook_secret", 1, URL_MAX)]
+WebhookSecret = Annotated[str, *_text(
+    WEBHOOK_SECRET_PATTERN, lambda _v: "must be whsec_ followed by a key of 24 to 64 bytes in "
+    "base64", "WEBHOOK_SECRET: signs every delivery; sealed at rest, never shown", 38, 94)]
 
 
 #: an option's name as an ERP declares it; ERP_OPTION_<NAME in upper case> for the instance
@@ -222,6 +236,14 @@ def _whole(value):
     return value
 
 
+def _spec_schema(schema):
+    """The options per ERP (:func:`_options_per_erp`), and a webhook's URL and secret
+    only together."""
+    _options_per_erp(schema)
+    schema["dependentRequired"] = {"webhook_url": ["webhook_secret"],
+                                   "webhook_secret": ["webhook_url"]}
+
+
 class _Strict(BaseModel):
     # strict: "5001" is not a port and 1 is not true -- what the document says is what counts
     model_config = ConfigDict(extra="forbid", strict=True)
@@ -230,7 +252,7 @@ class _Strict(BaseModel):
 class IntegrationSpec(_Strict):
     """A new integration (``manage.py add``, ``POST /integrations``)."""
 
-    model_config = ConfigDict(json_schema_extra=_options_per_erp)
+    model_config = ConfigDict(json_schema_extra=_spec_schema)
 
     workshop: Workshop
     erp_system: ErpSystem
@@ -242,6 +264,14 @@ class IntegrationSpec(_Strict):
     api_token: Optional[Token] = None  # generated when not given
     #: the ERP's own options; an option not given takes the ERP's default
     options: Optional[Options] = Field(default=None, validate_default=True)
+    #: both or neither (the document says so with ``dependentRequired``); not null
+    webhook_url: WebhookUrlSet = None
+    webhook_secret: WebhookSecret = None
+
+    @model_validator(mode="after")
+    def _webhook_url_and_secret(self):
+        check_webhook(self.webhook_url, self.webhook_secret)
+        return self
 
     @field_validator("options")
     @classmethod
@@ -267,6 +297,22 @@ class IntegrationChange(_Strict):
     #: options to set; ``""`` removes one. Those not named stay; all are checked against
     #: the (new) ERP's declaration when applied (:func:`check_options`)
     options: Optional[Options] = None
+    #: ``""`` removes the webhook (and its secret); a URL and a secret need each other,
+    #: checked against the stored ones when applied (:func:`check_webhook`)
+    webhook_url: Optional[WebhookUrl] = None
+    webhook_secret: Optional[WebhookSecret] = None
+
+
+def check_webhook(url, secret):
+    """A webhook needs both its URL and its secret.
+
+    :raises ValueError: (``InvalidIntegration`` for the fleet) naming the missing one
+    """
+    if url and not secret:
+        raise InvalidIntegration("webhook_secret: is required with webhook_url (every "
+                                 "delivery is signed)")
+    if secret and not url:
+        raise InvalidIntegration("webhook_url: is required with webhook_secret")
 
 
 def parse(model, data):
@@ -303,6 +349,8 @@ class Integration(BaseModel):
     updated_at: str
     has_password: bool
     program: str
+    webhook_url: str = ""
+    has_webhook_secret: bool = False
     #: the options set for it (an option not listed takes the ERP's default); a secret
     #: one's value is shown as ``********``
     options: dict[str, str]

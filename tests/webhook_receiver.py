@@ -52,6 +52,7 @@ class Delivery:
         self.answered = answered
         self.valid = valid
         self.at = time.monotonic()
+        self.wall = time.time()
 
     @property
     def id(self):
