@@ -218,3 +218,22 @@ def test_without_faults_sao_and_its_json_rpc_pass_cleanly(tryton_build, tmp_path
     assert sum(e.method == "GET" for e in log) > 20  # sao's scripts and styles
     assert sum(e.method == "POST" for e in log) > 10  # its JSON-RPC calls
     assert len({e.connection for e in log}) > 1 and max(e.sequence for e in log) > 5
+
+
+def test_a_reset_inside_the_headers_is_sent_again_a_reset_after_them_is_not(upstream,
+                                                                            tmp_path):
+    # reset_mid_answer cuts a body-less answer (the form's 303) inside its headers, a
+    # bodied one (fetch's "saved") inside its body: only the first is resent.
+    reset_first_post = [Fault("reset_mid_answer", 1.0, when=only_methods("POST"), limit=1)]
+    with FaultyProxy(upstream.url, faults=reset_first_post) as proxy:
+        form_outcome = submit_form(proxy, tmp_path)
+        form_log = proxy.log
+    form_posts = len(upstream.received("POST"))
+    with FaultyProxy(upstream.url, faults=reset_first_post) as proxy:
+        fetch_outcome = post_by_fetch(proxy, tmp_path)
+        fetch_log = proxy.log
+    show(form_log + fetch_log)
+    assert (form_posts, form_outcome) == (2, "done")
+    assert len(upstream.received("POST")) - form_posts == 1
+    assert fetch_outcome.startswith("failed")
+    assert [e.fault for e in posts_in(fetch_log)] == ["reset_mid_answer"]
