@@ -11,11 +11,28 @@ through its own UI: read the worksheet's lines (:class:`integrations.base.SeenLi
 delete some of them, and write a line again.
 """
 
+import contextlib
+
 from core.errors import LineUnverified
 from integrations.base import LineOutcome, Written, check_lines, outcome_of
 
 #: rounds of repair (delete, write again, read back) before a line is called unverified
 REPAIR_ROUNDS = 2
+
+
+@contextlib.contextmanager
+def verified_or_retried(results):
+    """Around a whole visit: when an exception ends it, no line of it counts as written
+    -- not verified means not known to be right. The exception then becomes those lines'
+    result, and the worker's retry reads the worksheet first (then finds the line and
+    verifies it, or writes it)."""
+    try:
+        yield
+    except Exception:
+        for uniqueid in [uid for uid, result in results.items()
+                         if isinstance(result, (LineOutcome, Written))]:
+            del results[uniqueid]
+        raise
 
 
 def verify_visit(lines, results, read, delete, rewrite, log):
@@ -40,43 +57,36 @@ def verify_visit(lines, results, read, delete, rewrite, log):
             if isinstance(results.get(line.uniqueid), (LineOutcome, Written))}
     notes = {uniqueid: [] for uniqueid in todo}
     made = 0
-    try:
-        for attempt in range(REPAIR_ROUNDS + 1):
-            seen = read()
-            wrong = {uniqueid: check_lines(seen, line) for uniqueid, line in todo.items()}
-            wrong = {uniqueid: check for uniqueid, check in wrong.items() if not check.ok}
-            if not wrong:
-                break
-            if attempt == REPAIR_ROUNDS:
-                for uniqueid, check in wrong.items():
-                    line = todo[uniqueid]
-                    results[uniqueid] = LineUnverified(
-                        f"Worksheet {line.worksheet}: order {uniqueid} should be one line of "
-                        f"product {line.product_nr} x {line.product_amount}; after "
-                        f"{REPAIR_ROUNDS} repairs the ERP shows {_shown(check)}")
-                    log.error("worksheet %s, order %s: line unverified: %s", line.worksheet,
-                              uniqueid, _shown(check))
-                break
-            doomed = [one for check in wrong.values() for one in (*check.extra, *check.wrong)]
+    for attempt in range(REPAIR_ROUNDS + 1):
+        seen = read()
+        wrong = {uniqueid: check_lines(seen, line) for uniqueid, line in todo.items()}
+        wrong = {uniqueid: check for uniqueid, check in wrong.items() if not check.ok}
+        if not wrong:
+            break
+        if attempt == REPAIR_ROUNDS:
             for uniqueid, check in wrong.items():
                 line = todo[uniqueid]
-                what = check.repairs() or ["wrote the missing line again"]
-                notes[uniqueid].extend(what)
-                log.warning("worksheet %s, order %s: the worksheet shows %s; repairing: %s",
-                            line.worksheet, uniqueid, _shown(check), "; ".join(what))
-            if doomed:
-                delete(doomed)
-                made += len(doomed)
-            for uniqueid, check in wrong.items():
-                if check.keep is None:
-                    rewrite(todo[uniqueid])
-                    made += 1
-    except Exception:
-        # Not verified, so not written as far as anyone may tell: whatever ended the
-        # visit is these lines' result too (the next visit reads first).
-        for uniqueid in todo:
-            results.pop(uniqueid, None)
-        raise
+                results[uniqueid] = LineUnverified(
+                    f"Worksheet {line.worksheet}: order {uniqueid} should be one line of "
+                    f"product {line.product_nr} x {line.product_amount}; after "
+                    f"{REPAIR_ROUNDS} repairs the ERP shows {_shown(check)}")
+                log.error("worksheet %s, order %s: line unverified: %s", line.worksheet,
+                          uniqueid, _shown(check))
+            break
+        doomed = [one for check in wrong.values() for one in (*check.extra, *check.wrong)]
+        for uniqueid, check in wrong.items():
+            line = todo[uniqueid]
+            what = check.repairs() or ["wrote the missing line again"]
+            notes[uniqueid].extend(what)
+            log.warning("worksheet %s, order %s: the worksheet shows %s; repairing: %s",
+                        line.worksheet, uniqueid, _shown(check), "; ".join(what))
+        if doomed:
+            delete(doomed)
+            made += len(doomed)
+        for uniqueid, check in wrong.items():
+            if check.keep is None:
+                rewrite(todo[uniqueid])
+                made += 1
     for uniqueid, done in notes.items():
         result = results[uniqueid]
         if done and not isinstance(result, Exception):

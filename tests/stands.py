@@ -67,6 +67,11 @@ class Stand:
         """Log every user out behind the integration's back."""
         raise NotImplementedError
 
+    def plant(self, worksheet, product, amount, text):
+        """Store a line on ``worksheet`` behind the integration's back, through the ERP's
+        own write path (a clerk's duplicate, a wrong line)."""
+        raise NotImplementedError
+
     def options(self):
         """The ERP's own options (``IntegrationConfig.options``)."""
         return {}
@@ -114,6 +119,9 @@ class ErpSimStand(Stand):
 
     def expire_sessions(self):
         self.server.expire_sessions()
+
+    def plant(self, worksheet, product, amount, text):
+        self.server.plant_line(worksheet, product, str(amount), text)
 
 
 class TrytonStand(Stand):
@@ -166,6 +174,9 @@ class TrytonStand(Stand):
         from erp_tryton import rpc
 
         rpc.expire_sessions(self.server.data_dir)
+
+    def plant(self, worksheet, product, amount, text):
+        self._client.add_line(worksheet, product, Decimal(str(amount)), text)
 
     def options(self):
         return {"database": "workshop"}

@@ -19,7 +19,7 @@ import pytest
 from core.errors import (BrowserError, ErpUnavailable, InvalidAmount, LoginFailed,
                          ProductNotFound, WorksheetClosed, WorksheetNotFound)
 from integrations import get_integration_class
-from integrations.base import Credentials, LineOutcome
+from integrations.base import Credentials, LineOutcome, Written
 from stands import LOG, STANDS, Line, kill_browsers_of_this_process, settle
 from tests.erp_helpers import closed_port_url, order
 
@@ -151,6 +151,25 @@ class TestIntegrationContract:
             assert {os.path.splitext(p)[1] for p in os.listdir(tmp_path)} == {".png", ".html"}
         finally:
             integration.close()
+
+    def test_duplicates_and_wrong_lines_are_repaired_through_the_ui(self, integration, stand):
+        sheet = stand.next_worksheet()
+        twice = order(sheet, product_nr=stand.products[0], amount="2")
+        wrong = order(sheet, product_nr=stand.products[1], amount="3")
+        fine = order(sheet, product_nr=stand.products[2], amount="4")
+        stand.plant(sheet, twice.product_nr, "2", twice.text)
+        stand.plant(sheet, twice.product_nr, "2", twice.text)  # e.g. a resent POST
+        stand.plant(sheet, stand.products[3], "3", wrong.text)  # someone's wrong edit
+        results = integration.add_lines(sheet, [twice, wrong, fine], stand.admin)
+        assert results == {
+            twice.uniqueid: Written(LineOutcome.EXISTED, ("removed 1 duplicate line",)),
+            wrong.uniqueid: Written(LineOutcome.EXISTED,
+                                    ("removed 1 wrong line and wrote it again",)),
+            fine.uniqueid: LineOutcome.CREATED}
+        assert sorted(stand.lines(sheet), key=lambda line: line.text) == sorted([
+            Line(twice.product_nr, Decimal("2"), twice.text),
+            Line(wrong.product_nr, Decimal("3"), wrong.text),
+            Line(fine.product_nr, Decimal("4"), fine.text)], key=lambda line: line.text)
 
     def test_close_twice_is_safe_and_next_line_starts_afresh(self, integration, stand):
         integration.close()

@@ -19,7 +19,7 @@ from core.errors import (BrowserError, ErpTimeout, ErpUnavailable, InvalidAmount
 from erp_helpers import closed_port_url, make_integration
 from erp_tryton import rpc
 from integrations import get_integration_class
-from integrations.base import Credentials, LineOutcome, OrderLine
+from integrations.base import Credentials, LineOutcome, OrderLine, Written
 from stands import kill_browsers_of_this_process, settle
 from tryton_helpers import TrytonServer, tryton_build  # noqa: F401  (a fixture)
 
@@ -152,13 +152,18 @@ def test_a_sale_closed_after_a_first_visit_is_refused(server, integration):
     assert tryton_lines(server, worksheet) == expect([first])
 
 
-def test_a_line_with_its_uniqueid_but_other_values_is_not_added_again(server, integration):
+def test_a_comment_line_carrying_the_uniqueid_is_deleted_and_the_line_written(server,
+                                                                                integration):
+    """sao's own trap: Add clicked while the Description has focus saves a comment line
+    with no product and no quantity. Found on read-back, it is deleted and written again."""
     worksheet = next(_references)
-    wrong = line(worksheet, "10", "2")
-    server.client().add_line(worksheet, "10", Decimal("3"), wrong.text)  # someone edited it
-    result = integration.add_lines(worksheet, [wrong], ADMIN)[wrong.uniqueid]
-    assert result.reason_code == "LINE_UNVERIFIED"
-    assert len(rpc.worksheet_lines(server.url, worksheet)) == 1
+    wanted = line(worksheet, "10", "2")
+    client = server.client()
+    client.model("sale.line", "create", [{"sale": client.sale(worksheet)["id"],
+                                          "type": "comment", "description": wanted.text}])
+    result = integration.add_lines(worksheet, [wanted], ADMIN)[wanted.uniqueid]
+    assert result == Written(LineOutcome.EXISTED, ("removed 1 wrong line and wrote it again",))
+    assert tryton_lines(server, worksheet) == expect([wanted])
 
 
 def test_session_expired_between_visits_and_between_lines_of_one_visit(server, integration,

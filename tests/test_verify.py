@@ -10,7 +10,7 @@ import pytest
 from core.errors import ErpUnavailable, LineUnverified
 from integrations.base import (LineOutcome, OrderLine, SeenLine, Written, check_lines,
                                outcome_of)
-from integrations.verify import REPAIR_ROUNDS, verify_visit
+from integrations.verify import REPAIR_ROUNDS, verified_or_retried, verify_visit
 
 LOG = logging.getLogger("test.verify")
 
@@ -114,12 +114,12 @@ def test_failures_and_refusals_are_not_checked():
     assert results == {"a": refused}
 
 
-def test_a_read_that_fails_leaves_no_line_counted_as_written():
+def test_a_visit_ended_by_an_error_leaves_no_line_counted_as_written():
     def read():
         raise ErpUnavailable("the read-back failed")
 
-    results = {"a": LineOutcome.CREATED, "b": ErpUnavailable("x")}
-    with pytest.raises(ErpUnavailable):
-        verify_visit([line("a"), line("b")], results, read, None, None, LOG)
-    assert "a" not in results  # the caller gives it the error that ended the visit
-    assert isinstance(results["b"], ErpUnavailable)
+    results = {"a": LineOutcome.CREATED, "b": ErpUnavailable("x"),
+               "c": Written(LineOutcome.EXISTED)}
+    with pytest.raises(ErpUnavailable), verified_or_retried(results):
+        verify_visit([line("a"), line("b"), line("c")], results, read, None, None, LOG)
+    assert set(results) == {"b"}  # the caller gives the others the error that ended it

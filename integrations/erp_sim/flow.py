@@ -27,12 +27,13 @@ from urllib.parse import urljoin
 from selenium.common.exceptions import StaleElementReferenceException
 
 from core.errors import (BrowserError, ErpTimeout, InvalidAmount, PermanentError,
-                         ProductNotFound, TransientError)
+                         ProductNotFound, TransientError, UnexpectedPage)
 from core import retry as policy
-from integrations.base import LineOutcome
+from integrations.base import LineOutcome, SeenLine
 from integrations.browser import BROWSER_FAILURES, KeptBrowserIntegration, map_webdriver_error
 from integrations.erp_sim import pages as classic_pages
 from integrations.erp_sim.screens import Screens, has_line_with
+from integrations.verify import verified_or_retried, verify_visit
 
 #: errors the ERP *answered* with, retried at once within the visit (core.retry, rule 2)
 _RETRY_IN_VISIT = (*policy.IN_VISIT, StaleElementReferenceException)
@@ -59,6 +60,10 @@ class ErpSimIntegration(KeptBrowserIntegration):
 
     def _visit(self, worksheet, lines, credentials, results):
         """Write ``lines`` onto ``worksheet``, filling ``results`` as it goes."""
+        with verified_or_retried(results):
+            self._write_all(worksheet, lines, credentials, results)
+
+    def _write_all(self, worksheet, lines, credentials, results):
         sheet = self._open_worksheet(worksheet, credentials)
         present = sheet.lines()
         for line in lines:
@@ -78,6 +83,45 @@ class ErpSimIntegration(KeptBrowserIntegration):
             present.append(line.text)
             results[line.uniqueid] = LineOutcome.CREATED
             self.log.info("worksheet %s: line added for order %s", worksheet, line.uniqueid)
+        self._verify(sheet, lines, results, credentials)
+
+    def _verify(self, sheet, lines, results, credentials):
+        """Read the worksheet back and repair it (:func:`integrations.verify.verify_visit`).
+
+        The page shown after the visit's last write is the read-back: erp_sim draws it
+        from its database after the save (classic: the page the save redirects to; spa:
+        the sheet the save answers with), so a line stored twice -- Chromium resending
+        a POST whose connection closed before the answer -- shows there twice.
+        """
+        shown = [sheet]
+
+        def read():
+            return [SeenLine(one.product_nr, one.amount, one.text, one.line_id)
+                    for one in shown[0].line_rows()]
+
+        def delete(doomed):
+            for one in doomed:
+                shown[0] = self._delete(shown[0], one.ref, lines[0].worksheet, credentials)
+
+        def rewrite(line):
+            shown[0] = self._write(shown[0], line, credentials)
+
+        verify_visit(lines, results, read, delete, rewrite, self.log)
+
+    def _delete(self, sheet, line_id, worksheet, credentials):
+        """Delete line ``line_id`` through the UI; :returns: the worksheet page after it.
+
+        Whatever the outcome, the next read-back decides: a delete that did not happen
+        is found again, one that happened twice (a resent POST) finds the line gone."""
+        try:
+            return sheet.delete_line(line_id)
+        except (*_RETRY_IN_VISIT, UnexpectedPage, *BROWSER_FAILURES) as exc:
+            error = self._classify(exc)
+            if isinstance(error, BrowserError):
+                raise error from exc
+            self.log.info("worksheet %s: deleting line %s: %s, reading the worksheet again",
+                          worksheet, line_id, error.reason_code)
+            return self._open_worksheet(worksheet, credentials)
 
     def _write(self, sheet, line, credentials):
         """Add ``line`` on the open ``sheet`` unless a read-back finds it already there.

@@ -4,7 +4,10 @@ A visit: open the sale whose *Reference* is the worksheet (the Sales list filter
 the address's domain the first time, then straight by its id), logging in when sao
 asks; read its lines once; for each order not yet there, add a line in the line
 dialog, save the sale and read the lines back -- a line counts as written only when
-the list shows it with the right product and quantity, not merely its text.
+the list shows it once, with the right product and quantity, not merely its text
+(:mod:`integrations.verify`: duplicates and wrong lines, such as the comment line sao
+saves when Add is clicked from the Description field, are deleted in the Lines list and
+written again).
 
 Exactly once: a line is recognised by ``OilMat <uniqueid>`` in its description. When
 a save's outcome is unknown (a timeout, a lost answer), the sale is read again on a
@@ -16,18 +19,18 @@ saved per visit) and replaced after a crash and after ``recycle_after_orders`` o
 """
 
 import json
-import re
 import time
 from decimal import Decimal
 from urllib.parse import quote
 
 from core.errors import (BridgeError, BrowserError, ErpTimeout, IntegrationError,
-                         InvalidAmount, LineUnverified, ProductNotFound, SessionExpired,
+                         InvalidAmount, ProductNotFound, SessionExpired,
                          TransientError)
 from core import retry as policy
-from integrations.base import LineOutcome
+from integrations.base import LineOutcome, lines_carrying
 from integrations.browser import BROWSER_FAILURES, KeptBrowserIntegration, map_webdriver_error
 from integrations.tryton import pages
+from integrations.verify import verified_or_retried, verify_visit
 
 #: refusals of one line; the other lines of the visit go on
 _LINE_REFUSALS = (ProductNotFound, InvalidAmount)
@@ -58,6 +61,10 @@ class TrytonIntegration(KeptBrowserIntegration):
     # -- one visit ----------------------------------------------------------------------
 
     def _visit(self, worksheet, lines, credentials, results):
+        with verified_or_retried(results):
+            self._write_all(worksheet, lines, credentials, results)
+
+    def _write_all(self, worksheet, lines, credentials, results):
         form = self._open_sale(worksheet, credentials)
         present = form.lines()
         missing, seen = [], set()
@@ -65,9 +72,8 @@ class TrytonIntegration(KeptBrowserIntegration):
             if line.uniqueid in results or line.uniqueid in seen:
                 continue  # the same order twice in one batch
             seen.add(line.uniqueid)
-            found = _lines_with(present, line.uniqueid)
-            if found:
-                results[line.uniqueid] = _verified(found, line, LineOutcome.EXISTED)
+            if lines_carrying(present, line.uniqueid):
+                results[line.uniqueid] = LineOutcome.EXISTED  # verified below
                 self.log.info("worksheet %s: line for order %s already there", worksheet,
                               line.uniqueid)
             else:
@@ -86,13 +92,30 @@ class TrytonIntegration(KeptBrowserIntegration):
                     form = self._open_sale(worksheet, credentials)
                 continue
             self._done(line, present, results)
+        self._verify(form, lines, results, credentials)
         # A tab left open would be shown again, stale, by the next visit to this sale.
         self._fresh_page = not self._sao.close_tab()
 
     def _done(self, line, present, results):
-        results[line.uniqueid] = _verified(_lines_with(present, line.uniqueid), line,
-                                           LineOutcome.CREATED)
+        results[line.uniqueid] = LineOutcome.CREATED  # seen after the save; verified below
         self.log.info("worksheet %s: line added for order %s", line.worksheet, line.uniqueid)
+
+    def _verify(self, form, lines, results, credentials):
+        """Read the sale's lines back and repair them (:func:`integrations.verify.verify_visit`):
+        extra lines ticked and deleted in the Lines list, the sale saved; a wrong line
+        (sao's comment line with no product, e.g.) deleted and written again."""
+        shown = [form]
+
+        def read():
+            return shown[0].lines()
+
+        def delete(doomed):
+            shown[0].delete_lines([one.ref for one in doomed])
+
+        def rewrite(line):
+            shown[0], _ = self._write(shown[0], line, credentials)
+
+        verify_visit(lines, results, read, delete, rewrite, self.log)
 
     def _write_together(self, form, lines, results, credentials):
         """Add all ``lines`` in the form, then save once and read back once.
@@ -133,7 +156,7 @@ class TrytonIntegration(KeptBrowserIntegration):
                              lines[0].worksheet, len(added), error.reason_code)
             form = self._open_sale(lines[0].worksheet, credentials)
             present = form.lines()
-            unsaved = [line for line in added if not _lines_with(present, line.uniqueid)]
+            unsaved = [line for line in added if not lines_carrying(present, line.uniqueid)]
             if isinstance(error, ErpTimeout):
                 # No answer: the save may still be stored after this look; the worker's
                 # retry reads first. No second try now.
@@ -182,7 +205,7 @@ class TrytonIntegration(KeptBrowserIntegration):
                          line.worksheet, line.uniqueid, error.reason_code)
         form = self._open_sale(line.worksheet, credentials)
         present = form.lines()
-        if _lines_with(present, line.uniqueid):
+        if lines_carrying(present, line.uniqueid):
             return form, present
         # Not there: after a timeout the request may still store it, so no second try
         # now; the worker's retry, after its backoff, reads the sale first again.
@@ -266,24 +289,6 @@ class TrytonIntegration(KeptBrowserIntegration):
     def _fail_rest(self, error, lines, results, credentials):
         self._fresh_page = True  # whatever ended the visit, the page is not to be trusted
         super()._fail_rest(error, lines, results, credentials)
-
-
-def _lines_with(lines, uniqueid):
-    """The lines whose description carries ``uniqueid`` as a whole word."""
-    pattern = re.compile(rf"(?<!\S){re.escape(uniqueid)}(?!\S)")
-    return [line for line in lines if pattern.search(line.description or "")]
-
-
-def _verified(found, line, outcome):
-    """``outcome`` when exactly one of ``found`` is ``line`` with its product and quantity.
-
-    :returns: ``outcome``, or a :class:`LineUnverified` (not raised) saying what is wrong
-    """
-    want = (str(line.product_nr).strip(), Decimal(str(line.product_amount)))
-    if len(found) == 1 and (found[0].product_code, found[0].quantity) == want:
-        return outcome
-    return LineUnverified(f"Sale {line.worksheet}: order {line.uniqueid} should be product "
-                          f"{want[0]} x {want[1]}, Tryton shows {found!r}")
 
 
 def amount_text(amount):

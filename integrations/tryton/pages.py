@@ -19,6 +19,7 @@ from selenium.webdriver.common.keys import Keys
 
 from core.errors import (InvalidAmount, LoginFailed, ProductNotFound, SessionExpired,
                          UnexpectedPage, WorksheetClosed, WorksheetNotFound)
+from integrations.base import SeenLine
 from integrations.tryton.messages import erp_error
 
 #: the active tab's pane
@@ -304,8 +305,28 @@ class SaleForm:
     linesWidget(document.querySelector('""" + PANE + """'))
         .querySelector('.form-one2many-toolbar button[title=New]').click();
     """
+    # Tick exactly the rows to delete (by position, among as many rows as were read),
+    # then press the list's Delete: sao marks them deleted, the save deletes them.
+    DELETE_JS = "var args = arguments[0];" + _LINES_WIDGET_JS + """
+    var widget = linesWidget(document.querySelector('""" + PANE + """'));
+    var rows = widget ? Array.from(widget.querySelectorAll('tbody tr:not(.more-row)')).filter(
+        function (tr) { return tr.querySelector('td[data-title]'); }) : [];
+    if (rows.length !== args.count) { return 'the list shows ' + rows.length + ' rows'; }
+    var ticked = [];
+    rows.forEach(function (tr, i) {
+        var box = tr.querySelector('td.selection-state input[type=checkbox]');
+        if (box && box.checked !== (args.rows.indexOf(i) >= 0)) { box.click(); }
+        if (box && box.checked) { ticked.push(i); }
+    });
+    if (ticked.join() !== args.rows.join()) { return 'ticked rows ' + ticked.join(); }
+    var button = widget.querySelector('.form-one2many-toolbar button[title=Delete]');
+    if (!button || button.disabled) { return 'no Delete button to press'; }
+    button.click();
+    return 'deleted';
+    """
     SAVE = (By.CSS_SELECTOR, PANE + " button#save")
     SAVED_JS = "return document.querySelector('" + PANE + " button#save').disabled;"
+    MODIFIED_JS = "return !document.querySelector('" + PANE + " button#save').disabled;"
     #: the columns of the Lines list that the integration reads
     PRODUCT, DESCRIPTION, QUANTITY = "Product", "Summary", "Quantity"
 
@@ -331,10 +352,27 @@ class SaleForm:
         return self
 
     def lines(self):
-        """:returns: ``[Line, ...]`` as the Lines list shows them"""
+        """:returns: ``[SeenLine, ...]`` as the Lines list shows them"""
         rows, = self.sao.wait(self.LINES_JS, "the sale's lines", label=self.lines_label,
                               quiet=QUIET_MS)
-        return [Line.from_cells(cells, self) for cells in rows]
+        return [seen_line(index, cells, self) for index, cells in enumerate(rows)]
+
+    def delete_lines(self, rows):
+        """Delete the lines at positions ``rows`` (of :meth:`lines`) the way a clerk does
+        -- tick them in the Lines list, press its Delete button -- and save the sale.
+
+        :raises UnexpectedPage: when the list does not let exactly these rows be deleted
+        :raises core.errors.IntegrationError: what Tryton answered to the save
+        """
+        count = len(self.lines())
+        done = self.sao.driver.execute_script(self.DELETE_JS, {
+            "label": self.lines_label, "rows": sorted(rows), "count": count})
+        if done != "deleted":
+            raise UnexpectedPage(f"Could not delete lines {sorted(rows)} of {count}: {done}")
+        # sao takes the deletion in asynchronously; the sale is then modified, and only
+        # then does its Save do anything.
+        self.sao.wait(self.MODIFIED_JS, "the sale to take the deletion")
+        self.save()
 
     def new_line(self):
         """:returns: the :class:`LineDialog` of a new line"""
@@ -350,22 +388,14 @@ class SaleForm:
         self.sao.wait(self.SAVED_JS, "the sale to be saved")
 
 
-class Line:
-    """One row of a sale's Lines list."""
-
-    def __init__(self, product_code, quantity, description):
-        self.product_code = product_code  # None for a comment line
-        self.quantity = quantity  # a Decimal, None when not shown
-        self.description = description
-
-    @classmethod
-    def from_cells(cls, cells, form):
-        product = re.match(r"\[([^\]]+)\]", cells.get(form.PRODUCT, ""))
-        return cls(product.group(1) if product else None,
-                   parse_quantity(cells.get(form.QUANTITY, "")), cells.get(form.DESCRIPTION, ""))
-
-    def __repr__(self):
-        return f"Line({self.product_code!r}, {self.quantity!r}, {self.description!r})"
+def seen_line(index, cells, form):
+    """One row of a sale's Lines list as a :class:`~integrations.base.SeenLine`; its
+    ``ref`` is the row's position (what :meth:`SaleForm.delete_lines` takes). A comment
+    line shows no product and no quantity: both ``None``."""
+    product = re.match(r"\[([^\]]+)\]", cells.get(form.PRODUCT, ""))
+    return SeenLine(product.group(1) if product else None,
+                    parse_quantity(cells.get(form.QUANTITY, "")),
+                    cells.get(form.DESCRIPTION, ""), index)
 
 
 def parse_quantity(text):
