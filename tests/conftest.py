@@ -55,3 +55,13 @@ def instance(settings, erp):
     inst = Instance(settings, make_integration=lambda: erp)
     yield inst
     inst.close(worker_timeout=10)
+
+
+@pytest.fixture
+def client(instance):
+    """A Flask test client of ``instance``'s API, sending its token."""
+    from bridge.app import create_app
+
+    client = create_app(instance).test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {instance.settings.api_token}"
+    return client

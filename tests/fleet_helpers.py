@@ -31,6 +31,16 @@ def free_port():
         return s.getsockname()[1]
 
 
+def fleet_settings_for_tests(tmp_path, management_token, **extra):
+    """Fleet settings with every folder under ``tmp_path`` and a fresh ``SECRET_KEY``."""
+    from fleet.settings import load_fleet_settings
+
+    return load_fleet_settings({
+        "SECRET_KEY": Fernet.generate_key().decode(), "MANAGEMENT_TOKEN": management_token,
+        "REGISTRY_DB": str(tmp_path / "r.db"), "SUPERVISOR_DIR": str(tmp_path / "sup"),
+        "QUEUE_DIR": str(tmp_path / "q"), "LOG_DIR": str(tmp_path / "l"), **extra})
+
+
 @contextmanager
 def management_server(settings, fleet):
     """The management app on a real server (fleet/serve.py's handler, a free port) in a

@@ -14,14 +14,6 @@ ORDER = {"workshop": WORKSHOP, "worksheet": "558", "product_nr": "10",
          "password": "pw-SECRET-4711"}
 
 
-@pytest.fixture
-def client(instance):
-    app = create_app(instance)
-    client = app.test_client()
-    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {instance.settings.api_token}"
-    return client
-
-
 def order(**changes):
     body = dict(ORDER)
     body.update(changes)

@@ -51,14 +51,6 @@ def hundred_with_five_bad(prefix, worksheets=("7",)):
     return orders, bad
 
 
-@pytest.fixture
-def client(instance):
-    app = create_app(instance)
-    test_client = app.test_client()
-    test_client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {instance.settings.api_token}"
-    return test_client
-
-
 def stored(instance, prefix):
     with sqlite3.connect(instance.store.path) as db:
         return [r[0] for r in db.execute(

@@ -189,13 +189,6 @@ def test_a_cursor_is_never_given_twice_after_pruning(store, log):
 
 # -- the HTTP side ---------------------------------------------------------------------
 
-@pytest.fixture
-def client(instance):
-    client = create_app(instance).test_client()
-    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {instance.settings.api_token}"
-    return client
-
-
 def test_the_feed_over_http(client, instance):
     for n in range(3):
         add(instance.store, f"o{n}")

@@ -9,11 +9,9 @@ cases per operation (a few in ``make test``, 2,500 in ``make fuzz``).
 """
 
 import pytest
-from cryptography.fernet import Fernet
 
 from fleet.control import Fleet
-from fleet.settings import load_fleet_settings
-from tests.fleet_helpers import management_server
+from tests.fleet_helpers import fleet_settings_for_tests, management_server
 from tests.fleet_fakes import FakeInstances, FakeSupervisor
 from tests.fuzz_helpers import fuzz_examples, run
 
@@ -22,11 +20,8 @@ TOKEN = "management-token-for-fuzzing"
 
 @pytest.fixture
 def management(tmp_path):
-    settings = load_fleet_settings({
-        "SECRET_KEY": Fernet.generate_key().decode(), "MANAGEMENT_TOKEN": TOKEN,
-        "REGISTRY_DB": str(tmp_path / "r.db"), "SUPERVISOR_DIR": str(tmp_path / "sup"),
-        "QUEUE_DIR": str(tmp_path / "q"), "LOG_DIR": str(tmp_path / "l"),
-        "MANAGEMENT_RATE_LIMIT": "1000000/minute"})  # thousands of requests a minute here
+    # thousands of requests a minute here: no limit to speak of
+    settings = fleet_settings_for_tests(tmp_path, TOKEN, MANAGEMENT_RATE_LIMIT="1000000/minute")
     fleet = Fleet(settings, supervisor=FakeSupervisor(), instances=FakeInstances())
     with management_server(settings, fleet) as url:
         yield url

@@ -10,7 +10,6 @@ import time
 import pytest
 import requests
 import schemathesis
-from cryptography.fernet import Fernet
 
 from bridge.app import create_app as instance_app
 from conftest import replace
@@ -22,7 +21,7 @@ from fleet.settings import load_fleet_settings
 from instance_helpers import RunningInstance
 from test_api_cli import run_api
 from tests.fleet_fakes import FakeInstances, FakeSupervisor
-from tests.fleet_helpers import management_server
+from tests.fleet_helpers import fleet_settings_for_tests, management_server
 
 LIMIT = 5
 
@@ -129,11 +128,7 @@ TOKEN = "management-token-for-the-limit"
 
 @pytest.fixture
 def management(tmp_path):
-    settings = load_fleet_settings({
-        "SECRET_KEY": Fernet.generate_key().decode(), "MANAGEMENT_TOKEN": TOKEN,
-        "REGISTRY_DB": str(tmp_path / "r.db"), "SUPERVISOR_DIR": str(tmp_path / "sup"),
-        "QUEUE_DIR": str(tmp_path / "q"), "LOG_DIR": str(tmp_path / "l"),
-        "MANAGEMENT_RATE_LIMIT": f"{LIMIT}/minute"})
+    settings = fleet_settings_for_tests(tmp_path, TOKEN, MANAGEMENT_RATE_LIMIT=f"{LIMIT}/minute")
     fleet = Fleet(settings, supervisor=FakeSupervisor(), instances=FakeInstances())
     with management_server(settings, fleet) as url:
         yield url
