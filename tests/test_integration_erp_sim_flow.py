@@ -78,6 +78,18 @@ def own_erp(name):
 
 class TestErpSimFlow:
 
+    def test_a_duplicate_on_a_closed_worksheet_is_line_unverified_with_a_screenshot(
+            self, integration, erp, artifact_dir):
+        sheet = "953" if integration.name == "erp_sim" else "954"  # 950-999 are closed
+        twice = order(sheet, "11", "1")
+        erp.plant_line(sheet, "11", "1", twice.text)
+        erp.plant_line(sheet, "11", "1", twice.text)
+        result = integration.add_lines(sheet, [twice], CLERK)[twice.uniqueid]
+        assert result.reason_code == "LINE_UNVERIFIED"
+        assert any(name.endswith(".png") and twice.uniqueid in name
+                   for name in os.listdir(artifact_dir))
+        assert len(erp.worksheet(sheet)["lines"]) == 2  # nothing deleted on a closed sheet
+
     def test_wrong_password_is_login_failed_with_scrubbed_artifacts(self, integration,
                                                                     artifact_dir, caplog):
         line = order()

@@ -149,7 +149,27 @@ def test_a_sale_closed_after_a_first_visit_is_refused(server, integration):
     assert rpc.close_worksheet(server.url, worksheet) == "quotation"
     assert isinstance(integration.add_lines(worksheet, [later], ADMIN)[later.uniqueid],
                       WorksheetClosed)
+    # the first order delivered again: its line is there, so it is answered, not refused
+    assert integration.add_lines(worksheet, [first], ADMIN) == {
+        first.uniqueid: LineOutcome.EXISTED}
     assert tryton_lines(server, worksheet) == expect([first])
+
+
+def test_a_duplicate_on_a_closed_sale_is_line_unverified_with_a_screenshot(server,
+                                                                             integration,
+                                                                             tmp_path):
+    worksheet = next(_references)
+    twice = line(worksheet, "12", "1")
+    client = server.client()
+    client.add_line(worksheet, "12", Decimal("1"), twice.text)
+    client.add_line(worksheet, "12", Decimal("1"), twice.text)
+    assert rpc.close_worksheet(server.url, worksheet) == "quotation"
+    result = integration.add_lines(worksheet, [twice], ADMIN)[twice.uniqueid]
+    assert result.reason_code == "LINE_UNVERIFIED"
+    shots = [name for name in os.listdir(integration.config.artifact_dir)
+             if twice.uniqueid in name and name.endswith(".png")]
+    assert shots, "no screenshot of the unverified line"
+    assert len(tryton_lines(server, worksheet)) == 2  # nothing deleted on a closed sale
 
 
 def test_a_comment_line_carrying_the_uniqueid_is_deleted_and_the_line_written(server,

@@ -12,11 +12,12 @@ import time
 from urllib.parse import urlsplit
 
 from core import retry as policy
-from core.errors import BridgeError, BrowserError
+from core.errors import BridgeError, BrowserError, LineUnverified
 from integrations.base import Integration
 from integrations.browser.artifacts import save_failure_artifacts
 from integrations.browser.errors import BROWSER_FAILURES, map_webdriver_error
 from integrations.browser.session import Browser
+from integrations.verify import verify_visit
 
 
 class KeptBrowserIntegration(Integration):
@@ -98,6 +99,16 @@ class KeptBrowserIntegration(Integration):
             where = f"remote {remote.hostname}:{remote.port}" if remote.hostname else "local"
             self.log.info("browser started (%s) in %.1fs", where, time.monotonic() - started)
         return self._browser
+
+    # -- verified writes ------------------------------------------------------------------
+
+    def _verify_visit(self, lines, results, credentials, read, delete, rewrite):
+        """:func:`integrations.verify.verify_visit` with this ERP's ``read``, ``delete`` and
+        ``rewrite``; a line it cannot confirm gets its failure page saved, like any failure."""
+        verify_visit(lines, results, read, delete, rewrite, self.log)
+        for line in lines:
+            if isinstance(results.get(line.uniqueid), LineUnverified):
+                self._failed(results[line.uniqueid], [line], credentials)
 
     # -- failures -------------------------------------------------------------------------
 

@@ -26,14 +26,14 @@ from urllib.parse import urljoin
 
 from selenium.common.exceptions import StaleElementReferenceException
 
-from core.errors import (BrowserError, ErpTimeout, InvalidAmount, PermanentError,
-                         ProductNotFound, TransientError, UnexpectedPage)
+from core.errors import (BrowserError, ErpTimeout, IntegrationError, InvalidAmount,
+                         PermanentError, ProductNotFound, TransientError)
 from core import retry as policy
 from integrations.base import LineOutcome, SeenLine
 from integrations.browser import BROWSER_FAILURES, KeptBrowserIntegration, map_webdriver_error
 from integrations.erp_sim import pages as classic_pages
 from integrations.erp_sim.screens import Screens, has_line_with
-from integrations.verify import verified_or_retried, verify_visit
+from integrations.verify import verified_or_retried
 
 #: errors the ERP *answered* with, retried at once within the visit (core.retry, rule 2)
 _RETRY_IN_VISIT = (*policy.IN_VISIT, StaleElementReferenceException)
@@ -106,7 +106,7 @@ class ErpSimIntegration(KeptBrowserIntegration):
         def rewrite(line):
             shown[0] = self._write(shown[0], line, credentials)
 
-        verify_visit(lines, results, read, delete, rewrite, self.log)
+        self._verify_visit(lines, results, credentials, read, delete, rewrite)
 
     def _delete(self, sheet, line_id, worksheet, credentials):
         """Delete line ``line_id`` through the UI; :returns: the worksheet page after it.
@@ -115,7 +115,8 @@ class ErpSimIntegration(KeptBrowserIntegration):
         is found again, one that happened twice (a resent POST) finds the line gone."""
         try:
             return sheet.delete_line(line_id)
-        except (*_RETRY_IN_VISIT, UnexpectedPage, *BROWSER_FAILURES) as exc:
+        except (IntegrationError, StaleElementReferenceException, *BROWSER_FAILURES) as exc:
+            # A closed worksheet lets nothing be deleted (in the end: LINE_UNVERIFIED).
             error = self._classify(exc)
             if isinstance(error, BrowserError):
                 raise error from exc

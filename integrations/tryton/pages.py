@@ -339,14 +339,16 @@ class SaleForm:
         self.add_disabled = shown["add_disabled"]
         self.record_id = shown["id"]
 
-    def check(self, reference):
+    def check(self, reference, writable=True):
         """:raises UnexpectedPage: unless this is the sale with ``reference``
-        :raises WorksheetClosed: when the sale takes no lines (past draft)"""
+        :raises WorksheetClosed: when ``writable`` and the sale takes no lines (past
+            draft) -- its lines can still be read: a re-delivered order whose line is
+            already there is answered from them, not refused"""
         if self.reference != str(reference):
             # Never write onto a sale other than the one the order names.
             raise UnexpectedPage(f"Asked for the sale with reference {reference}, "
                                  f"sao showed {self.reference!r}")
-        if self.state != "draft" or self.add_disabled:
+        if writable and (self.state != "draft" or self.add_disabled):
             raise WorksheetClosed(f"The sale with reference {reference} is no longer a "
                                   f"draft (state {self.state}): it takes no new lines")
         return self
