@@ -74,7 +74,7 @@ def main(argv=None):
     except ConfigError as exc:
         print(f"api.py: error: {exc}", file=sys.stderr)
         return 2
-    from bridge import server
+    from bridge import logs, server
 
     log = logging.getLogger("oilmat.api")
     log.info("serving %r on %s:%d with ERP %s at %s", settings.workshop, settings.host,
@@ -82,7 +82,8 @@ def main(argv=None):
     instance.worker.start()
     instance.webhooks.start()  # delivers the events outbox (and prunes it)
     try:
-        server.serve(app, listener, threads=settings.http_threads)
+        server.serve(app, listener, threads=settings.http_threads,
+                     dress_log=logs.dresser(settings))
     finally:
         log.info("stopping: draining the worker")
         instance.close()

@@ -20,7 +20,7 @@ import os
 import signal
 import socket
 
-from gunicorn import util
+from gunicorn import glogging, util
 from gunicorn.app.base import BaseApplication
 from gunicorn.http import errors
 from gunicorn.sock import create_sockets
@@ -101,6 +101,24 @@ class _InProcessWorker(ThreadWorker):
             self.log.debug("Failed to send error message.")
 
 
+class _Logger(glogging.Logger):
+    """gunicorn's logger, its handlers dressed as the instance's own (format, masked
+    secrets, workshop; see :func:`bridge.logs.dresser`), also after a reopen.
+
+    :param dress: called with each handler gunicorn sets up; None: gunicorn's format
+    """
+
+    def __init__(self, cfg, dress=None):
+        self._dress = dress  # before super().__init__, which sets the handlers up
+        super().__init__(cfg)
+
+    def _set_handler(self, log, output, fmt, stream=None):
+        super()._set_handler(log, output, fmt, stream)
+        handler = self._get_gunicorn_handler(log)
+        if handler is not None and self._dress is not None:
+            self._dress(handler)
+
+
 def bind(host, port):
     """Open the listening socket before anything else, so a taken port is a clean error.
 
@@ -114,10 +132,12 @@ def bind(host, port):
     return sock
 
 
-def serve(wsgi_app, listener, threads=8, graceful_timeout=30):
+def serve(wsgi_app, listener, threads=8, graceful_timeout=30, dress_log=None):
     """Serve ``wsgi_app`` on ``listener`` until SIGTERM/SIGINT; then return.
 
     :param listener: a bound socket from :func:`bind`
+    :param dress_log: gives gunicorn's log handlers the instance's format and filters
+        (:func:`bridge.logs.dresser`); None keeps gunicorn's own
     """
     application = _Application(wsgi_app, {
         "bind": [],  # the socket is passed in ready-made
@@ -129,7 +149,7 @@ def serve(wsgi_app, listener, threads=8, graceful_timeout=30):
         "accesslog": None,
         "loglevel": "warning",
     })
-    log = application.cfg.logger_class(application.cfg)
+    log = _Logger(application.cfg, dress_log)
     sockets = create_sockets(application.cfg, log, fds=[listener.fileno()])
     worker = _InProcessWorker(age=1, ppid=os.getppid(), sockets=sockets, app=application,
                               timeout=application.cfg.timeout, cfg=application.cfg, log=log)

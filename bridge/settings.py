@@ -20,6 +20,7 @@ from core.crypto import check_secret, parse_fallbacks
 from core.ratelimit import DEFAULT_RATE_LIMIT, check_rate_limit
 from core.errors import ConfigError
 from core.names import file_name
+from bridge.logs import check_log_format
 from bridge.unseal import open_sealed
 
 
@@ -63,6 +64,7 @@ class Settings:
     erp_password: str = field(default="", repr=False)  # ERP_PASSWORD: its password
     queue_dir: str = "task_queue"  # QUEUE_DIR: this workshop's files go in a sub-folder
     log_dir: str = "logs"  # LOG_DIR: <workshop>_api.log, <workshop>_create_orderline.log
+    log_format: str = "text"  # LOG_FORMAT: text, or json for one JSON object per line (bridge/logs.py)
     host: str = "127.0.0.1"  # HOST: interface the API listens on
     http_threads: int = 8  # HTTP_THREADS: request threads in the one gunicorn worker
     max_attempts: int = 5  # MAX_ATTEMPTS: tries per order before a transient error is final
@@ -198,6 +200,7 @@ def load_settings(port, workshop, env=None, dotenv=True):
         erp_password=password,
         queue_dir=env.get("QUEUE_DIR", "") or Settings.queue_dir,
         log_dir=env.get("LOG_DIR", "") or Settings.log_dir,
+        log_format=check_log_format(env.get("LOG_FORMAT", "")),
         host=env.get("HOST", "") or Settings.host,
         http_threads=env_number(env, "HTTP_THREADS", Settings.http_threads, int),
         max_attempts=env_number(env, "MAX_ATTEMPTS", Settings.max_attempts, int),

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from core.errors import ConfigError
+from bridge.logs import JsonFormatter
 from fleet.management import create_app
 from fleet.settings import load_fleet_settings
 
@@ -41,9 +42,18 @@ def serve_app(app, host, port):
 
 
 def main():
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         settings = load_fleet_settings()
+    except ConfigError as e:
+        print(f"management API: {e}", file=sys.stderr)
+        return 2
+    handler = logging.StreamHandler()
+    if settings.log_format == "json":  # LOG_FORMAT, as the instances honour it
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
+    try:
         app = create_app(settings)
     except ConfigError as e:
         print(f"management API: {e}", file=sys.stderr)

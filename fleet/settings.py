@@ -15,6 +15,7 @@ from dotenv import load_dotenv
 from core.crypto import parse_fallbacks
 from core.ratelimit import DEFAULT_RATE_LIMIT, check_rate_limit
 from core.errors import ConfigError
+from bridge.logs import check_log_format
 from bridge.settings import env_number
 
 #: the repository root: where api.py and manage.py live
@@ -38,6 +39,7 @@ class FleetSettings:
     stop_wait_seconds: int = 120  # STOP_WAIT_SECONDS: graceful stop limit; above the slowest order
     python: str = sys.executable  # FLEET_PYTHON: interpreter that runs api.py and the management API
     api_script: Path = ROOT / "api.py"  # API_SCRIPT: the instance's entry point (a fake in unit tests)
+    log_format: str = "text"  # LOG_FORMAT: text, or json (one JSON object per line), as the instances'
 
     @property
     def supervisord_conf(self):
@@ -83,6 +85,7 @@ def load_fleet_settings(env=None, dotenv=True):
         stop_wait_seconds=env_number(env, "STOP_WAIT_SECONDS", FleetSettings.stop_wait_seconds, int),
         python=env.get("FLEET_PYTHON", "") or FleetSettings.python,
         api_script=_path(env, "API_SCRIPT", FleetSettings.api_script),
+        log_format=check_log_format(env.get("LOG_FORMAT", "")),
     )
 
 

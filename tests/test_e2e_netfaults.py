@@ -6,9 +6,8 @@ stalls, answers reset half-way.
 
 Every order must end ``created`` with exactly one correct line, checked through the
 ERP's own read path (``/_sim`` for erp_sim, Tryton's JSON-RPC), or in ``error`` with
-``LINE_UNVERIFIED``. ``make test`` runs a few orders per ERP; ``make chaos`` runs 100
-per ERP, then erp_sim's own chaos options together with the proxy
-(``NETFAULT_WITH_ERP_CHAOS=1``, see test_e2e_chaos.py).
+``LINE_UNVERIFIED``. ``make test`` runs a few orders per ERP; ``make chaos`` runs
+``NETFAULT_ORDERS=100`` (and erp_sim's own chaos options on top, see test_e2e_chaos.py).
 """
 
 import itertools

@@ -36,6 +36,7 @@ import time
 from decimal import Decimal
 
 from core.errors import LoginFailed, PermanentError, StorageUnavailable
+from bridge.logs import about_orders
 from bridge.records import fingerprint
 from bridge.status import OrderStatus
 from core import retry as policy
@@ -275,7 +276,8 @@ class Worker:
             record = self._rebuild_record(payload)
         if record["status"] not in (OrderStatus.PLACED.value, OrderStatus.PROCESSING.value) \
                 or any(order.uniqueid == uniqueid for order in self._in_hand):
-            self.log.info("order %s is no longer waiting; skipping it", uniqueid)
+            self.log.info("order %s is no longer waiting; skipping it", uniqueid,
+                          extra={"uniqueid": uniqueid})
             self._ack(row_id)
             return
         if record["status"] == OrderStatus.PLACED.value and not self.store.move(
@@ -303,7 +305,8 @@ class Worker:
                  **{k: payload[k] for k in ("uniqueid", "worksheet", "product_nr",
                                             "product_amount")}}
         self.log.error("order %s is in the queue but not in the order records; "
-                       "rebuilding its record from the queue item", order["uniqueid"])
+                       "rebuilding its record from the queue item", order["uniqueid"],
+                       extra={"uniqueid": order["uniqueid"]})
         record, _ = self.store.add(order, fingerprint(order), payload.get("credentials"),
                                    note="record rebuilt from the queue item (the order "
                                         "records had lost it); earlier history is gone")
@@ -328,7 +331,8 @@ class Worker:
                 return
             delay = self._backoff(max(order.attempts for order in retry))
             self.log.warning("%d order(s) failed transiently; retrying in %.1f s",
-                             len(retry), delay)
+                             len(retry), delay,
+                             extra={"uniqueids": [order.uniqueid for order in retry]})
             if self._stop.wait(delay):
                 self._release_in_hand("released: worker stopped during a retry wait")
                 return
@@ -344,6 +348,11 @@ class Worker:
 
     def _visit(self, group):
         """One visit to one worksheet. :returns: the orders to try again"""
+        # every log line of the visit, the integration's too, names its orders
+        with about_orders(group[0].line.worksheet, [order.uniqueid for order in group]):
+            return self._visit_in_context(group)
+
+    def _visit_in_context(self, group):
         worksheet = group[0].line.worksheet
         started = time.monotonic()
         try:
@@ -354,8 +363,8 @@ class Worker:
             if error is not exc:
                 self.log.exception("worksheet %s: unexpected error", worksheet)
             results = {order.uniqueid: error for order in group}
-        self.log.info("worksheet %s: %d order(s) in %.2f s", worksheet, len(group),
-                      time.monotonic() - started)
+        seconds = time.monotonic() - started
+        self.log.info("worksheet %s: %d order(s) in %.2f s", worksheet, len(group), seconds)
         retry = []
         for order in group:
             result = results.get(order.uniqueid)
@@ -368,10 +377,11 @@ class Worker:
                 self.store.note_attempt(order.uniqueid)
                 self.store.move(order.uniqueid, OrderStatus.CREATED,
                                 reason_text=created_note(outcome, repairs))
+                about = {"uniqueid": order.uniqueid}
                 if repairs:
                     self.log.warning("order %s: worksheet %s repaired: %s", order.uniqueid,
-                                     worksheet, "; ".join(repairs))
-                self.log.info("order %s created (%s)", order.uniqueid, outcome.value)
+                                     worksheet, "; ".join(repairs), extra=about)
+                self.log.info("order %s created (%s)", order.uniqueid, outcome.value, extra=about)
                 self._ack(order.row_id)
                 continue
             error = policy.as_bridge_error(result)
@@ -403,7 +413,8 @@ class Worker:
 
     def _end_in_error(self, uniqueid, row_id, code, text):
         self.store.move(uniqueid, OrderStatus.ERROR, reason_code=code, reason_text=text)
-        self.log.error("order %s failed: %s: %s", uniqueid, code, text)
+        self.log.error("order %s failed: %s: %s", uniqueid, code, text,
+                       extra={"uniqueid": uniqueid})
         self._ack(row_id)
 
     def _release_in_hand(self, why):
@@ -420,7 +431,8 @@ class Worker:
                 pass
             self._nack(order.row_id)
         if self._in_hand:
-            self.log.info("%d order(s) %s", len(self._in_hand), why)
+            self.log.info("%d order(s) %s", len(self._in_hand), why,
+                          extra={"uniqueids": [order.uniqueid for order in self._in_hand]})
         self._in_hand = []
 
     def _nack(self, row_id):

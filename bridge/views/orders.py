@@ -44,7 +44,8 @@ def create():
     except DuplicateConflict as exc:
         return error_response(409, "duplicate_uniqueid", str(exc))
     current_app.logger.info("create %s: %s", record["uniqueid"],
-                            "queued" if created else f"repeat, status {record['status']}")
+                            "queued" if created else f"repeat, status {record['status']}",
+                            extra={"uniqueid": record["uniqueid"]})
     return jsonify({"uniqueid": record["uniqueid"], "status": record["status"]}), 200
 
 
@@ -60,7 +61,8 @@ def _create_batch(body):
     counts = answer["counts"]
     for result in answer["results"]:
         current_app.logger.info("create %s (batch): %s", result["uniqueid"], result.get(
-            "status") if result["result"] != "failed" else f"failed, {result['error']}")
+            "status") if result["result"] != "failed" else f"failed, {result['error']}",
+            extra={"uniqueid": result["uniqueid"]})
     current_app.logger.info("create batch of %d: %d placed, %d existed, %d failed",
                             len(orders), counts["placed"], counts["existed"], counts["failed"])
     return jsonify(answer), status
