@@ -6,6 +6,7 @@ from core import ratelimit
 from bridge import auth, http
 from bridge.http import error_response
 from bridge.views import control, docs, events, orders
+from bridge.views import metrics as metrics_view
 
 #: bodies above this are refused with 413 before they are read
 MAX_BODY_BYTES = 64 * 1024
@@ -40,4 +41,5 @@ def create_app(instance, request_shutdown=None):
     app.register_blueprint(control.bp)
     app.register_blueprint(docs.bp)
     app.register_blueprint(events.bp)
+    app.register_blueprint(metrics_view.bp)
     return app

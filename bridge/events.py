@@ -207,6 +207,16 @@ class EventLog:
         with self.store.locked() as db:
             return db.execute("SELECT COUNT(*) FROM events WHERE cursor>?", (cursor,)).fetchone()[0]
 
+    def outbox(self):
+        """For ``/metrics``: ``{"stored": events kept, "unacknowledged": events after the
+        feed's acknowledged cursor}``."""
+        with self.store.locked() as db:
+            acked = self._mark(db, "feed")["cursor"]
+            stored, unacknowledged = db.execute(
+                "SELECT COUNT(*), COUNT(CASE WHEN cursor>? THEN 1 END) FROM events",
+                (acked,)).fetchone()
+            return {"stored": stored, "unacknowledged": unacknowledged}
+
     # -- keeping --------------------------------------------------------------------
 
     def prune(self, retention_days, max_days=0, delivered=None, now=None):

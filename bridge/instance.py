@@ -12,6 +12,7 @@ import threading
 from core.crypto import CredentialBox
 from core.errors import StorageUnavailable
 from bridge.events import EventLog
+from bridge.metrics import InstanceMetrics
 from bridge.queue import OrderQueue
 from bridge.records import OrderStore, fingerprint
 from bridge.status import OrderStatus
@@ -41,16 +42,19 @@ class Instance:
         self.queue = OrderQueue(os.path.join(settings.workshop_queue_dir, "queue"))
         if make_integration is None:
             make_integration = self._default_integration_factory(orderline_logger)
+        self.metrics = InstanceMetrics(self)  # GET /metrics; the worker and webhook report to it
         # put + mark_queued by a request thread and by the worker's sweep, one at a time,
         # so a stranded order is not queued twice by the two
         self._queue_lock = threading.Lock()
         self.worker = Worker(settings, self.store, self.queue, make_integration, self.box,
                              orderline_logger or logging.getLogger("oilmat.orderline"),
-                             sweep=self.queue_stranded)
+                             sweep=self.queue_stranded, metrics=self.metrics)
+        self.metrics.watch(self.worker.log)  # the integration logs its browser starts there
         self.shutdown_requested = threading.Event()
         # the events outbox (feed and webhook); its thread is started with the worker's
         self.events = EventLog(self.store, settings.workshop)
-        self.webhooks = WebhookSender(settings, self.events, self.store.event_added)
+        self.webhooks = WebhookSender(settings, self.events, self.store.event_added,
+                                      metrics=self.metrics)
         self.reconcile()
 
     def _default_integration_factory(self, logger):
@@ -227,5 +231,6 @@ class Instance:
         """Stop the worker gracefully and close the files."""
         self.worker.stop(timeout=worker_timeout)
         self.webhooks.stop(timeout=self.settings.webhook_timeout_seconds + 5)
+        self.metrics.close()
         self.queue.close()
         self.store.close()

@@ -94,6 +94,15 @@ def _with_description(op, status, description):
     return op
 
 
+def _metrics_op():
+    """``GET /metrics``: Prometheus' text format, not JSON (see :mod:`bridge.metrics`)."""
+    op = _op("The instance's metrics in Prometheus' text format", 200, None, (401,))
+    op["responses"]["200"] = {
+        "description": "Prometheus text exposition format (prometheus_client)",
+        "content": {"text/plain": {"schema": {"type": "string"}}}}
+    return op
+
+
 #: path -> method -> operation. Every route of the app must be here (tested).
 PATHS = {
     "/create": {"post": _create_op()},
@@ -113,6 +122,7 @@ PATHS = {
                           public=True)},
     "/kill": {"put": _op("Shut the instance down gracefully", 200, models.KillAnswer)},
     "/openapi.json": {"get": _op("This document", 200, None)},
+    "/metrics": {"get": _metrics_op()},
     "/events": {"get": _op(
         "Order events after a cursor, oldest first (the status feed)", 200, models.EventPage,
         (400, 401, 503), params=[

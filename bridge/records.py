@@ -453,6 +453,23 @@ class OrderStore:
                 "SELECT COUNT(*) FROM history WHERE status=? AND instr(reason_text, ?) > 0",
                 (OrderStatus.CREATED.value, marker)).fetchone()[0]
 
+    def tally(self):
+        """What ``/metrics`` counts, read at scrape time so it survives restarts.
+
+        :returns: ``{"by_status": {status: n}, "errors_by_reason": {reason_code: n},
+            "oldest_active": created_at of the oldest order still waiting, or None}``
+        """
+        with self._use():
+            by_status = dict(self._db.execute(
+                "SELECT status, COUNT(*) FROM orders GROUP BY status").fetchall())
+            errors = dict(self._db.execute(
+                "SELECT COALESCE(reason_code, ''), COUNT(*) FROM orders WHERE status=?"
+                " GROUP BY 1", (OrderStatus.ERROR.value,)).fetchall())
+            oldest = self._db.execute(
+                "SELECT MIN(created_at) FROM orders WHERE status IN (?, ?)",
+                tuple(s.value for s in ACTIVE)).fetchone()[0]
+            return {"by_status": by_status, "errors_by_reason": errors, "oldest_active": oldest}
+
     def last_error(self):
         """:returns: the last order that ended in ``error``, or None"""
         with self._use():

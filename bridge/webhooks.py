@@ -47,6 +47,7 @@ import urllib.request
 from datetime import datetime, timezone
 
 from core import retry
+from bridge.metrics import DELIVERED, FAILED, GONE, Observer
 
 log = logging.getLogger("oilmat.api")
 
@@ -138,16 +139,25 @@ def _retry_after(value):
         return None
 
 
+def _result(status):
+    """The ``result`` label of a delivery answered with ``status`` (None: no answer)."""
+    if status is not None and 200 <= status < 300:
+        return DELIVERED
+    return GONE if status == 410 else FAILED
+
+
 class WebhookSender:
     """The thread that delivers the outbox to the webhook, and prunes it.
 
     :param settings: :class:`~bridge.settings.Settings` (``webhook_*``, ``event_*``)
     :param events: the :class:`~bridge.events.EventLog`
     :param wake: a :class:`threading.Event` set whenever an event is written
+    :param metrics: a :class:`~bridge.metrics.Observer` told of every delivery's result
     """
 
-    def __init__(self, settings, events, wake):
+    def __init__(self, settings, events, wake, metrics=None):
         self.settings = settings
+        self.metrics = metrics or Observer()
         self.events = events
         self._wake = wake
         self._stop = threading.Event()
@@ -240,6 +250,7 @@ class WebhookSender:
     def _deliver(self, event, mark):
         status, detail, retry_after = self._post(event)
         url = safe_url(self.settings.webhook_url)
+        self.metrics.webhook(_result(status))
         if status is not None and 200 <= status < 300:
             self.events.save_webhook(cursor=event["cursor"], failures=0, next_try=0,
                                      last_error=None)

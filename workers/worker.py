@@ -37,6 +37,7 @@ from decimal import Decimal
 
 from core.errors import LoginFailed, PermanentError, StorageUnavailable
 from bridge.logs import about_orders
+from bridge.metrics import Observer
 from bridge.records import fingerprint
 from bridge.status import OrderStatus
 from core import retry as policy
@@ -57,10 +58,12 @@ SWEEP_SECONDS = 1.0
 class _Order:
     """One order in hand: its queue row, payload and attempt bookkeeping."""
 
-    __slots__ = ("row_id", "payload", "uniqueid", "attempts", "taken_at", "line", "credentials")
+    __slots__ = ("row_id", "payload", "uniqueid", "attempts", "taken_at", "line", "credentials",
+                 "created_at")
 
-    def __init__(self, row_id, payload, attempts, credentials):
+    def __init__(self, row_id, payload, attempts, credentials, created_at=None):
         self.row_id = row_id
+        self.created_at = created_at  # of its record: /create to created is a metric
         self.credentials = credentials  # plaintext, in memory only
         self.payload = payload
         self.uniqueid = payload["uniqueid"]
@@ -90,10 +93,13 @@ class Worker:
     :param box: :class:`~core.crypto.CredentialBox`
     :param logger: the orderline logger
     :param sweep: called between batches to queue orders stored but not queued
+    :param metrics: a :class:`~bridge.metrics.Observer` told of visits and created orders
     """
 
-    def __init__(self, settings, store, queue, make_integration, box, logger, sweep=None):
+    def __init__(self, settings, store, queue, make_integration, box, logger, sweep=None,
+                 metrics=None):
         self.settings = settings
+        self.metrics = metrics or Observer()
         self.store = store
         self.queue = queue
         self.make_integration = make_integration
@@ -290,7 +296,8 @@ class Worker:
             self.store.note_attempt(uniqueid)
             self._end_in_error(uniqueid, row_id, exc.reason_code, exc.reason_text)
             return
-        self._in_hand.append(_Order(row_id, payload, record["attempts"], credentials))
+        self._in_hand.append(_Order(row_id, payload, record["attempts"], credentials,
+                                    record["created_at"]))
 
     def _rebuild_record(self, payload):
         """The queue holds an order the records do not know (the records file was lost):
@@ -365,6 +372,7 @@ class Worker:
             results = {order.uniqueid: error for order in group}
         seconds = time.monotonic() - started
         self.log.info("worksheet %s: %d order(s) in %.2f s", worksheet, len(group), seconds)
+        self.metrics.visit(seconds, len(group))
         retry = []
         for order in group:
             result = results.get(order.uniqueid)
@@ -375,8 +383,9 @@ class Worker:
             if isinstance(result, (LineOutcome, Written)):
                 outcome, repairs = outcome_of(result)
                 self.store.note_attempt(order.uniqueid)
-                self.store.move(order.uniqueid, OrderStatus.CREATED,
-                                reason_text=created_note(outcome, repairs))
+                if self.store.move(order.uniqueid, OrderStatus.CREATED,
+                                   reason_text=created_note(outcome, repairs)):
+                    self.metrics.order_created(order.created_at)
                 about = {"uniqueid": order.uniqueid}
                 if repairs:
                     self.log.warning("order %s: worksheet %s repaired: %s", order.uniqueid,
