@@ -42,10 +42,30 @@ class Instances:
         :param targets: ``[(port, workshop), ...]``
         :returns: the answers in the same order (None where there was none)
         """
+        return self._many(self.alive, targets)
+
+    @staticmethod
+    def _many(ask, targets):
+        """``ask(*target)`` for every target at once: one hung instance costs one timeout."""
         if not targets:
             return []
         with ThreadPoolExecutor(max_workers=min(64, len(targets))) as pool:
-            return list(pool.map(lambda t: self.alive(*t), targets))
+            return list(pool.map(lambda t: ask(*t), targets))
+
+    def metrics(self, port, api_token):
+        """:returns: the text of the instance's ``GET /metrics``, or None when there is no
+            answer in time or the answer is not a success"""
+        try:
+            r = requests.get(self._url(port, "metrics"), timeout=self.timeout,
+                             headers={"Authorization": f"Bearer {api_token}"})
+        except requests.RequestException:
+            return None
+        return r.text if r.status_code == 200 else None
+
+    def metrics_many(self, targets):
+        """:param targets: ``[(port, api_token), ...]``
+        :returns: the texts in the same order (None where there was none)"""
+        return self._many(self.metrics, targets)
 
     def command(self, port, api_token, command):
         """``PUT /<command>`` on one instance with its own token.

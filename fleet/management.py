@@ -13,7 +13,7 @@ import hmac
 import json
 import logging
 
-from flask import Blueprint, Flask, current_app, jsonify, render_template, request
+from flask import Blueprint, Flask, Response, current_app, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from core import ratelimit
@@ -163,6 +163,14 @@ def overview():
 @api.get("/integrations/<workshop>")
 def overview_one(workshop):
     return jsonify(_fleet().overview(workshop)[0])
+
+
+@api.get("/metrics")
+def metrics():
+    from fleet.metrics import render  # prometheus_client: imported by the first scrape
+
+    body, content_type = render(_fleet())
+    return Response(body, content_type=content_type)
 
 
 # -- configuration ----------------------------------------------------------------

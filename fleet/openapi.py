@@ -70,6 +70,15 @@ def _one(summary, ok_model, errors, **kwargs):
                **kwargs)
 
 
+def _metrics_op():
+    """``GET /metrics``: Prometheus' text format, not JSON (see :mod:`fleet.metrics`)."""
+    op = _op("Every active instance's metrics, labelled with its workshop", schemas.Error, ())
+    op["responses"]["200"] = {
+        "description": "Prometheus text exposition format (prometheus_client)",
+        "content": {"text/plain": {"schema": {"type": "string"}}}}
+    return op
+
+
 def _paths():
     body_errors = (400, 409, 413, 415, 503)
     delete_data = {"name": "delete_data", "in": "query", "required": False,
@@ -80,6 +89,7 @@ def _paths():
                     "content": {"application/json": {"schema": {"type": "object"}}}},
             "401": {"description": _ERRORS[401], **_json(schemas.Error)},
             "429": _rate_limited()}}},
+        "/metrics": {"get": _metrics_op()},
         "/integrations": {
             "get": _op("Health of every integration", schemas.Overview, ()),
             "post": _op("Register an integration; its API token is in this answer only",

@@ -59,3 +59,8 @@ class FakeInstances:
         self.commands.append((port, command))
         return {"worker_before": "running", "worker_after": "stopped" if command != "start_worker"
                 else "running"}
+
+    def metrics_many(self, targets):
+        """No metrics: in the fleet's view every instance is down (tests/test_metrics.py
+        scrapes real ones)."""
+        return [None for _ in targets]

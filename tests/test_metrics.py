@@ -3,11 +3,14 @@
 parser; the counts checked against the order records (real SQLite) and the ERP fake."""
 
 import logging
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
+from werkzeug.serving import make_server
 
 from bridge.app import create_app
 from bridge.instance import Instance
@@ -15,6 +18,8 @@ from bridge.metrics import BROWSER_STARTED
 from conftest import WORKSHOP, replace, wait_for
 from core.errors import ProductNotFound, RecordsDamaged, WorksheetClosed
 from fakes import FakeIntegration
+from tests.fleet_fakes import FakeSupervisor
+from tests.fleet_helpers import fleet_settings_for_tests, management_server
 from instance_helpers import RunningInstance, free_port
 from webhook_receiver import Receiver
 
@@ -249,3 +254,68 @@ def test_a_real_instance_answers_over_http(tmp_path):
     assert value(families, "oilmat_worker_running") == 1
     assert value(families, "process_resident_memory_bytes") > 10 * 2 ** 20
 
+
+# -- the fleet's view -------------------------------------------------------------------
+
+
+@contextmanager
+def serving(inst):
+    """An instance's app on a real HTTP server in a thread: ``(port, token)``."""
+    server = make_server("127.0.0.1", 0, create_app(inst), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_port
+    finally:
+        server.shutdown()
+        thread.join(10)
+
+
+def test_the_management_api_labels_every_instance_by_workshop(tmp_path, settings):
+    """Two real instances over HTTP; a third workshop registered with nothing on its port,
+    a fourth whose port serves another workshop (one not registered), a fifth inactive
+    (not scraped)."""
+    from fleet.control import Fleet
+
+    names = ("Bennys Auto", "Bilverksted Ålesund")
+    instances = []
+    for n, name in enumerate((*names, "Someone Else")):
+        inst = Instance(replace(settings, workshop=name, api_token=f"token-{n}-xyz",
+                                queue_dir=str(tmp_path / f"q{n}")),
+                        make_integration=FakeIntegration)
+        for k in range(n + 1):  # one order at the first, two at the second
+            inst.submit({**order(f"o{k}"), "workshop": name, "username": None, "password": None})
+        inst.worker.burst()
+        instances.append(inst)
+    management_token = "management-token-metrics"
+    fleet = Fleet(fleet_settings_for_tests(tmp_path / "fleet", management_token,
+                                           PROBE_TIMEOUT="2"), supervisor=FakeSupervisor())
+    try:
+        with serving(instances[0]) as port0, serving(instances[1]) as port1, \
+                serving(instances[2]) as port2:
+            for name, port, token in ((names[0], port0, "token-0-xyz"),
+                                      (names[1], port1, "token-1-xyz"),
+                                      ("Down Garage", free_port(), "t-down-123"),
+                                      ("Impostor", port2, "token-2-xyz")):
+                fleet.registry.add(name, "erp_sim", "http://127.0.0.1:5080", port, token)
+            fleet.registry.add("Asleep", "erp_sim", "http://127.0.0.1:5080", free_port(),
+                               "t-asleep-1", active=False)
+            with management_server(fleet.settings, fleet) as url:
+                assert requests.get(url + "/metrics", timeout=10).status_code == 401
+                answer = requests.get(url + "/metrics", timeout=10, headers={
+                    "Authorization": f"Bearer {management_token}"})
+    finally:
+        for inst in instances:
+            inst.close(worker_timeout=10)
+    assert answer.status_code == 200 and answer.headers["Content-Type"].startswith("text/plain")
+    families = parse(answer.text)
+    up = {s.labels["workshop"]: s.value for s in families["oilmat_fleet_instance_up"].samples}
+    assert up == {names[0]: 1, names[1]: 1, "Down Garage": 0, "Impostor": 0}
+    for name, created in zip(names, (1, 2)):
+        assert value(families, "oilmat_orders", status="created", workshop=name) == created
+        h = "oilmat_erp_visit_seconds"
+        assert value(families, h, h + "_count", workshop=name) == 1
+    # every sample carries a workshop, and only the two that answered
+    workshops = {s.labels.get("workshop") for f in families.values() for s in f.samples}
+    assert workshops == {*names, "Down Garage", "Impostor"}
+    assert {s.labels["workshop"] for s in families["oilmat_orders"].samples} == set(names)
