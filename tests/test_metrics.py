@@ -255,6 +255,34 @@ def test_a_real_instance_answers_over_http(tmp_path):
     assert value(families, "process_resident_memory_bytes") > 10 * 2 ** 20
 
 
+@pytest.mark.e2e
+def test_real_chromium_on_erp_sim_is_counted(tmp_path):
+    """api.py, erp_sim and headless Chromium: one browser start, one visit, three lines
+    on the worksheet as the ERP's own read path shows them, three orders /create to created."""
+    from erp_helpers import ErpSimServer
+
+    with ErpSimServer(save_delay=0.05) as erp:
+        inst = RunningInstance(tmp_path, erp.url).start()
+        try:
+            inst.session.put(inst.url + "/stop_worker", timeout=30)  # one batch: one visit
+            ids = [f"m{n}" for n in range(3)]
+            for uniqueid in ids:
+                assert inst.create(uniqueid=uniqueid, worksheet="561").status_code == 200
+            inst.session.put(inst.url + "/start_worker", timeout=30)
+            final = inst.wait_final(ids, timeout=90)
+            families = parse(inst.session.get(inst.url + "/metrics", timeout=10).text)
+        finally:
+            inst.stop()
+        assert all(record["status"] == "created" for record in final.values())
+        assert all(len(erp.lines_with(561, uniqueid)) == 1 for uniqueid in ids)
+    assert value(families, "oilmat_browser_starts", "oilmat_browser_starts_total") == 1
+    h = "oilmat_order_create_to_created_seconds"
+    assert value(families, h, h + "_count") == 3
+    assert value(families, "oilmat_erp_visit_seconds", "oilmat_erp_visit_seconds_count") == 1
+    assert value(families, "oilmat_erp_line_seconds", "oilmat_erp_line_seconds_count") == 3
+    assert value(families, "oilmat_orders", status="created") == 3
+
+
 # -- the fleet's view -------------------------------------------------------------------
 
 
