@@ -152,7 +152,7 @@ def dresser(settings):
                             *settings.secret_key_fallbacks, *_secret_options(settings),
                             settings.webhook_secret])
     fields = OrderFields(settings.workshop)
-    chosen = formatter(getattr(settings, "log_format", LOG_FORMATS[0]))
+    chosen = formatter(settings.log_format)
 
     def dress(handler):
         handler.setFormatter(chosen)
