@@ -14,7 +14,7 @@ from selenium.common.exceptions import JavascriptException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 
-from core.errors import ErpTimeout, SessionExpired, UnexpectedPage
+from core.errors import ErpTimeout, SessionExpired, UnexpectedPage, WorksheetNotFound
 from integrations.browser import css_selector
 
 # Whether the page has finished loading and says it is not busy (an SPA marks itself
@@ -237,7 +237,15 @@ class SearchForm(Page):
         if isinstance(page, LoginForm):
             raise SessionExpired("The ERP asked for a login while searching")
         if isinstance(page, SearchForm):
-            raise self.site.erp_error(page.errors())
+            error = self.site.erp_error(page.errors())
+            if (isinstance(error, WorksheetNotFound)
+                    and canonical_number(number) not in re.findall(r"\d+", error.reason_text)):
+                # The ERP's words are about another number ("undefined": a page script
+                # that lost its state after a dropped request, or a stale banner): no
+                # verdict on this worksheet, so nothing permanent.
+                raise UnexpectedPage(f"Asked for worksheet {number}, the ERP answered: "
+                                     f"{error.reason_text}")
+            raise error
         if page.number() != canonical_number(number):
             # Never write onto a worksheet other than the one the order names.
             raise UnexpectedPage(f"Asked for worksheet {number}, the ERP showed {page.number()}")
