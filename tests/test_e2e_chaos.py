@@ -4,7 +4,7 @@ flavors. Every order must end ``created`` with exactly one line on its worksheet
 The ERP runs with every chaos option of the issue at once: latency, 5xx answers,
 sessions that expire, pages re-rendered under the script, saves confirmed late, and
 worksheets locked by "another user". ``make test`` runs a reduced load (CHAOS_ORDERS,
-default 20 over 5 worksheets) to stay inside CI's budget; ``make chaos`` runs the full
+default 12 over 4 worksheets) to stay inside CI's budget; ``make chaos`` runs the full
 300 orders over 20 worksheets.
 """
 
@@ -20,8 +20,8 @@ from integrations import AVAILABLE
 
 pytestmark = pytest.mark.e2e
 
-ORDERS = int(os.environ.get("CHAOS_ORDERS", "20"))
-WORKSHEETS = int(os.environ.get("CHAOS_WORKSHEETS", "5"))
+ORDERS = int(os.environ.get("CHAOS_ORDERS", "12"))
+WORKSHEETS = int(os.environ.get("CHAOS_WORKSHEETS", "4"))
 CHAOS = ["--latency", "0-0.5", "--error-rate", "0.05", "--session-ttl", "20", "--rerender",
          "--slow-save", "1", "--lock-rate", "0.05"]
 
