@@ -16,15 +16,20 @@ def machine():
             f"{platform.python_version()}, load average {load:.1f} at the start")
 
 
-def rss_mib(pid):
-    """Resident memory of one process, MiB (0 when it is gone)."""
+def _proc_mib(pid, path, field):
+    """``field`` (in kB) of ``/proc/<pid>/<path>``, MiB; 0 when the process is gone."""
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+        for line in Path(f"/proc/{pid}/{path}").read_text().splitlines():
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
     return 0.0
+
+
+def rss_mib(pid):
+    """Resident memory of one process, MiB (0 when it is gone)."""
+    return _proc_mib(pid, "status", "VmRSS")
 
 
 def descendants(pid):
@@ -55,13 +60,7 @@ def tree_rss_mib(pid):
 def pss_mib(pid):
     """Proportional set size of one process, MiB: shared pages split between the processes
     that map them, so the PSS of a tree adds up to what it really costs (0 when gone)."""
-    try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
+    return _proc_mib(pid, "smaps_rollup", "Pss")
 
 
 def tree_pss_mib(pid):
