@@ -1,6 +1,6 @@
 """``make bench``: run every benchmark and write docs/benchmarks.md.
 
-    .venv/bin/python bench/run.py [--skip-fleet] [--skip-instance] [--skip-tryton]
+    .venv/bin/python bench/run.py [--skip-fleet] [--skip-instance] [--skip-tryton] [--skip-readback]
 
 Each part prints Markdown with the command that produced it and the machine it ran on;
 this script puts them together. Benchmarks, not timed tests: the figures are what one
@@ -33,12 +33,15 @@ def main():
     parser.add_argument("--skip-fleet", action="store_true")
     parser.add_argument("--skip-instance", action="store_true")
     parser.add_argument("--skip-tryton", action="store_true")
+    parser.add_argument("--skip-readback", action="store_true")
     args = parser.parse_args()
     parts = [f"# Benchmarks\n\nWritten by `make bench` on "
              f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC. Machines here are noisy: read "
              f"the ratios measured within one run next to the absolute figures.\n"]
     if not args.skip_instance:
         parts.append(run("bench_instance.py"))
+    if not args.skip_readback:
+        parts.append(run("bench_readback.py", "--systems", "classic,spa", "--orders", "40"))
     if not args.skip_tryton:
         parts.append(run("bench_tryton.py", "--orders", "40", "--sales", "4"))
     if not args.skip_fleet:
