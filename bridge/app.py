@@ -5,7 +5,7 @@ from flask import Flask
 from core import ratelimit
 from bridge import auth, http
 from bridge.http import error_response
-from bridge.views import control, docs, events, orders
+from bridge.views import control, docs, events, failed, orders
 from bridge.views import metrics as metrics_view
 
 #: bodies above this are refused with 413 before they are read
@@ -41,5 +41,6 @@ def create_app(instance, request_shutdown=None):
     app.register_blueprint(control.bp)
     app.register_blueprint(docs.bp)
     app.register_blueprint(events.bp)
+    app.register_blueprint(failed.bp)
     app.register_blueprint(metrics_view.bp)
     return app

@@ -200,6 +200,35 @@ class Instance:
         """
         return self.store.clear_placed()
 
+    # -- an operator's actions on failed orders -------------------------------------
+
+    def retry(self, uniqueid, note=None):
+        """Put an order that ended in ``error`` back in the queue (``PUT /retry``).
+
+        Exactly-once still holds: the worker's visit reads the worksheet first and
+        finds a line an earlier attempt did write (the order is then ``created``
+        without a second line).
+
+        :returns: ``(record, moved)`` (see :meth:`OrderStore.retry`)
+        """
+        record, moved = self.store.retry(uniqueid, note)
+        if moved:
+            try:
+                self._put(uniqueid)
+            except StorageUnavailable as exc:
+                # it is placed and unqueued in the records: the worker's sweep queues it
+                log.error("retry of %s: could not queue it yet: %s", uniqueid, exc)
+            log.warning("order %s retried by an operator", uniqueid, extra={"uniqueid": uniqueid})
+        return record, moved
+
+    def resolve(self, uniqueid, note=None):
+        """End an order that ended in ``error`` as ``resolved`` (``PUT /resolve``)."""
+        record, moved = self.store.resolve(uniqueid, note)
+        if moved:
+            log.warning("order %s resolved by hand by an operator", uniqueid,
+                        extra={"uniqueid": uniqueid})
+        return record, moved
+
     # -- state --------------------------------------------------------------------
 
     def alive(self):
@@ -216,12 +245,16 @@ class Instance:
             "storage": "ok",
             "webhook": None,
             "repairs": None,  # orders whose line the read-back found wrong and repaired
+            "failed": None,  # orders that ended in error and wait for an operator (PUT /retry, /resolve)
+            # the worker's browser: none, starting, waiting (for a pool slot), in_use or idle
+            "browser": getattr(self.worker, "browser_state", None),
         }
         try:
             state["queue_length"] = self.store.count_active()
             state["last_success"] = self.store.last_success()
             state["last_error"] = self.store.last_error()
             state["repairs"] = self.store.count_repairs(REPAIRED)
+            state["failed"] = self.store.count_failed()
             state["webhook"] = self.webhooks.state()
         except StorageUnavailable as exc:
             state["storage"] = exc.reason_text

@@ -88,6 +88,7 @@ class HistoryEntry(BaseModel):
     at: str
     reason_code: Optional[str] = None
     reason_text: Optional[str] = None
+    note: Optional[str] = Field(None, description="An operator's note (PUT /retry, /resolve).")
 
 
 class OrderRecord(BaseModel):
@@ -99,12 +100,36 @@ class OrderRecord(BaseModel):
     product_amount: str
     status: OrderStatus
     reason_code: Optional[str] = Field(
-        None, description="When status is error; while processing, the last transient reason.")
+        None, description="When status is error (or resolved: the error's); while "
+                          "processing, the last transient reason.")
     reason_text: Optional[str] = None
-    attempts: int
+    attempts: int = Field(description="Tries so far; from 0 again after PUT /retry.")
     created_at: str
     updated_at: str
     history: Optional[list[HistoryEntry]] = None
+    cursor: Optional[int] = Field(None, description="GET /orders: its place, for `after`.")
+
+
+class OrderPage(BaseModel):
+    """A page of ``GET /orders``."""
+
+    orders: list[OrderRecord]
+    next: int = Field(description="The cursor to ask after next (the last one returned).")
+    more: bool = Field(description="More orders match after this page.")
+
+
+class Artifact(BaseModel):
+    name: str = Field(description="<stamp>_<uniqueid>_<reason_code>.png or .html")
+    kind: str = Field(description="screenshot (PNG) or page (the page's HTML, scrubbed "
+                                  "of secrets)")
+    reason_code: str
+    at: str = Field(description="When the failure was saved (ISO 8601, UTC).")
+    bytes: int
+
+
+class ArtifactList(BaseModel):
+    uniqueid: str
+    artifacts: list[Artifact]
 
 
 class CreateAccepted(BaseModel):
@@ -143,6 +168,12 @@ class Alive(BaseModel):
         None, description="Orders created after the read-back found their line duplicated, "
                           "wrong or missing and repaired it; null when the records cannot "
                           "be read.")
+    failed: Optional[int] = Field(
+        None, description="Orders in error, waiting for an operator (PUT /retry or "
+                          "/resolve); null when the records cannot be read.")
+    browser: Optional[str] = Field(
+        None, description="The worker's browser: none, starting, waiting (for a slot of "
+                          "the browser pool), in_use or idle.")
 
 
 class WorkerChange(BaseModel):

@@ -10,12 +10,15 @@ document allows is one the instance accepts (``tests/test_fuzz_api.py`` checks t
 from pydantic.json_schema import models_json_schema
 
 from bridge import batch, fields, models
+from bridge.params import MOMENT_FORMATS
+from bridge.status import OrderStatus
+from bridge.views.failed import MAX_LIMIT as ORDERS_MAX_LIMIT, NOTE_MAX
 
 _REF = "#/components/schemas/{model}"
 
 _SCHEMAS = (models.CreateAccepted, models.OrderRecord, models.QueueListing, models.Alive,
             models.WorkerChange, models.KillAnswer, models.Cleared, models.Error,
-            models.EventPage, models.EventAck)
+            models.EventPage, models.EventAck, models.OrderPage, models.ArtifactList)
 
 
 def _ref(model):
@@ -88,6 +91,58 @@ def _whole_param(name, minimum, description, maximum=2 ** 63 - 1, required=False
             "schema": {"type": "integer", "minimum": minimum, "maximum": maximum}}
 
 
+def _uniqueid_param(where="query"):
+    return {"name": "uniqueid", "in": where, "required": True,
+            "schema": {"type": "string", "pattern": fields.UNIQUEID_PATTERN}}
+
+
+def _operator_op(summary):
+    """``PUT /retry`` and ``PUT /resolve`` (bridge/views/failed.py)."""
+    note = {"name": "note", "in": "query", "required": False,
+            "description": "the operator's words, kept in the order's history and event",
+            "schema": {"type": "string", "maxLength": NOTE_MAX,
+                       "pattern": "^[^\u0000-\u001f\u007f-\u009f\u2028\u2029]*$"}}
+    return _with_description(_op(summary, 200, models.OrderRecord, (400, 401, 404, 409, 503),
+                                 params=[_uniqueid_param(), note]),
+                             409, "The order is not in error (not_failed)")
+
+
+_STATUS_LIST = "|".join(s.value for s in OrderStatus)
+
+
+def _orders_op():
+    op = _op("Orders in arrival order, a page at a time (filter by status and by when "
+             "they were posted)", 200, models.OrderPage, (400, 401, 503), params=[
+                 {"name": "status", "in": "query", "required": False,
+                  "description": "one status, or several separated by commas",
+                  "schema": {"type": "string",
+                             "pattern": f"^({_STATUS_LIST})(,({_STATUS_LIST}))*$"}},
+                 {"name": "since", "in": "query", "required": False,
+                  "description": "posted at or after (a date is midnight UTC)",
+                  "schema": {"anyOf": list(MOMENT_FORMATS)}},
+                 {"name": "until", "in": "query", "required": False,
+                  "description": "posted before (a date is midnight UTC)",
+                  "schema": {"anyOf": list(MOMENT_FORMATS)}},
+                 _whole_param("after", 0, "the `next` of the page before"),
+                 _whole_param("limit", 1, "most orders in the answer (default 100)",
+                              maximum=ORDERS_MAX_LIMIT)])
+    return op
+
+
+def _artifact_op():
+    """One artifact: a PNG shown inline, or page HTML as a download."""
+    op = _op("One failure artifact of the order", 200, None, (400, 401, 404, 503), params=[
+        _uniqueid_param("path"),
+        {"name": "name", "in": "path", "required": True,
+         "schema": {"type": "string"}}])
+    op["responses"]["200"] = {"description": "The screenshot (image/png) or the page's HTML "
+                                             "(text/html, as an attachment)",
+                              "content": {"image/png": {"schema": {"type": "string",
+                                                                   "format": "binary"}},
+                                          "text/html": {"schema": {"type": "string"}}}}
+    return op
+
+
 def _with_description(op, status, description):
     """``op`` with its own description of one error answer."""
     op["responses"][str(status)]["description"] = description
@@ -133,6 +188,15 @@ PATHS = {
         (400, 401, 409, 503), params=[_whole_param("cursor", 0, "the last event received",
                                                    required=True)]),
         409, "No event has had this cursor yet")},
+    "/retry": {"put": _operator_op(
+        "Retry an order that ended in error: back to placed, with fresh attempts")},
+    "/resolve": {"put": _operator_op(
+        "End an order that ended in error as resolved (handled by hand)")},
+    "/orders": {"get": _orders_op()},
+    "/orders/{uniqueid}/artifacts": {"get": _op(
+        "The failure screenshots and page HTML an order left", 200, models.ArtifactList,
+        (400, 401, 404, 503), params=[_uniqueid_param("path")])},
+    "/orders/{uniqueid}/artifacts/{name}": {"get": _artifact_op()},
 }
 
 _DESCRIPTION = (

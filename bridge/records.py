@@ -54,13 +54,15 @@ CREATE TABLE IF NOT EXISTS orders (
     queued INTEGER NOT NULL DEFAULT 0        -- 1 once its queue item was put
 );
 CREATE INDEX IF NOT EXISTS orders_by_status ON orders (status, seq);
+CREATE INDEX IF NOT EXISTS orders_by_created ON orders (created_at, seq);
 CREATE TABLE IF NOT EXISTS history (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     uniqueid TEXT NOT NULL,
     status TEXT NOT NULL,
     at TEXT NOT NULL,
     reason_code TEXT,
-    reason_text TEXT
+    reason_text TEXT,
+    note TEXT                                -- an operator's words (PUT /retry, /resolve)
 );
 CREATE INDEX IF NOT EXISTS history_by_order ON history (uniqueid, id);
 """
@@ -155,6 +157,8 @@ class OrderStore:
         columns = {r[1] for r in self._db.execute("PRAGMA table_info(orders)")}
         if "queued" not in columns:  # a file from before the column: all were queued
             self._db.execute("ALTER TABLE orders ADD COLUMN queued INTEGER NOT NULL DEFAULT 1")
+        if "note" not in {r[1] for r in self._db.execute("PRAGMA table_info(history)")}:
+            self._db.execute("ALTER TABLE history ADD COLUMN note TEXT")  # a file from before it
         self._identity = self._file_identity()
 
     def _file_identity(self):
@@ -400,6 +404,54 @@ class OrderStore:
             )
             return ids
 
+    # -- an operator's actions on failed orders -------------------------------------
+
+    def retry(self, uniqueid, note=None):
+        """Put an order that ended in ``error`` back to ``placed``, to be queued again.
+
+        ``attempts`` starts again from 0, so the retried order gets ``MAX_ATTEMPTS`` fresh
+        tries; the earlier attempts stay in its history. The order is marked unqueued in
+        the same transaction, so a crash before the caller puts its queue item leaves it
+        to :meth:`unqueued` (the worker's sweep and the start-up reconciliation).
+
+        :returns: ``(record, moved)``: the record after the call (None when the uniqueid
+            is unknown); ``moved`` False when it was not in ``error``
+        """
+        return self._operator_move(uniqueid, OrderStatus.PLACED, note, retry=True)
+
+    def resolve(self, uniqueid, note=None):
+        """End an order that ended in ``error`` as ``resolved``: handled by hand.
+
+        The reason code of the error stays on the record (why it needed a person); the
+        operator's note goes into the history and the event.
+
+        :returns: ``(record, moved)`` as :meth:`retry`
+        """
+        return self._operator_move(uniqueid, OrderStatus.RESOLVED, note)
+
+    def _operator_move(self, uniqueid, new, note, retry=False):
+        with self._use():
+            row = self._row(uniqueid)
+            if row is None:
+                return None, False
+            if row["status"] != OrderStatus.ERROR.value:
+                return self._public(row), False
+            at = now()
+            if retry:
+                code, text = None, f"retried by an operator after {row['attempts']} attempt(s)" \
+                                   f" that ended in {row['reason_code']}"
+            else:
+                code, text = row["reason_code"], "resolved by hand by an operator"
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.execute(
+                    "UPDATE orders SET status=?, reason_code=?, reason_text=?, updated_at=?,"
+                    " attempts=CASE WHEN ? THEN 0 ELSE attempts END,"
+                    " queued=CASE WHEN ? THEN 0 ELSE queued END WHERE uniqueid=?",
+                    (new.value, code, text, at, retry, retry, uniqueid))
+                self._history(uniqueid, new, at, code, text, note)
+            return self._public(self._row(uniqueid)), True
+
     # -- reading ------------------------------------------------------------------
 
     def get(self, uniqueid, with_history=True):
@@ -478,15 +530,55 @@ class OrderStore:
                 " ORDER BY id DESC LIMIT 1", (OrderStatus.ERROR.value,)).fetchone()
             return dict(row) if row else None
 
+    def count_failed(self):
+        """:returns: how many orders are in ``error`` (waiting for an operator)"""
+        with self._use():
+            return self._db.execute("SELECT COUNT(*) FROM orders WHERE status=?",
+                                    (OrderStatus.ERROR.value,)).fetchone()[0]
+
+    def listing(self, statuses=(), since=None, until=None, after=0, limit=100):
+        """A page of orders in arrival order (``GET /orders``).
+
+        :param statuses: only these statuses (all when empty)
+        :param since, until: only orders created at or after ``since`` and before
+            ``until`` (ISO 8601 UTC strings as the records hold them)
+        :param after: the ``next`` cursor of the page before (an arrival number)
+        :returns: ``{"orders": [...], "next": cursor, "more": bool}``; ``next`` is the
+            last order's cursor, or ``after`` when the page is empty
+        """
+        where, args = ["seq > ?"], [after]
+        if statuses:
+            where.append(f"status IN ({','.join('?' * len(statuses))})")
+            args += [OrderStatus(s).value for s in statuses]
+        if since is not None:
+            where.append("created_at >= ?")
+            args.append(since)
+        if until is not None:
+            where.append("created_at < ?")
+            args.append(until)
+        with self._use():
+            rows = self._db.execute(
+                f"SELECT * FROM orders WHERE {' AND '.join(where)} ORDER BY seq LIMIT ?",
+                (*args, limit + 1)).fetchall()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        orders = []
+        for row in rows:
+            record = self._public(row)
+            record["cursor"] = row["seq"]
+            orders.append(record)
+        return {"orders": orders, "next": rows[-1]["seq"] if rows else after, "more": more}
+
     # -- helpers ------------------------------------------------------------------
 
     def _row(self, uniqueid):
         return self._db.execute("SELECT * FROM orders WHERE uniqueid=?", (uniqueid,)).fetchone()
 
-    def _history(self, uniqueid, status, at, reason_code=None, reason_text=None):
+    def _history(self, uniqueid, status, at, reason_code=None, reason_text=None, note=None):
         row_id = self._db.execute(
-            "INSERT INTO history (uniqueid, status, at, reason_code, reason_text)"
-            " VALUES (?,?,?,?,?)", (uniqueid, OrderStatus(status).value, at, reason_code, reason_text)
+            "INSERT INTO history (uniqueid, status, at, reason_code, reason_text, note)"
+            " VALUES (?,?,?,?,?,?)",
+            (uniqueid, OrderStatus(status).value, at, reason_code, reason_text, note)
         ).lastrowid
         events.record(self._db, row_id)  # its event, in this same transaction
         self.event_added.set()
@@ -494,6 +586,7 @@ class OrderStore:
     @staticmethod
     def _public(row):
         record = {k: row[k] for k in _PUBLIC_FIELDS}
-        if record["status"] != OrderStatus.ERROR.value and record["reason_code"] is None:
+        if record["reason_code"] is None and record["status"] not in (
+                OrderStatus.ERROR.value, OrderStatus.RESOLVED.value):
             del record["reason_code"], record["reason_text"]
         return record

@@ -10,7 +10,8 @@ class OrderStatus(str, enum.Enum):
     PLACED = "placed"  # durably stored and queued; waiting for the worker
     PROCESSING = "processing"  # the worker is writing it into the ERP (or backing off)
     CREATED = "created"  # the line is on the worksheet (final)
-    ERROR = "error"  # given up, with a reason code (final)
+    ERROR = "error"  # given up, with a reason code (final until an operator acts)
+    RESOLVED = "resolved"  # an error an operator handled by hand (PUT /resolve; final)
 
 
 TRANSITIONS = {
@@ -22,11 +23,16 @@ TRANSITIONS = {
     # PROCESSING -> PLACED: released unfinished (worker stopped, or found after a crash)
     OrderStatus.PROCESSING: {OrderStatus.CREATED, OrderStatus.ERROR, OrderStatus.PLACED},
     OrderStatus.CREATED: set(),
-    OrderStatus.ERROR: set(),
+    # ERROR -> PLACED: an operator retries it (PUT /retry) after fixing the cause
+    # ERROR -> RESOLVED: an operator handled it by hand (PUT /resolve)
+    OrderStatus.ERROR: {OrderStatus.PLACED, OrderStatus.RESOLVED},
+    OrderStatus.RESOLVED: set(),
 }
 
 #: statuses of orders that are still in the queue
 ACTIVE = (OrderStatus.PLACED, OrderStatus.PROCESSING)
+#: statuses no worker or operator moves an order out of
+FINAL = (OrderStatus.CREATED, OrderStatus.RESOLVED)
 
 
 def can_move(current, new):

@@ -6,37 +6,13 @@ in ASCII digits. Without ``after`` the feed starts after the acknowledged cursor
 client that acknowledges what it has read needs to remember nothing.
 """
 
-import re
-
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, jsonify
 
 from bridge.events import DEFAULT_LIMIT, MAX_CURSOR, MAX_LIMIT, CursorAhead
 from bridge.http import error_response
+from bridge.params import BadParam, whole
 
 bp = Blueprint("events", __name__)
-
-_DIGITS = re.compile(r"[0-9]{1,19}")
-
-
-class _BadParam(ValueError):
-    def __init__(self, name, reason):
-        super().__init__(reason)
-        self.name = name
-
-
-def _whole(name, low, high, default=None, required=False):
-    """The query parameter ``name`` as a whole number from ``low`` to ``high``.
-
-    :raises _BadParam: naming the parameter and the rule it breaks
-    """
-    raw = request.args.get(name)
-    if raw is None:
-        if required:
-            raise _BadParam(name, "is required as a query parameter")
-        return default
-    if not _DIGITS.fullmatch(raw) or not low <= int(raw) <= high:
-        raise _BadParam(name, f"must be a whole number from {low} to {high}")
-    return int(raw)
 
 
 def _events():
@@ -46,20 +22,19 @@ def _events():
 @bp.get("/events")
 def feed():
     try:
-        after = _whole("after", 0, MAX_CURSOR)
-        limit = _whole("limit", 1, MAX_LIMIT, DEFAULT_LIMIT)
-    except _BadParam as exc:
-        return error_response(400, "validation_failed", "invalid query parameter",
-                              {exc.name: str(exc)})
+        after = whole("after", 0, MAX_CURSOR)
+        limit = whole("limit", 1, MAX_LIMIT, DEFAULT_LIMIT)
+    except BadParam as exc:
+        return exc.response()
     return jsonify(_events().page(after, limit))
 
 
 @bp.put("/events/ack")
 def ack():
     try:
-        cursor = _whole("cursor", 0, MAX_CURSOR, required=True)
-    except _BadParam as exc:
-        return error_response(400, "validation_failed", "which cursor?", {exc.name: str(exc)})
+        cursor = whole("cursor", 0, MAX_CURSOR, required=True)
+    except BadParam as exc:
+        return exc.response("which cursor?")
     try:
         acked = _events().ack(cursor)
     except CursorAhead as exc:

@@ -3,7 +3,8 @@
 import html
 import os
 import re
-from datetime import datetime, timezone
+
+from integrations.artifacts import artifact_stem
 
 MASK = "********"
 
@@ -31,10 +32,6 @@ def scrub_html(page_html, secrets):
     return page_html
 
 
-def _safe_name(text, limit=64):
-    return re.sub(r"[^A-Za-z0-9._-]", "_", str(text))[:limit] or "none"
-
-
 def save_failure_artifacts(driver, artifact_dir, uniqueid, reason_code, secrets=()):
     """Save a PNG screenshot and the page HTML of a failure, with no secret in either.
 
@@ -49,9 +46,7 @@ def save_failure_artifacts(driver, artifact_dir, uniqueid, reason_code, secrets=
     :returns: the list of paths written
     """
     os.makedirs(artifact_dir, exist_ok=True)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
-    base = os.path.join(artifact_dir,
-                        f"{stamp}_{_safe_name(uniqueid)}_{_safe_name(reason_code)}")
+    base = artifact_stem(artifact_dir, uniqueid, reason_code)  # named as integrations.artifacts says
     paths = []
     driver.execute_script(_CLEAR_PASSWORDS_JS)
     if driver.save_screenshot(base + ".png"):
