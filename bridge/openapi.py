@@ -96,37 +96,45 @@ def _uniqueid_param(where="query"):
             "schema": {"type": "string", "pattern": fields.UNIQUEID_PATTERN}}
 
 
-def _operator_op(summary):
-    """``PUT /retry`` and ``PUT /resolve`` (bridge/views/failed.py)."""
-    note = {"name": "note", "in": "query", "required": False,
-            "description": "the operator's words, kept in the order's history and event",
-            "schema": {"type": "string", "maxLength": NOTE_MAX,
-                       "pattern": "^[^\u0000-\u001f\u007f-\u009f\u2028\u2029]*$"}}
-    return _with_description(_op(summary, 200, models.OrderRecord, (400, 401, 404, 409, 503),
-                                 params=[_uniqueid_param(), note]),
-                             409, "The order is not in error (not_failed)")
-
-
 _STATUS_LIST = "|".join(s.value for s in OrderStatus)
 
 
+def order_query_params(note=False):
+    """The query parameters of ``GET /orders`` (or, with ``note``, of ``PUT /retry``
+    and ``/resolve``), as bridge/params.py reads them; the management API's document
+    uses them too (fleet/openapi.py)."""
+    if note:
+        return [_uniqueid_param(), {
+            "name": "note", "in": "query", "required": False,
+            "description": "the operator's words, kept in the order's history and event",
+            "schema": {"type": "string", "maxLength": NOTE_MAX,
+                       "pattern": "^[^\u0000-\u001f\u007f-\u009f\u2028\u2029]*$"}}]
+    return [{"name": "status", "in": "query", "required": False,
+             "description": "one status, or several separated by commas",
+             "schema": {"type": "string",
+                        "pattern": f"^({_STATUS_LIST})(,({_STATUS_LIST}))*$"}},
+            {"name": "since", "in": "query", "required": False,
+             "description": "posted at or after (a date is midnight UTC)",
+             "schema": {"anyOf": list(MOMENT_FORMATS)}},
+            {"name": "until", "in": "query", "required": False,
+             "description": "posted before (a date is midnight UTC)",
+             "schema": {"anyOf": list(MOMENT_FORMATS)}},
+            _whole_param("after", 0, "the `next` of the page before"),
+            _whole_param("limit", 1, "most orders in the answer (default 100)",
+                         maximum=ORDERS_MAX_LIMIT)]
+
+
+def _operator_op(summary):
+    """``PUT /retry`` and ``PUT /resolve`` (bridge/views/failed.py)."""
+    return _with_description(_op(summary, 200, models.OrderRecord, (400, 401, 404, 409, 503),
+                                 params=order_query_params(note=True)),
+                             409, "The order is not in error (not_failed)")
+
+
 def _orders_op():
-    op = _op("Orders in arrival order, a page at a time (filter by status and by when "
-             "they were posted)", 200, models.OrderPage, (400, 401, 503), params=[
-                 {"name": "status", "in": "query", "required": False,
-                  "description": "one status, or several separated by commas",
-                  "schema": {"type": "string",
-                             "pattern": f"^({_STATUS_LIST})(,({_STATUS_LIST}))*$"}},
-                 {"name": "since", "in": "query", "required": False,
-                  "description": "posted at or after (a date is midnight UTC)",
-                  "schema": {"anyOf": list(MOMENT_FORMATS)}},
-                 {"name": "until", "in": "query", "required": False,
-                  "description": "posted before (a date is midnight UTC)",
-                  "schema": {"anyOf": list(MOMENT_FORMATS)}},
-                 _whole_param("after", 0, "the `next` of the page before"),
-                 _whole_param("limit", 1, "most orders in the answer (default 100)",
-                              maximum=ORDERS_MAX_LIMIT)])
-    return op
+    return _op("Orders in arrival order, a page at a time (filter by status and by when "
+               "they were posted)", 200, models.OrderPage, (400, 401, 503),
+               params=order_query_params())
 
 
 def _artifact_op():

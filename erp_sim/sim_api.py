@@ -94,6 +94,22 @@ def plant_line(number):
     return jsonify(_line_json(row)), 201
 
 
+@bp.put("/worksheets/<number>/status")
+def set_status(number):
+    """Open or close a worksheet, as the workshop does when it invoices or reopens it: a
+    test closes one, lets an order fail on it, reopens it and retries the order."""
+    sheet = find_worksheet(number)
+    if sheet is None:
+        return _not_found(number)
+    body = request.get_json(silent=True)
+    status = body.get("status") if isinstance(body, dict) else None
+    if status not in ("open", "closed"):
+        return _invalid({"status": "must be open or closed"})
+    with writing() as db:
+        db.execute("UPDATE worksheets SET status = ? WHERE number = ?", (status, sheet["number"]))
+    return jsonify(number=sheet["number"], status=status)
+
+
 @bp.get("/requests")
 def requests_handled():
     """The requests the ERP handled, oldest first (``/_sim`` itself is not among them)."""

@@ -50,3 +50,20 @@ class InstanceUnreachable(FleetError):
     """The instance did not answer on its port."""
 
     reason_code = "INSTANCE_UNREACHABLE"
+
+
+class InvalidQuery(FleetError):
+    """A query parameter breaks its rule (the message names it)."""
+
+    reason_code = "INVALID_QUERY"
+
+
+class InstanceRefused(FleetError):
+    """The instance answered a request about an order with a 4xx (unknown order, not in
+    error, ...): passed on with the instance's status and reason."""
+
+    reason_code = "INSTANCE_REFUSED"
+
+    def __init__(self, status, reason_code, message):
+        super().__init__(message, reason_code)
+        self.http_status = status

@@ -67,6 +67,21 @@ class Instances:
         :returns: the texts in the same order (None where there was none)"""
         return self._many(self.metrics, targets)
 
+    def request(self, port, api_token, method, path, params=None):
+        """Any other request to one instance with its own token (the order endpoints).
+
+        :param path: the instance's path, its parts already URL-quoted
+        :returns: the :class:`requests.Response` (whatever its status)
+        :raises InstanceUnreachable: no answer in time
+        """
+        try:
+            return requests.request(method, self._url(port, path.lstrip("/")), params=params,
+                                    timeout=max(self.timeout, 10.0),
+                                    headers={"Authorization": f"Bearer {api_token}"})
+        except requests.RequestException as e:
+            raise InstanceUnreachable(
+                f"the instance on port {port} did not answer ({e.__class__.__name__})") from None
+
     def command(self, port, api_token, command):
         """``PUT /<command>`` on one instance with its own token.
 

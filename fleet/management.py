@@ -18,8 +18,9 @@ from werkzeug.exceptions import HTTPException
 
 from core import ratelimit
 from core.errors import BridgeError
+from fleet import orders as fleet_orders
 from fleet.errors import (DuplicateIntegration, InstanceUnreachable, IntegrationInactive,
-                          InvalidIntegration, PortTaken, SupervisorUnavailable,
+                          InvalidIntegration, InvalidQuery, PortTaken, SupervisorUnavailable,
                           UnknownIntegration)
 from fleet.control import Fleet
 from fleet.instances import COMMANDS
@@ -32,6 +33,7 @@ log = logging.getLogger("fleet.management")
 #: error class -> HTTP status; anything else under BridgeError is a 500 with its code
 STATUS = {
     InvalidIntegration: 400,
+    InvalidQuery: 400,
     UnknownIntegration: 404,
     DuplicateIntegration: 409,
     PortTaken: 409,
@@ -90,7 +92,9 @@ def _error(status, code, message):
 
 
 def _bridge_error(e):
-    status = next((s for cls, s in STATUS.items() if isinstance(e, cls)), 500)
+    # an instance's own refusal (fleet.orders) keeps the instance's status
+    status = getattr(e, "http_status", None) or next(
+        (s for cls, s in STATUS.items() if isinstance(e, cls)), 500)
     return _error(status, e.reason_code, e.reason_text)
 
 
@@ -231,13 +235,79 @@ def stop(workshop):
     return _answer(integration, process_state=state)
 
 
-@api.put("/integrations/<workshop>/<command>")
+# only the commands: a catch-all would also claim PUT on .../orders (and its Allow header)
+@api.put(f"/integrations/<workshop>/<any({', '.join(COMMANDS)}):command>")
 def instance_command(workshop, command):
-    if command not in COMMANDS:
-        return _error(404, "NOT_FOUND", f"no such action {command!r}")
     integration, answer = _fleet().command(workshop, command)
     log.info("workshop %r: %s", integration.workshop, command)
     return _answer(integration, instance=answer)
+
+
+# -- failed orders (fleet/orders.py) ---------------------------------------------------
+
+
+def _orders():
+    return fleet_orders.FleetOrders(_fleet())
+
+
+def _only(*names):
+    unknown = sorted(set(request.args) - set(names))
+    if unknown:
+        raise InvalidQuery(f"unknown query parameter {unknown[0]!r}; known: {', '.join(names)}")
+
+
+@api.get("/integrations/<workshop>/orders")
+def orders(workshop):
+    _only("status", "since", "until", "after", "limit")
+    integration, page = _orders().page(workshop, fleet_orders.checked_query())
+    return jsonify({"workshop": integration.workshop, **page})
+
+
+@api.get("/integrations/<workshop>/orders.csv")
+def orders_csv(workshop):
+    _only("status", "since", "until")
+    integration, text, rows = _orders().export_csv(workshop, fleet_orders.checked_query())
+    log.info("workshop %r: exported %d order(s) as CSV", integration.workshop, rows)
+    response = Response(text, content_type="text/csv; charset=utf-8")
+    response.headers["Content-Disposition"] = "attachment; filename=orders.csv"
+    return response
+
+
+@api.put("/integrations/<workshop>/orders/<path:uniqueid>/retry")
+def order_retry(workshop, uniqueid):
+    return _order_action(workshop, uniqueid, "retry")
+
+
+@api.put("/integrations/<workshop>/orders/<path:uniqueid>/resolve")
+def order_resolve(workshop, uniqueid):
+    return _order_action(workshop, uniqueid, "resolve")
+
+
+def _order_action(workshop, uniqueid, action):
+    _only("note")
+    note = fleet_orders.checked_note()
+    integration, record = _orders().act(workshop, fleet_orders.checked_uniqueid(uniqueid),
+                                        action, note)
+    log.info("workshop %r: order %s: %s", integration.workshop, record.get("uniqueid"), action)
+    return jsonify({"workshop": integration.workshop, "order": record})
+
+
+@api.get("/integrations/<workshop>/orders/<path:uniqueid>/artifacts")
+def order_artifacts(workshop, uniqueid):
+    integration, answer = _orders().artifacts(workshop, fleet_orders.checked_uniqueid(uniqueid))
+    return jsonify({"workshop": integration.workshop, **answer})
+
+
+@api.get("/integrations/<workshop>/orders/<path:uniqueid>/artifacts/<name>")
+def order_artifact(workshop, uniqueid, name):
+    r = _orders().artifact(workshop, fleet_orders.checked_uniqueid(uniqueid), name)
+    response = Response(r.content, content_type=r.headers.get("Content-Type",
+                                                              "application/octet-stream"))
+    for header in ("Content-Disposition", "Content-Security-Policy", "X-Content-Type-Options",
+                   "Cache-Control"):
+        if header in r.headers:
+            response.headers[header] = r.headers[header]
+    return response
 
 
 # -- the page ---------------------------------------------------------------------

@@ -11,19 +11,22 @@ from functools import lru_cache
 from pydantic import TypeAdapter
 from pydantic.json_schema import models_json_schema
 
+from bridge import fields
+from bridge.openapi import order_query_params
 from fleet import schemas
 
 _REF = "#/components/schemas/{model}"
 
 _MODELS = (schemas.IntegrationSpec, schemas.IntegrationChange, schemas.Overview, schemas.Health,
            schemas.Created, schemas.Changed, schemas.Removed, schemas.ProcessChanged,
-           schemas.InstanceAnswered, schemas.Error)
+           schemas.InstanceAnswered, schemas.Error, schemas.OrderPage, schemas.OrderActed,
+           schemas.OrderArtifacts)
 
 _ERRORS = {
-    400: "Invalid field or body (the message names each field and rule)",
+    400: "Invalid field, body or query parameter (the message names each and its rule)",
     401: "Missing or wrong management token",
-    404: "No integration for that workshop",
-    409: "Name or port taken, or the integration is inactive",
+    404: "No integration for that workshop (or, on an order's path, no such order)",
+    409: "Name or port taken, the integration is inactive, or the order is not in error",
     413: "Body over 64 KB",
     415: "Body is not JSON",
     502: "The instance did not answer",
@@ -115,6 +118,43 @@ def _paths():
                             ("kill", "Shut the instance down (it stays down)")):
         paths[f"/integrations/{{workshop}}/{action}"] = {
             "put": _one(summary, schemas.InstanceAnswered, (409, 502))}
+    paths.update(_order_paths())
+    return paths
+
+
+def _order_paths():
+    """Failed orders (fleet/orders.py): the instance's endpoints, per workshop."""
+    uniqueid = {"name": "uniqueid", "in": "path", "required": True,
+                "schema": {"type": "string", "pattern": fields.UNIQUEID_PATTERN}}
+    query = order_query_params()
+    period = [p for p in query if p["name"] in ("status", "since", "until")]
+    note = next(p for p in order_query_params(note=True) if p["name"] == "note")
+    csv_op = _one("The workshop's orders as CSV (a row per order; filter by period and "
+                  "status)", schemas.Error, (400, 409, 502), params=period)
+    csv_op["responses"]["200"] = {"description": "text/csv, as an attachment",
+                                  "content": {"text/csv": {"schema": {"type": "string"}}}}
+    artifact_op = _one("One failure artifact (a PNG inline, page HTML as a download)",
+                       schemas.Error, (400, 409, 502), params=[
+                           uniqueid, {"name": "name", "in": "path", "required": True,
+                                      "schema": {"type": "string"}}])
+    artifact_op["responses"]["200"] = {
+        "description": "The screenshot (image/png) or the page's HTML (text/html)",
+        "content": {"image/png": {"schema": {"type": "string", "format": "binary"}},
+                    "text/html": {"schema": {"type": "string"}}}}
+    paths = {
+        "/integrations/{workshop}/orders": {"get": _one(
+            "The workshop's orders, a page at a time (e.g. status=error)", schemas.OrderPage,
+            (400, 409, 502), params=query)},
+        "/integrations/{workshop}/orders.csv": {"get": csv_op},
+        "/integrations/{workshop}/orders/{uniqueid}/artifacts": {"get": _one(
+            "The failure screenshots and page HTML an order left", schemas.OrderArtifacts,
+            (400, 409, 502), params=[uniqueid])},
+        "/integrations/{workshop}/orders/{uniqueid}/artifacts/{name}": {"get": artifact_op},
+    }
+    for action, summary in (("retry", "Retry an order that ended in error"),
+                            ("resolve", "End an order that ended in error as resolved")):
+        paths[f"/integrations/{{workshop}}/orders/{{uniqueid}}/{action}"] = {"put": _one(
+            summary, schemas.OrderActed, (400, 409, 502), params=[uniqueid, note])}
     return paths
 
 

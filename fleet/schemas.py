@@ -409,3 +409,24 @@ class InstanceAnswered(BaseModel):
 class Error(BaseModel):
     error: str
     message: str
+
+
+# -- failed orders (fleet/orders.py): the instance's own answers, with the workshop ------
+
+class OrderPage(BaseModel):
+    workshop: str
+    orders: list[dict] = Field(description="The instance's order records (its OrderRecord).")
+    next: int = Field(description="The cursor to ask after next.")
+    more: bool
+
+
+class OrderActed(BaseModel):
+    workshop: str
+    order: dict = Field(description="The order after the action (the instance's OrderRecord).")
+
+
+class OrderArtifacts(BaseModel):
+    workshop: str
+    uniqueid: str
+    artifacts: list[dict] = Field(description="name, kind (screenshot or page), reason_code, "
+                                              "at, bytes")

@@ -191,6 +191,11 @@ class ErpSimServer(ServerProcess):
         """End every login (``POST /_sim/sessions/expire``)."""
         requests.post(f"{self.url}/_sim/sessions/expire", timeout=5).raise_for_status()
 
+    def set_status(self, number, status):
+        """Open or close a worksheet (``PUT /_sim/worksheets/<number>/status``)."""
+        requests.put(f"{self.url}/_sim/worksheets/{number}/status", timeout=5,
+                     json={"status": status}).raise_for_status()
+
     def lines_with(self, number, uniqueid):
         """The lines of worksheet ``number`` whose reference carries ``uniqueid`` as a word."""
         return [line for line in self.worksheet(number)["lines"]

@@ -431,3 +431,13 @@ def test_request_log_keeps_the_last_entries():
         log.add({"n": i})
     assert log.entries() == [{"n": 2}, {"n": 3}, {"n": 4}]
     assert log.clear() == 3 and log.entries() == []
+
+
+def test_sim_closes_and_reopens_a_worksheet(client):
+    assert client.put("/_sim/worksheets/901/status", json={"status": "open"}).json == {
+        "number": 901, "status": "open"}
+    assert client.get("/_sim/worksheets/901").json["status"] == "open"
+    assert client.put("/_sim/worksheets/558/status", json={"status": "closed"}).status_code == 200
+    assert client.get("/_sim/worksheets/558").json["status"] == "closed"
+    assert client.put("/_sim/worksheets/558/status", json={"status": "gone"}).status_code == 400
+    assert client.put("/_sim/worksheets/4711/status", json={"status": "open"}).status_code == 404
