@@ -17,7 +17,7 @@ import requests
 #: most orders in one request (the instance refuses more)
 BATCH = 100
 #: statuses an order ends in
-FINAL = ("created", "error")
+FINAL = ("created", "error", "resolved")  # resolved: handled by hand by an operator
 #: answers that say "later", with Retry-After
 _WAIT = (429, 503)
 
@@ -124,7 +124,7 @@ def summary(status, refused, timeout, out):
     ended = {kind: sum(seen == kind for seen in status.values()) for kind in FINAL}
     waiting = len(status) - sum(ended.values())
     print(f"{len(status) + refused} orders: {ended['created']} created, {ended['error']} error, "
-          f"{refused} refused, {waiting} still waiting"
+          f"{ended['resolved']} resolved, {refused} refused, {waiting} still waiting"
           + (f" after {timeout:.0f} s" if waiting else ""), file=out, flush=True)
     if refused:
         return 2

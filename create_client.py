@@ -25,7 +25,9 @@ import uuid
 
 import requests
 
-FINAL = {"created": 0, "error": 1}
+#: final statuses and the exit code each gives; "resolved": an operator handled a failed
+#: order by hand (PUT /resolve), so the bridge did not write its line
+FINAL = {"created": 0, "error": 1, "resolved": 1}
 
 
 def parse(argv):
@@ -97,7 +99,7 @@ def main(argv=None, out=sys.stdout):
         note = f" (attempt {record['attempts']}: {record['reason_code']})" \
             if record.get("reason_code") and record["status"] == "processing" else ""
         line = f"order {uniqueid}: {record['status']}{note}"
-        if record["status"] == "error":
+        if record["status"] in ("error", "resolved"):
             line += f" {record['reason_code']}: {record['reason_text']}"
         if line != seen_line:
             print(line, file=out, flush=True)

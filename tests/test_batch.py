@@ -261,7 +261,7 @@ def test_create_client_posts_a_file_in_batches_of_100_and_follows_every_order(
     assert result.returncode == 1, result.stdout + result.stderr  # all ended in error
     assert "orders 1-100: 100 placed, 0 existed, 0 failed" in result.stdout
     assert "orders 101-120: 20 placed, 0 existed, 0 failed" in result.stdout
-    assert "120 orders: 0 created, 120 error, 0 refused, 0 still waiting" in result.stdout
+    assert "120 orders: 0 created, 120 error, 0 resolved, 0 refused, 0 still waiting" in result.stdout
     assert result.stdout.count(": error ") == 120
     assert "Traceback" not in result.stderr
 
@@ -274,7 +274,7 @@ def test_create_client_reports_refused_orders_and_takes_the_orders_object(
     assert result.returncode == 2, result.stdout + result.stderr
     assert "order #2 (obj-2): refused, validation_failed: product_amount must be more than 0" \
         in result.stdout
-    assert "2 orders: 0 created, 1 error, 1 refused" in result.stdout
+    assert "2 orders: 0 created, 1 error, 0 resolved, 1 refused" in result.stdout
 
 
 @pytest.mark.parametrize("content,args,needle", [
@@ -314,7 +314,7 @@ def test_e2e_a_batch_of_100_with_5_bad_becomes_95_lines(tmp_path):
             result = run_client(inst, path, "--interval", "0.5", "--timeout", "300")
             assert result.returncode == 2, result.stdout + result.stderr  # 5 refused
             assert "orders 1-100: 0 placed, 95 existed, 5 failed" in result.stdout
-            assert "100 orders: 95 created, 0 error, 5 refused, 0 still waiting" in result.stdout
+            assert "100 orders: 95 created, 0 error, 0 resolved, 5 refused, 0 still waiting" in result.stdout
         finally:
             assert inst.stop() == 0, inst.stderr()
         lines = [line for sheet in worksheets for line in erp.worksheet(sheet)["lines"]]

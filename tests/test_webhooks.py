@@ -248,7 +248,7 @@ def test_every_event_once_and_in_order_across_an_outage_and_a_kill_9(tmp_path):
     inst = RunningInstance(tmp_path, erp.url, WEBHOOK_URL=receiver.url, WEBHOOK_SECRET=SECRET,
                            WEBHOOK_BACKOFF_SECONDS="0.2", WEBHOOK_BACKOFF_MAX_SECONDS="1")
     sheets = [next_worksheet() for _ in range(3)]
-    ids = [f"wh-{n}" for n in range(30)]
+    ids = [f"wh-{n}" for n in range(50)]  # the 50 orders
 
     def post(uniqueids):
         for uniqueid in uniqueids:
@@ -260,16 +260,16 @@ def test_every_event_once_and_in_order_across_an_outage_and_a_kill_9(tmp_path):
 
     try:
         inst.start()
-        post(ids[:10])
+        post(ids[:15])
         wait_for(lambda: len(receiver.first_of_each()) >= 5, timeout=60, message="deliveries")
         receiver.answer = 503  # the receiver fails ...
-        post(ids[10:20])
+        post(ids[15:32])
         wait_for(lambda: receiver.count(503) >= 2, timeout=30, message="503s")
         receiver.stop()  # ... then is down altogether
-        wait_for(lambda: created(ids[10:20]) >= 1, timeout=120, message="orders under way")
+        wait_for(lambda: created(ids[15:32]) >= 1, timeout=120, message="orders under way")
         inst.kill9()  # mid-run, with undelivered events in the outbox
         inst.start()
-        post(ids[20:])
+        post(ids[32:])
         webhook = requests_alive(inst)["webhook"]
         assert webhook["state"] == "enabled" and webhook["backlog"] > 0
         time.sleep(3)  # the outage goes on for a while after the restart
