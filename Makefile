@@ -32,12 +32,17 @@ fuzz: setup
 demo: setup
 	@ERP=$(ERP) bash scripts/demo.sh
 
-# Writes docs/benchmarks.md (takes several minutes).
+# Writes docs/benchmarks.md (takes several minutes): every section but the fleet under load,
+# which `make bench-fleet` writes (bench/run.py keeps the sections it did not run).
 bench: setup
-	$(PY) bench/run.py
+	$(PY) bench/run.py --skip-fleet-load
 
+# The fleet: density (50 idle instances) and the fleet under load (bench/bench_fleet_load.py:
+# 1, 20, 50 and 200 workshops with the browser pool and with BROWSER_POOL=local, 3 minutes of
+# orders each; most of an hour). Browser-heavy: on a shared machine run it under
+# `flock /tmp/browser.lock make bench-fleet`.
 bench-fleet: setup
-	$(PY) bench/run.py --skip-instance
+	$(PY) bench/run.py --only fleet,fleet-load
 
 # Run the whole fleet on this server in the foreground (see docs/fleet.md).
 fleet-up: setup

@@ -1,13 +1,21 @@
-"""``make bench``: run every benchmark and write docs/benchmarks.md.
+"""``make bench`` / ``make bench-fleet``: run benchmarks and write docs/benchmarks.md.
 
-    .venv/bin/python bench/run.py [--skip-fleet] [--skip-instance] [--skip-tryton] [--skip-readback]
+    .venv/bin/python bench/run.py [--skip-instance] [--skip-readback] [--skip-tryton]
+        [--skip-fleet] [--skip-fleet-load] [--only instance,fleet,fleet-load,tryton,readback]
 
 Each part prints Markdown with the command that produced it and the machine it ran on;
 this script puts them together. Benchmarks, not timed tests: the figures are what one
 run on this machine measured, with ratios taken within the same run.
+
+Each part's section in docs/benchmarks.md starts with a ``<!-- bench:NAME DATE -->``
+line. A part not run this time keeps its section from the last run that wrote it, so
+``make bench`` (everything but the fleet under load, several minutes) and
+``make bench-fleet`` (the fleet: density, and the load table, most of an hour) each
+rewrite their own sections only.
 """
 
 import argparse
+import re
 import subprocess
 import sys
 import tempfile
@@ -16,6 +24,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "benchmarks.md"
+#: the parts in the order of the file
+PARTS = ("instance", "fleet", "fleet-load", "tryton", "readback")
+#: the fleet under load (bench/bench_fleet_load.py): the issue's configurations, a single busy
+#: workshop for the "no regression" target, with the pool and with BROWSER_POOL=local
+FLEET_LOAD = ("--matrix", "1x60,20x30,50x50,200x100", "--pools", "grid,local", "--minutes", "3")
+_MARKER = re.compile(r"^<!-- bench:(\S+) (.*?) -->$", re.M)
 
 
 def run(script, *args):
@@ -28,28 +42,63 @@ def run(script, *args):
     return result.stdout
 
 
+def run_to_file(script, *args):
+    """A part that writes its own Markdown (``--write``): that, else what it printed."""
+    with tempfile.NamedTemporaryFile("r", suffix=".md") as part:
+        out = run(script, *args, "--write", part.name)
+        return Path(part.name).read_text() or out
+
+
+def measure(name):
+    if name == "instance":
+        return run("bench_instance.py")
+    if name == "readback":
+        return run("bench_readback.py", "--systems", "classic,spa", "--orders", "40")
+    if name == "tryton":
+        return run("bench_tryton.py", "--orders", "40", "--sales", "4")
+    if name == "fleet":
+        return run_to_file("bench_fleet_density.py", "--count", "50")
+    if name == "fleet-load":
+        return run_to_file("bench_fleet_load.py", *FLEET_LOAD)
+    raise ValueError(name)
+
+
+def sections(text):
+    """``{name: (date, body)}`` of the marked sections of docs/benchmarks.md."""
+    found = list(_MARKER.finditer(text))
+    return {m.group(1): (m.group(2), text[m.end():found[i + 1].start() if i + 1 < len(found) else len(text)]
+                         .strip("\n"))
+            for i, m in enumerate(found)}
+
+
+def assemble(kept, fresh, now):
+    """The whole file: every part measured now, the others as they were."""
+    parts = {**kept, **{name: (now, body.strip("\n")) for name, body in fresh.items()}}
+    dates = ", ".join(f"{name} {parts[name][0]}" for name in PARTS if name in parts)
+    head = (f"# Benchmarks\n\nWritten by `make bench` (everything but the fleet under load) and "
+            f"`make bench-fleet` (the fleet's sections), each rewriting its own sections; when each "
+            f"was measured: {dates}. Machines here are noisy: read the ratios measured within one run "
+            f"next to the absolute figures.\n")
+    body = [f"<!-- bench:{name} {parts[name][0]} -->\n{parts[name][1]}\n" for name in PARTS if name in parts]
+    return "\n".join([head, *body])
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--skip-fleet", action="store_true")
-    parser.add_argument("--skip-instance", action="store_true")
-    parser.add_argument("--skip-tryton", action="store_true")
-    parser.add_argument("--skip-readback", action="store_true")
+    for name in PARTS:
+        parser.add_argument(f"--skip-{name}", action="store_true")
+    parser.add_argument("--only", help="comma-separated parts to run: " + ",".join(PARTS))
     args = parser.parse_args()
-    parts = [f"# Benchmarks\n\nWritten by `make bench` on "
-             f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC. Machines here are noisy: read "
-             f"the ratios measured within one run next to the absolute figures.\n"]
-    if not args.skip_instance:
-        parts.append(run("bench_instance.py"))
-    if not args.skip_readback:
-        parts.append(run("bench_readback.py", "--systems", "classic,spa", "--orders", "40"))
-    if not args.skip_tryton:
-        parts.append(run("bench_tryton.py", "--orders", "40", "--sales", "4"))
-    if not args.skip_fleet:
-        with tempfile.NamedTemporaryFile("r", suffix=".md") as fleet:
-            out = run("bench_fleet_density.py", "--count", "50", "--write", fleet.name)
-            parts.append(Path(fleet.name).read_text() or out)
-    OUT.write_text("\n".join(parts), encoding="utf-8")
-    print(f"wrote {OUT}")
+    chosen = args.only.split(",") if args.only else \
+        [n for n in PARTS if not getattr(args, f"skip_{n.replace('-', '_')}")]
+    unknown = set(chosen) - set(PARTS)
+    if unknown:
+        parser.error(f"unknown part(s) {', '.join(sorted(unknown))}; the parts: {', '.join(PARTS)}")
+    kept = sections(OUT.read_text(encoding="utf-8")) if OUT.exists() else {}
+    now = f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
+    fresh = {name: measure(name) for name in PARTS if name in chosen}
+    OUT.write_text(assemble(kept, fresh, now), encoding="utf-8")
+    print(f"wrote {OUT} ({', '.join(fresh)})")
 
 
 if __name__ == "__main__":
