@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up on a fresh Debian/Ubuntu machine (as root, or with sudo for apt):
-# Debian's chromium + chromium-driver when missing, then a virtualenv with requirements.txt.
+# Debian's chromium + chromium-driver when missing, then a virtualenv with requirements.txt,
+# then the fleet's browser pool (Java and the Selenium Grid jar, scripts/setup_grid.sh).
 # A stamp file skips pip when requirements.txt has not changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,4 +27,6 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   "$VENV/bin/pip" install -q --disable-pip-version-check -r requirements.txt
   echo "$want" > "$stamp"
 fi
+PYTHON="$PYTHON" bash scripts/setup_grid.sh
+
 echo "setup: ready ($("$VENV/bin/python" --version), $(/usr/bin/chromium --version 2>/dev/null | head -1))"
