@@ -27,8 +27,12 @@ def open_instance(settings, erp=None):
 def test_transitions_are_the_written_ones():
     assert can_move("placed", "processing") and can_move("processing", "created")
     assert can_move("processing", "placed") and can_move("placed", "error")
-    assert not can_move("created", "processing") and not can_move("error", "placed")
-    assert not can_move("placed", "created")
+    assert not can_move("created", "processing") and not can_move("placed", "created")
+    # an operator acts on an order in error: retry (back to placed) or resolve (final)
+    assert can_move("error", "placed") and can_move("error", "resolved")
+    assert not can_move("error", "processing") and not can_move("error", "created")
+    assert not any(can_move(final, to) for final in ("created", "resolved")
+                   for to in ("placed", "processing", "created", "error", "resolved"))
 
 
 def test_record_without_queue_item_is_queued_at_start(settings):

@@ -96,35 +96,30 @@ def orders():
 
 
 def _artifacts_of(uniqueid):
-    """:returns: the order's artifacts, or None when the order is unknown"""
+    """:returns: ``(artifacts, None)``, or ``(None, error response)`` when no order has
+    this uniqueid"""
+    try:
+        _uniqueid(uniqueid)
+    except BadParam as exc:
+        return None, exc.response("no order can have this uniqueid")
     record = _instance().store.get(uniqueid)
     if record is None:
-        return None
+        return None, _not_found(uniqueid)
     reasons = {h["reason_code"] for h in record["history"] if h.get("reason_code")}
-    return find_artifacts(_instance().settings.artifact_dir, uniqueid, reasons)
+    return find_artifacts(_instance().settings.artifact_dir, uniqueid, reasons), None
 
 
 @bp.get("/orders/<path:uniqueid>/artifacts")
 def artifacts(uniqueid):
-    try:
-        _uniqueid(uniqueid)
-    except BadParam as exc:
-        return exc.response("no order can have this uniqueid")
-    found = _artifacts_of(uniqueid)
-    if found is None:
-        return _not_found(uniqueid)
-    return jsonify({"uniqueid": uniqueid, "artifacts": found})
+    found, refused = _artifacts_of(uniqueid)
+    return refused or jsonify({"uniqueid": uniqueid, "artifacts": found})
 
 
 @bp.get("/orders/<path:uniqueid>/artifacts/<name>")
 def artifact(uniqueid, name):
-    try:
-        _uniqueid(uniqueid)
-    except BadParam as exc:
-        return exc.response("no order can have this uniqueid")
-    found = _artifacts_of(uniqueid)
-    if found is None:
-        return _not_found(uniqueid)
+    found, refused = _artifacts_of(uniqueid)
+    if refused:
+        return refused
     # the name is looked up among the files listed, never joined to a path as given
     match = next((a for a in found if a["name"] == name), None)
     if match is None:
