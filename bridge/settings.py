@@ -74,7 +74,9 @@ class Settings:
     retry_max_seconds: float = 60.0  # RETRY_MAX_SECONDS: cap on one backoff
     retry_budget_seconds: float = 900.0  # RETRY_BUDGET_SECONDS: total time an order may spend retrying
     batch_size: int = 100  # BATCH_SIZE: orders taken at once; same-worksheet orders share a visit
-    browser_idle_seconds: float = 60.0  # BROWSER_IDLE_SECONDS: close the browser after this idle time
+    browser_idle_seconds: float = 60.0  # BROWSER_IDLE_SECONDS: close a local browser after this idle time
+    browser_pool_grace_seconds: float = 2.0  # BROWSER_POOL_GRACE_SECONDS: give a remote (pool) session back after this idle time
+    browser_wait_seconds: float = 60.0  # BROWSER_WAIT_SECONDS: longest wait for a pool's free slot; then ERP_UNAVAILABLE
     browser_recycle_after_orders: int = 200  # BROWSER_RECYCLE_AFTER_ORDERS: fresh browser after this many lines (0: never)
     page_load_timeout: float = 20.0  # PAGE_LOAD_TIMEOUT: seconds for one ERP page load
     wait_timeout: float = 10.0  # WAIT_TIMEOUT: seconds for one element or page state
@@ -140,6 +142,16 @@ def _positive(env, name, default, zero=False):
     if not (value >= 0 if zero else value > 0) or value != value or value == float("inf"):
         least = "0 or more" if zero else "more than 0"
         raise ConfigError(f"{name} must be {least}, got {env.get(name)!r}")
+    return value
+
+
+def browser_wait_seconds(env):
+    """``BROWSER_WAIT_SECONDS``, read alike by the instance (its wait for a pool's slot)
+    and the fleet (its Grid's queue limit)."""
+    value = env_number(env, "BROWSER_WAIT_SECONDS", Settings.browser_wait_seconds)
+    if not 1 <= value <= 3600:
+        raise ConfigError("BROWSER_WAIT_SECONDS must be between 1 and 3600, "
+                          f"got {env.get('BROWSER_WAIT_SECONDS')!r}")
     return value
 
 
@@ -211,6 +223,9 @@ def load_settings(port, workshop, env=None, dotenv=True):
         retry_budget_seconds=env_number(env, "RETRY_BUDGET_SECONDS", Settings.retry_budget_seconds),
         batch_size=max(1, env_number(env, "BATCH_SIZE", Settings.batch_size, int)),
         browser_idle_seconds=env_number(env, "BROWSER_IDLE_SECONDS", Settings.browser_idle_seconds),
+        browser_pool_grace_seconds=_positive(env, "BROWSER_POOL_GRACE_SECONDS",
+                                             Settings.browser_pool_grace_seconds, zero=True),
+        browser_wait_seconds=browser_wait_seconds(env),
         browser_recycle_after_orders=env_number(
             env, "BROWSER_RECYCLE_AFTER_ORDERS", Settings.browser_recycle_after_orders, int),
         page_load_timeout=env_number(env, "PAGE_LOAD_TIMEOUT", Settings.page_load_timeout),

@@ -41,6 +41,11 @@ class RunningInstance:
             # tests/test_rate_limit.py passes a small RATE_LIMIT of its own
             RATE_LIMIT="1000000/minute",
         )
+        if "SELENIUM_REMOTE_URL" in env:
+            # Tests point it at a closed port so that orders fail without a browser; an
+            # instance asks a pool that does not answer (a Grid restarting) again for
+            # BROWSER_WAIT_SECONDS (60 s) before it fails: a second here, unless given.
+            self.env["BROWSER_WAIT_SECONDS"] = "1"
         self.env.update({k: str(v) for k, v in env.items()})
         self.proc = None
         os.makedirs(tmp_path, exist_ok=True)

@@ -28,7 +28,12 @@ Per order: ``placed -> processing -> created``, or ``-> error`` with a reason co
 * Between batches the worker runs the instance's *sweep*, which queues orders that are
   stored but whose queue item could not be put (disk full at intake).
 * The browser is closed after ``browser_idle_seconds`` without work, so an idle
-  workshop holds no browser.
+  workshop holds no browser. A browser from a remote pool (``SELENIUM_REMOTE_URL``, the
+  fleet's Selenium Grid) is given back sooner, after ``browser_pool_grace_seconds``
+  (a short grace for bursts), and before a retry wait longer than that: the pool's
+  slots go to the workshops that have work. A new session may wait up to
+  ``browser_wait_seconds`` for a free slot (``browser_state`` says ``waiting``); a stop
+  ends that wait at once (the visit's orders are released with a ``BROWSER_ERROR`` try).
 """
 
 import threading
@@ -115,6 +120,7 @@ class Worker:
         self._sweep = sweep
         self._last_sweep = 0.0
         self._unreleased = []  # row ids whose nack failed: retried by the sweep
+        self._visiting = False  # in a visit to the ERP (the browser is in use)
 
     # -- control (called from request threads) ------------------------------------
 
@@ -132,6 +138,25 @@ class Worker:
     def current(self):
         """uniqueids of the orders in hand, for ``/alive``"""
         return [order.uniqueid for order in list(self._in_hand)]
+
+    @property
+    def browser_state(self):
+        """The worker's browser, for ``/alive``: ``none`` (no browser held), ``starting``,
+        ``waiting`` (for a free slot of the browser pool), ``in_use`` (a visit to the ERP)
+        or ``idle`` (held between visits, until the idle or grace time runs out)."""
+        integration = self._integration
+        if integration is None:
+            return "none"
+        # integrations without a browser of their own (fakes in tests) count as ready
+        state = getattr(integration, "browser_state", "ready")
+        if state != "ready":
+            return state
+        return "in_use" if self._visiting else "idle"
+
+    @property
+    def _pooled(self):
+        """Whether the browser comes from a remote pool whose slots others wait for."""
+        return bool(self.settings.selenium_remote_url)
 
     def start(self):
         """Start the thread if it is not running. :returns: whether it was running"""
@@ -243,8 +268,13 @@ class Worker:
 
     def _idle(self):
         idle = time.monotonic() - self._last_work
-        if self._integration is not None and idle >= self.settings.browser_idle_seconds:
-            self.log.info("idle for %.0f s: closing the browser", idle)
+        limit = (self.settings.browser_pool_grace_seconds if self._pooled
+                 else self.settings.browser_idle_seconds)
+        if self._integration is not None and idle >= limit:
+            if self._pooled:
+                self.log.info("no work for %.1f s: giving the browser back to the pool", idle)
+            else:
+                self.log.info("idle for %.0f s: closing the browser", idle)
             self._close_integration()
         if self._acks_since_compact:
             self.queue.compact()
@@ -340,6 +370,8 @@ class Worker:
             self.log.warning("%d order(s) failed transiently; retrying in %.1f s",
                              len(retry), delay,
                              extra={"uniqueids": [order.uniqueid for order in retry]})
+            if self._pooled and delay > self.settings.browser_pool_grace_seconds:
+                self._close_integration()  # a slot others may use meanwhile
             if self._stop.wait(delay):
                 self._release_in_hand("released: worker stopped during a retry wait")
                 return
@@ -362,6 +394,7 @@ class Worker:
     def _visit_in_context(self, group):
         worksheet = group[0].line.worksheet
         started = time.monotonic()
+        self._visiting = True
         try:
             results = self._integration_for_use().add_lines(
                 worksheet, [order.line for order in group], group[0].credentials)
@@ -370,6 +403,8 @@ class Worker:
             if error is not exc:
                 self.log.exception("worksheet %s: unexpected error", worksheet)
             results = {order.uniqueid: error for order in group}
+        finally:
+            self._visiting = False
         seconds = time.monotonic() - started
         self.log.info("worksheet %s: %d order(s) in %.2f s", worksheet, len(group), seconds)
         self.metrics.visit(seconds, len(group))
@@ -466,7 +501,11 @@ class Worker:
 
     def _integration_for_use(self):
         if self._integration is None:
-            self._integration = self.make_integration()
+            integration = self.make_integration()
+            wait_for_browsers = getattr(integration, "wait_for_browsers", None)
+            if wait_for_browsers is not None:  # it drives a browser: how long to wait for one
+                wait_for_browsers(self.settings.browser_wait_seconds, self._stop)
+            self._integration = integration
         return self._integration
 
     def _close_integration(self):

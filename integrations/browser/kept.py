@@ -16,8 +16,13 @@ from core.errors import BridgeError, BrowserError, LineUnverified
 from integrations.base import Integration
 from integrations.browser.artifacts import save_failure_artifacts
 from integrations.browser.errors import BROWSER_FAILURES, map_webdriver_error
-from integrations.browser.session import Browser
+from integrations.browser.session import DEFAULT_WAIT_SECONDS, Browser
 from integrations.verify import verify_visit
+
+
+#: a remote session not there after this many seconds is reported as waiting for a free
+#: slot: a session of the fleet's Grid starts in 0.5-1.5 s here (docs/fleet.md)
+WAITING_AFTER_SECONDS = 3.0
 
 
 class KeptBrowserIntegration(Integration):
@@ -28,6 +33,27 @@ class KeptBrowserIntegration(Integration):
         self._browser = None  # started on first use
         self._credentials = None  # what the browser's session is logged in with
         self._orders_on_browser = 0
+        self._starting_since = None  # monotonic time a browser was asked for, until it came
+        self._wait_seconds = DEFAULT_WAIT_SECONDS
+        self._cancel = None
+
+    def wait_for_browsers(self, seconds, cancel=None):
+        """How long a new session may wait for a free slot of a remote pool, and the
+        event that ends such a wait (the worker's ``BROWSER_WAIT_SECONDS`` and its stop:
+        the worker decides when a browser is held and for how long)."""
+        self._wait_seconds, self._cancel = seconds, cancel
+
+    @property
+    def browser_state(self):
+        """``none``, ``starting``, ``waiting`` (a remote session not there after
+        ``WAITING_AFTER_SECONDS``: queued for a free slot of the pool) or ``ready``.
+        Read from other threads (``/alive``); only the worker's thread changes it."""
+        since = self._starting_since
+        if since is not None:
+            waited = time.monotonic() - since
+            remote = bool(self.config.selenium_remote_url)
+            return "waiting" if remote and waited >= WAITING_AFTER_SECONDS else "starting"
+        return "none" if self._browser is None else "ready"
 
     # -- the interface ----------------------------------------------------------------
 
@@ -90,8 +116,11 @@ class KeptBrowserIntegration(Integration):
         if self._browser is not None and self._credentials not in (None, credentials):
             self.close()  # reconfigured credentials: drop the old user's session
         if self._browser is None:
-            started = time.monotonic()
-            self._browser = Browser(self.config)
+            started = self._starting_since = time.monotonic()
+            try:
+                self._browser = Browser(self.config, self._wait_seconds, self._cancel, self.log)
+            finally:
+                self._starting_since = None
             self._orders_on_browser = 0
             self._browser_started()
             # Only host and port: a Grid URL may carry a user and password.

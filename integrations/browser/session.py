@@ -3,11 +3,15 @@ the page actions page objects are built from."""
 
 import shutil
 import tempfile
+import threading
 import time
 import uuid
+from urllib.parse import urlsplit
 
+import urllib3
 from selenium import webdriver
 from selenium.common.exceptions import (JavascriptException, NoSuchElementException,
+                                        SessionNotCreatedException,
                                         StaleElementReferenceException, TimeoutException,
                                         WebDriverException)
 from selenium.webdriver.chrome.service import Service
@@ -15,7 +19,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.client_config import ClientConfig
 from selenium.webdriver.support.ui import WebDriverWait
 
-from core.errors import BrowserError, ErpTimeout
+from core.errors import BridgeError, BrowserError, ErpTimeout, ErpUnavailable
 from integrations.browser.errors import error_page_reason, first_line, map_webdriver_error
 from integrations.browser.orphans import PROFILE_PREFIX, reap_orphaned_browsers, write_owner
 
@@ -44,17 +48,38 @@ POLL_FREQUENCY = 0.02
 DRIVER_CALL_MARGIN = 15.0
 #: tries of one step whose elements went stale under it (the page re-rendered)
 STALE_ATTEMPTS = 5
+#: seconds a new session may wait for a free slot of a remote pool, unless told
+#: (BROWSER_WAIT_SECONDS; the fleet's Grid gives up on a queued request after as long)
+DEFAULT_WAIT_SECONDS = 60.0
+#: seconds between two tries to reach a pool that does not answer (a Grid restarting)
+POOL_RETRY_SECONDS = 1.0
+#: seconds the client waits for a new session beyond what is left of the wait: the
+#: fleet's Grid answers a request that waited out BROWSER_WAIT_SECONDS within a second
+#: (fleet/grid.py) and starts a session in 0.5-1.5 s; a Grid elsewhere with a longer
+#: limit of its own is given up on after this margin
+POOL_ANSWER_MARGIN = 5.0
+#: how a Selenium Grid says that a queued new-session request waited out its limit
+_QUEUE_TIMED_OUT = "New session request timed out"
 
 
 class Browser:
     """One Chromium session, started on construction, with bounded waits.
 
     :param config: an :class:`integrations.base.IntegrationConfig`
-    :raises BrowserError: when the browser cannot be started
+    :param wait_seconds: with ``config.selenium_remote_url``, how long the new session
+        may wait for a free slot of the pool (or for a pool that does not answer)
+    :param cancel: a :class:`threading.Event` that ends such a wait at once (the worker's
+        stop: a stopping worker does not wait for a slot it no longer needs)
+    :param log: where a pool that does not answer is reported (once per wait)
+    :raises ErpUnavailable: when a remote pool had no free slot within ``wait_seconds``
+    :raises BrowserError: when the browser cannot be started, or ``cancel`` was set
     """
 
-    def __init__(self, config):
+    def __init__(self, config, wait_seconds=DEFAULT_WAIT_SECONDS, cancel=None, log=None):
         self.config = config
+        self.wait_seconds = wait_seconds
+        self._cancel = cancel or threading.Event()
+        self._log = log
         self._profile_dir = None
         self.driver = None
         try:
@@ -64,6 +89,9 @@ class Browser:
             # The HTTP call to the driver has no timeout of its own: a hung driver would
             # block for ever. Bound it just above the longest thing it waits for.
             self.driver.command_executor.client_config.timeout = self._driver_call_timeout()
+        except BridgeError:
+            self.quit()
+            raise
         except Exception as exc:
             self.quit()
             raise BrowserError(f"Could not start the browser: {first_line(exc)}") from exc
@@ -79,10 +107,7 @@ class Browser:
         if self.config.selenium_remote_url:
             # The remote end knows where its browser is and gives each session a fresh
             # profile on its own disk; local paths would mean nothing there.
-            client = ClientConfig(remote_server_addr=self.config.selenium_remote_url,
-                                  timeout=self._driver_call_timeout())
-            return webdriver.Remote(command_executor=self.config.selenium_remote_url,
-                                    options=options, client_config=client)
+            return self._start_remote(options)
         # Naming both binaries keeps Selenium Manager (and its network access) out.
         options.binary_location = self.config.chromium_binary
         reap_orphaned_browsers()
@@ -92,6 +117,82 @@ class Browser:
         driver = webdriver.Chrome(service=service, options=options)
         write_owner(self._profile_dir, driver.service.process.pid)
         return driver
+
+    def _start_remote(self, options):
+        """A session from a remote pool (a Selenium Grid), waiting for it if need be.
+
+        A pool whose slots are all taken queues the request: waiting there is no error.
+        The Grid answers a request it could not serve within its own limit (the fleet's
+        Grid: ``BROWSER_WAIT_SECONDS``), so the client waits ``POOL_ANSWER_MARGIN`` longer
+        than what is left of the wait. A pool that does not answer at all (a Grid restarting after a
+        crash) is asked again every ``POOL_RETRY_SECONDS`` within the same wait.
+
+        :raises ErpUnavailable: no slot came free within ``wait_seconds``
+        :raises BrowserError: the pool did not answer within ``wait_seconds``
+        """
+        url = self.config.selenium_remote_url
+        deadline = time.monotonic() + self.wait_seconds
+        no_slot = ErpUnavailable(f"no browser free in the pool at {_where(url)} within "
+                                 f"{self.wait_seconds:g} s (BROWSER_WAIT_SECONDS)")
+        told = False
+        while True:
+            left = deadline - time.monotonic()
+            client = ClientConfig(remote_server_addr=url,
+                                  timeout=max(left, 1.0) + POOL_ANSWER_MARGIN)
+            try:
+                return self._new_session(url, options, client)
+            except SessionNotCreatedException as exc:
+                if _QUEUE_TIMED_OUT in str(exc) or time.monotonic() >= deadline:
+                    raise no_slot from exc
+                raise  # the pool's browser failed to start: a BrowserError
+            except urllib3.exceptions.ReadTimeoutError as exc:  # a pool that waits longer
+                raise no_slot from exc
+            except (urllib3.exceptions.MaxRetryError, urllib3.exceptions.ProtocolError,
+                    ConnectionError) as exc:
+                if isinstance(getattr(exc, "reason", None), urllib3.exceptions.ReadTimeoutError):
+                    raise no_slot from exc
+                if time.monotonic() + POOL_RETRY_SECONDS >= deadline:
+                    raise BrowserError(f"the browser pool at {_where(url)} did not answer "
+                                       f"within {self.wait_seconds:g} s: {first_line(exc)}") from exc
+                if not told and self._log is not None:
+                    told = True
+                    self._log.warning("the browser pool at %s does not answer (%s); asking "
+                                      "again every %g s for up to %g s", _where(url),
+                                      first_line(exc), POOL_RETRY_SECONDS, self.wait_seconds)
+                if self._cancel.wait(POOL_RETRY_SECONDS):
+                    raise _cancelled() from exc
+
+    def _new_session(self, url, options, client):
+        """``webdriver.Remote(...)``, in a thread of its own so that ``cancel`` ends the
+        wait at once. A session that comes after the wait was given up on is quit, so
+        that its slot does not stay taken for nobody."""
+        box, lock, done = {}, threading.Lock(), threading.Event()
+
+        def request():
+            try:
+                driver = webdriver.Remote(command_executor=url, options=options,
+                                          client_config=client)
+            except BaseException as exc:  # handed to the waiting thread
+                box["error"] = exc
+                done.set()
+                return
+            with lock:
+                abandoned = box.get("abandoned", False)
+                box["driver"] = driver
+            done.set()
+            if abandoned:
+                driver.quit()
+
+        threading.Thread(target=request, name="browser-pool-request", daemon=True).start()
+        while not done.wait(0.1):
+            if self._cancel.is_set():
+                with lock:
+                    if "driver" not in box:
+                        box["abandoned"] = True
+                        raise _cancelled()
+        if "error" in box:
+            raise box["error"]
+        return box["driver"]
 
     def quit(self):
         """End the browser and remove its profile. Never raises."""
@@ -213,6 +314,16 @@ class Browser:
             self.raise_for_error_page()
         except WebDriverException as exc:
             raise map_webdriver_error(exc) from exc
+
+
+def _cancelled():
+    return BrowserError("stopped while waiting for a browser from the pool")
+
+
+def _where(url):
+    """``host:port`` of a pool's URL: only that, since a Grid URL may carry a password."""
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port}" if parts.hostname else "SELENIUM_REMOTE_URL"
 
 
 def retry_stale(step, attempts=STALE_ATTEMPTS):
