@@ -157,6 +157,16 @@ def run(args, fleet, out=None):
     return 0
 
 
+def browser_pool_line(settings):
+    """One line on where the instances' browsers run, for ``up`` to say."""
+    if settings.browser_pool == "local":
+        return settings.browser_pool_note or "browsers: one Chromium per busy instance (BROWSER_POOL=local)"
+    if settings.selenium_remote_url:
+        return "browsers: the Selenium Grid at SELENIUM_REMOTE_URL (no local Grid)"
+    return (f"browsers: a Selenium Grid on 127.0.0.1:{settings.grid_port} with "
+            f"{settings.browser_slots} slots (BROWSER_SLOTS), shared by every instance")
+
+
 def up(fleet):
     """Write the configuration and become supervisord (foreground).
 
@@ -168,6 +178,7 @@ def up(fleet):
     if fleet.supervisor.running():
         raise SupervisorUnavailable(f"supervisord is already running on {settings.socket_path}")
     conf = fleet.write_config()
+    print(f"manage.py: {browser_pool_line(settings)}", file=sys.stderr)
     sys.stdout.flush()
     os.chdir(ROOT)
     os.execv(sys.executable, [sys.executable, "-m", "supervisor.supervisord", "-n", "-c", str(conf)])

@@ -14,6 +14,7 @@ import socket
 
 from fleet.errors import IntegrationInactive, PortTaken, SupervisorUnavailable
 from fleet import states
+from fleet.grid import runs_local_grid
 from fleet.instances import Instances
 from fleet.schemas import check_options, check_webhook, secret_options
 from fleet.registry import Registry
@@ -67,6 +68,8 @@ class Fleet:
     def _check_port(self, port):
         if port == self.settings.management_port:
             raise PortTaken(f"port {port} is the management API's (MANAGEMENT_PORT)")
+        if port == self.settings.grid_port and runs_local_grid(self.settings):
+            raise PortTaken(f"port {port} is the browser pool's (GRID_PORT)")
         with socket.socket() as s:
             # as the instance's server will: a closed socket in TIME_WAIT is no owner
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

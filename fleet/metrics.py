@@ -12,9 +12,16 @@ active workshop, so its count is bounded by the registry.
 
 Over HTTP rather than from the records files: the histograms of an instance live only
 in its process, and a records file says nothing about whether its instance runs.
+
+With a browser pool (``BROWSER_POOL=grid``: the fleet's Grid, or the one at
+``SELENIUM_REMOTE_URL``) the Grid's own state is added, asked within ``PROBE_TIMEOUT``:
+``oilmat_browser_pool_up`` and, when it answered, ``oilmat_browser_pool_slots``,
+``oilmat_browser_pool_in_use`` and ``oilmat_browser_pool_waiting`` (new-session
+requests in its queue: instances waiting for a browser).
 """
 
 from core.errors import ConfigError
+from fleet import grid
 
 #: 1 when the workshop's instance answered its /metrics, else 0
 FLEET_UP = "oilmat_fleet_instance_up"
@@ -60,12 +67,35 @@ class _FleetCollector:
                     merged[family.name] = family
         yield up
         yield from merged.values()
+        yield from _pool_families(self.fleet.settings)
 
     def _token(self, integration):
         try:
             return self.fleet.registry.api_token(integration)
         except ConfigError:  # a token the key cannot open: that instance answers 401
             return ""
+
+
+#: the browser pool's gauges: name -> (key of grid.pool_status, help)
+POOL_GAUGES = {
+    "oilmat_browser_pool_slots": ("slots", "browser sessions the Grid's nodes offer at once"),
+    "oilmat_browser_pool_in_use": ("in_use", "browser sessions open on the Grid"),
+    "oilmat_browser_pool_waiting": ("waiting", "new-session requests waiting in the Grid's queue"),
+}
+
+
+def _pool_families(settings):
+    from prometheus_client.core import GaugeMetricFamily
+
+    url = grid.status_url(settings)
+    if url is None:  # local browsers: no pool
+        return
+    state = grid.pool_status(url, settings.probe_timeout)
+    yield GaugeMetricFamily("oilmat_browser_pool_up", "1 when the browser pool (Grid) answered",
+                            value=0 if state is None else 1)
+    for name, (key, help_text) in POOL_GAUGES.items():
+        if state is not None:
+            yield GaugeMetricFamily(name, help_text, value=state[key])
 
 
 def _families(text, workshop):

@@ -6,6 +6,7 @@ programs from the repository root whatever directory the admin ran ``manage.py``
 """
 
 import os
+import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,9 @@ from core.crypto import parse_fallbacks
 from core.ratelimit import DEFAULT_RATE_LIMIT, check_rate_limit
 from core.errors import ConfigError
 from bridge.logs import check_log_format
-from bridge.settings import env_number
+from bridge.settings import Settings as InstanceSettings, browser_wait_seconds, env_number
+from fleet.grid import default_slots
+from fleet.grid_install import jar_path
 
 #: the repository root: where api.py and manage.py live
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,6 +43,15 @@ class FleetSettings:
     python: str = sys.executable  # FLEET_PYTHON: interpreter that runs api.py and the management API
     api_script: Path = ROOT / "api.py"  # API_SCRIPT: the instance's entry point (a fake in unit tests)
     log_format: str = "text"  # LOG_FORMAT: text, or json (one JSON object per line), as the instances'
+    # -- the browser pool (fleet/grid.py, docs/fleet.md) --
+    browser_pool: str = "local"  # BROWSER_POOL: grid (a Selenium Grid the instances share) or local (a Chromium each)
+    browser_slots: int = 2  # BROWSER_SLOTS: sessions of the local Grid at once (default: 2 per core, at least 2)
+    grid_port: int = 4444  # GRID_PORT: where the local Grid listens, on 127.0.0.1
+    selenium_remote_url: str = field(default="", repr=False)  # SELENIUM_REMOTE_URL: a Grid elsewhere; no local Grid then
+    browser_wait_seconds: float = InstanceSettings.browser_wait_seconds  # BROWSER_WAIT_SECONDS: the Grid's queue limit
+    grid_jar: Path = Path(jar_path())  # GRID_JAR: the Grid's jar (scripts/setup_grid.sh caches the pinned one)
+    java: str = ""  # GRID_JAVA: the java that runs it (default: java on PATH)
+    browser_pool_note: str = ""  # why BROWSER_POOL, unset, came out local (said once by `up`)
 
     @property
     def supervisord_conf(self):
@@ -69,6 +81,7 @@ def load_fleet_settings(env=None, dotenv=True):
     if not 1 <= port <= 65535:
         raise ConfigError(f"MANAGEMENT_PORT must be between 1 and 65535, got {port}")
     return FleetSettings(
+        **_browser_pool(env, port),
         registry_db=_path(env, "REGISTRY_DB", "task_queue/integrations.db"),
         supervisor_dir=_path(env, "SUPERVISOR_DIR", "task_queue/supervisor"),
         queue_dir=_path(env, "QUEUE_DIR", "task_queue"),
@@ -87,6 +100,48 @@ def load_fleet_settings(env=None, dotenv=True):
         api_script=_path(env, "API_SCRIPT", FleetSettings.api_script),
         log_format=check_log_format(env.get("LOG_FORMAT", "")),
     )
+
+
+def _browser_pool(env, management_port):
+    """The browser pool settings (see docs/fleet.md, "The browser pool").
+
+    ``BROWSER_POOL`` unset means ``grid`` when there is a Grid to use: the admin's
+    ``SELENIUM_REMOTE_URL``, or Java and the pinned jar on this machine (what
+    ``scripts/setup_grid.sh`` installs); else ``local``, with a note for ``up`` to print.
+    """
+    remote = env.get("SELENIUM_REMOTE_URL", "").strip()
+    if remote and not remote.startswith(("http://", "https://")):
+        raise ConfigError("SELENIUM_REMOTE_URL must be an http:// or https:// URL")
+    jar = _path(env, "GRID_JAR", jar_path())
+    java = env.get("GRID_JAVA", "") or shutil.which("java") or ""
+    has_grid = bool(java) and jar.is_file()
+    pool, note = env.get("BROWSER_POOL", "").strip().lower(), ""
+    if pool not in ("", "grid", "local"):
+        raise ConfigError(f"BROWSER_POOL must be grid or local, got {env.get('BROWSER_POOL')!r}")
+    if not pool:
+        pool = "grid" if remote or has_grid else "local"
+        if pool == "local":
+            note = (f"browsers: one Chromium per busy instance (BROWSER_POOL=local): "
+                    f"{'no java on PATH' if not java else f'no Grid jar at {jar}'}; "
+                    "scripts/setup_grid.sh installs both")
+    if pool == "local" and remote:
+        raise ConfigError("BROWSER_POOL=local and SELENIUM_REMOTE_URL contradict each other: "
+                          "unset one (a remote Grid is BROWSER_POOL=grid)")
+    if pool == "grid" and not remote and not has_grid:
+        raise ConfigError("BROWSER_POOL=grid needs Java and the Selenium Grid jar "
+                          f"({'no java on PATH' if not java else f'no jar at {jar}'}): "
+                          "run scripts/setup_grid.sh, or set BROWSER_POOL=local")
+    slots = env_number(env, "BROWSER_SLOTS", default_slots(), int)
+    if not 1 <= slots <= 1000:
+        raise ConfigError(f"BROWSER_SLOTS must be between 1 and 1000, got {slots}")
+    grid_port = env_number(env, "GRID_PORT", FleetSettings.grid_port, int)
+    if not 1 <= grid_port <= 65535 or grid_port == management_port:
+        raise ConfigError(f"GRID_PORT must be between 1 and 65535 and not MANAGEMENT_PORT, "
+                          f"got {grid_port}")
+    wait = browser_wait_seconds(env)
+    return dict(browser_pool=pool, browser_slots=slots, grid_port=grid_port,
+                selenium_remote_url=remote, browser_wait_seconds=wait, grid_jar=jar,
+                java=java, browser_pool_note=note)
 
 
 def require(settings, *names):

@@ -2,7 +2,9 @@
 
 Layout under ``SUPERVISOR_DIR`` (see ``supervisor/README.md``)::
 
-    supervisord.conf        from supervisor/supervisord.conf.in
+    supervisord.conf        from supervisor/supervisord.conf.in (with supervisor/grid.conf.in
+                            when the fleet runs its own browser pool, fleet/grid.py)
+    grid.toml, grid.pid     that Grid's configuration, and its process group
     programs/<program>.conf one per active integration, from supervisor/program.conf.in
     programs/<program>.json its launch file: the instance's command line and environment
     supervisor.sock         XML-RPC (mode 0700)
@@ -36,6 +38,7 @@ from string import Template
 
 from core.errors import ConfigError
 from core.names import file_name, program_name
+from fleet import grid
 from fleet.settings import ROOT
 from integrations import AVAILABLE, options_of
 
@@ -132,8 +135,18 @@ def instance_environment(settings, integration):
         "WEBHOOK_SECRET_SEALED": integration.webhook_secret or "",
         "QUEUE_DIR": str(settings.queue_dir),
         "LOG_DIR": str(settings.log_dir),
+        **browser_environment(settings),
         "PYTHONUNBUFFERED": "1",
     }
+
+
+def browser_environment(settings):
+    """Where an instance's browser runs: ``SELENIUM_REMOTE_URL`` of the fleet's Grid, or ""
+    for a Chromium of its own (``BROWSER_POOL=local``). Nothing for an admin's Grid
+    elsewhere: the instance inherits that URL from supervisord's environment, so a URL
+    with a user and password in it is written into no file."""
+    url = grid.pool_url(settings)
+    return {} if url is None else {"SELENIUM_REMOTE_URL": url}
 
 
 def launch_spec(settings, integration):
@@ -183,6 +196,14 @@ def render_main(settings):
         "STOP_WAIT_SECONDS": settings.stop_wait_seconds,
         "FLEET_PYTHON": settings.python,
         "API_SCRIPT": settings.api_script,
+        # the management API rewrites this file and the launch files: with the same pool
+        # (SELENIUM_REMOTE_URL, which may hold a password, it inherits from supervisord)
+        "BROWSER_POOL": settings.browser_pool,
+        "BROWSER_SLOTS": settings.browser_slots,
+        "GRID_PORT": settings.grid_port,
+        "BROWSER_WAIT_SECONDS": settings.browser_wait_seconds,
+        "GRID_JAR": settings.grid_jar,
+        "GRID_JAVA": settings.java,
         "PYTHONUNBUFFERED": "1",
     }
     return Template((TEMPLATES / "supervisord.conf.in").read_text("utf-8")).substitute(
@@ -191,6 +212,24 @@ def render_main(settings):
         root=_escape(str(ROOT)),
         management_command=format_command([settings.python, "-m", "fleet.serve"]),
         management_environment=format_environment(management_env),
+        grid_program=render_grid(settings),
+    )
+
+
+def render_grid(settings):
+    """:returns: the ``[program:grid]`` section of the fleet's own Grid, or "" when the
+        fleet runs none (``BROWSER_POOL=local``, or a Grid elsewhere)"""
+    if not grid.runs_local_grid(settings):
+        return ""
+    return Template((TEMPLATES / "grid.conf.in").read_text("utf-8")).substitute(
+        command=format_command(grid.standalone_argv(settings)),
+        root=_escape(str(ROOT)),
+        # the configuration's digest: a changed grid.toml is a changed section
+        environment=format_environment({
+            "SE_OFFLINE": "true", "PYTHONUNBUFFERED": "1",
+            "GRID_TOML_SHA256": hashlib.sha256(
+                grid.standalone_toml(settings).encode()).hexdigest()}),
+        supervisor_dir=_escape(str(settings.supervisor_dir)),
     )
 
 
@@ -224,6 +263,8 @@ def write_config(settings, programs):
     for stale in [*(base / "programs").glob("*.conf"), *(base / "programs").glob("*.json")]:
         if stale.stem not in programs:
             stale.unlink()
+    if grid.runs_local_grid(settings):
+        _write_private(grid.config_path(settings), grid.standalone_toml(settings))
     _write_private(settings.supervisord_conf, render_main(settings))
     return settings.supervisord_conf
 

@@ -38,7 +38,8 @@ def fleet_settings_for_tests(tmp_path, management_token, **extra):
     return load_fleet_settings({
         "SECRET_KEY": Fernet.generate_key().decode(), "MANAGEMENT_TOKEN": management_token,
         "REGISTRY_DB": str(tmp_path / "r.db"), "SUPERVISOR_DIR": str(tmp_path / "sup"),
-        "QUEUE_DIR": str(tmp_path / "q"), "LOG_DIR": str(tmp_path / "l"), **extra})
+        "QUEUE_DIR": str(tmp_path / "q"), "LOG_DIR": str(tmp_path / "l"),
+        "BROWSER_POOL": "local", **extra})
 
 
 @contextmanager
@@ -68,9 +69,14 @@ def fleet_env(tmp_path, **extra):
 
     The supervisor folder goes under a short /tmp path: a unix socket path must stay
     under ~100 bytes, and pytest's tmp_path can be longer.
+
+    Browsers are local (``BROWSER_POOL=local``, one Chromium per instance) unless
+    ``extra`` says otherwise, whatever this machine has installed: the tests of the
+    browser pool (tests/test_e2e_grid_pool.py) ask for it.
     """
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("ERP_", "API_", "MANAGEMENT_", "REGISTRY_", "SUPERVISOR_"))}
+           if not k.startswith(("ERP_", "API_", "MANAGEMENT_", "REGISTRY_", "SUPERVISOR_",
+                                "BROWSER_", "GRID_", "SELENIUM_"))}
     env.update(
         SECRET_KEY=Fernet.generate_key().decode(),
         REGISTRY_DB=str(tmp_path / "integrations.db"),
@@ -79,6 +85,7 @@ def fleet_env(tmp_path, **extra):
         LOG_DIR=str(tmp_path / "logs"),
         MANAGEMENT_TOKEN="mgmt-" + os.urandom(8).hex(),
         MANAGEMENT_PORT=str(free_port()),
+        BROWSER_POOL="local",
         PYTHONUNBUFFERED="1",
     )
     env.update({k: str(v) for k, v in extra.items()})

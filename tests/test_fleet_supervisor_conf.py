@@ -33,7 +33,9 @@ HOSTILE_URLS = ["http://127.0.0.1:5080/%(here)s", "http://h/%(ENV_HOME)s?a=%%&b=
 def settings(tmp_path):
     env = {"SECRET_KEY": Fernet.generate_key().decode(), "REGISTRY_DB": str(tmp_path / "r.db"),
            "SUPERVISOR_DIR": str(tmp_path / "sup"), "QUEUE_DIR": str(tmp_path / "q"),
-           "LOG_DIR": str(tmp_path / "l"), "MANAGEMENT_PORT": "7123"}
+           "LOG_DIR": str(tmp_path / "l"), "MANAGEMENT_PORT": "7123",
+           # whatever this machine has installed; the Grid's section: tests/test_fleet_grid.py
+           "BROWSER_POOL": "local"}
     return load_fleet_settings(env)
 
 
