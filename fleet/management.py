@@ -169,6 +169,22 @@ def overview_one(workshop):
     return jsonify(_fleet().overview(workshop)[0])
 
 
+@api.get("/pool")
+def pool():
+    """The browser pool as the overview shows it (fleet/grid.py reads the Grid's own
+    status): ``mode`` local (a Chromium per instance), grid (the fleet's own Grid) or
+    remote (a Grid elsewhere); ``up`` and the counts when a Grid answered."""
+    from fleet import grid
+
+    settings = _fleet().settings
+    url = grid.status_url(settings)
+    if url is None:
+        return jsonify({"mode": "local", "up": None})
+    status = grid.pool_status(url)
+    mode = "remote" if settings.selenium_remote_url else "grid"
+    return jsonify({"mode": mode, "up": status is not None, **(status or {})})
+
+
 @api.get("/metrics")
 def metrics():
     from fleet.metrics import render  # prometheus_client: imported by the first scrape

@@ -20,7 +20,7 @@ _REF = "#/components/schemas/{model}"
 _MODELS = (schemas.IntegrationSpec, schemas.IntegrationChange, schemas.Overview, schemas.Health,
            schemas.Created, schemas.Changed, schemas.Removed, schemas.ProcessChanged,
            schemas.InstanceAnswered, schemas.Error, schemas.OrderPage, schemas.OrderActed,
-           schemas.OrderArtifacts)
+           schemas.OrderArtifacts, schemas.Pool)
 
 _ERRORS = {
     400: "Invalid field, body or query parameter (the message names each and its rule)",
@@ -93,6 +93,7 @@ def _paths():
             "401": {"description": _ERRORS[401], **_json(schemas.Error)},
             "429": _rate_limited()}}},
         "/metrics": {"get": _metrics_op()},
+        "/pool": {"get": _op("The browser pool: slots, in use, waiting", schemas.Pool, ())},
         "/integrations": {
             "get": _op("Health of every integration", schemas.Overview, ()),
             "post": _op("Register an integration; its API token is in this answer only",

@@ -430,3 +430,16 @@ class OrderArtifacts(BaseModel):
     uniqueid: str
     artifacts: list[dict] = Field(description="name, kind (screenshot or page), reason_code, "
                                               "at, bytes")
+
+
+class Pool(BaseModel):
+    """The browser pool (``GET /pool``)."""
+
+    mode: Literal["local", "grid", "remote"] = Field(
+        description="local: a Chromium per instance; grid: the fleet's own Selenium Grid; "
+                    "remote: a Grid elsewhere (SELENIUM_REMOTE_URL)")
+    up: Optional[bool] = Field(description="Whether the Grid answered; null with local browsers.")
+    slots: Optional[int] = Field(None, description="Browser sessions the Grid offers at once.")
+    in_use: Optional[int] = None
+    waiting: Optional[int] = Field(None, description="Instances waiting for a slot.")
+    nodes: Optional[int] = None
