@@ -177,6 +177,7 @@ def up(fleet):
     require(settings, "management_token")
     if fleet.supervisor.running():
         raise SupervisorUnavailable(f"supervisord is already running on {settings.socket_path}")
+    fleet.check_grid_port()
     conf = fleet.write_config()
     print(f"manage.py: {browser_pool_line(settings)}", file=sys.stderr)
     sys.stdout.flush()

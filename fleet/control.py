@@ -24,6 +24,19 @@ from fleet.supervisor_conf import render_program, workshop_dirs, write_config
 log = logging.getLogger("fleet")
 
 
+def _check_free(host, port, why):
+    """:raises PortTaken: with ``why`` when ``host:port`` cannot be bound"""
+    with socket.socket() as s:
+        # as the instance's server will: a closed socket in TIME_WAIT is no owner
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                raise PortTaken(why) from None
+            raise
+
+
 class Fleet:
     """Every integration on this machine.
 
@@ -70,15 +83,16 @@ class Fleet:
             raise PortTaken(f"port {port} is the management API's (MANAGEMENT_PORT)")
         if port == self.settings.grid_port and runs_local_grid(self.settings):
             raise PortTaken(f"port {port} is the browser pool's (GRID_PORT)")
-        with socket.socket() as s:
-            # as the instance's server will: a closed socket in TIME_WAIT is no owner
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                s.bind((self.settings.instance_host, port))
-            except OSError as e:
-                if e.errno == errno.EADDRINUSE:
-                    raise PortTaken(f"port {port} is in use by another program on this machine") from None
-                raise
+        _check_free(self.settings.instance_host, port,
+                    f"port {port} is in use by another program on this machine")
+
+    def check_grid_port(self):
+        """Before ``up``: the fleet's own Grid must be able to listen on ``GRID_PORT``
+        (a Grid that cannot start would leave every instance waiting for a browser)."""
+        if runs_local_grid(self.settings):
+            port = self.settings.grid_port
+            _check_free("127.0.0.1", port, f"GRID_PORT {port} is in use by another program: "
+                        "the browser pool cannot listen there (set another GRID_PORT)")
 
     # -- registry changes -------------------------------------------------------
 

@@ -196,6 +196,22 @@ def test_no_instance_may_take_the_grid_port(tmp_path, fake_jar):
         Fleet(settings, supervisor=FakeSupervisor())._check_port(4555)
 
 
+def test_up_refuses_a_grid_port_another_program_holds(tmp_path, fake_jar):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = fleet_env(tmp_path, fake_jar, GRID_PORT=str(port), MANAGEMENT_TOKEN="m" * 20)
+        result = subprocess.run([sys.executable, "manage.py", "up"], env={**os.environ, **env},
+                                capture_output=True, text=True, timeout=60,
+                                cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert result.returncode == 2 and f"GRID_PORT {port} is in use" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    Fleet(load_fleet_settings(env), supervisor=FakeSupervisor()).check_grid_port()  # free now
+
+
 def test_hub_and_node_configurations():
     hub = tomllib.loads(grid.hub_toml("10.0.0.5", 4444, 4442, 4443, 30))
     assert hub["server"] == {"host": "10.0.0.5", "port": 4444}
