@@ -187,7 +187,8 @@ class TreeSampler:
     def __init__(self, root_pid, interval, pss_limit_gib, min_available_gib, grid_url=None):
         self.root_pid, self.interval, self.grid_url = root_pid, interval, grid_url
         self.pss_limit_gib, self.min_available_gib = pss_limit_gib, min_available_gib
-        self.peak = {"pss_gib": 0.0, "browsers": 0, "grid_sessions": 0, "load": 0.0, "processes": 0}
+        self.peak = {"pss_gib": 0.0, "browsers": 0, "grid_sessions": 0, "grid_waiting": 0, "load": 0.0,
+                     "processes": 0}
         self.samples, self.tripped = 0, None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -196,8 +197,9 @@ class TreeSampler:
         pids = [self.root_pid, *descendants(self.root_pid)]
         pss = sum(pss_mib(pid) for pid in pids) / 1024
         browsers = sum(1 for pid in pids if is_browser_main(_argv(pid)))
-        now = {"pss_gib": pss, "browsers": browsers, "load": os.getloadavg()[0],
-               "processes": len(pids), "grid_sessions": self._grid_sessions()}
+        pool = self._pool()
+        now = {"pss_gib": pss, "browsers": browsers, "load": os.getloadavg()[0], "processes": len(pids),
+               "grid_sessions": pool["in_use"], "grid_waiting": pool["waiting"]}
         for key, value in now.items():
             self.peak[key] = max(self.peak[key], value)
         self.samples += 1
@@ -210,14 +212,15 @@ class TreeSampler:
                             f"tree {pss:.1f} GiB, {browsers} browsers)")
         return now
 
-    def _grid_sessions(self):
-        if not self.grid_url:
-            return 0
-        try:
-            nodes = requests.get(self.grid_url + "/status", timeout=2).json()["value"]["nodes"]
-            return sum(1 for node in nodes for slot in node.get("slots", []) if slot.get("session"))
-        except (requests.RequestException, ValueError, KeyError, TypeError):
-            return 0
+    def _pool(self):
+        """The Grid's sessions in use and requests waiting (the fleet's own reading)."""
+        if self.grid_url:
+            from fleet.grid import pool_status
+
+            state = pool_status(self.grid_url)
+            if state is not None:  # None: not up yet, or restarting
+                return state
+        return {"in_use": 0, "waiting": 0}
 
     def _run(self):
         while not self._stop.is_set():
@@ -601,7 +604,8 @@ def render_rows(results):
             rows.append(
                 f"| {config} | {_pool_label(r)} | {_num(r.get('alive_seconds'), ' s')} | "
                 f"{_num(r.get('p50'))} / {_num(r.get('p95'))} / {_num(r.get('max'), ' s')} | "
-                f"{r.get('browsers', 0)}" + (f" ({r.get('grid_sessions', 0)} sessions)" if pool == "grid" else "")
+                f"{r.get('browsers', 0)}" + (f" ({r.get('grid_sessions', 0)} in use, {r.get('grid_waiting', 0)} waiting)"
+                                             if pool == "grid" else "")
                 + f" | {_num(r.get('pss_gib'), ' GiB', 2)} | {_num(r.get('load'))} | "
                 f"{r.get('created', 0)} / {r.get('error', 0)} / {r.get('unfinished', 0)} of {r.get('sent', 0)}"
                 f" | {lines.get('missing', '–')} / {lines.get('twice', '–')} / {lines.get('wrong', '–')}"
@@ -658,7 +662,7 @@ def render_targets(results):
 
 
 def render(results, command, minutes, machine_line, notes=""):
-    """The Markdown section for docs/benchmarks.md."""
+    """The Markdown section for docs/benchmarks.md (``command`` as Markdown)."""
     header = ("| configuration | browsers | every instance alive after `up` | create→created p50 / p95 / max "
               "| peak browsers | peak PSS of the tree | peak load average (1 min) "
               "| orders created / error / unfinished | lines missing / twice / wrong / stray | run |\n"
@@ -666,7 +670,7 @@ def render(results, command, minutes, machine_line, notes=""):
     harness = max((r.get("harness_peak_rss_mib", 0) for r in results), default=0)
     return f"""## The fleet under load (issue 12)
 
-Command: `{command}`
+Command: {command}
 Machine: {machine_line}
 
 Each run: N workshops registered in a fresh registry, `manage.py up` (a real supervisord),
@@ -677,7 +681,8 @@ then every order is followed to its final status. *Browsers*: the pool is `BROWS
 (the Selenium Grid under the same supervisord, `BROWSER_SLOTS` at its default), local is one
 Chromium per busy instance. *create→created*: from the harness's clock before `POST /create`
 to the `created` entry of the order's history. *Peak browsers*: Chromium main processes in
-supervisord's tree at once (with the pool, the Grid's sessions in use in brackets). *PSS*:
+supervisord's tree at once (with the pool, in brackets, the most Grid sessions in use and the
+most session requests waiting in its queue, each at its own peak). *PSS*:
 proportional set size, shared pages split, summed over supervisord's whole tree (instances,
 management API, Grid, chromedrivers, every Chromium process), sampled every ~2 s; GiB.
 *Lines*: every accepted order checked through erp_sim's `/_sim/worksheets/<n>`: missing (no
@@ -741,6 +746,19 @@ def _passed_on(args):
     return passed
 
 
+def shown_arguments(argv):
+    """The command line without where it wrote its output (a temporary file's name)."""
+    shown, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in ("--write", "--json", "--via"):
+            skip = True
+        elif not arg.startswith(("--write=", "--json=", "--via=")):
+            shown.append(arg)
+    return shown
+
+
 def parser():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--workshops", type=int, default=5, help="instances under manage.py up")
@@ -767,13 +785,15 @@ def parser():
     p.add_argument("--pools", default="grid,local", help="with --matrix: the pools, in this order")
     p.add_argument("--pause", type=float, default=30, help="with --matrix: seconds between runs")
     p.add_argument("--write", help="with --matrix: write the Markdown section to this file")
+    p.add_argument("--via", help="the command that ran this one, for the report (make bench-fleet)")
     return p
 
 
 def main(argv=None):
     args = parser().parse_args(argv)
     command = "flock /tmp/browser.lock .venv/bin/python bench/bench_fleet_load.py " + " ".join(
-        shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+        shlex.quote(a) for a in shown_arguments(argv if argv is not None else sys.argv[1:]))
+    command = f"`{args.via}` (this part: `{command}`)" if args.via else f"`{command}`"
     machine_line = machine()  # the load average before the first run
     if args.matrix:
         results = run_matrix(args)

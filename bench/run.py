@@ -28,7 +28,8 @@ OUT = ROOT / "docs" / "benchmarks.md"
 PARTS = ("instance", "fleet", "fleet-load", "tryton", "readback")
 #: the fleet under load (bench/bench_fleet_load.py): the issue's configurations, a single busy
 #: workshop for the "no regression" target, with the pool and with BROWSER_POOL=local
-FLEET_LOAD = ("--matrix", "1x60,20x30,50x50,200x100", "--pools", "grid,local", "--minutes", "3")
+FLEET_LOAD = ("--matrix", "1x60,20x30,50x50,200x100", "--pools", "grid,local", "--minutes", "3",
+              "--via", "flock /tmp/browser.lock make bench-fleet")
 _MARKER = re.compile(r"^<!-- bench:(\S+) (.*?) -->$", re.M)
 
 

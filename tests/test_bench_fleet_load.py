@@ -98,7 +98,7 @@ def test_created_seconds_from_the_history():
 
 def run(pool, workshops, rate, **figures):
     base = {"workshops": workshops, "rate": rate, "pool": pool, "slots": 4, "alive_seconds": 20.0,
-            "p50": 2.0, "p95": 8.0, "max": 12.0, "browsers": 4, "grid_sessions": 4, "pss_gib": 3.0,
+            "p50": 2.0, "p95": 8.0, "max": 12.0, "browsers": 4, "grid_sessions": 4, "grid_waiting": 1, "pss_gib": 3.0,
             "load": 4.0, "created": 100, "error": 0, "unfinished": 0, "sent": 100, "bad_orders": 0,
             "lines": {"missing": 0, "twice": 0, "wrong": 0, "stray": 0}, "did_not_finish": None}
     return {**base, **figures}
@@ -127,7 +127,7 @@ def test_table_rows_with_ratios_and_a_failed_run():
     rows = load.render_rows([run("grid", 20, 30, p95=4.0, pss_gib=1.5),
                              run("local", 20, 30, p95=8.0, pss_gib=6.0),
                              {"workshops": 50, "rate": 50, "pool": "grid", "failed": "no pool here"}])
-    assert rows[0].startswith("| 20 × 30/min | pool (Grid, 4 slots) | 20.0 s | 2.0 / 4.0 / 12.0 s | 4 (4 sessions)")
+    assert rows[0].startswith("| 20 × 30/min | pool (Grid, 4 slots) | 20.0 s | 2.0 / 4.0 / 12.0 s | 4 (4 in use, 1 waiting)")
     assert rows[1].startswith("| 20 × 30/min | `BROWSER_POOL=local` |")
     assert "| **pool / local** | 1.00× | 1.00× / 0.50× / 1.00× | 1.00× | 0.25× |" in rows[2]
     assert rows[3].startswith("| 50 × 50/min | pool (Grid) | not run: no pool here |")
