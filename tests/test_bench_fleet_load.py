@@ -60,24 +60,29 @@ def line(reference, product="10", amount="2"):
 
 
 def test_tally_lines_finds_every_kind_of_wrong():
-    orders = {"a1": ("5", "10", "2"), "a2": ("5", "10", "2"), "a3": ("6", "11", "3"),
-              "a4": ("6", "10", "1"), "a5": ("7", "10", "1")}
+    c, e = "created", "error"
+    orders = {"a1": ("5", "10", "2", c), "a2": ("5", "10", "2", c), "a3": ("6", "11", "3", c),
+              "a4": ("6", "10", "1", c), "a5": ("7", "10", "1", c), "a6": ("7", "10", "1", e),
+              "a7": ("8", "10", "1", e), "a8": ("8", "10", "1", None)}
     sheets = {
         "5": [line("OilMat a1"), line("OilMat a2"), line("OilMat a2")],  # a2 twice
         "6": [line("OilMat a3", "11", "4"),  # a3 with the wrong amount
               line("OilMat a4", "10", "1"), line("OilMat zz")],  # a line of no order
-        "7": [line("OilMat a1")],  # a1's id on another worksheet: not a1's line
+        "7": [line("OilMat a1"),  # a1's id on another worksheet: not a1's line; a5 created, lost
+              line("OilMat a6", "10", "1")],  # a6 ended in error, yet its line is there
+        "8": [],  # a7 ended in error with nothing written: consistent; a8 unfinished: counted apart
     }
-    assert load.tally_lines(orders, sheets) == {"missing": 1, "twice": 1, "wrong": 1, "stray": 2}
+    assert load.tally_lines(orders, sheets) == {"lost": 1, "twice": 1, "wrong": 1, "stray": 2,
+                                                "error_written": 1}
     right = {"5": [line("OilMat a1"), line("OilMat a2")]}
-    assert load.tally_lines({"a1": ("5", "10", "2"), "a2": ("5", "10", "2")}, right) == \
-        {"missing": 0, "twice": 0, "wrong": 0, "stray": 0}
+    assert load.tally_lines({"a1": ("5", "10", "2", c), "a2": ("5", "10", "2", c)}, right) == \
+        {"lost": 0, "twice": 0, "wrong": 0, "stray": 0, "error_written": 0}
 
 
 def test_uniqueid_is_matched_as_a_word():
     # 'load-x-00001' must not count as a line of 'load-x-0000'
-    orders = {"load-x-0000": ("5", "10", "2")}
-    assert load.tally_lines(orders, {"5": [line("OilMat load-x-00001")]})["missing"] == 1
+    orders = {"load-x-0000": ("5", "10", "2", "created")}
+    assert load.tally_lines(orders, {"5": [line("OilMat load-x-00001")]})["lost"] == 1
 
 
 def test_browser_main_processes_only():
@@ -100,7 +105,8 @@ def run(pool, workshops, rate, **figures):
     base = {"workshops": workshops, "rate": rate, "pool": pool, "slots": 4, "alive_seconds": 20.0,
             "p50": 2.0, "p95": 8.0, "max": 12.0, "browsers": 4, "grid_sessions": 4, "grid_waiting": 1, "pss_gib": 3.0,
             "load": 4.0, "created": 100, "error": 0, "unfinished": 0, "sent": 100, "bad_orders": 0,
-            "lines": {"missing": 0, "twice": 0, "wrong": 0, "stray": 0}, "did_not_finish": None}
+            "lines": {"lost": 0, "twice": 0, "wrong": 0, "stray": 0, "error_written": 0},
+            "did_not_finish": None, "reasons": {}}
     return {**base, **figures}
 
 
@@ -114,6 +120,9 @@ def test_targets_are_judged_on_the_pool_run():
     assert "every instance alive after `up` ≤ 60 s | 70.00 | 20.00 | **not met** |" in rows
     assert "| 200 × 100/min: create→created p95 ≤ 15 s | 14.00 |" in rows
     assert "orders lost or written twice ≤ 0 | 1 | 0 | **not met** |" in rows
+    errors = [run("grid", 200, 100, error=20, created=80, reasons={"ERP_UNAVAILABLE": 20})]
+    assert ("| 0 | not measured | **met**; 20 other orders ended in `error` (ERP_UNAVAILABLE ×20), "
+            "their clients told, nothing written for them |") in "\n".join(load.render_targets(errors))
     assert "a single busy workshop: no regression with the pool | not measured" in rows
 
 
@@ -156,3 +165,25 @@ def test_bench_run_keeps_the_sections_it_did_not_run():
         "fleet": ("2026-02-02 00:00 UTC", "## Density\n\nnew"),
         "fleet-load": ("2026-02-02 00:00 UTC", "## Load\n\nnew")}
     assert after.index("## One instance") < after.index("## Density") < after.index("## Load")
+
+
+def test_what_left_the_fleet_is_found_by_its_environment_and_killed(tmp_path):
+    # a browser whose chromedriver died is re-parented to init: measured and killed all the same
+    import os
+    import subprocess
+    import time
+
+    marker = f"={tmp_path}/".encode()
+    env = {**os.environ, "QUEUE_DIR": f"{tmp_path}/q"}
+    # sh starts a sleep in the background and exits: the sleep's parent becomes init
+    subprocess.run(["sh", "-c", "sleep 120 >/dev/null 2>&1 &"], env=env, check=True)
+    deadline = time.monotonic() + 10
+    while not (found := load.fleet_pids(0, marker)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(found) == 1 and load._argv(found[0])[0] == "sleep"
+    assert load.fleet_pids(0, b"=/no/such/run/") == []  # nobody else's processes
+    load.kill_tree(0, marker)
+    deadline = time.monotonic() + 10
+    while load.fleet_pids(0, marker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert load.fleet_pids(0, marker) == []
