@@ -22,6 +22,14 @@ from decimal import Decimal
 IDENTIFIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,31}$"
 #: OilMat's id of a pump event: printable ASCII without spaces
 UNIQUEID_PATTERN = r"^[!-~]{1,128}$"
+#: a uniqueid where a URL's path holds it (``/orders/<uniqueid>/artifacts``): the same
+#: characters but ``%``, which the path needs written as ``%25``. The documents give this
+#: narrower pattern because a client that puts a uniqueid into a path unencoded (a
+#: ``%0E`` in it reaches us as a control character) asks for an order no-one can have;
+#: such an order is still reached with its ``%`` written as ``%25``.
+UNIQUEID_PATH_PATTERN = r"^[!-$&-~]{1,128}$"
+#: what the documents say of a uniqueid in a path
+UNIQUEID_PATH_NOTE = "the order's uniqueid, percent-encoded (a % in it is written %25)"
 #: an ERP login: no control characters (they cannot be typed into a login form)
 USERNAME_PATTERN = r"^[^\u0000-\u001f\u007f]*$"
 #: whole numbers given for worksheet, product_nr or uniqueid: 0 .. 10**18 - 1

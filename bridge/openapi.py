@@ -92,6 +92,10 @@ def _whole_param(name, minimum, description, maximum=2 ** 63 - 1, required=False
 
 
 def _uniqueid_param(where="query"):
+    if where == "path":
+        return {"name": "uniqueid", "in": "path", "required": True,
+                "description": fields.UNIQUEID_PATH_NOTE,
+                "schema": {"type": "string", "pattern": fields.UNIQUEID_PATH_PATTERN}}
     return {"name": "uniqueid", "in": where, "required": True,
             "schema": {"type": "string", "pattern": fields.UNIQUEID_PATTERN}}
 

@@ -126,7 +126,8 @@ def _paths():
 def _order_paths():
     """Failed orders (fleet/orders.py): the instance's endpoints, per workshop."""
     uniqueid = {"name": "uniqueid", "in": "path", "required": True,
-                "schema": {"type": "string", "pattern": fields.UNIQUEID_PATTERN}}
+                "description": fields.UNIQUEID_PATH_NOTE,
+                "schema": {"type": "string", "pattern": fields.UNIQUEID_PATH_PATTERN}}
     query = order_query_params()
     period = [p for p in query if p["name"] in ("status", "since", "until")]
     note = next(p for p in order_query_params(note=True) if p["name"] == "note")
