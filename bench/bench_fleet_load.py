@@ -183,6 +183,15 @@ def _available_gib():
     return 0.0
 
 
+def busy_cpu_seconds():
+    """CPU-seconds the whole machine has spent busy since boot (``/proc/stat``: every
+    state but idle and iowait, summed over the cores). Two readings bracket a run: the
+    fleet, the erp_sim servers and the harness together, which is what the cores carry."""
+    with open("/proc/stat") as stat:
+        ticks = [int(v) for v in stat.readline().split()[1:9]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
 class TreeSampler:
     """Samples supervisord's tree (PSS, browsers), the load average and the Grid's sessions
     in a thread; keeps the peaks. ``tripped`` says why the guard fired, if it did.
@@ -583,7 +592,10 @@ def run_once(args):
                               args.min_available_gib, grid_url)
         with sampler:  # from the start: the fleet's memory while it starts counts too
             result["alive_seconds"] = load.wait_alive(started)
+            busy, wall = busy_cpu_seconds(), time.monotonic()
             result["did_not_finish"] = load.drive(arrivals, rng, sampler)
+            result["cpu_seconds"] = busy_cpu_seconds() - busy
+            result["cpu_share"] = result["cpu_seconds"] / ((time.monotonic() - wall) * (os.cpu_count() or 1))
         result["stop_seconds"] = load.stop(graceful=not sampler.tripped)
         result.update(sampler.peak, samples=sampler.samples)
         orders = load.orders.values()
@@ -596,6 +608,7 @@ def run_once(args):
             unfinished=sum(o["accepted"] and o["status"] is None for o in orders),
             p50=percentile(latencies, 50), p95=percentile(latencies, 95),
             max=max(latencies) if latencies else None, late_seconds=load.late)
+        result["cpu_per_order"] = result["cpu_seconds"] / max(1, result["accepted"])
         result["lines"] = load.check_lines()
         result["bad_orders"] = sum(result["lines"].values())  # lost or written twice, wrong, stray
     finally:
@@ -642,7 +655,7 @@ def render_rows(results):
                 f"{_num(r.get('p50'))} / {_num(r.get('p95'))} / {_num(r.get('max'), ' s')} | "
                 f"{r.get('browsers', 0)}" + (f" ({r.get('grid_sessions', 0)} in use, {r.get('grid_waiting', 0)} waiting)"
                                              if pool == "grid" else "")
-                + f" | {_num(r.get('pss_gib'), ' GiB', 2)} | {_num(r.get('load'))} | "
+                + f" | {_num(r.get('pss_gib'), ' GiB', 2)} | {_num(r.get('load'))}{_cpu(r)} | "
                 f"{r.get('created', 0)} / {r.get('error', 0)}{_reasons(r)} / {r.get('unfinished', 0)} "
                 f"of {r.get('sent', 0)} | {lines.get('lost', '–')} / {lines.get('twice', '–')} / "
                 f"{lines.get('wrong', '–')} / {lines.get('stray', '–')}"
@@ -660,6 +673,14 @@ def render_rows(results):
                 f"{_ratio(pool.get('pss_gib'), local.get('pss_gib'))} | {_ratio(pool.get('load'), local.get('load'))} "
                 "| | | |")
     return rows
+
+
+def _cpu(r):
+    """``; cores 87 % busy, 1.90 CPU-s per order`` while orders arrived and drained
+    (the whole machine: fleet, erp_sim servers and harness), when measured."""
+    if r.get("cpu_seconds") is None:
+        return ""
+    return f"; cores {100 * r['cpu_share']:.0f} % busy, {r['cpu_per_order']:.2f} CPU-s per order"
 
 
 def _reasons(r):
@@ -711,7 +732,7 @@ def render_targets(results):
 def render(results, command, minutes, machine_line, notes=""):
     """The Markdown section for docs/benchmarks.md (``command`` as Markdown)."""
     header = ("| configuration | browsers | every instance alive after `up` | create→created p50 / p95 / max "
-              "| peak browsers | peak PSS of the tree | peak load average (1 min) "
+              "| peak browsers | peak PSS of the tree | peak load average (1 min); CPU while orders ran "
               "| orders created / error / unfinished | lines lost / twice / wrong / stray | run |\n"
               "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     harness = max((r.get("harness_peak_rss_mib", 0) for r in results), default=0)

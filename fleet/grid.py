@@ -21,7 +21,8 @@ network), one driver configuration naming ``/usr/bin/chromedriver`` and
 ``python -m fleet.grid run PIDFILE -- ARGV...`` is what supervisord starts: it ends what
 a Grid killed with ``kill -9`` left behind (its chromedrivers and Chromiums live on, in
 its process group), notes its own process group and execs Java. This module imports
-only the standard library and :mod:`fleet.grid_install`, so that costs little.
+only the standard library, :mod:`fleet.grid_install` and :mod:`integrations.pool` (the
+pool's state, also read by the instances' workers), so that costs little.
 """
 
 import argparse
@@ -33,6 +34,7 @@ import tempfile
 from urllib.parse import urlsplit
 
 from fleet.grid_install import VERSION, jar_path
+from integrations.pool import pool_status  # noqa: F401 (fleet.grid.pool_status, as before)
 
 #: the browser and driver every slot runs: Debian's (as IntegrationConfig's defaults)
 CHROMIUM = "/usr/bin/chromium"
@@ -40,7 +42,7 @@ CHROMEDRIVER = "/usr/bin/chromedriver"
 #: a session without a command for this long is ended by the Grid and its slot freed: a
 #: crashed instance's browser is back in the pool within a minute. Instances send a
 #: command at least every PAGE_LOAD_TIMEOUT (20 s) while they use a session and give it
-#: back after BROWSER_POOL_GRACE_SECONDS without work.
+#: back after at most 30 s without work (workers.worker.POOL_HOLD_SECONDS).
 SESSION_TIMEOUT = 60
 #: seconds between the Grid's checks of queued requests against the wait limit
 #: (its default, 10, would let a request wait up to 10 s past BROWSER_WAIT_SECONDS)
@@ -155,35 +157,6 @@ def status_url(settings):
     if settings.browser_pool == "local":
         return None
     return settings.selenium_remote_url or f"http://127.0.0.1:{settings.grid_port}"
-
-
-def pool_status(url, timeout=1.5):
-    """The pool's state from the Grid's own endpoints: ``{"slots", "in_use", "waiting",
-    "nodes"}`` (``waiting``: new-session requests in its queue), or None when it does not
-    answer (down, restarting)."""
-    import base64
-    import urllib.error
-    import urllib.request
-
-    parts = urlsplit(url)
-    headers = {}
-    if parts.username:  # a Grid behind basic auth: the URL's user and password, as a header
-        login = f"{parts.username}:{parts.password or ''}".encode()
-        headers["Authorization"] = "Basic " + base64.b64encode(login).decode()
-        url = parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]).geturl()
-
-    def get(path):
-        request = urllib.request.Request(url.rstrip("/") + path, headers=headers)
-        with urllib.request.urlopen(request, timeout=timeout) as answer:
-            return json.load(answer)["value"]
-    try:
-        nodes = [node for node in get("/status")["nodes"] if node.get("availability") == "UP"]
-        waiting = len(get("/se/grid/newsessionqueue/queue"))
-    except (OSError, ValueError, KeyError, TypeError, urllib.error.URLError):
-        return None
-    return {"slots": sum(node["maxSessions"] for node in nodes),
-            "in_use": sum(1 for node in nodes for slot in node["slots"] if slot.get("session")),
-            "waiting": waiting, "nodes": len(nodes)}
 
 
 # -- hub and nodes (past one server) ---------------------------------------------------

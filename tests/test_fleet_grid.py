@@ -340,6 +340,70 @@ def test_a_pooled_browser_is_given_back_after_the_grace_and_its_states(settings)
         instance.close(worker_timeout=10)
 
 
+def test_a_pooled_browser_is_kept_while_slots_stand_free_and_given_back_when_needed(
+        settings):
+    # A lone busy workshop on an empty pool keeps its session past the grace (no new
+    # session and login per order); a request waiting in the pool's queue takes it at once.
+    erp = PooledFake()
+    pooled = replace(settings, selenium_remote_url="http://127.0.0.1:1",
+                     browser_pool_grace_seconds=0.3, browser_idle_seconds=60)
+    instance = _instance(pooled, erp)
+    pool = {"slots": 4, "in_use": 1, "waiting": 0, "nodes": 1}
+    instance.worker._pool_state = lambda: dict(pool)
+    try:
+        instance.worker.start()
+        _place(instance, "k-1")
+        wait_for(lambda: instance.store.get("k-1")["status"] == "created", 5)
+        time.sleep(1.5)  # well past the grace: three slots stand free
+        assert erp.closed == 0 and instance.worker.browser_state == "idle"
+        pool.update(in_use=4, waiting=1)
+        wait_for(lambda: erp.closed == 1, 2, 0.02, "given back for the waiting request")
+        assert instance.worker.browser_state == "none"
+    finally:
+        instance.close(worker_timeout=10)
+
+
+@pytest.mark.parametrize("pool, why", [
+    ({"slots": 4, "in_use": 3, "waiting": 0, "nodes": 1}, "only the headroom is free"),
+    (None, "the pool's state is unknown"),
+])
+def test_a_pooled_browser_goes_back_after_the_grace_when_slots_run_short(settings, pool,
+                                                                          why):
+    erp = PooledFake()
+    pooled = replace(settings, selenium_remote_url="http://127.0.0.1:1",
+                     browser_pool_grace_seconds=0.6, browser_idle_seconds=60)
+    instance = _instance(pooled, erp)
+    instance.worker._pool_state = lambda: pool
+    try:
+        instance.worker.start()
+        _place(instance, "h-1")
+        wait_for(lambda: instance.store.get("h-1")["status"] == "created", 5)
+        done = time.monotonic()
+        wait_for(lambda: erp.closed == 1, 3, 0.02, why)
+        assert time.monotonic() - done >= 0.5, f"{why}: not before the grace"
+    finally:
+        instance.close(worker_timeout=10)
+
+
+def test_a_pooled_browser_is_kept_no_longer_than_the_hold_time(settings, monkeypatch):
+    from workers import worker as worker_module
+    monkeypatch.setattr(worker_module, "POOL_HOLD_SECONDS", 1.0)
+    erp = PooledFake()
+    pooled = replace(settings, selenium_remote_url="http://127.0.0.1:1",
+                     browser_pool_grace_seconds=0.2, browser_idle_seconds=60)
+    instance = _instance(pooled, erp)
+    instance.worker._pool_state = lambda: {"slots": 4, "in_use": 1, "waiting": 0, "nodes": 1}
+    try:
+        instance.worker.start()
+        _place(instance, "t-1")
+        wait_for(lambda: instance.store.get("t-1")["status"] == "created", 5)
+        time.sleep(0.5)
+        assert erp.closed == 0
+        wait_for(lambda: erp.closed == 1, 3, 0.02, "given back after the hold time")
+    finally:
+        instance.close(worker_timeout=10)
+
+
 def test_a_local_browser_is_kept_for_the_idle_time(settings):
     erp = PooledFake()
     instance = _instance(replace(settings, browser_pool_grace_seconds=0.3,

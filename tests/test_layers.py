@@ -55,7 +55,7 @@ def test_imports_run_one_way(package):
 
 #: what the instance may know of integrations: the interface, and where a failure's
 #: artifacts are written (the instance serves them to operators)
-INTERFACE = {"integrations.base", "integrations.artifacts"}
+INTERFACE = {"integrations.base", "integrations.artifacts", "integrations.pool"}
 
 
 def test_the_bridge_uses_only_the_integration_interface():

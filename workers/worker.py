@@ -29,11 +29,18 @@ Per order: ``placed -> processing -> created``, or ``-> error`` with a reason co
   stored but whose queue item could not be put (disk full at intake).
 * The browser is closed after ``browser_idle_seconds`` without work, so an idle
   workshop holds no browser. A browser from a remote pool (``SELENIUM_REMOTE_URL``, the
-  fleet's Selenium Grid) is given back sooner, after ``browser_pool_grace_seconds``
-  (a short grace for bursts), and before a retry wait longer than that: the pool's
-  slots go to the workshops that have work. A new session may wait up to
-  ``browser_wait_seconds`` for a free slot (``browser_state`` says ``waiting``); a stop
-  ends that wait at once (the visit's orders are released with a ``BROWSER_ERROR`` try).
+  fleet's Selenium Grid) is given back by what the pool needs, read from the pool's own
+  state (:func:`integrations.pool.pool_status`) while the session is held idle:
+  at once when a new-session request waits in the pool's queue; after
+  ``browser_pool_grace_seconds`` (a short grace for bursts) when no more than
+  ``POOL_HEADROOM`` slots are free; otherwise it is kept, up to ``POOL_HOLD_SECONDS``
+  (and ``browser_idle_seconds``), so a lone busy workshop does not pay a new session
+  and login for every order while slots stand empty. A pool whose state cannot be read
+  gets its session back after the grace. A session is also given back before a retry
+  wait longer than the grace. So the slots go to the workshops that have work. A new
+  session may wait up to ``browser_wait_seconds`` for a free slot (``browser_state``
+  says ``waiting``); a stop ends that wait at once (the visit's orders are released
+  with a ``BROWSER_ERROR`` try).
 """
 
 import threading
@@ -47,6 +54,7 @@ from bridge.records import fingerprint
 from bridge.status import OrderStatus
 from core import retry as policy
 from integrations.base import Credentials, LineOutcome, OrderLine, Written, outcome_of
+from integrations.pool import pool_status
 
 #: how long one blocking ``get`` waits before the loop checks for stop and idleness
 POLL_SECONDS = 0.5
@@ -58,6 +66,14 @@ COMPACT_EVERY = 100
 VISIT_LINES = 25
 #: at most one sweep for stranded orders (and retry of failed nacks) per this many seconds
 SWEEP_SECONDS = 1.0
+#: an idle pooled session is kept past the grace only while more slots than this are
+#: free: a newcomer then finds a free slot at once, and when it takes it the holders
+#: see the headroom gone and give theirs back (within a poll, ``POLL_SECONDS``)
+POOL_HEADROOM = 1
+#: the longest an idle pooled session is kept when nobody needs its slot: below the
+#: fleet Grid's session timeout (fleet.grid.SESSION_TIMEOUT, 60 s without a command
+#: ends a session), so a kept session is never one the Grid has ended
+POOL_HOLD_SECONDS = 30.0
 
 
 class _Order:
@@ -99,11 +115,16 @@ class Worker:
     :param logger: the orderline logger
     :param sweep: called between batches to queue orders stored but not queued
     :param metrics: a :class:`~bridge.metrics.Observer` told of visits and created orders
+    :param pool_state: returns the browser pool's state (``{"slots", "in_use",
+        "waiting", ...}``, or None when unknown); by default read from the Grid at
+        ``settings.selenium_remote_url``
     """
 
     def __init__(self, settings, store, queue, make_integration, box, logger, sweep=None,
-                 metrics=None):
+                 metrics=None, pool_state=None):
         self.settings = settings
+        self._pool_state = pool_state or (
+            lambda: pool_status(settings.selenium_remote_url, timeout=1.0))
         self.metrics = metrics or Observer()
         self.store = store
         self.queue = queue
@@ -268,17 +289,34 @@ class Worker:
 
     def _idle(self):
         idle = time.monotonic() - self._last_work
-        limit = (self.settings.browser_pool_grace_seconds if self._pooled
-                 else self.settings.browser_idle_seconds)
-        if self._integration is not None and idle >= limit:
-            if self._pooled:
-                self.log.info("no work for %.1f s: giving the browser back to the pool", idle)
-            else:
-                self.log.info("idle for %.0f s: closing the browser", idle)
-            self._close_integration()
+        if self._integration is not None:
+            why = self._give_back_why(idle) if self._pooled else (
+                f"idle for {idle:.0f} s: closing the browser"
+                if idle >= self.settings.browser_idle_seconds else None)
+            if why:
+                self.log.info(why)
+                self._close_integration()
         if self._acks_since_compact:
             self.queue.compact()
             self._acks_since_compact = 0
+
+    def _give_back_why(self, idle):
+        """Why an idle pooled session goes back to the pool now, or None to keep it
+        (the rules are in the module's docstring)."""
+        grace = self.settings.browser_pool_grace_seconds
+        if idle >= min(POOL_HOLD_SECONDS, self.settings.browser_idle_seconds):
+            return f"no work for {idle:.1f} s: giving the browser back to the pool"
+        state = self._pool_state()
+        if state is None:
+            return (f"no work for {idle:.1f} s: giving the browser back to the pool (its "
+                    f"state is unknown)") if idle >= grace else None
+        if state["waiting"]:
+            return (f"no work for {idle:.1f} s and {state['waiting']} waiting for a "
+                    f"browser: giving it back to the pool")
+        if idle >= grace and state["slots"] - state["in_use"] <= POOL_HEADROOM:
+            return (f"no work for {idle:.1f} s and {state['slots'] - state['in_use']} of "
+                    f"{state['slots']} slots free: giving the browser back to the pool")
+        return None
 
     def _take(self, items):
         """Move each delivered order to ``processing`` and into ``self._in_hand``;
