@@ -10,7 +10,7 @@ setup:
 	@bash scripts/setup.sh
 
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=40
 
 # The full chaos run of issue 3: 300 orders over 20 worksheets, both ERP flavors.
 # Then issue 10's hostile network: 100 orders per ERP behind the fault-injecting proxy,

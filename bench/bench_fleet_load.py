@@ -192,6 +192,48 @@ def busy_cpu_seconds():
     return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
 
 
+def _cpu_times(pid):
+    """``(own, reaped)`` CPU-seconds of ``pid``: its own, and its finished children's
+    (``/proc/<pid>/stat`` utime+stime and cutime+cstime)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / tick, (int(fields[13]) + int(fields[14])) / tick
+
+
+def _kind(argv):
+    """Which part of the fleet a process is, for :func:`cpu_by_kind`."""
+    name = Path(argv[0]).name if argv else ""
+    if name.startswith("java"):
+        return "grid"
+    if "chrom" in name:
+        return "browsers"
+    text = " ".join(argv)
+    if "supervisord" in text or ("manage.py" in text and "up" in argv):
+        return "supervisord"
+    if "fleet.management" in text or "management" in text.split("programs/")[-1][:40]:
+        return "management"
+    return "instances"
+
+
+def cpu_by_kind(pids):
+    """CPU-seconds so far of the fleet's processes by kind: ``grid`` (Java itself),
+    ``browsers`` (chromedrivers and Chromiums, live or reaped: a finished session's are
+    in its parent's reaped times -- the Grid's, or a local instance's), ``instances``,
+    ``management``, ``supervisord``. Processes that left the tree unreaped are counted
+    while they live."""
+    totals = dict.fromkeys(("grid", "browsers", "instances", "management", "supervisord"), 0.0)
+    for pid in pids:
+        try:
+            own, reaped = _cpu_times(pid)
+        except (OSError, IndexError, ValueError):
+            continue
+        kind = _kind(_argv(pid))
+        totals[kind] += own
+        # what a Grid or an instance reaped were its chromedrivers (and their Chromiums)
+        totals["browsers" if kind in ("grid", "instances", "browsers") else kind] += reaped
+    return totals
+
+
 class TreeSampler:
     """Samples supervisord's tree (PSS, browsers), the load average and the Grid's sessions
     in a thread; keeps the peaks. ``tripped`` says why the guard fired, if it did.
@@ -592,9 +634,21 @@ def run_once(args):
                               args.min_available_gib, grid_url)
         with sampler:  # from the start: the fleet's memory while it starts counts too
             result["alive_seconds"] = load.wait_alive(started)
+            if args.idle_seconds > 0:  # what the fleet costs before any order: its floor
+                busy = busy_cpu_seconds()
+                time.sleep(args.idle_seconds)
+                result["idle_cpu_share"] = (busy_cpu_seconds() - busy) / (
+                    args.idle_seconds * (os.cpu_count() or 1))
             busy, wall = busy_cpu_seconds(), time.monotonic()
+            before = cpu_by_kind(fleet_pids(load.up.pid, load.marker))
+            before["erp_sim"] = sum(sum(_cpu_times(e.process.pid)) for e in load.erps)
+            before["harness"] = sum(os.times()[:2])
             result["did_not_finish"] = load.drive(arrivals, rng, sampler)
             result["cpu_seconds"] = busy_cpu_seconds() - busy
+            after = cpu_by_kind(fleet_pids(load.up.pid, load.marker))
+            after["erp_sim"] = sum(sum(_cpu_times(e.process.pid)) for e in load.erps)
+            after["harness"] = sum(os.times()[:2])
+            result["cpu_by_kind"] = {k: round(after[k] - before[k], 1) for k in after}
             result["cpu_share"] = result["cpu_seconds"] / ((time.monotonic() - wall) * (os.cpu_count() or 1))
         result["stop_seconds"] = load.stop(graceful=not sampler.tripped)
         result.update(sampler.peak, samples=sampler.samples)
@@ -680,7 +734,12 @@ def _cpu(r):
     (the whole machine: fleet, erp_sim servers and harness), when measured."""
     if r.get("cpu_seconds") is None:
         return ""
-    return f"; cores {100 * r['cpu_share']:.0f} % busy, {r['cpu_per_order']:.2f} CPU-s per order"
+    idle = (f" (idle fleet before them: {100 * r['idle_cpu_share']:.0f} %)"
+            if r.get("idle_cpu_share") is not None else "")
+    kinds = r.get("cpu_by_kind") or {}
+    split = ", ".join(f"{k} {v / max(1, r.get('accepted', 0)):.2f}" for k, v in kinds.items() if v)
+    return (f"; cores {100 * r['cpu_share']:.0f} % busy{idle}, "
+            f"{r['cpu_per_order']:.2f} CPU-s per order" + (f" ({split})" if split else ""))
 
 
 def _reasons(r):
@@ -754,6 +813,9 @@ most session requests waiting in its queue, each at its own peak). *PSS*:
 proportional set size, shared pages split, summed over supervisord's whole tree (instances,
 management API, Grid, chromedrivers, every Chromium process; see *Tree*), sampled every
 ~2 s or more (a sample's /proc reading takes at most a fifth of a core); GiB.
+*CPU*: the whole machine's busy time (`/proc/stat`; the fleet, the erp_sim servers and
+this harness) while orders arrived and drained, as a share of both cores, and per
+accepted order; in brackets the idle fleet's share over `--idle-seconds` after `up`.
 *Lines*: every accepted order checked through erp_sim's `/_sim/worksheets/<n>`: lost (`created`
 and no line), twice (more than one), wrong (product or amount), stray (a line of no order); an
 order that ended in `error` must have no line (its client is told: not lost), its reason codes
@@ -850,6 +912,8 @@ def parser():
     p.add_argument("--drain-seconds", type=float, default=600,
                    help="how long after the last arrival the orders may take to finish")
     p.add_argument("--alive-timeout", type=float, default=300, help="seconds allowed from up to all alive")
+    p.add_argument("--idle-seconds", type=float, default=15,
+                   help="after all are alive, measure the idle fleet's CPU this long before orders (0: not)")
     p.add_argument("--poll-seconds", type=float, default=2.0, help="pause between status polls")
     p.add_argument("--sample-seconds", type=float, default=2.0, help="least pause between /proc samples")
     p.add_argument("--json", help="write the result of one run as JSON to this file")

@@ -312,7 +312,7 @@ class Worker:
                     f"state is unknown)") if idle >= grace else None
         if state["waiting"]:
             return (f"no work for {idle:.1f} s and {state['waiting']} waiting for a "
-                    f"browser: giving it back to the pool")
+                    f"slot: giving the browser back to the pool")
         if idle >= grace and state["slots"] - state["in_use"] <= POOL_HEADROOM:
             return (f"no work for {idle:.1f} s and {state['slots'] - state['in_use']} of "
                     f"{state['slots']} slots free: giving the browser back to the pool")
