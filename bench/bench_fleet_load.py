@@ -184,12 +184,14 @@ def _available_gib():
 
 
 def busy_cpu_seconds():
-    """CPU-seconds the whole machine has spent busy since boot (``/proc/stat``: every
-    state but idle and iowait, summed over the cores). Two readings bracket a run: the
-    fleet, the erp_sim servers and the harness together, which is what the cores carry."""
+    """CPU-seconds the whole machine has spent busy since boot (``/proc/stat``: user,
+    nice, system, irq and softirq, summed over the cores; not idle, iowait or *steal*,
+    the time the hypervisor gave to other guests, which is large on these shared
+    machines). Two readings bracket a run: the fleet, the erp_sim servers and the
+    harness together, which is what the cores carry."""
     with open("/proc/stat") as stat:
-        ticks = [int(v) for v in stat.readline().split()[1:9]]
-    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+        ticks = [int(v) for v in stat.readline().split()[1:8]]
+    return (ticks[0] + ticks[1] + ticks[2] + ticks[5] + ticks[6]) / os.sysconf("SC_CLK_TCK")
 
 
 def _cpu_times(pid):
