@@ -61,7 +61,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import descendants, machine, pss_mib  # noqa: E402
+from bench.common import busy_cpu_seconds, descendants, machine, pss_mib  # noqa: E402
 
 #: the issue's targets (issue 12), per configuration: (what, key, limit)
 TARGETS = {
@@ -183,17 +183,6 @@ def _available_gib():
     return 0.0
 
 
-def busy_cpu_seconds():
-    """CPU-seconds the whole machine has spent busy since boot (``/proc/stat``: user,
-    nice, system, irq and softirq, summed over the cores; not idle, iowait or *steal*,
-    the time the hypervisor gave to other guests, which is large on these shared
-    machines). Two readings bracket a run: the fleet, the erp_sim servers and the
-    harness together, which is what the cores carry."""
-    with open("/proc/stat") as stat:
-        ticks = [int(v) for v in stat.readline().split()[1:8]]
-    return (ticks[0] + ticks[1] + ticks[2] + ticks[5] + ticks[6]) / os.sysconf("SC_CLK_TCK")
-
-
 def _cpu_times(pid):
     """``(own, reaped)`` CPU-seconds of ``pid``: its own, and its finished children's
     (``/proc/<pid>/stat`` utime+stime and cutime+cstime)."""
@@ -212,7 +201,7 @@ def _kind(argv):
     text = " ".join(argv)
     if "supervisord" in text or ("manage.py" in text and "up" in argv):
         return "supervisord"
-    if "fleet.management" in text or "management" in text.split("programs/")[-1][:40]:
+    if "fleet.serve" in argv:  # the management API ([program:management])
         return "management"
     return "instances"
 

@@ -6,6 +6,17 @@ import threading
 from pathlib import Path
 
 
+def busy_cpu_seconds():
+    """CPU-seconds the whole machine has spent busy since boot (``/proc/stat``: user,
+    nice, system, irq and softirq, summed over the cores; not idle, iowait or *steal*,
+    the time the hypervisor gave to other guests, which is large on these shared
+    machines). Two readings bracket a run: the fleet, the erp_sim servers and the
+    harness together, which is what the cores carry."""
+    with open("/proc/stat") as stat:
+        ticks = [int(v) for v in stat.readline().split()[1:8]]
+    return (ticks[0] + ticks[1] + ticks[2] + ticks[5] + ticks[6]) / os.sysconf("SC_CLK_TCK")
+
+
 def machine():
     cpu = next((line.split(":", 1)[1].strip()
                 for line in Path("/proc/cpuinfo").read_text().splitlines()

@@ -187,3 +187,23 @@ def test_what_left_the_fleet_is_found_by_its_environment_and_killed(tmp_path):
     while load.fleet_pids(0, marker) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert load.fleet_pids(0, marker) == []
+
+
+def test_the_cpu_split_knows_each_kind_of_the_fleets_processes():
+    from bench.bench_fleet_load import _kind
+
+    assert _kind(["/usr/bin/java", "-Xmx512m", "-jar", "selenium-server.jar"]) == "grid"
+    assert _kind(["/usr/lib/chromium/chromium", "--type=renderer"]) == "browsers"
+    assert _kind(["/usr/bin/chromedriver", "--port=1"]) == "browsers"
+    assert _kind(["/x/.venv/bin/python", "/x/manage.py", "up"]) == "supervisord"
+    assert _kind(["/x/.venv/bin/python", "-m", "fleet.serve"]) == "management"
+    assert _kind(["/x/.venv/bin/python", "-m", "fleet.launch", "programs/bridge-a.json"]) \
+        == "instances"
+
+
+def test_busy_cpu_seconds_count_up():
+    from bench.common import busy_cpu_seconds
+
+    first = busy_cpu_seconds()
+    sum(range(2_000_000))  # some work of our own
+    assert 0 < first <= busy_cpu_seconds()
