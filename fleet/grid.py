@@ -55,18 +55,21 @@ PROGRAM = "grid"
 
 
 def default_slots(cores=None):
-    """``BROWSER_SLOTS`` when not set: two per core, at least two.
+    """``BROWSER_SLOTS`` when not set: one per core, at least two.
 
-    A session mostly waits on the ERP (page loads, a save's delay), so two browsers per
-    core keep the cores busy; beyond that Chromiums thrash (FIELD-NOTES: 30 browsers on
-    2 cores reached a load average of 63).
+    Under load the cores are the limit, not the slots: a new session costs ~3.3 CPU-s
+    (bench/bench_order_cpu.py), so more browsers at once only share the same cores and
+    each gets slower. Measured with bench/bench_fleet_load.py at 50 workshops x 50
+    orders/min on 2 cores, two runs per setting (seeds 12 and 13): 2 slots gave p95 30.3
+    and 37.7 s, 4 slots 41.2 and 47.4 s, with less memory (2.7 against 3.0-3.2 GiB). At
+    least two, so that one slow visit does not stop every other workshop.
     """
     if cores is None:
         try:
             cores = len(os.sched_getaffinity(0))
         except (AttributeError, OSError):
             cores = os.cpu_count() or 1
-    return max(2, 2 * cores)
+    return max(2, cores)
 
 
 def pool_url(settings):
@@ -293,7 +296,7 @@ def _parser():
                           "(the instances' BROWSER_WAIT_SECONDS; default 60)")
     node.add_argument("--hub", required=True, help="the hub's URL, e.g. http://10.0.0.5:4444")
     node.add_argument("--slots", type=int, default=default_slots(),
-                      help="browser sessions at once (default: 2 per core, at least 2)")
+                      help="browser sessions at once (default: 1 per core, at least 2)")
     return parser
 
 

@@ -45,7 +45,7 @@ class FleetSettings:
     log_format: str = "text"  # LOG_FORMAT: text, or json (one JSON object per line), as the instances'
     # -- the browser pool (fleet/grid.py, docs/fleet.md) --
     browser_pool: str = "local"  # BROWSER_POOL: grid (a Selenium Grid the instances share) or local (a Chromium each)
-    browser_slots: int = 2  # BROWSER_SLOTS: sessions of the local Grid at once (default: 2 per core, at least 2)
+    browser_slots: int = 2  # BROWSER_SLOTS: sessions of the local Grid at once (default: 1 per core, at least 2)
     grid_port: int = 4444  # GRID_PORT: where the local Grid listens, on 127.0.0.1
     selenium_remote_url: str = field(default="", repr=False)  # SELENIUM_REMOTE_URL: a Grid elsewhere; no local Grid then
     browser_wait_seconds: float = InstanceSettings.browser_wait_seconds  # BROWSER_WAIT_SECONDS: the Grid's queue limit

@@ -32,8 +32,8 @@ Per order: ``placed -> processing -> created``, or ``-> error`` with a reason co
   fleet's Selenium Grid) is given back by what the pool needs, read from the pool's own
   state (:func:`integrations.pool.pool_status`) while the session is held idle:
   at once when a new-session request waits in the pool's queue; after
-  ``browser_pool_grace_seconds`` (a short grace for bursts) when no more than
-  ``POOL_HEADROOM`` slots are free; otherwise it is kept, up to ``POOL_HOLD_SECONDS``
+  ``browser_pool_grace_seconds`` (a short grace for bursts) when no slot is free
+  (so that the next newcomer finds one); otherwise it is kept, up to ``POOL_HOLD_SECONDS``
   (and ``browser_idle_seconds``), so a lone busy workshop does not pay a new session
   and login for every order while slots stand empty. A pool whose state cannot be read
   gets its session back after the grace. A session is also given back before a retry
@@ -67,9 +67,12 @@ VISIT_LINES = 25
 #: at most one sweep for stranded orders (and retry of failed nacks) per this many seconds
 SWEEP_SECONDS = 1.0
 #: an idle pooled session is kept past the grace only while more slots than this are
-#: free: a newcomer then finds a free slot at once, and when it takes it the holders
-#: see the headroom gone and give theirs back (within a poll, ``POLL_SECONDS``)
-POOL_HEADROOM = 1
+#: free. 0: a newcomer that finds every slot taken by idle holders waits in the Grid's
+#: queue until one sees it there and gives its session back (within a poll,
+#: ``POLL_SECONDS``, plus a quit: ~0.6 s), a fraction of the ~3 CPU-s a new session
+#: costs that keeping sessions saves (bench/bench_order_cpu.py). With 1, on a 2-slot
+#: pool a lone busy workshop would give its session back after every grace.
+POOL_HEADROOM = 0
 #: the longest an idle pooled session is kept when nobody needs its slot: below the
 #: fleet Grid's session timeout (fleet.grid.SESSION_TIMEOUT, 60 s without a command
 #: ends a session), so a kept session is never one the Grid has ended
