@@ -21,8 +21,9 @@ network), one driver configuration naming ``/usr/bin/chromedriver`` and
 ``python -m fleet.grid run PIDFILE -- ARGV...`` is what supervisord starts: it ends what
 a Grid killed with ``kill -9`` left behind (its chromedrivers and Chromiums live on, in
 its process group), notes its own process group and execs Java. This module imports
-only the standard library, :mod:`fleet.grid_install` and :mod:`integrations.pool` (the
-pool's state, also read by the instances' workers), so that costs little.
+only the standard library and :mod:`fleet.grid_install`, so that costs little. The
+pool's state is read by :func:`integrations.pool.pool_status` (the instances' workers
+read it too).
 """
 
 import argparse
@@ -34,7 +35,6 @@ import tempfile
 from urllib.parse import urlsplit
 
 from fleet.grid_install import VERSION, jar_path
-from integrations.pool import pool_status  # noqa: F401 (fleet.grid.pool_status, as before)
 
 #: the browser and driver every slot runs: Debian's (as IntegrationConfig's defaults)
 CHROMIUM = "/usr/bin/chromium"

@@ -171,16 +171,17 @@ def overview_one(workshop):
 
 @api.get("/pool")
 def pool():
-    """The browser pool as the overview shows it (fleet/grid.py reads the Grid's own
-    status): ``mode`` local (a Chromium per instance), grid (the fleet's own Grid) or
+    """The browser pool as the overview shows it (integrations/pool.py reads the Grid's
+    own status): ``mode`` local (a Chromium per instance), grid (the fleet's own Grid) or
     remote (a Grid elsewhere); ``up`` and the counts when a Grid answered."""
     from fleet import grid
+    from integrations.pool import pool_status
 
     settings = _fleet().settings
     url = grid.status_url(settings)
     if url is None:
         return jsonify({"mode": "local", "up": None})
-    status = grid.pool_status(url)
+    status = pool_status(url)
     mode = "remote" if settings.selenium_remote_url else "grid"
     return jsonify({"mode": mode, "up": status is not None, **(status or {})})
 

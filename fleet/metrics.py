@@ -22,6 +22,7 @@ requests in its queue: instances waiting for a browser).
 
 from core.errors import ConfigError
 from fleet import grid
+from integrations.pool import pool_status
 
 #: 1 when the workshop's instance answered its /metrics, else 0
 FLEET_UP = "oilmat_fleet_instance_up"
@@ -76,7 +77,7 @@ class _FleetCollector:
             return ""
 
 
-#: the browser pool's gauges: name -> (key of grid.pool_status, help)
+#: the browser pool's gauges: name -> (key of integrations.pool.pool_status, help)
 POOL_GAUGES = {
     "oilmat_browser_pool_slots": ("slots", "browser sessions the Grid's nodes offer at once"),
     "oilmat_browser_pool_in_use": ("in_use", "browser sessions open on the Grid"),
@@ -90,7 +91,7 @@ def _pool_families(settings):
     url = grid.status_url(settings)
     if url is None:  # local browsers: no pool
         return
-    state = grid.pool_status(url, settings.probe_timeout)
+    state = pool_status(url, settings.probe_timeout)
     yield GaugeMetricFamily("oilmat_browser_pool_up", "1 when the browser pool (Grid) answered",
                             value=0 if state is None else 1)
     for name, (key, help_text) in POOL_GAUGES.items():

@@ -28,6 +28,7 @@ from core.errors import BrowserError, ErpUnavailable
 from fleet import grid
 from fleet.supervisor_client import Supervisor
 from integrations.base import IntegrationConfig
+from integrations.pool import pool_status
 from integrations.browser.session import CHROMIUM_FLAGS, POOL_ANSWER_MARGIN, Browser
 from tests.erp_helpers import ErpSimServer
 from tests.fleet_helpers import Fleet, fleet_env, free_port, wait_for
@@ -48,8 +49,8 @@ def status(url):
 
 
 def in_use(url):
-    """Sessions open on the Grid now (fleet.grid.pool_status, as /metrics reads it)."""
-    return grid.pool_status(url, timeout=5)["in_use"]
+    """Sessions open on the Grid now (integrations.pool.pool_status, as /metrics reads it)."""
+    return pool_status(url, timeout=5)["in_use"]
 
 
 def wait_ready(url, nodes=1, timeout=60):
@@ -98,7 +99,7 @@ class Watch:
 
     def _run(self):
         while not self._stop.wait(0.05):
-            state = grid.pool_status(self.url)
+            state = pool_status(self.url)
             if state is not None:  # None: the Grid restarting
                 self.most_sessions = max(self.most_sessions, state["in_use"])
                 self.most_queued = max(self.most_queued, state["waiting"])
