@@ -264,7 +264,7 @@ class TreeSampler:
     def _pool(self):
         """The Grid's sessions in use and requests waiting (the fleet's own reading)."""
         if self.grid_url:
-            from fleet.grid import pool_status
+            from integrations.pool import pool_status
 
             state = pool_status(self.grid_url)
             if state is not None:  # None: not up yet, or restarting
@@ -517,6 +517,14 @@ class Load:
                 with self.lock:
                     self.outstanding[w].discard(uniqueid)
 
+    def cpu_by_kind(self):
+        """CPU-seconds so far: the fleet's by kind (:func:`cpu_by_kind`), the erp_sim
+        servers' and this harness's own."""
+        totals = cpu_by_kind(fleet_pids(self.up.pid, self.marker))
+        totals["erp_sim"] = sum(sum(_cpu_times(erp.process.pid)) for erp in self.erps)
+        totals["harness"] = sum(os.times()[:2])
+        return totals
+
     def pending(self):
         with self.lock:
             return sum(len(s) for s in self.outstanding.values())
@@ -631,14 +639,10 @@ def run_once(args):
                 result["idle_cpu_share"] = (busy_cpu_seconds() - busy) / (
                     args.idle_seconds * (os.cpu_count() or 1))
             busy, wall = busy_cpu_seconds(), time.monotonic()
-            before = cpu_by_kind(fleet_pids(load.up.pid, load.marker))
-            before["erp_sim"] = sum(sum(_cpu_times(e.process.pid)) for e in load.erps)
-            before["harness"] = sum(os.times()[:2])
+            before = load.cpu_by_kind()
             result["did_not_finish"] = load.drive(arrivals, rng, sampler)
             result["cpu_seconds"] = busy_cpu_seconds() - busy
-            after = cpu_by_kind(fleet_pids(load.up.pid, load.marker))
-            after["erp_sim"] = sum(sum(_cpu_times(e.process.pid)) for e in load.erps)
-            after["harness"] = sum(os.times()[:2])
+            after = load.cpu_by_kind()
             result["cpu_by_kind"] = {k: round(after[k] - before[k], 1) for k in after}
             result["cpu_share"] = result["cpu_seconds"] / ((time.monotonic() - wall) * (os.cpu_count() or 1))
         result["stop_seconds"] = load.stop(graceful=not sampler.tripped)
