@@ -8,6 +8,9 @@ irq, softirq -- not steal) the whole machine spends per order, and the wall time
 * **kept**: one more order on a session that is open and logged in (a busy workshop);
 * **new session**: the order on a session started for it (start, ERP login, the line,
   quit) -- what an idle workshop's order costs with the pool;
+* **parked session claimed**: the order on a session another workshop parked
+  (:mod:`integrations.parking`): claim it, log in, the line, then wipe and park it
+  again -- what an idle workshop's order costs in a fleet with parking (the default);
 * **fresh user context in a kept browser**: a Chromium kept open, the order in a fresh
   WebDriver BiDi user context (its own cookies and storage, removed after), attached
   from another client as a fleet-wide warm pool would (login and the line, no browser
@@ -29,10 +32,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.bench_pool_session import ADMIN, StandaloneGrid  # noqa: E402
+from bench.bench_pool_session import ADMIN  # noqa: E402
 from bench.common import busy_cpu_seconds, machine  # noqa: E402
 from integrations.browser import session as browser_session  # noqa: E402
+from integrations.parking import Parking  # noqa: E402
+from integrations.pool import end_session  # noqa: E402
 from tests.erp_helpers import ErpSimServer, make_integration, order  # noqa: E402
+from tests.fleet_helpers import StandaloneGrid  # noqa: E402
 
 
 def measured(rounds, one):
@@ -73,6 +79,28 @@ def new_session(erp, work, remote):
         finally:
             integration.close()
     return measured(ROUNDS, one)
+
+
+def parked(erp, work, grid_url):
+    """Each order by a new integration (a workshop) on the session the one before parked."""
+    park_dir = work / "parked"
+
+    def one():
+        integration = make_integration("erp_sim", erp.url, work, selenium_remote_url=grid_url,
+                                       browser_park_dir=str(park_dir))
+        try:
+            _write(integration, erp)
+            if integration._browser.claimed is None and one.claims:
+                raise SystemExit("the parked session was not claimed")
+            one.claims += 1
+        finally:
+            integration.park_browser()
+    one.claims = 0
+    try:
+        return measured(ROUNDS, one)
+    finally:
+        while (record := Parking(park_dir).claim()) is not None:
+            end_session(grid_url, record["session_id"])
 
 
 def user_context(erp, grid_url):
@@ -143,6 +171,7 @@ def main(argv=None):
                 ("kept session, the Grid", lambda: kept(erp, work, grid.url)),
                 ("new session per order, local Chromium", lambda: new_session(erp, work, "")),
                 ("new session per order, the Grid", lambda: new_session(erp, work, grid.url)),
+                ("parked session claimed, the Grid", lambda: parked(erp, work, grid.url)),
                 ("fresh user context in a kept Grid browser", lambda: user_context(erp, grid.url))):
             wall, cpu = run()
             rows.append((label, wall, cpu))

@@ -21,58 +21,21 @@ Prints Markdown.
 
 import argparse
 import logging
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import requests
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import machine, pss_mib  # noqa: E402
-from fleet import grid  # noqa: E402
-from fleet.settings import load_fleet_settings  # noqa: E402
 from integrations.base import Credentials  # noqa: E402
-from tests.erp_helpers import ErpSimServer, closed_port_url, make_integration, order  # noqa: E402
+from tests.erp_helpers import ErpSimServer, make_integration, order  # noqa: E402
+from tests.fleet_helpers import StandaloneGrid  # noqa: E402
 
 ADMIN = Credentials("admin", "admin")
 LOG = logging.getLogger("bench.pool_session")
-
-
-class StandaloneGrid:
-    """The fleet's Grid (same TOML, same launcher, same Java options), outside supervisord."""
-
-    def __init__(self, workdir, slots=2):
-        port = int(closed_port_url().rsplit(":", 1)[1])
-        self.settings = load_fleet_settings({
-            "SUPERVISOR_DIR": str(workdir), "BROWSER_POOL": "grid", "BROWSER_SLOTS": str(slots),
-            "GRID_PORT": str(port)}, dotenv=False)
-        self.url = f"http://127.0.0.1:{port}"
-        self.process = None
-
-    def __enter__(self):
-        Path(grid.config_path(self.settings)).write_text(grid.standalone_toml(self.settings))
-        self.log = open(Path(self.settings.supervisor_dir) / "grid.log", "wb")
-        self.process = subprocess.Popen(grid.standalone_argv(self.settings), stdout=self.log,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(self.url + "/status", timeout=1).json()["value"]["ready"]:
-                    return self
-            except (requests.RequestException, ValueError):
-                pass
-            time.sleep(0.2)
-        raise SystemExit("the Grid did not become ready within 60 s")
-
-    def __exit__(self, *exc):
-        os.killpg(self.process.pid, 15)
-        self.process.wait(20)
-        self.log.close()
 
 
 def one_round(erp, workdir, remote_url):

@@ -67,6 +67,7 @@ class Instance:
             page_load_timeout=self.settings.page_load_timeout,
             wait_timeout=self.settings.wait_timeout,
             selenium_remote_url=self.settings.selenium_remote_url,
+            browser_park_dir=self.settings.browser_park_dir,
             recycle_after_orders=self.settings.browser_recycle_after_orders,
             options=dict(self.settings.erp_options),
         )

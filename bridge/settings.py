@@ -81,6 +81,7 @@ class Settings:
     page_load_timeout: float = 20.0  # PAGE_LOAD_TIMEOUT: seconds for one ERP page load
     wait_timeout: float = 10.0  # WAIT_TIMEOUT: seconds for one element or page state
     selenium_remote_url: str = ""  # SELENIUM_REMOTE_URL: run the browser on a remote WebDriver/Grid
+    browser_park_dir: str = ""  # BROWSER_PARK_DIR: with a Grid, where idle sessions are parked for other instances (set by manage.py up; empty: none)
     erp_options: dict = field(default_factory=dict, repr=False)  # ERP_OPTION_<NAME>: the ERP's own options (integrations.base.Option)
     webhook_url: str = ""  # WEBHOOK_URL: every order event is POSTed here (Standard Webhooks); empty: no webhook
     webhook_secret: str = field(default="", repr=False)  # WEBHOOK_SECRET: whsec_<base64 key of 24-64 bytes>; signs each delivery
@@ -231,6 +232,7 @@ def load_settings(port, workshop, env=None, dotenv=True):
         page_load_timeout=env_number(env, "PAGE_LOAD_TIMEOUT", Settings.page_load_timeout),
         wait_timeout=env_number(env, "WAIT_TIMEOUT", Settings.wait_timeout),
         selenium_remote_url=env.get("SELENIUM_REMOTE_URL", ""),
+        browser_park_dir=env.get("BROWSER_PARK_DIR", "").strip(),
         erp_options=options,
         webhook_url=webhook_url,
         webhook_secret=webhook_secret,

@@ -17,6 +17,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 
 from core.errors import ConfigError
 from bridge.logs import JsonFormatter
+from fleet.janitor import start_janitor
 from fleet.management import create_app
 from fleet.settings import load_fleet_settings
 
@@ -59,6 +60,7 @@ def main():
         print(f"management API: {e}", file=sys.stderr)
         return 2
     server = serve_app(app, settings.management_host, settings.management_port)
+    start_janitor(settings)  # parked Grid sessions nobody claimed (fleet/janitor.py)
     # shutdown() waits for serve_forever to return, so it must run on another thread
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     logging.getLogger("fleet").info("management API on http://%s:%s",

@@ -49,9 +49,18 @@ class FleetSettings:
     grid_port: int = 4444  # GRID_PORT: where the local Grid listens, on 127.0.0.1
     selenium_remote_url: str = field(default="", repr=False)  # SELENIUM_REMOTE_URL: a Grid elsewhere; no local Grid then
     browser_wait_seconds: float = InstanceSettings.browser_wait_seconds  # BROWSER_WAIT_SECONDS: the Grid's queue limit
+    browser_parking: bool = True  # BROWSER_PARKING: on (an idle session is wiped and parked for another instance to claim) or off (quit); with a Grid only
     grid_jar: Path = Path(jar_path())  # GRID_JAR: the Grid's jar (scripts/setup_grid.sh caches the pinned one)
     java: str = ""  # GRID_JAVA: the java that runs it (default: java on PATH)
     browser_pool_note: str = ""  # why BROWSER_POOL, unset, came out local (said once by `up`)
+
+    @property
+    def browser_park_dir(self):
+        """Where the instances park idle Grid sessions for each other
+        (:mod:`integrations.parking`); None without a Grid or with ``BROWSER_PARKING=off``."""
+        if self.browser_pool != "grid" or not self.browser_parking:
+            return None
+        return self.supervisor_dir / "parked-browsers"
 
     @property
     def supervisord_conf(self):
@@ -139,9 +148,12 @@ def _browser_pool(env, management_port):
         raise ConfigError(f"GRID_PORT must be between 1 and 65535 and not MANAGEMENT_PORT, "
                           f"got {grid_port}")
     wait = browser_wait_seconds(env)
+    parking = env.get("BROWSER_PARKING", "on").strip().lower() or "on"
+    if parking not in ("on", "off"):
+        raise ConfigError(f"BROWSER_PARKING must be on or off, got {env.get('BROWSER_PARKING')!r}")
     return dict(browser_pool=pool, browser_slots=slots, grid_port=grid_port,
                 selenium_remote_url=remote, browser_wait_seconds=wait, grid_jar=jar,
-                java=java, browser_pool_note=note)
+                java=java, browser_pool_note=note, browser_parking=parking == "on")
 
 
 def require(settings, *names):

@@ -144,9 +144,13 @@ def browser_environment(settings):
     """Where an instance's browser runs: ``SELENIUM_REMOTE_URL`` of the fleet's Grid, or ""
     for a Chromium of its own (``BROWSER_POOL=local``). Nothing for an admin's Grid
     elsewhere: the instance inherits that URL from supervisord's environment, so a URL
-    with a user and password in it is written into no file."""
+    with a user and password in it is written into no file. With a Grid, also the
+    fleet's parking of idle sessions (``BROWSER_PARK_DIR``) unless ``BROWSER_PARKING=off``."""
     url = grid.pool_url(settings)
-    return {} if url is None else {"SELENIUM_REMOTE_URL": url}
+    environment = {} if url is None else {"SELENIUM_REMOTE_URL": url}
+    if settings.browser_park_dir is not None:  # idle sessions shared (integrations.parking)
+        environment["BROWSER_PARK_DIR"] = str(settings.browser_park_dir)
+    return environment
 
 
 def launch_spec(settings, integration):
@@ -202,6 +206,7 @@ def render_main(settings):
         "BROWSER_SLOTS": settings.browser_slots,
         "GRID_PORT": settings.grid_port,
         "BROWSER_WAIT_SECONDS": settings.browser_wait_seconds,
+        "BROWSER_PARKING": "on" if settings.browser_parking else "off",
         "GRID_JAR": settings.grid_jar,
         "GRID_JAVA": settings.java,
         "PYTHONUNBUFFERED": "1",

@@ -162,6 +162,7 @@ class IntegrationConfig:
     page_load_timeout: float = 20.0  # seconds for one page load
     wait_timeout: float = 10.0  # seconds for one element or page state
     selenium_remote_url: str = ""  # use webdriver.Remote at this URL when set
+    browser_park_dir: str = ""  # with a remote pool: sessions shared with the fleet (parking)
     recycle_after_orders: int = 200  # a fresh browser after this many orders (0: never)
     chromium_binary: str = "/usr/bin/chromium"
     chromedriver_path: str = "/usr/bin/chromedriver"

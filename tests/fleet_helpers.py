@@ -12,7 +12,9 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from contextlib import contextmanager
+from pathlib import Path
 from urllib.parse import quote
 
 import requests
@@ -215,3 +217,40 @@ class Fleet:
 
 def dumps(data):
     return json.dumps(data, ensure_ascii=False)
+
+
+class StandaloneGrid:
+    """The fleet's Grid (same TOML, same launcher, same Java options), outside supervisord."""
+
+    def __init__(self, workdir, slots=2):
+        from fleet.settings import load_fleet_settings
+
+        port = free_port()
+        self.settings = load_fleet_settings({
+            "SUPERVISOR_DIR": str(workdir), "BROWSER_POOL": "grid", "BROWSER_SLOTS": str(slots),
+            "GRID_PORT": str(port)}, dotenv=False)
+        self.url = f"http://127.0.0.1:{port}"
+        self.process = None
+
+    def __enter__(self):
+        from fleet import grid
+
+        Path(grid.config_path(self.settings)).write_text(grid.standalone_toml(self.settings))
+        self.log = open(Path(self.settings.supervisor_dir) / "grid.log", "wb")
+        self.process = subprocess.Popen(grid.standalone_argv(self.settings), stdout=self.log,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(self.url + "/status", timeout=1).json()["value"]["ready"]:
+                    return self
+            except (requests.RequestException, ValueError):
+                pass
+            time.sleep(0.2)
+        self.__exit__()
+        raise RuntimeError("the Grid did not become ready within 60 s")
+
+    def __exit__(self, *exc):
+        os.killpg(self.process.pid, 15)
+        self.process.wait(20)
+        self.log.close()

@@ -3,7 +3,10 @@ Chromium and chromedriver) under the fleet's real supervisord, real instances (a
 a real erp_sim; every line checked through erp_sim's ``/_sim/worksheets/<n>``.
 
 * A fleet of three workshops shares one slot (``BROWSER_SLOTS=1``): all orders
-  ``created``, exactly one line each, the one slot handed from workshop to workshop.
+  ``created``, exactly one line each, the one slot handed from workshop to workshop --
+  and, once a session is parked, the session itself (no new one started).
+* A request in the Grid's own queue gets the slot of a parked session (the fleet's
+  janitor quits it), or ``ERP_UNAVAILABLE`` when the slot stays taken.
 * The Grid killed with ``kill -9`` is restarted by supervisord, what it left behind is
   ended, and the instances carry on.
 * A hub and two nodes on loopback ports (the distributed mode) serve one instance.
@@ -28,6 +31,7 @@ from core.errors import BrowserError, ErpUnavailable
 from fleet import grid
 from fleet.supervisor_client import Supervisor
 from integrations.base import IntegrationConfig
+from integrations.parking import Parking
 from integrations.pool import pool_status
 from integrations.browser.session import CHROMIUM_FLAGS, POOL_ANSWER_MARGIN, Browser
 from tests.erp_helpers import ErpSimServer
@@ -128,6 +132,7 @@ def fleet(erp, tmp_path_factory):
         fleet.add(workshop, erp.url)
     fleet.grid_url = f"http://127.0.0.1:{env['GRID_PORT']}"
     fleet.grid_log = os.path.join(env["SUPERVISOR_DIR"], "logs", "grid.log")
+    fleet.park_dir = os.path.join(env["SUPERVISOR_DIR"], "parked-browsers")
     fleet.supervisor = Supervisor(os.path.join(env["SUPERVISOR_DIR"], "supervisor.sock"))
     try:
         fleet.up()
@@ -151,22 +156,32 @@ def test_three_workshops_share_one_slot_and_every_line_is_written_once(fleet, er
             fleet.order(workshop, uniqueid, worksheet)
         created_once(erp, orders, fleet.order_status)
     assert watch.most_sessions == 1  # BROWSER_SLOTS=1: never a second browser
-    assert watch.most_queued >= 1  # the others waited in the Grid's queue, not in error
-    wait_for(lambda: in_use(fleet.grid_url) == 0, 10, 0.2, "every session given back")
-    # every workshop drove its own session on the Grid and gave it back: one at a time
+    # The last session is not quit but parked for the next workshop (integrations.parking).
+    parking = Parking(fleet.park_dir)
+    wait_for(lambda: parking.parked() == 1, 10, 0.2, "the last session parked")
+    assert in_use(fleet.grid_url) == 1
+    # One session at a time on the Grid: each opened after the one before it ended.
     events = session_events(read(fleet.grid_log))
     opened = [sid for kind, sid in events if kind == "open"]
-    assert len(opened) >= len(WORKSHOPS)
-    assert events == [e for sid in opened for e in (("open", sid), ("close", sid))], events
+    assert events == [e for sid in opened for e in (("open", sid), ("close", sid))][:-1], events
+    # One workshop after another: each claims the parked session, none starts a new one.
+    later = [(w, f"parked-{n}", 150 + n) for n, w in enumerate(WORKSHOPS)]
+    for workshop, uniqueid, worksheet in later:
+        fleet.order(workshop, uniqueid, worksheet)
+        created_once(erp, [(workshop, uniqueid, worksheet)], fleet.order_status)
+    assert [kind for kind, _ in session_events(read(fleet.grid_log))[len(events):]] == []
     # the management API's /metrics shows the pool
     metrics = fleet.api("GET", "/metrics").text
     for sample in ("oilmat_browser_pool_up 1.0", "oilmat_browser_pool_slots 1.0",
-                   "oilmat_browser_pool_in_use 0.0", "oilmat_browser_pool_waiting 0.0"):
+                   "oilmat_browser_pool_in_use 1.0", "oilmat_browser_pool_waiting 0.0"):
         assert sample in metrics.splitlines(), sample
     for workshop in WORKSHOPS:
         log = read(os.path.join(fleet.env["LOG_DIR"], f"{workshop}_create_orderline.log"))
-        assert f"browser started (remote 127.0.0.1:{fleet.grid_url.rsplit(':', 1)[1]})" in log
+        assert "browser claimed from the fleet's parking" in log, workshop
         assert "giving the browser back to the pool" in log
+    started = f"browser started (remote 127.0.0.1:{fleet.grid_url.rsplit(':', 1)[1]})"
+    assert any(started in read(os.path.join(fleet.env["LOG_DIR"], f"{w}_create_orderline.log"))
+               for w in WORKSHOPS)
 
 
 def test_a_full_pool_is_a_wait_and_then_erp_unavailable(fleet, tmp_path):

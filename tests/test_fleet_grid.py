@@ -404,6 +404,65 @@ def test_a_pooled_browser_is_kept_no_longer_than_the_hold_time(settings, monkeyp
         instance.close(worker_timeout=10)
 
 
+class ParkingFake(PooledFake):
+    """A pooled integration that can park its browser (KeptBrowserIntegration's
+    park_browser), counting parks apart from closes."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.parked = 0
+
+    def park_browser(self):
+        self.parked += 1
+        return True
+
+
+def test_with_a_parking_an_idle_session_is_parked_at_once_for_a_waiting_workshop(
+        settings, tmp_path):
+    # Slots stand free (so it would be kept for the hold time), but another workshop
+    # waits in the parking for a session: it is parked within a poll, not quit.
+    from integrations.parking import Parking
+    erp = ParkingFake()
+    pooled = replace(settings, selenium_remote_url="http://127.0.0.1:1",
+                     browser_park_dir=str(tmp_path / "parked"),
+                     browser_pool_grace_seconds=30, browser_idle_seconds=60)
+    instance = _instance(pooled, erp)
+    instance.worker._pool_state = lambda: {"slots": 2, "in_use": 2, "waiting": 0, "nodes": 1}
+    try:
+        instance.worker.start()
+        _place(instance, "w-1")
+        wait_for(lambda: instance.store.get("w-1")["status"] == "created", 5)
+        time.sleep(0.8)
+        assert (erp.parked, erp.closed) == (0, 0)  # within the grace, nobody waiting
+        with Parking(tmp_path / "parked").waiter():
+            wait_for(lambda: erp.parked == 1, 3, 0.02, "parked for the waiting workshop")
+        assert erp.closed == 0 and instance.worker.browser_state == "none"
+    finally:
+        instance.close(worker_timeout=10)
+
+
+@pytest.mark.parametrize("pool, parks", [
+    ({"slots": 2, "in_use": 2, "waiting": 1, "nodes": 1}, False),  # the Grid's queue: a slot
+    ({"slots": 2, "in_use": 2, "waiting": 0, "nodes": 1}, True),  # no slot free: park it
+])
+def test_with_a_parking_a_session_is_quit_only_for_a_request_in_the_grids_queue(
+        settings, tmp_path, pool, parks):
+    erp = ParkingFake()
+    pooled = replace(settings, selenium_remote_url="http://127.0.0.1:1",
+                     browser_park_dir=str(tmp_path / "parked"),
+                     browser_pool_grace_seconds=0.2, browser_idle_seconds=60)
+    instance = _instance(pooled, erp)
+    instance.worker._pool_state = lambda: pool
+    try:
+        instance.worker.start()
+        _place(instance, "q-1")
+        wait_for(lambda: instance.store.get("q-1")["status"] == "created", 5)
+        wait_for(lambda: erp.parked + erp.closed == 1, 3, 0.02, "the session given back")
+        assert (erp.parked, erp.closed) == ((1, 0) if parks else (0, 1))
+    finally:
+        instance.close(worker_timeout=10)
+
+
 def test_a_local_browser_is_kept_for_the_idle_time(settings):
     erp = PooledFake()
     instance = _instance(replace(settings, browser_pool_grace_seconds=0.3,

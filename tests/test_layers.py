@@ -54,8 +54,10 @@ def test_imports_run_one_way(package):
 
 
 #: what the instance may know of integrations: the interface, and where a failure's
-#: artifacts are written (the instance serves them to operators)
-INTERFACE = {"integrations.base", "integrations.artifacts", "integrations.pool"}
+#: artifacts are written (the instance serves them to operators), and the browser pool
+#: and its parking (the worker decides when a session goes back)
+INTERFACE = {"integrations.base", "integrations.artifacts", "integrations.pool",
+             "integrations.parking"}
 
 
 def test_the_bridge_uses_only_the_integration_interface():

@@ -37,7 +37,12 @@ Per order: ``placed -> processing -> created``, or ``-> error`` with a reason co
   (and ``browser_idle_seconds``), so a lone busy workshop does not pay a new session
   and login for every order while slots stand empty. A pool whose state cannot be read
   gets its session back after the grace. A session is also given back before a retry
-  wait longer than the grace. So the slots go to the workshops that have work. A new
+  wait longer than the grace. So the slots go to the workshops that have work. With a
+  parking (``browser_park_dir``, set by the fleet: :mod:`integrations.parking`)
+  a session given back is wiped and parked for another workshop to claim, saving it
+  the browser's start, rather than quit -- except when a new-session request waits in
+  the Grid's queue, which needs the slot itself; and a workshop waiting in the parking
+  for a session makes an idle holder park its session at once. A new
   session may wait up to ``browser_wait_seconds`` for a free slot (``browser_state``
   says ``waiting``); a stop ends that wait at once (the visit's orders are released
   with a ``BROWSER_ERROR`` try).
@@ -54,6 +59,7 @@ from bridge.records import fingerprint
 from bridge.status import OrderStatus
 from core import retry as policy
 from integrations.base import Credentials, LineOutcome, OrderLine, Written, outcome_of
+from integrations.parking import Parking
 from integrations.pool import pool_status
 
 #: how long one blocking ``get`` waits before the loop checks for stop and idleness
@@ -128,6 +134,8 @@ class Worker:
         self.settings = settings
         self._pool_state = pool_state or (
             lambda: pool_status(settings.selenium_remote_url, timeout=1.0))
+        self._parking = (Parking(settings.browser_park_dir)
+                         if settings.selenium_remote_url and settings.browser_park_dir else None)
         self.metrics = metrics or Observer()
         self.store = store
         self.queue = queue
@@ -293,33 +301,41 @@ class Worker:
     def _idle(self):
         idle = time.monotonic() - self._last_work
         if self._integration is not None:
-            why = self._give_back_why(idle) if self._pooled else (
-                f"idle for {idle:.0f} s: closing the browser"
-                if idle >= self.settings.browser_idle_seconds else None)
+            if self._pooled:
+                why, park = self._give_back_why(idle)
+            else:
+                why, park = (f"idle for {idle:.0f} s: closing the browser"
+                             if idle >= self.settings.browser_idle_seconds else None), False
             if why:
                 self.log.info(why)
-                self._close_integration()
+                self._close_integration(park=park)
         if self._acks_since_compact:
             self.queue.compact()
             self._acks_since_compact = 0
 
     def _give_back_why(self, idle):
-        """Why an idle pooled session goes back to the pool now, or None to keep it
-        (the rules are in the module's docstring)."""
+        """Why an idle pooled session goes back to the pool now (None to keep it), and
+        whether it is parked for another workshop rather than quit (the rules are in the
+        module's docstring)."""
         grace = self.settings.browser_pool_grace_seconds
+        park = self._parking is not None
         if idle >= min(POOL_HOLD_SECONDS, self.settings.browser_idle_seconds):
-            return f"no work for {idle:.1f} s: giving the browser back to the pool"
+            return f"no work for {idle:.1f} s: giving the browser back to the pool", park
         state = self._pool_state()
         if state is None:
             return (f"no work for {idle:.1f} s: giving the browser back to the pool (its "
-                    f"state is unknown)") if idle >= grace else None
-        if state["waiting"]:
+                    f"state is unknown)" if idle >= grace else None), park
+        if state["waiting"]:  # a new-session request needs the slot itself: no parking
             return (f"no work for {idle:.1f} s and {state['waiting']} waiting for a "
-                    f"slot: giving the browser back to the pool")
+                    f"slot: giving the browser back to the pool"), False
+        waiting = self._parking.waiting() if park else 0
+        if waiting:
+            return (f"no work for {idle:.1f} s and {waiting} waiting for a parked "
+                    f"browser: giving the browser back to the pool"), True
         if idle >= grace and state["slots"] - state["in_use"] <= POOL_HEADROOM:
             return (f"no work for {idle:.1f} s and {state['slots'] - state['in_use']} of "
-                    f"{state['slots']} slots free: giving the browser back to the pool")
-        return None
+                    f"{state['slots']} slots free: giving the browser back to the pool"), park
+        return None, park
 
     def _take(self, items):
         """Move each delivered order to ``processing`` and into ``self._in_hand``;
@@ -412,7 +428,7 @@ class Worker:
                              len(retry), delay,
                              extra={"uniqueids": [order.uniqueid for order in retry]})
             if self._pooled and delay > self.settings.browser_pool_grace_seconds:
-                self._close_integration()  # a slot others may use meanwhile
+                self._close_integration(park=True)  # a slot others may use meanwhile
             if self._stop.wait(delay):
                 self._release_in_hand("released: worker stopped during a retry wait")
                 return
@@ -549,10 +565,16 @@ class Worker:
             self._integration = integration
         return self._integration
 
-    def _close_integration(self):
+    def _close_integration(self, park=False):
+        """Close the integration; with ``park``, its browser is parked for the fleet's
+        other workshops when the integration can do that (and a parking is set)."""
         if self._integration is not None:
             try:
-                self._integration.close()
+                park_browser = getattr(self._integration, "park_browser", None)
+                if park and self._parking is not None and park_browser is not None:
+                    park_browser()
+                else:
+                    self._integration.close()
             except Exception:
                 self.log.exception("closing the integration failed")
             self._integration = None

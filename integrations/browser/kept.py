@@ -16,6 +16,7 @@ from core.errors import BridgeError, BrowserError, LineUnverified
 from integrations.base import Integration
 from integrations.browser.artifacts import save_failure_artifacts
 from integrations.browser.errors import BROWSER_FAILURES, map_webdriver_error
+from integrations.parking import Parking
 from integrations.browser.session import DEFAULT_WAIT_SECONDS, Browser
 from integrations.verify import verify_visit
 
@@ -36,6 +37,9 @@ class KeptBrowserIntegration(Integration):
         self._starting_since = None  # monotonic time a browser was asked for, until it came
         self._wait_seconds = DEFAULT_WAIT_SECONDS
         self._cancel = None
+        # Sessions shared with the fleet's other workshops (integrations.parking).
+        self._parking = (Parking(config.browser_park_dir)
+                         if config.browser_park_dir and config.selenium_remote_url else None)
 
     def wait_for_browsers(self, seconds, cancel=None):
         """How long a new session may wait for a free slot of a remote pool, and the
@@ -88,6 +92,24 @@ class KeptBrowserIntegration(Integration):
             browser.quit()
             self.log.info("browser closed")
 
+    def park_browser(self):
+        """Give the browser back for the fleet's other workshops to use (wiped, parked:
+        :mod:`integrations.parking`); quit it when there is no parking, or when
+        it is due for recycling. :returns: whether it was parked"""
+        browser, self._browser, self._credentials = self._browser, None, None
+        self._browser_closed()
+        if browser is None:
+            return False
+        recycle = self.config.recycle_after_orders
+        if self._parking is None or 0 < recycle <= self._orders_on_browser:
+            browser.quit()
+            self.log.info("browser closed")
+            return False
+        parked = browser.park(self._orders_on_browser)
+        self.log.info("browser parked for the fleet's other workshops" if parked
+                      else "browser closed")
+        return parked
+
     # -- what the ERP's subclass writes ---------------------------------------------------
 
     @abc.abstractmethod
@@ -118,15 +140,21 @@ class KeptBrowserIntegration(Integration):
         if self._browser is None:
             started = self._starting_since = time.monotonic()
             try:
-                self._browser = Browser(self.config, self._wait_seconds, self._cancel, self.log)
+                self._browser = Browser(self.config, self._wait_seconds, self._cancel, self.log,
+                                        self._parking)
             finally:
                 self._starting_since = None
-            self._orders_on_browser = 0
+            claimed = self._browser.claimed
+            self._orders_on_browser = claimed.get("orders", 0) if claimed else 0
             self._browser_started()
             # Only host and port: a Grid URL may carry a user and password.
             remote = urlsplit(self.config.selenium_remote_url)
             where = f"remote {remote.hostname}:{remote.port}" if remote.hostname else "local"
-            self.log.info("browser started (%s) in %.1fs", where, time.monotonic() - started)
+            if claimed:
+                self.log.info("browser claimed from the fleet's parking (%s) in %.1fs",
+                              where, time.monotonic() - started)
+            else:
+                self.log.info("browser started (%s) in %.1fs", where, time.monotonic() - started)
         return self._browser
 
     # -- verified writes ------------------------------------------------------------------

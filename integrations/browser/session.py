@@ -22,6 +22,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from core.errors import BridgeError, BrowserError, ErpTimeout, ErpUnavailable
 from integrations.browser.errors import error_page_reason, first_line, map_webdriver_error
 from integrations.browser.orphans import PROFILE_PREFIX, reap_orphaned_browsers, write_owner
+from integrations.pool import end_session, pool_status
 
 CHROMIUM_FLAGS = (
     "--headless=new",
@@ -60,6 +61,12 @@ POOL_RETRY_SECONDS = 1.0
 POOL_ANSWER_MARGIN = 5.0
 #: how a Selenium Grid says that a queued new-session request waited out its limit
 _QUEUE_TIMED_OUT = "New session request timed out"
+#: seconds between two looks into the parking while waiting for a parked session (a
+#: directory listing), and between two reads of the pool's state in that wait
+PARKING_POLL_SECONDS = 0.1
+POOL_POLL_SECONDS = 1.0
+#: seconds a parked session has to answer the claimer's first command
+CLAIM_TIMEOUT = 5.0
 
 
 class Browser:
@@ -71,15 +78,22 @@ class Browser:
     :param cancel: a :class:`threading.Event` that ends such a wait at once (the worker's
         stop: a stopping worker does not wait for a slot it no longer needs)
     :param log: where a pool that does not answer is reported (once per wait)
+    :param parking: with a remote pool, an :class:`integrations.parking.Parking`
+        shared with the fleet's other instances: a parked session is claimed before a new
+        one is asked for, and :meth:`park` offers this one when it is no longer needed
     :raises ErpUnavailable: when a remote pool had no free slot within ``wait_seconds``
     :raises BrowserError: when the browser cannot be started, or ``cancel`` was set
     """
 
-    def __init__(self, config, wait_seconds=DEFAULT_WAIT_SECONDS, cancel=None, log=None):
+    def __init__(self, config, wait_seconds=DEFAULT_WAIT_SECONDS, cancel=None, log=None,
+                 parking=None):
         self.config = config
         self.wait_seconds = wait_seconds
         self._cancel = cancel or threading.Event()
         self._log = log
+        self._parking = parking if config.selenium_remote_url else None
+        #: the parking's record of the session this browser claimed, None for a new one
+        self.claimed = None
         self._profile_dir = None
         self.driver = None
         try:
@@ -134,6 +148,12 @@ class Browser:
         deadline = time.monotonic() + self.wait_seconds
         no_slot = ErpUnavailable(f"no browser free in the pool at {_where(url)} within "
                                  f"{self.wait_seconds:g} s (BROWSER_WAIT_SECONDS)")
+        if self._parking is not None:
+            driver = self._from_parking(url, options, deadline)
+            if driver is not None:
+                return driver
+            if time.monotonic() >= deadline:
+                raise no_slot
         told = False
         while True:
             left = deadline - time.monotonic()
@@ -161,6 +181,83 @@ class Browser:
                                       first_line(exc), POOL_RETRY_SECONDS, self.wait_seconds)
                 if self._cancel.wait(POOL_RETRY_SECONDS):
                     raise _cancelled() from exc
+
+    def _from_parking(self, url, options, deadline):
+        """A parked session, claimed; None when a new one should be asked for instead.
+
+        While every slot of the pool is taken, the wait is for a parked session (a
+        holder sees this instance among the parking's waiters and parks its idle one):
+        asking the Grid's queue instead would make the holder quit a warm session for a
+        new one to be started. A slot coming free, or a pool whose state cannot be read,
+        ends the wait: then a new session is asked for, as without parking.
+        """
+        driver = self._claim(url, options)
+        if driver is not None or self._slot_free(url):
+            return driver
+        with self._parking.waiter():
+            next_look = time.monotonic() + POOL_POLL_SECONDS
+            while time.monotonic() < deadline:
+                if self._cancel.wait(PARKING_POLL_SECONDS):
+                    raise _cancelled()
+                driver = self._claim(url, options)
+                if driver is not None:
+                    return driver
+                if time.monotonic() >= next_look:
+                    if self._slot_free(url):
+                        return None
+                    next_look = time.monotonic() + POOL_POLL_SECONDS
+        return None
+
+    @staticmethod
+    def _slot_free(url):
+        state = pool_status(url, timeout=1.0)
+        return state is None or state["slots"] > state["in_use"] + state["waiting"]
+
+    def _claim(self, url, options):
+        """Claim parked sessions until one answers; None when the parking is empty.
+        Those found too old are quit (in the background), freeing their slots."""
+        while True:
+            record = self._parking.claim()
+            for stale in self._parking.expired():
+                _quit_in_background(url, stale)
+            if record is None:
+                return None
+            client = ClientConfig(remote_server_addr=url, timeout=CLAIM_TIMEOUT)
+            driver = _Attached(record, command_executor=url, options=options,
+                               client_config=client)
+            try:
+                driver.current_window_handle  # one command: the session is still there
+            except (WebDriverException, urllib3.exceptions.HTTPError, OSError):
+                continue  # ended by the Grid (or a restart): the next, or a new one
+            self.claimed = record
+            return driver
+
+    def park(self, orders=0):
+        """Wipe the session and offer it to the fleet's other workshops; quit it when
+        there is no parking or the wipe fails. The browser is not used after this.
+
+        The wipe leaves one new tab on ``about:blank`` (the old tabs and their session
+        storage closed), no cookie of any site, an empty HTTP cache, and nothing stored
+        by the ERP's origin (local storage, IndexedDB, cache storage, service workers):
+        the next workshop finds its ERP's login page, not this one's session.
+
+        :param orders: orders written on this browser (its recycling count goes on)
+        :returns: whether the session was parked
+        """
+        driver = self.driver
+        if driver is None or self._parking is None:
+            self.quit()
+            return False
+        try:
+            _wipe(driver, self.config.erp_url)
+            self._parking.park(driver.session_id, driver.caps, orders)
+        except Exception as exc:  # a browser that cannot be wiped is not handed on
+            if self._log is not None:
+                self._log.info("could not park the browser (%s): quitting it", first_line(exc))
+            self.quit()
+            return False
+        self.driver = None
+        return True
 
     def _new_session(self, url, options, client):
         """``webdriver.Remote(...)``, in a thread of its own so that ``cancel`` ends the
@@ -314,6 +411,44 @@ class Browser:
             self.raise_for_error_page()
         except WebDriverException as exc:
             raise map_webdriver_error(exc) from exc
+
+
+class _Attached(webdriver.Remote):
+    """A client of a session that already exists (a parked one): no new session."""
+
+    def __init__(self, record, **kwargs):
+        self._record = record
+        super().__init__(**kwargs)
+
+    def start_session(self, capabilities):
+        self.session_id = self._record["session_id"]
+        self.caps = self._record.get("capabilities") or {}
+
+
+def _cdp(driver, command, **params):
+    return driver.execute("executeCdpCommand", {"cmd": command, "params": params})["value"]
+
+
+def _wipe(driver, erp_url):
+    """What one workshop left in a browser, removed (:meth:`Browser.park`)."""
+    old = driver.window_handles
+    driver.switch_to.new_window("tab")
+    fresh = driver.current_window_handle
+    for handle in old:
+        driver.switch_to.window(handle)
+        driver.close()
+    driver.switch_to.window(fresh)
+    _cdp(driver, "Network.clearBrowserCookies")
+    _cdp(driver, "Network.clearBrowserCache")
+    parts = urlsplit(erp_url or "")
+    if parts.scheme and parts.netloc:
+        _cdp(driver, "Storage.clearDataForOrigin", origin=f"{parts.scheme}://{parts.netloc}",
+             storageTypes="all")
+
+
+def _quit_in_background(url, record):
+    threading.Thread(target=end_session, args=(url, record["session_id"], CLAIM_TIMEOUT),
+                     name="parked-browser-quit", daemon=True).start()
 
 
 def _cancelled():

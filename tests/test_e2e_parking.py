@@ -1,0 +1,157 @@
+"""End to end: idle Grid sessions parked by one workshop and claimed by another
+(:mod:`integrations.parking`). A real Selenium Grid (the fleet's configuration, one
+slot), real Chromium, a real erp_sim with two users; lines read through ``/_sim``.
+
+What must hold: the claimer gets the *same* browser (no new session), and nothing of
+the workshop before it -- not its ERP login (a wrong password is refused, where a
+leaked session cookie would have let the line through), not what the ERP's pages
+stored; a workshop waiting for the one slot gets the session its holder parks; a
+parked session gone stale or ended by the Grid is never handed out.
+"""
+
+import threading
+import time
+
+import pytest
+
+from core.errors import LoginFailed
+from integrations import parking as parking_module
+from integrations.base import Credentials
+from integrations.parking import Parking
+from integrations.pool import pool_status
+from tests.erp_helpers import ErpSimServer, make_integration, order
+from tests.fleet_helpers import StandaloneGrid, wait_for
+
+pytestmark = pytest.mark.e2e
+
+ADMIN = Credentials("admin", "admin")
+BENNY = Credentials("benny", "pw-benny")
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory):
+    with StandaloneGrid(tmp_path_factory.mktemp("grid"), slots=1) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def erp():
+    with ErpSimServer(extra_args=["--user", "benny:pw-benny"]) as server:
+        yield server
+
+
+@pytest.fixture
+def park_dir(tmp_path, grid):
+    yield tmp_path / "parked"
+    wait_for(lambda: pool_status(grid.url, timeout=5)["in_use"] == 0, timeout=30,
+             message="every session of the test ended")
+
+
+def workshop(erp, grid, park_dir, tmp_path, **options):
+    return make_integration("erp_sim", erp.url, tmp_path / "artifacts",
+                            selenium_remote_url=grid.url, browser_park_dir=str(park_dir),
+                            **options)
+
+
+def write(integration, erp, credentials):
+    line = order()
+    result = integration.add_lines(line.worksheet, [line], credentials)[line.uniqueid]
+    return result, erp.lines_with(line.worksheet, line.uniqueid)
+
+
+def test_a_parked_session_is_claimed_by_the_next_workshop_and_holds_nothing_of_the_first(
+        erp, grid, park_dir, tmp_path):
+    first = workshop(erp, grid, park_dir, tmp_path)
+    result, lines = write(first, erp, ADMIN)
+    assert not isinstance(result, Exception) and len(lines) == 1
+    session = first._browser.driver.session_id
+    first._browser.driver.execute_script("localStorage.setItem('left', 'by the first')")
+    assert first.park_browser()
+    assert Parking(park_dir).parked() == 1
+
+    second = workshop(erp, grid, park_dir, tmp_path)
+    try:
+        result, lines = write(second, erp, Credentials("benny", "wrong"))
+        # Logged in as admin, the line would have gone in: the session cookie is gone.
+        assert isinstance(result, LoginFailed) and lines == []
+        assert second._browser.driver.session_id == session  # claimed, not started
+        assert second._browser.driver.execute_script(
+            "return localStorage.getItem('left')") is None
+        result, lines = write(second, erp, BENNY)
+        assert not isinstance(result, Exception) and len(lines) == 1
+        assert second._browser.driver.session_id == session
+        assert len(second._browser.driver.window_handles) == 1
+    finally:
+        second.close()
+    assert Parking(park_dir).parked() == 0
+
+
+def test_a_workshop_waiting_for_the_only_slot_gets_the_session_its_holder_parks(
+        erp, grid, park_dir, tmp_path):
+    holder = workshop(erp, grid, park_dir, tmp_path)
+    result, _ = write(holder, erp, ADMIN)
+    assert not isinstance(result, Exception)
+    session = holder._browser.driver.session_id
+    newcomer = workshop(erp, grid, park_dir, tmp_path)
+    outcome = {}
+
+    def newcomer_writes():
+        outcome["result"], outcome["lines"] = write(newcomer, erp, BENNY)
+    thread = threading.Thread(target=newcomer_writes)
+    thread.start()
+    try:
+        # No slot is free, so the newcomer waits in the parking, not in the Grid's queue.
+        wait_for(lambda: Parking(park_dir).waiting() == 1, timeout=15,
+                 message="the newcomer waiting for a parked browser")
+        assert pool_status(grid.url, timeout=5)["waiting"] == 0
+        parked_at = time.monotonic()
+        assert holder.park_browser()
+        thread.join(30)
+        assert not thread.is_alive()
+        assert time.monotonic() - parked_at < 10
+        assert not isinstance(outcome["result"], Exception) and len(outcome["lines"]) == 1
+        assert newcomer._browser.driver.session_id == session
+        assert Parking(park_dir).waiting() == 0
+    finally:
+        thread.join(60)
+        newcomer.close()
+
+
+def test_a_stale_parked_session_is_quit_and_a_new_one_started(
+        erp, grid, park_dir, tmp_path, monkeypatch):
+    first = workshop(erp, grid, park_dir, tmp_path)
+    write(first, erp, ADMIN)
+    session = first._browser.driver.session_id
+    assert first.park_browser()
+    monkeypatch.setattr(parking_module, "PARK_SECONDS", 0.0)
+    second = workshop(erp, grid, park_dir, tmp_path)
+    try:
+        result, lines = write(second, erp, ADMIN)
+        assert not isinstance(result, Exception) and len(lines) == 1
+        # The stale one held the only slot: it was quit, and a new session took the slot.
+        assert second._browser.driver.session_id != session
+    finally:
+        second.close()
+
+
+def test_a_parked_session_the_grid_ended_is_passed_over(erp, grid, park_dir, tmp_path):
+    first = workshop(erp, grid, park_dir, tmp_path)
+    write(first, erp, ADMIN)
+    driver = first._browser.driver
+    session, capabilities = driver.session_id, dict(driver.caps)
+    first.close()  # ended, as the Grid's session timeout or a restart would
+    Parking(park_dir).park(session, capabilities)
+    second = workshop(erp, grid, park_dir, tmp_path)
+    try:
+        result, lines = write(second, erp, ADMIN)
+        assert not isinstance(result, Exception) and len(lines) == 1
+        assert second._browser.driver.session_id != session
+    finally:
+        second.close()
+
+
+def test_a_browser_due_for_recycling_is_quit_not_parked(erp, grid, park_dir, tmp_path):
+    first = workshop(erp, grid, park_dir, tmp_path, recycle_after_orders=1)
+    write(first, erp, ADMIN)
+    assert not first.park_browser()
+    assert Parking(park_dir).parked() == 0
