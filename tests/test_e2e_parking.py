@@ -155,3 +155,27 @@ def test_a_browser_due_for_recycling_is_quit_not_parked(erp, grid, park_dir, tmp
     write(first, erp, ADMIN)
     assert not first.park_browser()
     assert Parking(park_dir).parked() == 0
+
+
+def test_a_workshop_claiming_again_keeps_its_own_login_and_nobody_else_gets_it(
+        erp, grid, park_dir, tmp_path, caplog):
+    caplog.set_level("INFO", logger="test.integration")
+    first = workshop(erp, grid, park_dir, tmp_path)
+    write(first, erp, ADMIN)
+    assert first.park_browser()
+    other = workshop(erp, grid, park_dir, tmp_path)
+    result, lines = write(other, erp, Credentials("benny", "wrong"))
+    assert isinstance(result, LoginFailed) and lines == []  # admin's cookie was not put back
+    result, _ = write(other, erp, BENNY)
+    assert not isinstance(result, Exception)
+    assert other.park_browser()
+    caplog.clear()
+    again = workshop(erp, grid, park_dir, tmp_path)  # admin's workshop, its next order
+    try:
+        result, lines = write(again, erp, ADMIN)
+        assert not isinstance(result, Exception) and len(lines) == 1
+        assert again._browser.claimed is not None
+        logins = [r.getMessage() for r in caplog.records if "logging in" in r.getMessage()]
+        assert logins == [], logins  # its own session cookie, put back from memory
+    finally:
+        again.close()

@@ -259,6 +259,27 @@ class Browser:
         self.driver = None
         return True
 
+    def cookies(self):
+        """Every cookie the browser holds, as Chromium's DevTools gives them (a parked
+        session's owner keeps its own in memory: :class:`~integrations.browser.kept.
+        KeptBrowserIntegration`)."""
+        return _cdp(self.driver, "Network.getAllCookies")["cookies"]
+
+    def restore_cookies(self, cookies):
+        """Put back cookies :meth:`cookies` read (before the first page of a claimed
+        session: a login still valid is not done again). Never raises: without them
+        the ERP asks for a login, which the flows handle."""
+        wanted = [{key: cookie[key] for key in _COOKIE_PARAMS if key in cookie}
+                  for cookie in cookies]
+        for cookie, original in zip(wanted, cookies):
+            if original.get("session", False):
+                cookie.pop("expires", None)
+        try:
+            _cdp(self.driver, "Network.setCookies", cookies=wanted)
+            return True
+        except Exception:
+            return False
+
     def _new_session(self, url, options, client):
         """``webdriver.Remote(...)``, in a thread of its own so that ``cancel`` ends the
         wait at once. A session that comes after the wait was given up on is quit, so
@@ -423,6 +444,11 @@ class _Attached(webdriver.Remote):
     def start_session(self, capabilities):
         self.session_id = self._record["session_id"]
         self.caps = self._record.get("capabilities") or {}
+
+
+#: what DevTools' Network.setCookies takes of a cookie Network.getAllCookies gave
+_COOKIE_PARAMS = ("name", "value", "domain", "path", "secure", "httpOnly", "sameSite",
+                  "expires", "priority", "sourceScheme", "sourcePort")
 
 
 def _cdp(driver, command, **params):
