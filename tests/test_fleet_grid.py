@@ -417,21 +417,29 @@ class ParkingFake(PooledFake):
         return True
 
 
+def _parking_instance(settings, tmp_path, erp, pool, grace):
+    """An instance with a parking whose worker reads ``pool`` as the pool's state, its
+    one order ``created``."""
+    instance = _instance(replace(settings, selenium_remote_url="http://127.0.0.1:1",
+                                 browser_park_dir=str(tmp_path / "parked"),
+                                 browser_pool_grace_seconds=grace, browser_idle_seconds=60),
+                         erp)
+    instance.worker._pool_state = lambda: pool
+    instance.worker.start()
+    _place(instance, "w-1")
+    wait_for(lambda: instance.store.get("w-1")["status"] == "created", 5)
+    return instance
+
+
 def test_with_a_parking_an_idle_session_is_parked_at_once_for_a_waiting_workshop(
         settings, tmp_path):
-    # Slots stand free (so it would be kept for the hold time), but another workshop
-    # waits in the parking for a session: it is parked within a poll, not quit.
+    # Within the grace (so it would be kept), another workshop waits in the parking for
+    # a session: it is parked within a poll, not quit.
     from integrations.parking import Parking
     erp = ParkingFake()
-    pooled = replace(settings, selenium_remote_url="http://127.0.0.1:1",
-                     browser_park_dir=str(tmp_path / "parked"),
-                     browser_pool_grace_seconds=30, browser_idle_seconds=60)
-    instance = _instance(pooled, erp)
-    instance.worker._pool_state = lambda: {"slots": 2, "in_use": 2, "waiting": 0, "nodes": 1}
+    instance = _parking_instance(settings, tmp_path, erp, grace=30,
+                                 pool={"slots": 2, "in_use": 2, "waiting": 0, "nodes": 1})
     try:
-        instance.worker.start()
-        _place(instance, "w-1")
-        wait_for(lambda: instance.store.get("w-1")["status"] == "created", 5)
         time.sleep(0.8)
         assert (erp.parked, erp.closed) == (0, 0)  # within the grace, nobody waiting
         with Parking(tmp_path / "parked").waiter():
@@ -448,15 +456,8 @@ def test_with_a_parking_an_idle_session_is_parked_at_once_for_a_waiting_workshop
 def test_with_a_parking_a_session_is_quit_only_for_a_request_in_the_grids_queue(
         settings, tmp_path, pool, parks):
     erp = ParkingFake()
-    pooled = replace(settings, selenium_remote_url="http://127.0.0.1:1",
-                     browser_park_dir=str(tmp_path / "parked"),
-                     browser_pool_grace_seconds=0.2, browser_idle_seconds=60)
-    instance = _instance(pooled, erp)
-    instance.worker._pool_state = lambda: pool
+    instance = _parking_instance(settings, tmp_path, erp, pool, grace=0.2)
     try:
-        instance.worker.start()
-        _place(instance, "q-1")
-        wait_for(lambda: instance.store.get("q-1")["status"] == "created", 5)
         wait_for(lambda: erp.parked + erp.closed == 1, 3, 0.02, "the session given back")
         assert (erp.parked, erp.closed) == ((1, 0) if parks else (0, 1))
     finally:
