@@ -64,6 +64,9 @@ from integrations.pool import pool_status
 
 #: how long one blocking ``get`` waits before the loop checks for stop and idleness
 POLL_SECONDS = 0.5
+#: the same while holding an idle browser that a workshop waiting in the parking could
+#: use: it is handed over within this (the waiter looks into the parking every 0.1 s)
+HOLDER_POLL_SECONDS = 0.1
 #: compact the queue file after this many acknowledgements (and whenever idle)
 COMPACT_EVERY = 100
 #: most lines written in one visit; more for one worksheet take further visits. A stop
@@ -136,6 +139,7 @@ class Worker:
             lambda: pool_status(settings.selenium_remote_url, timeout=1.0))
         self._parking = (Parking(settings.browser_park_dir)
                          if settings.selenium_remote_url and settings.browser_park_dir else None)
+        self._pool_read, self._pool_read_at = None, float("-inf")  # _pool_state_now
         self.metrics = metrics or Observer()
         self.store = store
         self.queue = queue
@@ -267,6 +271,8 @@ class Worker:
     def _step(self, poll=POLL_SECONDS):
         """Take one batch and work it. :returns: whether there was one"""
         self._maintain()
+        if self._parking is not None and self._integration is not None:
+            poll = min(poll, HOLDER_POLL_SECONDS)  # a workshop may wait for this browser
         first = self.queue.get(timeout=poll)
         if first is None:
             self._idle()
@@ -321,21 +327,29 @@ class Worker:
         park = self._parking is not None
         if idle >= min(POOL_HOLD_SECONDS, self.settings.browser_idle_seconds):
             return f"no work for {idle:.1f} s: giving the browser back to the pool", park
-        state = self._pool_state()
+        waiting = self._parking.waiting() if park else 0
+        if waiting:  # first: a directory listing, read at every (short) poll
+            return (f"no work for {idle:.1f} s and {waiting} waiting for a parked "
+                    f"browser: giving the browser back to the pool"), True
+        state = self._pool_state_now()
         if state is None:
             return (f"no work for {idle:.1f} s: giving the browser back to the pool (its "
                     f"state is unknown)" if idle >= grace else None), park
         if state["waiting"]:  # a new-session request needs the slot itself: no parking
             return (f"no work for {idle:.1f} s and {state['waiting']} waiting for a "
                     f"slot: giving the browser back to the pool"), False
-        waiting = self._parking.waiting() if park else 0
-        if waiting:
-            return (f"no work for {idle:.1f} s and {waiting} waiting for a parked "
-                    f"browser: giving the browser back to the pool"), True
         if idle >= grace and state["slots"] - state["in_use"] <= POOL_HEADROOM:
             return (f"no work for {idle:.1f} s and {state['slots'] - state['in_use']} of "
                     f"{state['slots']} slots free: giving the browser back to the pool"), park
         return None, park
+
+    def _pool_state_now(self):
+        """The pool's state, read from the Grid at most every ``POLL_SECONDS`` (a holder
+        with a parking polls its queue more often than that: ``HOLDER_POLL_SECONDS``)."""
+        now = time.monotonic()
+        if now - self._pool_read_at >= POLL_SECONDS:
+            self._pool_read, self._pool_read_at = self._pool_state(), now
+        return self._pool_read
 
     def _take(self, items):
         """Move each delivered order to ``processing`` and into ``self._in_hand``;
