@@ -228,7 +228,10 @@ class Browser:
             try:
                 driver.current_window_handle  # one command: the session is still there
             except (WebDriverException, urllib3.exceptions.HTTPError, OSError):
-                continue  # ended by the Grid (or a restart): the next, or a new one
+                # Ended by the Grid (or a restart), or not answering: the next, or a new
+                # one; one that is still there is ended, so that its slot comes free.
+                _quit_in_background(url, record)
+                continue
             self.claimed = record
             return driver
 
