@@ -48,8 +48,12 @@ SESSION_TIMEOUT = 60
 #: (its default, 10, would let a request wait up to 10 s past BROWSER_WAIT_SECONDS)
 QUEUE_CHECK_SECONDS = 1
 #: the JVM's heap: ~120 MiB PSS in use at rest; bounded so that it cannot grow to a
-#: quarter of the machine's memory (Java's default) under load
-JAVA_OPTIONS = ("-Xmx512m",)
+#: quarter of the machine's memory (Java's default) under load. Only the quick (C1)
+#: compiler: the Grid proxies small HTTP calls, and C2's compiling cost more CPU than its
+#: code saved (bench/bench_grid_jvm.py, 2026-12-03, the Java process's own CPU: start
+#: 1.9 against 2.7-3.1 CPU-s; per order on a kept session 0.06 against 0.09, on a
+#: claimed one 0.10 against 0.19; 156 against 171 MiB PSS; docs/benchmarks.md).
+JAVA_OPTIONS = ("-Xmx512m", "-XX:TieredStopAtLevel=1")
 #: supervisord's program name for the local Grid (instances' programs are bridge-...)
 PROGRAM = "grid"
 
