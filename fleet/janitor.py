@@ -32,7 +32,6 @@ def sweep(parking, url):
         state = pool_status(url, timeout=1.0)
         for _ in range(state["waiting"] if state else 0):
             record = parking.claim()
-            ended += parking.expired()
             if record is None:
                 break
             ended.append(record)

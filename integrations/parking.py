@@ -48,18 +48,19 @@ class Parking:
         self.directory = Path(directory)
         self.waiting_dir = self.directory / "waiting"
         self._now = now
-        self._stale = []  # parked sessions a claim found too old, until expired() takes them
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.waiting_dir.mkdir(mode=0o700, exist_ok=True)
 
     def park(self, session_id, capabilities, orders=0):
-        """Offer a wiped session to the fleet.
+        """Offer a wiped session to the fleet. The file's name starts with the time it
+        was parked, which is all :meth:`claim` and :meth:`take_stale` read of its age.
 
         :param orders: orders the browser has written so far (its recycling count goes on)
         """
+        now = self._now()
         record = {"session_id": session_id, "capabilities": capabilities, "orders": orders,
-                  "parked_at": self._now()}
-        name = f"{self._now():.6f}-{uuid.uuid4().hex}"
+                  "parked_at": now}
+        name = f"{now:.6f}-{uuid.uuid4().hex}"
         temporary = self.directory / f".{name}.tmp"
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "w") as out:
@@ -68,38 +69,23 @@ class Parking:
 
     def claim(self):
         """The most recently parked session still fresh, now the caller's, or None.
+        Those parked longer than ``PARK_SECONDS`` are left for :meth:`take_stale`.
 
-        :returns: ``{"session_id", "capabilities", "orders", "parked_at"}``; parked
-            sessions found too old come back through :meth:`expired` instead
+        :returns: ``{"session_id", "capabilities", "orders", "parked_at"}``
         """
         for path in sorted(self._parked(), reverse=True):  # the warmest first
-            record = self._take(path)
-            if record is not None and not self._too_old(record):
-                return record
-            if record is not None:
-                self._stale.append(record)
-        return None
-
-    def expired(self):
-        """Parked sessions a claim found too old (taken out of the parking): the caller
-        quits them, so that their slots come free before the Grid's own timeout."""
-        found, self._stale = self._stale, []
-        return found
-
-    def take_stale(self):
-        """Take out every parked session older than ``PARK_SECONDS`` (by the time in its
-        name; none is read that is still fresh): the caller quits them."""
-        stale = []
-        for path in self._parked():
-            try:
-                parked_at = float(path.name.split("-", 1)[0])
-            except ValueError:
-                parked_at = 0.0  # not a name we wrote: out with it
-            if self._now() - parked_at > PARK_SECONDS:
+            if not self._stale(path):
                 record = self._take(path)
                 if record is not None:
-                    stale.append(record)
-        return stale
+                    return record
+        return None
+
+    def take_stale(self):
+        """Take out every parked session older than ``PARK_SECONDS`` (none that is still
+        fresh is read): the caller quits them, so that their slots come free before the
+        Grid's own timeout."""
+        taken = (self._take(path) for path in self._parked() if self._stale(path))
+        return [record for record in taken if record is not None]
 
     def parked(self):
         """How many sessions are parked now (fresh or not)."""
@@ -110,6 +96,15 @@ class Parking:
             return [entry for entry in self.directory.iterdir() if entry.name.endswith(_SUFFIX)]
         except FileNotFoundError:
             return []
+
+    def _stale(self, path):
+        """Parked longer than ``PARK_SECONDS``, by the time its name starts with (a name
+        not written by :meth:`park` counts as stale: out with it)."""
+        try:
+            parked_at = float(path.name.split("-", 1)[0])
+        except ValueError:
+            return True
+        return self._now() - parked_at > PARK_SECONDS
 
     def _take(self, path):
         """Rename ``path`` to a name of our own, then read and remove it; None when
@@ -126,10 +121,6 @@ class Parking:
             return None
         finally:
             mine.unlink(missing_ok=True)
-
-    def _too_old(self, record):
-        parked_at = record.get("parked_at")
-        return not isinstance(parked_at, (int, float)) or self._now() - parked_at > PARK_SECONDS
 
     # -- who waits for a browser ----------------------------------------------------------
 

@@ -4,6 +4,7 @@ The same with a real Grid and Chromium: tests/test_e2e_parking.py."""
 import os
 import stat
 import threading
+import time
 
 from integrations.parking import PARK_SECONDS, Parking
 
@@ -58,16 +59,19 @@ def test_a_session_parked_too_long_is_not_handed_out_but_given_to_be_quit(tmp_pa
     clock.now += PARK_SECONDS + 1
     parking.park("fresh", {})
     assert parking.claim()["session_id"] == "fresh"
-    assert parking.claim() is None
-    assert [record["session_id"] for record in parking.expired()] == ["stale"]
-    assert parking.expired() == [] and parking.parked() == 0
+    assert parking.claim() is None and parking.parked() == 1  # left to be quit
+    assert [record["session_id"] for record in parking.take_stale()] == ["stale"]
+    assert parking.take_stale() == [] and parking.parked() == 0
 
 
 def test_a_damaged_file_is_removed_and_passed_over(tmp_path):
     parking = Parking(tmp_path / "p")
-    (tmp_path / "p" / "0-broken.json").write_text("{not json")
-    (tmp_path / "p" / "1-no-id.json").write_text('{"capabilities": {}}')
+    now = time.time()  # fresh names: claim reads them
+    (tmp_path / "p" / f"{now:.6f}-broken.json").write_text("{not json")
+    (tmp_path / "p" / f"{now:.6f}-no-id.json").write_text('{"capabilities": {}}')
     assert parking.claim() is None and parking.parked() == 0
+    (tmp_path / "p" / "not-a-time.json").write_text('{"session_id": "x"}')
+    assert parking.claim() is None and parking.take_stale() == [{"session_id": "x"}]
 
 
 def test_the_parking_is_readable_by_its_owner_only(tmp_path):

@@ -215,11 +215,11 @@ class Browser:
 
     def _claim(self, url, options):
         """Claim parked sessions until one answers; None when the parking is empty.
-        Those found too old are quit (in the background), freeing their slots."""
+        Those parked too long are quit (in the background), freeing their slots."""
         while True:
-            record = self._parking.claim()
-            for stale in self._parking.expired():
+            for stale in self._parking.take_stale():
                 _quit_in_background(url, stale)
+            record = self._parking.claim()
             if record is None:
                 return None
             client = ClientConfig(remote_server_addr=url, timeout=CLAIM_TIMEOUT)
