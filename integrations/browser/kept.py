@@ -93,35 +93,34 @@ class KeptBrowserIntegration(Integration):
         return results
 
     def close(self):
-        browser, self._browser, self._credentials = self._browser, None, None
-        self._browser_closed()
-        if browser is not None:
-            browser.quit()
-            self.log.info("browser closed")
+        self._release(park=False)
 
     def park_browser(self):
         """Give the browser back for the fleet's other workshops to use (wiped, parked:
         :mod:`integrations.parking`); quit it when there is no parking, or when
         it is due for recycling. :returns: whether it was parked"""
+        return self._release(park=True)
+
+    def _release(self, park):
+        """Drop the browser: parked (with ``park``, when it can be) or quit."""
         browser, credentials = self._browser, self._credentials
         self._browser, self._credentials = None, None
         self._browser_closed()
         if browser is None:
             return False
         recycle = self.config.recycle_after_orders
-        if self._parking is None or 0 < recycle <= self._orders_on_browser:
-            browser.quit()
-            self.log.info("browser closed")
-            return False
-        if credentials is not None:  # logged in: its ERP session, for its next claim
-            try:
-                _LOGINS[self._login_key(credentials)] = browser.cookies()
-            except Exception:  # no cookies: the next visit logs in
-                _LOGINS.pop(self._login_key(credentials), None)
-        parked = browser.park(self._orders_on_browser)
-        self.log.info("browser parked for the fleet's other workshops" if parked
-                      else "browser closed")
-        return parked
+        if park and self._parking is not None and not 0 < recycle <= self._orders_on_browser:
+            if credentials is not None:  # logged in: its ERP session, for its next claim
+                try:
+                    _LOGINS[self._login_key(credentials)] = browser.cookies()
+                except Exception:  # no cookies: the next visit logs in
+                    _LOGINS.pop(self._login_key(credentials), None)
+            if browser.park(self._orders_on_browser):
+                self.log.info("browser parked for the fleet's other workshops")
+                return True
+        browser.quit()  # (a browser that could not be parked is quit already)
+        self.log.info("browser closed")
+        return False
 
     # -- what the ERP's subclass writes ---------------------------------------------------
 
