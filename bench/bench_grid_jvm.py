@@ -19,12 +19,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.bench_pool_session import ADMIN  # noqa: E402
+from bench.bench_order_cpu import write_order  # noqa: E402
 from bench.common import machine, pss_mib  # noqa: E402
 from fleet import grid as grid_module  # noqa: E402
 from integrations.parking import Parking  # noqa: E402
 from integrations.pool import end_session  # noqa: E402
-from tests.erp_helpers import ErpSimServer, make_integration, order  # noqa: E402
+from tests.erp_helpers import ErpSimServer, make_integration  # noqa: E402
 from tests.fleet_helpers import StandaloneGrid  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -51,13 +51,6 @@ def java_of(work, timeout=10):
     raise SystemExit("the Grid's Java process was not found")
 
 
-def write(integration, erp):
-    line = order()
-    result = integration.add_lines(line.worksheet, [line], ADMIN)[line.uniqueid]
-    if isinstance(result, Exception) or len(erp.lines_with(line.worksheet, line.uniqueid)) != 1:
-        raise SystemExit(f"order {line.uniqueid}: {result}")
-
-
 def one_run(options, erp, orders):
     grid_module.JAVA_OPTIONS = options
     work = Path(tempfile.mkdtemp(prefix="grid-jvm-"))
@@ -72,14 +65,14 @@ def one_run(options, erp, orders):
         for n in range(orders):
             if n == orders // 2:
                 before = cpu_seconds(java)
-            write(kept, erp)
+            write_order(kept, erp)
         per_kept = (cpu_seconds(java) - before) / (orders - orders // 2)
         kept.park_browser()
         before = cpu_seconds(java)
         for _ in range(10):
             workshop = make_integration("erp_sim", erp.url, work, selenium_remote_url=grid.url,
                                         browser_park_dir=park)
-            write(workshop, erp)
+            write_order(workshop, erp)
             workshop.park_browser()
         per_claimed = (cpu_seconds(java) - before) / 10
         pss = pss_mib(java)

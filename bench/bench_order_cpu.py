@@ -56,7 +56,8 @@ def measured(rounds, one):
     return statistics.median(walls), statistics.median(cpus)
 
 
-def _write(integration, erp):
+def write_order(integration, erp):
+    """One order written through ``integration``, checked through erp_sim's read path."""
     line = order()
     result = integration.add_lines(line.worksheet, [line], ADMIN)[line.uniqueid]
     if isinstance(result, Exception) or len(erp.lines_with(line.worksheet, line.uniqueid)) != 1:
@@ -66,7 +67,7 @@ def _write(integration, erp):
 def kept(erp, work, remote):
     integration = make_integration("erp_sim", erp.url, work, selenium_remote_url=remote)
     try:
-        return measured(ROUNDS, lambda: _write(integration, erp))
+        return measured(ROUNDS, lambda: write_order(integration, erp))
     finally:
         integration.close()
 
@@ -75,7 +76,7 @@ def new_session(erp, work, remote):
     def one():
         integration = make_integration("erp_sim", erp.url, work, selenium_remote_url=remote)
         try:
-            _write(integration, erp)
+            write_order(integration, erp)
         finally:
             integration.close()
     return measured(ROUNDS, one)
@@ -89,7 +90,7 @@ def parked(erp, work, grid_url):
         integration = make_integration("erp_sim", erp.url, work, selenium_remote_url=grid_url,
                                        browser_park_dir=str(park_dir))
         try:
-            _write(integration, erp)
+            write_order(integration, erp)
             if integration._browser.claimed is None and one.claims:
                 raise SystemExit("the parked session was not claimed")
             one.claims += 1
