@@ -9,6 +9,9 @@ session was parked, or a client of the Grid outside the fleet (an admin's script
 each such request this thread quits one parked session, within ``JANITOR_SECONDS``,
 so the Grid can serve it; and it quits parked sessions older than ``PARK_SECONDS``
 rather than leave their slots taken until the Grid's own session timeout.
+
+Each sweep also publishes the Grid's state in the parking (``Parking.publish_pool_state``):
+the instances read it there instead of each asking the Grid every second.
 """
 
 import logging
@@ -18,18 +21,21 @@ from fleet import grid
 from integrations.parking import Parking
 from integrations.pool import end_session, pool_status
 
-#: seconds between two sweeps (the Grid's state is read only while a session is parked)
+#: seconds between two sweeps, each of which reads the Grid's state once and publishes it
+#: (within integrations.parking.POOL_STATE_SECONDS)
 JANITOR_SECONDS = 1.0
 
 log = logging.getLogger("fleet.janitor")
 
 
 def sweep(parking, url):
-    """One look: quit the stale parked sessions, and one parked session per request
-    waiting in the Grid's queue. :returns: how many sessions were quit"""
+    """One look: publish the Grid's state for the instances (one read for the fleet),
+    quit the stale parked sessions, and one parked session per request waiting in the
+    Grid's queue. :returns: how many sessions were quit"""
+    state = pool_status(url, timeout=1.0)
+    parking.publish_pool_state(state)
     ended = parking.take_stale()
     if parking.parked():
-        state = pool_status(url, timeout=1.0)
         for _ in range(state["waiting"] if state else 0):
             record = parking.claim()
             if record is None:

@@ -76,3 +76,15 @@ def test_stale_parked_sessions_are_quit_and_fresh_ones_left(grid, tmp_path):
     parking.park("fresh", {})
     assert sweep(parking, grid.url) == 1
     assert grid.ended == ["stale"] and parking.claim()["session_id"] == "fresh"
+
+
+def test_each_sweep_publishes_the_grids_state_for_the_instances(grid, tmp_path):
+    grid.waiting = 3
+    sweep(Parking(tmp_path), grid.url)
+    unreachable = "http://127.0.0.1:9"  # what an instance reads comes from the parking
+    assert Parking(tmp_path).pool_status(unreachable) == {
+        "slots": 1, "in_use": 1, "waiting": 3, "nodes": 1}
+    grid.server.shutdown()
+    grid.server.server_close()
+    sweep(Parking(tmp_path), grid.url)  # the Grid down: published as unknown
+    assert Parking(tmp_path).pool_status(unreachable) is None

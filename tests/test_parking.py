@@ -6,7 +6,7 @@ import stat
 import threading
 import time
 
-from integrations.parking import PARK_SECONDS, Parking
+from integrations.parking import PARK_SECONDS, POOL_STATE_SECONDS, Parking
 
 
 class Clock:
@@ -95,3 +95,34 @@ def test_waiters_are_counted_while_they_wait_and_leftovers_are_dropped(tmp_path)
     os.utime(leftover, (0, 0))  # a waiter that died an hour ago
     clock.now = 10_000.0
     assert parking.waiting() == 0 and not leftover.exists()
+
+
+def test_the_published_pool_state_is_read_while_fresh_then_the_grid_is_asked(tmp_path,
+                                                                            monkeypatch):
+    asked = []
+    monkeypatch.setattr("integrations.parking.pool_status",
+                        lambda url, timeout: asked.append(url) or {"from": "the grid"})
+    clock = Clock()
+    parking = Parking(tmp_path / "p", now=clock)
+    assert parking.pool_status("http://grid") == {"from": "the grid"}  # nothing published
+    state = {"slots": 2, "in_use": 1, "waiting": 0, "nodes": 1}
+    parking.publish_pool_state(state)
+    clock.now += POOL_STATE_SECONDS
+    assert Parking(tmp_path / "p", now=clock).pool_status("http://grid") == state
+    parking.publish_pool_state(None)  # the janitor found the Grid down: so do we
+    assert parking.pool_status("http://grid") is None
+    assert asked == ["http://grid"]
+    clock.now += POOL_STATE_SECONDS + 0.1  # the janitor stopped publishing
+    assert parking.pool_status("http://grid") == {"from": "the grid"}
+    (tmp_path / "p" / "pool.state").write_text('{"at": 1000000, "state": {"slots"')
+    assert parking.pool_status("http://grid") == {"from": "the grid"}
+    assert asked == ["http://grid"] * 3
+
+
+def test_the_published_pool_state_is_never_taken_for_a_parked_session(tmp_path):
+    parking = Parking(tmp_path / "p", now=lambda: time.time() + 2 * PARK_SECONDS)
+    parking.publish_pool_state({"slots": 1, "in_use": 0, "waiting": 0, "nodes": 1})
+    assert parking.parked() == 0
+    assert parking.claim() is None and parking.take_stale() == []
+    assert sorted(os.listdir(tmp_path / "p")) == ["pool.state", "waiting"]
+    assert stat.S_IMODE(os.stat(tmp_path / "p" / "pool.state").st_mode) == 0o600

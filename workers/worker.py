@@ -135,10 +135,12 @@ class Worker:
     def __init__(self, settings, store, queue, make_integration, box, logger, sweep=None,
                  metrics=None, pool_state=None):
         self.settings = settings
-        self._pool_state = pool_state or (
-            lambda: pool_status(settings.selenium_remote_url, timeout=1.0))
         self._parking = (Parking(settings.browser_park_dir)
                          if settings.selenium_remote_url and settings.browser_park_dir else None)
+        # in a fleet that parks, the state its janitor publishes (no call to the Grid)
+        read = self._parking.pool_status if self._parking is not None else pool_status
+        self._pool_state = pool_state or (
+            lambda: read(settings.selenium_remote_url, timeout=1.0))
         self._pool_read, self._pool_read_at = None, float("-inf")  # _pool_state_now
         self.metrics = metrics or Observer()
         self.store = store

@@ -22,7 +22,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from core.errors import BridgeError, BrowserError, ErpTimeout, ErpUnavailable
 from integrations.browser.errors import error_page_reason, first_line, map_webdriver_error
 from integrations.browser.orphans import PROFILE_PREFIX, reap_orphaned_browsers, write_owner
-from integrations.pool import end_session, pool_status
+from integrations.pool import end_session
 
 CHROMIUM_FLAGS = (
     "--headless=new",
@@ -208,9 +208,9 @@ class Browser:
                     next_look = time.monotonic() + POOL_POLL_SECONDS
         return None
 
-    @staticmethod
-    def _slot_free(url):
-        state = pool_status(url, timeout=1.0)
+    def _slot_free(self, url):
+        # as the fleet's janitor published it (a second old at most), else from the Grid
+        state = self._parking.pool_status(url, timeout=1.0)
         return state is None or state["slots"] > state["in_use"] + state["waiting"]
 
     def _claim(self, url, options):
