@@ -18,7 +18,7 @@ test: setup
 # the SPA takes ~25 s an order).
 chaos: setup
 	CHAOS_ORDERS=300 CHAOS_WORKSHEETS=20 $(PY) -m pytest -q -s tests/test_e2e_chaos.py
-	E2E_TRYTON_ORDERS=40 $(PY) -m pytest -q -s tests/test_e2e_tryton.py
+	E2E_TRYTON_ORDERS=40 E2E_TRYTON_KILL_ORDERS=40 $(PY) -m pytest -q -s tests/test_e2e_tryton.py
 	NETFAULT_ORDERS=100 NETFAULT_TRYTON_ORDERS=100 NETFAULT_TRYTON_RATE=0.01 NETFAULT_WORKSHEETS=10 \
 	  $(PY) -m pytest -q -s tests/test_e2e_netfaults.py
 	NETFAULT_WITH_ERP_CHAOS=1 $(PY) -m pytest -q -s tests/test_e2e_netfaults.py -k erp_sim
