@@ -1,7 +1,8 @@
 """``make bench`` / ``make bench-fleet``: run benchmarks and write docs/benchmarks.md.
 
-    .venv/bin/python bench/run.py [--skip-instance] [--skip-readback] [--skip-tryton]
-        [--skip-fleet] [--skip-fleet-load] [--only instance,fleet,fleet-load,tryton,readback]
+    .venv/bin/python bench/run.py [--skip-instance] [--skip-single] [--skip-readback]
+        [--skip-tryton] [--skip-fleet] [--skip-fleet-load]
+        [--only instance,single,fleet,fleet-load,tryton,readback]
 
 Each part prints Markdown with the command that produced it and the machine it ran on;
 this script puts them together. Benchmarks, not timed tests: the figures are what one
@@ -25,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "benchmarks.md"
 #: the parts in the order of the file
-PARTS = ("instance", "fleet", "fleet-load", "tryton", "readback")
+PARTS = ("instance", "single", "fleet", "fleet-load", "tryton", "readback")
 #: the fleet under load (bench/bench_fleet_load.py): the issue's configurations, a single busy
 #: workshop for the "no regression" target, with the pool and with BROWSER_POOL=local
 FLEET_LOAD = ("--matrix", "1x60,20x30,50x50,200x100", "--pools", "grid,local", "--minutes", "3",
@@ -53,6 +54,8 @@ def run_to_file(script, *args):
 def measure(name):
     if name == "instance":
         return run("bench_instance.py")
+    if name == "single":  # one busy workshop, the pool against its own browser (issue 12)
+        return run("bench_single_workshop.py", "--orders", "100", "--rounds", "2")
     if name == "readback":
         return run("bench_readback.py", "--systems", "classic,spa", "--orders", "40")
     if name == "tryton":

@@ -1,0 +1,118 @@
+"""One busy workshop with the browser pool against its own Chromium: ``make bench``'s
+throughput, measured both ways in one run (issue 12: "no regression for a single busy
+workshop (the make bench throughput) with the pool").
+
+    flock /tmp/browser.lock .venv/bin/python bench/bench_single_workshop.py \
+        [--orders 100] [--rounds 2] [--save-delays 0,0.3] [--flavor classic]
+
+The measure is bench_instance's: N orders posted at once over 5 worksheets to a real
+``api.py`` instance, lines per minute until the last is ``created``, every line checked
+exactly once through ``/_sim``. Per save delay, one erp_sim and one Grid (the fleet's own
+TOML, launcher and Java options, two slots); rounds alternate local and pool (pool
+first in odd rounds) so drift in the machine's speed falls on both. The CPU of the
+whole machine during each run is read from ``/proc/stat`` (steal excluded), per order.
+The ratio is pool / local of the medians; the target is pool >= 0.9 x local.
+"""
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "bench")]
+
+from bench_instance import throughput  # noqa: E402
+from common import busy_cpu_seconds, machine  # noqa: E402
+from erp_helpers import ErpSimServer  # noqa: E402
+from instance_helpers import RunningInstance  # noqa: E402
+from tests.fleet_helpers import StandaloneGrid  # noqa: E402
+
+FLAVOR_SYSTEM = {"classic": "erp_sim", "spa": "erp_sim_spa"}
+
+
+def one_run(workdir, erp, system, orders, grid_url=None):
+    env = {"ERP_SYSTEM": system, "BROWSER_IDLE_SECONDS": "5"}
+    if grid_url:
+        # as the fleet sets it for an instance under the pool (no parking: one workshop)
+        env.update(SELENIUM_REMOTE_URL=grid_url, BROWSER_WAIT_SECONDS="60")
+    inst = RunningInstance(workdir, erp.url, **env).start()
+    try:
+        cpu = busy_cpu_seconds()
+        rate, elapsed, _, _ = throughput(inst, erp, orders)
+        cpu = busy_cpu_seconds() - cpu
+    finally:
+        inst.stop()
+    return {"rate": rate, "elapsed": elapsed, "cpu": cpu / orders}
+
+
+def bench(flavor, orders, rounds, save_delays, workdir):
+    system = FLAVOR_SYSTEM[flavor]
+    rows = []
+    for delay in save_delays:
+        runs = {"local": [], "pool": []}
+        (workdir / f"grid-{delay}").mkdir()
+        with ErpSimServer(flavor=flavor, save_delay=delay) as erp, \
+                StandaloneGrid(workdir / f"grid-{delay}", slots=2) as grid:
+            for n in range(rounds):
+                order = ("pool", "local") if n % 2 == 0 else ("local", "pool")
+                for kind in order:
+                    where = workdir / f"{kind}-{delay}-{n}"
+                    run = one_run(where, erp, system, orders,
+                                  grid.url if kind == "pool" else None)
+                    runs[kind].append(run)
+                    print(f"save delay {delay}: round {n + 1} {kind}: {run['rate']:.0f} "
+                          f"lines/min ({run['elapsed']:.1f} s), {run['cpu']:.2f} CPU-s per "
+                          "order", file=sys.stderr, flush=True)
+        rows.append((delay, runs))
+    return rows
+
+
+def report(rows, flavor, orders, rounds, command):
+    out = ["## One busy workshop: the pool against its own browser (issue 12)\n",
+           f"Command: `{command}`  ",
+           f"Machine: {machine()}\n",
+           f"erp_sim ({flavor}), {orders} orders posted at once over 5 worksheets, lines "
+           f"per minute until the last is `created` (every line checked once through "
+           f"`/_sim`); {rounds} rounds alternating local and pool; CPU is the whole "
+           "machine's busy time during the run (steal excluded), per order.\n",
+           "| save delay | local: lines/min (each round) | pool: lines/min (each round) "
+           "| pool / local (medians) | CPU-s per order, local / pool | target pool >= 0.9x |",
+           "| --- | --- | --- | --- | --- | --- |"]
+    for delay, runs in rows:
+        local = statistics.median(r["rate"] for r in runs["local"])
+        pool = statistics.median(r["rate"] for r in runs["pool"])
+        cpu_local = statistics.median(r["cpu"] for r in runs["local"])
+        cpu_pool = statistics.median(r["cpu"] for r in runs["pool"])
+        ratio = pool / local
+        each = lambda kind: ", ".join(f"{r['rate']:.0f}" for r in runs[kind])  # noqa: E731
+        out.append(f"| {delay} s | {local:.0f} ({each('local')}) | {pool:.0f} ({each('pool')}) "
+                   f"| **{ratio:.2f}x** | {cpu_local:.2f} / {cpu_pool:.2f} "
+                   f"| {'met' if ratio >= 0.9 else 'not met'} |")
+    out.append("\nWith the pool every WebDriver command of a visit goes through the Grid "
+               "(one more HTTP hop and its Java); a one-line visit on the classic pages is "
+               "~15 commands, most of them one script each. The save delay hides part of "
+               "that hop behind the ERP's own time.")
+    return "\n".join(out) + "\n"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--flavor", default="classic", choices=sorted(FLAVOR_SYSTEM))
+    parser.add_argument("--orders", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--save-delays", default="0,0.3")
+    args = parser.parse_args()
+    delays = [float(d) for d in args.save_delays.split(",")]
+    workdir = Path(tempfile.mkdtemp(prefix="bench-single-"))
+    started = time.monotonic()
+    rows = bench(args.flavor, args.orders, args.rounds, delays, workdir)
+    command = ".venv/bin/python bench/bench_single_workshop.py " + " ".join(sys.argv[1:])
+    print(report(rows, args.flavor, args.orders, args.rounds, command.strip()))
+    print(f"(took {time.monotonic() - started:.0f} s)", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
