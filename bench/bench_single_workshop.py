@@ -24,13 +24,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "bench")]
 
-from bench_instance import throughput  # noqa: E402
+from bench_instance import FLAVOR_SYSTEM, throughput  # noqa: E402
 from common import busy_cpu_seconds, machine  # noqa: E402
 from erp_helpers import ErpSimServer  # noqa: E402
 from instance_helpers import RunningInstance  # noqa: E402
 from tests.fleet_helpers import StandaloneGrid  # noqa: E402
-
-FLAVOR_SYSTEM = {"classic": "erp_sim", "spa": "erp_sim_spa"}
 
 
 def one_run(workdir, erp, system, orders, grid_url=None):
