@@ -72,12 +72,7 @@ class Parking:
         now = self._now()
         record = {"session_id": session_id, "capabilities": capabilities, "orders": orders,
                   "parked_at": now}
-        name = f"{now:.6f}-{uuid.uuid4().hex}"
-        temporary = self.directory / f".{name}.tmp"
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as out:
-            json.dump(record, out)
-        os.rename(temporary, self.directory / (name + _SUFFIX))
+        self._write(f"{now:.6f}-{uuid.uuid4().hex}{_SUFFIX}", record)
 
     def claim(self):
         """The most recently parked session still fresh, now the caller's, or None.
@@ -109,6 +104,15 @@ class Parking:
         except FileNotFoundError:
             return []
 
+    def _write(self, name, record):
+        """Write ``record`` (JSON) to a temporary file of our own (0600), then rename it
+        to ``name``: a reader finds the whole file or none."""
+        temporary = self.directory / f".{name}.{uuid.uuid4().hex}.tmp"
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as out:
+            json.dump(record, out)
+        os.rename(temporary, self.directory / name)
+
     def _stale(self, path):
         """Parked longer than ``PARK_SECONDS``, by the time its name starts with (a name
         not written by :meth:`park` counts as stale: out with it)."""
@@ -139,11 +143,7 @@ class Parking:
     def publish_pool_state(self, state):
         """Publish the Grid's state as just read (None: it did not answer), written whole
         and renamed into place."""
-        temporary = self.directory / f".{_POOL_STATE}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as out:
-            json.dump({"at": self._now(), "state": state}, out)
-        os.rename(temporary, self.directory / _POOL_STATE)
+        self._write(_POOL_STATE, {"at": self._now(), "state": state})
 
     def pool_status(self, url, timeout=1.0):
         """The Grid's state as published within ``POOL_STATE_SECONDS``, else read from the

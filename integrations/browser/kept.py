@@ -115,10 +115,11 @@ class KeptBrowserIntegration(Integration):
                     _LOGINS[self._login_key(credentials)] = browser.cookies()
                 except Exception:  # no cookies: the next visit logs in
                     _LOGINS.pop(self._login_key(credentials), None)
-            if browser.park(self._orders_on_browser):
+            if browser.park(self._orders_on_browser):  # one it could not park, it quit
                 self.log.info("browser parked for the fleet's other workshops")
                 return True
-        browser.quit()  # (a browser that could not be parked is quit already)
+        else:
+            browser.quit()
         self.log.info("browser closed")
         return False
 
