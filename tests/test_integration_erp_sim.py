@@ -5,11 +5,15 @@ The interface itself (idempotency, reason codes, sessions, remote browsers, chao
 checked for every integration in ``tests/test_integration_contract.py``.
 """
 
+import contextlib
 import functools
 import json
 import os
+import socket
+import struct
 import subprocess
 import sys
+import threading
 import time
 from decimal import Decimal
 
@@ -25,6 +29,7 @@ from integrations.browser import (MASK, error_page_reason, map_webdriver_error,
                                   save_failure_artifacts, scrub_html)
 from integrations.erp_sim.flow import ErpSimIntegration
 from integrations.erp_sim.flow import amount_text
+from integrations.erp_sim import pages as classic_pages
 # Fixtures; parameters of the same names below are pytest's injection, not shadowing.
 from tests.conftest_erp import erp_server, erp_server_factory  # noqa: F401
 from tests.erp_helpers import REPO_ROOT, make_integration, next_worksheet, order
@@ -103,6 +108,77 @@ def test_error_pages_are_recognised(integration, html, unavailable):
     browser = integration._browser_for(ADMIN)
     browser.driver.get("data:text/html," + html)
     assert isinstance(error_page_reason(browser.driver), ErpUnavailable) is unavailable
+
+
+def test_land_recognises_an_error_page_without_a_check_of_its_own(integration):
+    # the flow opens its start page with check=False: land's own poll must see a 5xx page
+    browser = integration._browser_for(ADMIN)
+    browser.open("data:text/html,<title>502 Bad Gateway</title><h1>502 Bad Gateway</h1>",
+                 check=False)
+    with pytest.raises(ErpUnavailable, match="502"):
+        classic_pages.land(browser, classic_pages.SearchPage)
+
+
+def test_a_worksheet_cut_off_mid_answer_is_never_read(integration, tmp_path):
+    # What the hostile network's reset_mid_answer does to a page load: the browser shows
+    # the half it got -- the sheet and some of its lines -- and the document stays
+    # "loading". Read as the worksheet, it lacks lines that are on it.
+    rows = "".join(f'<tr class="line" data-line-id="{n}"><td class="line-id">{n}</td>'
+                   f'<td class="product-nr">10</td><td class="amount">1</td>'
+                   f'<td class="text">order {n}</td></tr>' for n in range(400))
+    page = (f'<html><body><div id="worksheet" data-number="7"><table id="lines">{rows}'
+            f'</table></div></body></html>').encode()
+    browser = integration._browser_for(ADMIN)
+    with answered_cut_off(page, len(page) // 2) as url:
+        browser.open(url + "/worksheets/7", check=False)
+    assert browser.driver.execute_script("return document.readyState") == "loading"
+    assert browser.driver.find_elements("css selector", "#lines tr.line")  # half a sheet
+    with pytest.raises(ErpTimeout):
+        classic_pages.land(browser, classic_pages.WorksheetPage)
+
+
+def test_a_page_cut_off_before_its_body_gets_no_screenshot_and_the_browser_goes_on(
+        integration, tmp_path):
+    # Such a document stays "loading" with nothing to paint: Chromium's screenshot of
+    # it never returned, and chromedriver held every later command behind it (seen
+    # behind the hostile network: the browser answered nothing for minutes)
+    browser = integration._browser_for(ADMIN)
+    with answered_cut_off(b"<html><head><title>Worksheet</title></head><body>x</body></html>",
+                          6) as url:
+        browser.open(url + "/worksheets/7", check=False)
+    assert browser.driver.execute_script("return document.body") is None
+    paths = save_failure_artifacts(browser.driver, str(tmp_path), "u-cut", ErpTimeout.reason_code)
+    assert [os.path.splitext(path)[1] for path in paths] == [".html"]
+    browser.open("data:text/html,<h1>after</h1>", check=False)
+    assert browser.texts("h1") == ["after"]
+
+
+@contextlib.contextmanager
+def answered_cut_off(page, keep):
+    """A server answering one request with ``page``'s headers and its first ``keep``
+    bytes, then a reset (an RST): what the hostile network's ``reset_mid_answer`` does.
+
+    :returns: (as a context) the server's URL; the answer has been cut when it exits
+    """
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+
+        def answer_part():
+            client, _ = listener.accept()
+            client.recv(65536)
+            client.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: "
+                           + str(len(page)).encode() + b"\r\n\r\n" + page[:keep])
+            time.sleep(0.2)
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            client.close()
+
+        server = threading.Thread(target=answer_part)
+        server.start()
+        try:
+            yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+        finally:
+            server.join()
 
 
 def test_password_field_is_emptied_before_the_screenshot(integration, erp_server, tmp_path):

@@ -236,3 +236,32 @@ class TestLineTable:
                    if entry["method"] in ("POST", "DELETE") and "/lines/" in entry["path"]]
         assert [entry["path"].split("/lines/")[1] for entry in deletes] == [
             f"{doomed['id']}/delete" if name == "erp_sim" else str(doomed["id"])]
+
+
+def test_classic_loads_a_worksheet_by_its_search_address_one_page_load_a_visit(tmp_path):
+    """The classic search is a GET form: a visit loads what it loads (``/worksheets?number=
+    N``, redirected to the sheet) instead of the search page, a fill and a submit --
+    also right after a login, which comes back to the worksheet asked for."""
+    def pages_loaded():
+        return [(entry["method"], entry["path"]) for entry in erp.requests_handled()
+                if not entry["path"].startswith(("/static", "/favicon"))]
+
+    with ErpSimServer(flavor="classic", save_delay=0) as erp:
+        integration = make_integration("erp_sim", erp.url, tmp_path)
+        sheet = str(next_worksheet())
+        try:
+            first, second = order(sheet), order(sheet)
+            assert integration.add_line(first, ADMIN) is LineOutcome.CREATED
+            seen = len(pages_loaded())
+            assert integration.add_line(second, ADMIN) is LineOutcome.CREATED
+        finally:
+            integration.close()
+        pages = pages_loaded()
+        assert len(erp.lines_with(sheet, first.uniqueid)) == len(erp.lines_with(
+            sheet, second.uniqueid)) == 1
+    assert pages[seen:] == [("GET", "/worksheets"), ("GET", f"/worksheets/{sheet}"),
+                            ("POST", f"/worksheets/{sheet}/lines"),
+                            ("GET", f"/worksheets/{sheet}")]
+    # the first visit: the search address, the login it was sent to, then the sheet
+    assert pages[:5] == [("GET", "/worksheets"), ("GET", "/login"), ("POST", "/login"),
+                         ("GET", "/worksheets"), ("GET", f"/worksheets/{sheet}")]

@@ -5,7 +5,8 @@
   and the page actions the ERPs' page objects are built from;
 * :mod:`.errors` -- :func:`map_webdriver_error`, the one table that turns Selenium's
   exceptions into the bridge's (:data:`BROWSER_FAILURES` is what it takes), and
-  :func:`error_page_reason` (a browser error page or an HTTP 5xx page);
+  :func:`error_page_reason` (a browser error page or an HTTP 5xx page; :func:`summary_reason`
+  judges the :data:`PAGE_SUMMARY_JS` a wait's own script returned);
 * :mod:`.artifacts` -- :func:`save_failure_artifacts`: screenshot + page HTML of a
   failure, password scrubbed;
 * :mod:`.orphans` -- :func:`reap_orphaned_browsers`: ends browsers left behind by a
@@ -24,15 +25,15 @@ import os
 os.environ.setdefault("SE_OFFLINE", "true")
 
 from integrations.browser.artifacts import MASK, save_failure_artifacts, scrub_html  # noqa: E402
-from integrations.browser.errors import (BROWSER_FAILURES, error_page_reason,  # noqa: E402
-                                         map_webdriver_error)
+from integrations.browser.errors import (BROWSER_FAILURES, PAGE_SUMMARY_JS,  # noqa: E402
+                                         error_page_reason, map_webdriver_error, summary_reason)
 from integrations.browser.orphans import (PROFILE_PREFIX, process_running,  # noqa: E402
                                           reap_orphaned_browsers)
 from integrations.browser.session import (POLL_FREQUENCY, STALE_ATTEMPTS, Browser,  # noqa: E402
                                           css_selector, retry_stale)
 from integrations.browser.kept import KeptBrowserIntegration  # noqa: E402
 
-__all__ = ["BROWSER_FAILURES", "MASK", "POLL_FREQUENCY", "PROFILE_PREFIX", "STALE_ATTEMPTS",
+__all__ = ["BROWSER_FAILURES", "MASK", "PAGE_SUMMARY_JS", "POLL_FREQUENCY", "PROFILE_PREFIX", "STALE_ATTEMPTS",
            "Browser", "KeptBrowserIntegration", "css_selector", "error_page_reason", "map_webdriver_error",
            "process_running", "reap_orphaned_browsers", "retry_stale",
-           "save_failure_artifacts", "scrub_html"]
+           "save_failure_artifacts", "scrub_html", "summary_reason"]

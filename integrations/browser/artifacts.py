@@ -10,10 +10,12 @@ MASK = "********"
 
 _PASSWORD_INPUT = re.compile(r"<input\b[^>]*\btype=[\"']?password[\"']?[^>]*>", re.IGNORECASE)
 _VALUE_ATTR = re.compile(r"""\bvalue\s*=\s*(?:"[^"]*"|'[^']*'|[^\s>]+)""", re.IGNORECASE)
+# ... and says whether the page may be photographed (see save_failure_artifacts)
 _CLEAR_PASSWORDS_JS = """
 document.querySelectorAll('input[type=password]').forEach(function (e) {
     e.value = ''; e.removeAttribute('value');
 });
+return document.readyState !== 'loading';
 """
 
 
@@ -38,6 +40,13 @@ def save_failure_artifacts(driver, artifact_dir, uniqueid, reason_code, secrets=
     Password fields on the page are emptied before the screenshot; the HTML is
     scrubbed with :func:`scrub_html`.
 
+    A page still loading gets no screenshot, only its HTML. An answer cut off before
+    its ``<body>`` (a connection reset mid-answer) leaves a document "loading" for
+    ever with nothing to paint: Chromium's screenshot then never returns, and
+    chromedriver holds every later command of the session behind it -- measured: the
+    browser answered nothing for minutes until it was replaced. A failure in a page
+    that has not finished loading is mostly that page's failure to load anyway.
+
     :param driver: the WebDriver showing the failed page
     :param artifact_dir: folder to write into (created if missing)
     :param uniqueid: the order's id, part of the file names
@@ -48,8 +57,8 @@ def save_failure_artifacts(driver, artifact_dir, uniqueid, reason_code, secrets=
     os.makedirs(artifact_dir, exist_ok=True)
     base = artifact_stem(artifact_dir, uniqueid, reason_code)  # named as integrations.artifacts says
     paths = []
-    driver.execute_script(_CLEAR_PASSWORDS_JS)
-    if driver.save_screenshot(base + ".png"):
+    loaded = driver.execute_script(_CLEAR_PASSWORDS_JS)
+    if loaded and driver.save_screenshot(base + ".png"):
         paths.append(base + ".png")
     with open(base + ".html", "w", encoding="utf-8") as f:
         f.write(scrub_html(driver.page_source, secrets))

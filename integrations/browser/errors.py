@@ -20,7 +20,10 @@ _SERVER_ERROR = re.compile(
     r"|Service Unavailable|Gateway Time-?out",
     re.IGNORECASE,
 )
-_PAGE_SUMMARY_JS = """
+#: JavaScript statement returning ``[address, title, first h1's text]`` of the page shown:
+#: what :func:`summary_reason` judges. Waits that poll with a script of their own end
+#: theirs with it, so that recognising an error page costs no round trip of its own.
+PAGE_SUMMARY_JS = """
 var h = document.querySelector('h1');
 return [location.href, document.title, h ? h.textContent : ''];
 """
@@ -62,7 +65,12 @@ def error_page_reason(driver):
     :returns: an :class:`ErpUnavailable` for a browser network error page or an HTTP
         5xx page, else ``None``
     """
-    url, title, heading = driver.execute_script(_PAGE_SUMMARY_JS)  # one round trip
+    return summary_reason(driver.execute_script(PAGE_SUMMARY_JS))  # one round trip
+
+
+def summary_reason(summary):
+    """:func:`error_page_reason` of a page :data:`PAGE_SUMMARY_JS` summed up."""
+    url, title, heading = summary
     if url.startswith("chrome-error://"):
         return ErpUnavailable("ERP not reachable (browser error page)")
     for text in (title, heading):

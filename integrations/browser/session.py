@@ -20,7 +20,8 @@ from selenium.webdriver.remote.client_config import ClientConfig
 from selenium.webdriver.support.ui import WebDriverWait
 
 from core.errors import BridgeError, BrowserError, ErpTimeout, ErpUnavailable
-from integrations.browser.errors import error_page_reason, first_line, map_webdriver_error
+from integrations.browser.errors import (PAGE_SUMMARY_JS, error_page_reason, first_line,
+                                         map_webdriver_error, summary_reason)
 from integrations.browser.orphans import PROFILE_PREFIX, reap_orphaned_browsers, write_owner
 from integrations.pool import end_session
 
@@ -331,16 +332,19 @@ class Browser:
             shutil.rmtree(self._profile_dir, ignore_errors=True)
             self._profile_dir = None
 
-    def open(self, url):
+    def open(self, url, check=True):
         """Load ``url``; raise :class:`ErpUnavailable` if an error page comes instead.
 
+        :param check: look for an error page at once (one round trip); ``False`` when
+            the caller's next wait recognises error pages itself (erp_sim's ``land``)
         :raises core.errors.IntegrationError: mapped from Selenium's error
         """
         try:
             self.driver.get(url)
         except WebDriverException as exc:
             raise map_webdriver_error(exc) from exc
-        self.raise_for_error_page()
+        if check:
+            self.raise_for_error_page()
 
     def texts(self, css):
         """``textContent`` (stripped) of every element matching ``css``, in one round trip."""
@@ -431,8 +435,10 @@ class Browser:
             # answers "node does not belong to the document" instead of "stale".)
             mark = uuid.uuid4().hex
             self.click(locator, mark)
-            self.wait_until(_left_page(mark), "the next page", timeout=limit)
-            self.raise_for_error_page()
+            reason = summary_reason(
+                self.wait_until(_left_page(mark), "the next page", timeout=limit))
+            if reason is not None:
+                raise reason
         except WebDriverException as exc:
             raise map_webdriver_error(exc) from exc
 
@@ -550,11 +556,13 @@ return Array.from(document.querySelectorAll(arguments[0]), function (e) {
 
 
 def _left_page(mark):
+    """Wait condition: a new document, loaded whole; its :data:`PAGE_SUMMARY_JS` summary."""
+    script = ("if (document.readyState !== 'complete' || window.__bridgePage === arguments[0])"
+              " { return null; }" + PAGE_SUMMARY_JS)
+
     def condition(driver):
         try:
-            return driver.execute_script(
-                "return document.readyState === 'complete'"
-                " && window.__bridgePage !== arguments[0];", mark)
+            return driver.execute_script(script, mark)
         except JavascriptException:  # between two documents; ask again
-            return False
+            return None
     return condition

@@ -4,8 +4,9 @@ page objects. Other ERPs have their own flow (see ``integrations/tryton/``); wha
 share is the browser primitives of :mod:`integrations.browser` and the retry policy of
 :mod:`core.retry`.
 
-One visit writes a batch of lines onto one worksheet: open the start page (logging in
-when the ERP asks), search the worksheet, read its lines once, then for each line not
+One visit writes a batch of lines onto one worksheet: open the worksheet (logging in
+when the ERP asks) -- by the search form's own address where it is a GET form (classic),
+else through the search form (SPA) --, read its lines once, then for each line not
 yet there fill in the form and submit it. A flavour's page module must offer what
 :class:`~integrations.erp_sim.screens.Screens` lists (written in code, checked when a
 flavour's class is defined).
@@ -32,7 +33,7 @@ from core import retry as policy
 from integrations.base import LineOutcome, SeenLine
 from integrations.browser import BROWSER_FAILURES, KeptBrowserIntegration, map_webdriver_error
 from integrations.erp_sim import pages as classic_pages
-from integrations.erp_sim.screens import Screens, has_line_with
+from integrations.erp_sim.screens import Screens, has_line_with, search_result
 from integrations.verify import verified_or_retried
 
 #: errors the ERP *answered* with, retried at once within the visit (core.retry, rule 2)
@@ -167,20 +168,35 @@ class ErpSimIntegration(KeptBrowserIntegration):
             if attempt:
                 self._pause(attempt)
             try:
-                return self._start_page(credentials).open_worksheet(number)
+                return self._find(number, credentials)
             except _RETRY_IN_VISIT as exc:
                 error = self._classify(exc)
                 self.log.info("worksheet %s: %s, trying again", number, error.reason_code)
         raise error
 
-    def _start_page(self, credentials):
+    def _find(self, number, credentials):
+        """The page of worksheet ``number``: through the search form, or by loading the
+        address that form loads where the flavour has one (``pages.search_address``:
+        the classic pages' search is a GET form; one page load a visit instead of two)."""
+        address = getattr(self.pages, "search_address", None)
+        if address is None:
+            return self._load(self.pages.START_PATH, credentials,
+                              self.pages.SearchPage).open_worksheet(number)
+        page = self._load(address(number), credentials, self.pages.WorksheetPage,
+                          self.pages.SearchPage)
+        return search_result(self.pages, page, number)
+
+    def _load(self, path, credentials, *pages):
+        """Load ``path`` (relative to the ERP's URL) and wait for one of ``pages``,
+        logging in first when the ERP asks (it then shows the page it was asked for)."""
         browser = self._browser_for(credentials)
-        browser.open(urljoin(self.config.erp_url.rstrip("/") + "/", self.pages.START_PATH))
-        page = self.pages.land(browser, self.pages.SearchPage)
+        # land() below recognises an error page itself: no round trip of its own here
+        browser.open(urljoin(self.config.erp_url.rstrip("/") + "/", path), check=False)
+        page = self.pages.land(browser, *pages)
         if isinstance(page, self.pages.LoginPage):
             self.log.info("logging in to the ERP as %s", credentials.username)
             self._credentials = None
-            page = page.login(credentials)
+            page = page.login(credentials, *pages)
             self._credentials = credentials
         return page
 

@@ -5,6 +5,7 @@ bridge error for what the ERP said (:mod:`integrations.erp_sim.messages`).
 """
 
 import sys
+from urllib.parse import urlencode
 
 from selenium.webdriver.common.by import By
 
@@ -15,6 +16,14 @@ from integrations.erp_sim.screens import (LINE_ROWS_JS, ErrorPage, LineTable, Lo
                                           SearchForm)
 
 START_PATH = "worksheets"
+
+
+def search_address(number):
+    """What the search form loads for worksheet ``number``: it is a plain GET form
+    (``<form id="search-form" method="get" action="/worksheets">`` with one field,
+    ``number``), so the flow loads this address itself -- what a user's browser shows
+    after the search -- and saves a page load, a fill and a click on every visit."""
+    return "worksheets?" + urlencode({"number": str(number)})
 
 
 class HttpErrorPage(ErrorPage):

@@ -15,7 +15,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 
 from core.errors import ErpTimeout, SessionExpired, UnexpectedPage, WorksheetNotFound
-from integrations.browser import css_selector
+from integrations.browser import PAGE_SUMMARY_JS, css_selector, summary_reason
 
 # Whether the page has finished loading and says it is not busy (an SPA marks itself
 # data-busy="1" while its calls run): only then is "none of the expected screens" final.
@@ -35,14 +35,17 @@ function rows() {
     });
 }
 """
-# Index of the first selector that matches an element, or -1: one round trip per poll.
+# One round trip per poll: -1 while the document is still loading (an answer cut off
+# mid-body stays "loading" for ever, showing half a worksheet: never a screen to read),
+# then the index of the first selector that matches an element, else the page's
+# PAGE_SUMMARY_JS summary (is it an error page?).
 _FIRST_SHOWN_JS = """
+if (document.readyState !== 'complete') { return -1; }
 var selectors = arguments[0];
 for (var i = 0; i < selectors.length; i++) {
     if (document.querySelector(selectors[i])) { return i; }
 }
-return -1;
-"""
+""" + PAGE_SUMMARY_JS
 
 
 def error_for(messages, table):
@@ -67,6 +70,7 @@ def land(browser, pages, always=()):
     :param always: page classes any action may lead to (an error page first, the login)
     :returns: the page object of the screen shown
     :raises core.errors.IntegrationError: what an :class:`ErrorPage` shown means
+    :raises ErpUnavailable: when a browser error page or a server's 5xx page is shown
     :raises UnexpectedPage: when a settled page is none of them
     :raises ErpTimeout: when no page settled in time
     """
@@ -77,9 +81,15 @@ def land(browser, pages, always=()):
         # Earlier candidates win (an error banner over the screen under it). The
         # index is returned plus one, so that the first candidate counts as truthy.
         try:
-            return driver.execute_script(_FIRST_SHOWN_JS, selectors) + 1
+            shown = driver.execute_script(_FIRST_SHOWN_JS, selectors)
         except JavascriptException:  # between two documents; ask again
             return 0
+        if isinstance(shown, list):  # a whole page, none of the candidates
+            reason = summary_reason(shown)
+            if reason is not None:
+                raise reason  # a browser error page or a server's 5xx page
+            return 0  # an SPA may still draw the screen
+        return shown + 1
 
     try:
         shown = browser.wait_until(
@@ -200,17 +210,18 @@ class LoginForm(Page):
 
     USERNAME = PASSWORD = SUBMIT = None
 
-    def login(self, credentials):
-        """Log in; the ERP then shows the worksheet search.
+    def login(self, credentials, *then):
+        """Log in; the ERP then shows the worksheet search, or the screen the login
+        interrupted (``then``: its possible page classes).
 
         :param credentials: a :class:`integrations.base.Credentials`
-        :returns: the flavour's ``SearchPage``
+        :returns: the flavour's ``SearchPage`` (or one of ``then``)
         :raises LoginFailed: when the ERP rejects the username or password
         """
         self.browser.fill([(self.USERNAME, credentials.username),
                            (self.PASSWORD, credentials.password)])
         self.send(self.SUBMIT, "the login")
-        page = self.land(self.site.SearchPage)
+        page = self.land(*(then or (self.site.SearchPage,)))
         if isinstance(page, LoginForm):
             errors = page.errors()
             raise self.site.erp_error(errors) if errors else SessionExpired(
@@ -233,25 +244,36 @@ class SearchForm(Page):
         """
         self.browser.fill([(self.NUMBER, str(number))])
         self.send(self.SUBMIT, "the worksheet search")
-        page = self.land(self.site.WorksheetPage, type(self))
-        if isinstance(page, LoginForm):
-            raise SessionExpired("The ERP asked for a login while searching")
-        if isinstance(page, SearchForm):
-            error = self.site.erp_error(page.errors())
-            if (isinstance(error, WorksheetNotFound)
-                    and canonical_number(number) not in re.findall(r"\d+", error.reason_text)):
-                # The ERP's words are about another number ("undefined": a page script
-                # that lost its state after a dropped request, or a stale banner): no
-                # verdict on this worksheet, so nothing permanent.
-                raise UnexpectedPage(f"Asked for worksheet {number}, the ERP answered: "
-                                     f"{error.reason_text}")
-            raise error
-        if page.number() != canonical_number(number):
-            # Never write onto a worksheet other than the one the order names.
-            raise UnexpectedPage(f"Asked for worksheet {number}, the ERP showed {page.number()}")
-        if page.locked_message():
-            raise self.site.erp_error([page.locked_message()])
-        return page
+        return search_result(self.site, self.land(self.site.WorksheetPage, type(self)), number)
+
+
+def search_result(site, page, number):
+    """The worksheet page a search for ``number`` led to, checked to be that worksheet's.
+
+    :param site: the flavour's page module
+    :param page: the page object of the screen the search brought up
+    :raises WorksheetNotFound: when the ERP has no such worksheet
+    :raises WorksheetLocked: when another user is editing it
+    :raises SessionExpired: when the ERP asks for a login instead
+    """
+    if isinstance(page, LoginForm):
+        raise SessionExpired("The ERP asked for a login while searching")
+    if isinstance(page, SearchForm):
+        error = site.erp_error(page.errors())
+        if (isinstance(error, WorksheetNotFound)
+                and canonical_number(number) not in re.findall(r"\d+", error.reason_text)):
+            # The ERP's words are about another number ("undefined": a page script
+            # that lost its state after a dropped request, or a stale banner): no
+            # verdict on this worksheet, so nothing permanent.
+            raise UnexpectedPage(f"Asked for worksheet {number}, the ERP answered: "
+                                 f"{error.reason_text}")
+        raise error
+    if page.number() != canonical_number(number):
+        # Never write onto a worksheet other than the one the order names.
+        raise UnexpectedPage(f"Asked for worksheet {number}, the ERP showed {page.number()}")
+    if page.locked_message():
+        raise site.erp_error([page.locked_message()])
+    return page
 
 
 class LineTable(Page):
@@ -334,6 +356,11 @@ class Screens:
       always among the candidates;
     * ``LoginPage.login(credentials)`` -> the search page;
     * ``SearchPage.open_worksheet(number)`` -> the worksheet page;
+    * optionally ``search_address(number)`` -- the address (relative to the ERP's URL)
+      the search form loads for ``number``, where it is a plain GET form: the flow then
+      loads it directly (:func:`search_result` checks what came) instead of opening the
+      search page, filling it in and submitting it; a flavour whose search is no
+      address (the SPA's) does not offer it;
     * ``WorksheetPage.lines()`` (texts of its lines), ``line_rows()`` (its lines as
       :class:`SheetLine` s), ``fill_line(product_nr, amount, text)`` (nothing is sent;
       safe to repeat), ``submit_line(text)`` -> the worksheet page showing the line, and
