@@ -18,7 +18,7 @@ def search_answering(*messages):
     form = object.__new__(pages.WorksheetSearchPage)
     form.browser = FakeBrowser()
     form.send = lambda locator, what: None
-    form.land = lambda *screens: form
+    form.land = lambda *screens, after=None: form
     form.errors = lambda: list(messages)
     return form
 

@@ -265,3 +265,32 @@ def test_classic_loads_a_worksheet_by_its_search_address_one_page_load_a_visit(t
     # the first visit: the search address, the login it was sent to, then the sheet
     assert pages[:5] == [("GET", "/worksheets"), ("GET", "/login"), ("POST", "/login"),
                          ("GET", "/worksheets"), ("GET", f"/worksheets/{sheet}")]
+
+
+def test_a_classic_one_line_visit_is_five_webdriver_commands(tmp_path, monkeypatch):
+    """Every command goes through the Grid with the pool (issue 12): a one-line visit of a
+    logged-in browser is the load of the sheet, one poll that finds it and reads it, a
+    fill, a click and one poll that finds the saved sheet and reads it -- each poll as
+    many times as the page is not there yet (with no save delay: almost never)."""
+    from selenium.webdriver.remote.webdriver import WebDriver
+
+    commands = []
+    execute = WebDriver.execute
+
+    def counted(self, command, params=None):
+        commands.append(command)
+        return execute(self, command, params)
+
+    with ErpSimServer(flavor="classic", save_delay=0) as erp:
+        integration = make_integration("erp_sim", erp.url, tmp_path)
+        sheet = str(next_worksheet())
+        try:
+            assert integration.add_line(order(sheet), ADMIN) is LineOutcome.CREATED  # logs in
+            monkeypatch.setattr(WebDriver, "execute", counted)
+            second = order(sheet)
+            assert integration.add_line(second, ADMIN) is LineOutcome.CREATED
+        finally:
+            monkeypatch.undo()
+            integration.close()
+        assert len(erp.lines_with(sheet, second.uniqueid)) == 1
+    assert commands[0] == "get" and len(commands) <= 7, commands

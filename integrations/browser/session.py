@@ -423,6 +423,22 @@ class Browser:
         except WebDriverException as exc:
             raise map_webdriver_error(exc) from exc
 
+    def click_to_leave(self, locator):
+        """Click the button at ``locator``, which loads a new page, and do not wait.
+
+        :returns: the mark left on the current page (``window.__bridgePage``): a page
+            without it is a new one (what :meth:`submit` waits for)
+        """
+        # A mark on the current window object: the next document does not have it.
+        # (Staleness of an element reference is less reliable: Chromium sometimes
+        # answers "node does not belong to the document" instead of "stale".)
+        mark = uuid.uuid4().hex
+        try:
+            self.click(locator, mark)
+        except WebDriverException as exc:
+            raise map_webdriver_error(exc) from exc
+        return mark
+
     def submit(self, locator):
         """Click the button at ``locator`` and wait until the browser has left the page.
 
@@ -430,11 +446,7 @@ class Browser:
         """
         limit = self.config.page_load_timeout
         try:
-            # A mark on the current window object: the next document does not have it.
-            # (Staleness of an element reference is less reliable: Chromium sometimes
-            # answers "node does not belong to the document" instead of "stale".)
-            mark = uuid.uuid4().hex
-            self.click(locator, mark)
+            mark = self.click_to_leave(locator)
             reason = summary_reason(
                 self.wait_until(_left_page(mark), "the next page", timeout=limit))
             if reason is not None:

@@ -41,7 +41,9 @@ class ClassicPage(Page):
     """A server-rendered screen: sending something loads the next page."""
 
     def send(self, locator, what):
-        self.browser.submit(locator)
+        # land(after=...) waits for the next page: one poll for "left, loaded, and
+        # which screen", not one wait for the page and another for the screen
+        return self.browser.click_to_leave(locator)
 
 
 class LoginPage(ClassicPage, LoginForm):
@@ -78,9 +80,14 @@ class WorksheetPage(ClassicPage, LineTable):
                 rows: rows()};
     """
 
+    LANDED_JS = _STATE_JS
+
     def __init__(self, browser, wait=True):
         super().__init__(browser, wait)
         self._state = None
+
+    def landed(self, state):
+        self._state = state  # read by land() in the round trip that found the sheet
 
     def _read(self, key):
         if self._state is None:
@@ -132,8 +139,8 @@ class WorksheetPage(ClassicPage, LineTable):
         :raises SessionExpired: when the ERP shows the login form instead
         :raises UnexpectedPage: when the ERP shows neither the line nor an error
         """
-        self.send(self.SUBMIT, "the saved line")
-        page = self.land(WorksheetPage)
+        sent = self.send(self.SUBMIT, "the saved line")
+        page = self.land(WorksheetPage, after=sent)
         if isinstance(page, LoginPage):
             raise SessionExpired("The ERP asked for a login instead of taking the line")
         refusal = page.refusals()
@@ -144,9 +151,9 @@ class WorksheetPage(ClassicPage, LineTable):
         return page
 
 
-def land(browser, *pages):
+def land(browser, *pages, after=None):
     """Wait for one of ``pages`` (or the login page; an error page raises its error)."""
-    return screens.land(browser, pages, always=(HttpErrorPage, LoginPage))
+    return screens.land(browser, pages, always=(HttpErrorPage, LoginPage), after=after)
 
 
 SearchPage = WorksheetSearchPage  # the name integrations.erp_sim.flow looks for

@@ -6,6 +6,7 @@ and :class:`Screens`, the protocol a flavour's page module fulfils for
 ``tr.line[data-line-id]``) is assumed here; another ERP's pages do not use this module.
 """
 
+import functools
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -17,10 +18,12 @@ from selenium.webdriver.support import expected_conditions as EC
 from core.errors import ErpTimeout, SessionExpired, UnexpectedPage, WorksheetNotFound
 from integrations.browser import PAGE_SUMMARY_JS, css_selector, summary_reason
 
-# Whether the page has finished loading and says it is not busy (an SPA marks itself
-# data-busy="1" while its calls run): only then is "none of the expected screens" final.
+# Whether the page has finished loading, says it is not busy (an SPA marks itself
+# data-busy="1" while its calls run) and is not the page a classic send left (the mark,
+# arguments[0]): only then is "none of the expected screens" final.
 _SETTLED_JS = ("return document.readyState === 'complete'"
-               " && !document.querySelector('[data-busy=\"1\"]');")
+               " && !document.querySelector('[data-busy=\"1\"]')"
+               " && !(arguments[0] && window.__bridgePage === arguments[0]);")
 #: JavaScript defining ``rows()``: every line of ``table#lines`` as its cells show it.
 #: Both flavours' worksheet scripts include it; :func:`sheet_lines` reads its result.
 LINE_ROWS_JS = """
@@ -35,16 +38,29 @@ function rows() {
     });
 }
 """
-# One round trip per poll: -1 while the document is still loading (an answer cut off
-# mid-body stays "loading" for ever, showing half a worksheet: never a screen to read),
-# then the index of the first selector that matches an element, else the page's
-# PAGE_SUMMARY_JS summary (is it an error page?).
-_FIRST_SHOWN_JS = """
-if (document.readyState !== 'complete') { return -1; }
-var selectors = arguments[0];
-for (var i = 0; i < selectors.length; i++) {
-    if (document.querySelector(selectors[i])) { return i; }
-}
+
+
+@functools.lru_cache(maxsize=None)
+def _first_shown_js(candidates):
+    """The script of one poll of :func:`land` over ``candidates`` (page classes).
+
+    One round trip: -1 while the document is still loading (an answer cut off mid-body
+    stays "loading" for ever, showing half a worksheet: never a screen to read) or is
+    still the page a classic send left (its mark, ``arguments[1]``); then
+    ``{shown: index of the first candidate whose LOADED element is there, state: that
+    page's LANDED_JS, run at once, or null}``; else the page's PAGE_SUMMARY_JS summary
+    (is it an error page?).
+    """
+    states = ", ".join(f"function () {{{page.LANDED_JS}}}" if page.LANDED_JS else "null"
+                       for page in candidates)
+    return f"""
+var selectors = arguments[0], mark = arguments[1], states = [{states}];
+if (document.readyState !== 'complete' || (mark && window.__bridgePage === mark)) {{ return -1; }}
+for (var i = 0; i < selectors.length; i++) {{
+    if (document.querySelector(selectors[i])) {{
+        return {{shown: i, state: states[i] ? states[i]() : null}};
+    }}
+}}
 """ + PAGE_SUMMARY_JS
 
 
@@ -62,45 +78,53 @@ def error_for(messages, table):
     return UnexpectedPage("ERP said: " + ("; ".join(messages) or "nothing recognisable"))
 
 
-def land(browser, pages, always=()):
+def land(browser, pages, always=(), after=None):
     """Wait until the browser shows one of ``pages`` or one of ``always``.
 
     :param browser: an :class:`integrations.browser.Browser`
     :param pages: the page classes the last action may lead to
     :param always: page classes any action may lead to (an error page first, the login)
-    :returns: the page object of the screen shown
+    :param after: what the last :meth:`Page.send` returned: for a classic send, the mark
+        of the page it left, so that page is not taken for the answer; the wait is then
+        the page load limit, as the answer is a page load
+    :returns: the page object of the screen shown (holding its ``LANDED_JS`` state)
     :raises core.errors.IntegrationError: what an :class:`ErrorPage` shown means
     :raises ErpUnavailable: when a browser error page or a server's 5xx page is shown
     :raises UnexpectedPage: when a settled page is none of them
-    :raises ErpTimeout: when no page settled in time
+    :raises ErpTimeout: when no page settled in time (or a classic send's page never left)
     """
-    candidates = [*always, *(page for page in pages if page not in always)]
+    candidates = (*always, *(page for page in pages if page not in always))
     selectors = [css_selector(page.LOADED) for page in candidates]
+    script = _first_shown_js(candidates)
 
     def first_shown(driver):
-        # Earlier candidates win (an error banner over the screen under it). The
-        # index is returned plus one, so that the first candidate counts as truthy.
+        # Earlier candidates win (an error banner over the screen under it).
         try:
-            shown = driver.execute_script(_FIRST_SHOWN_JS, selectors)
+            shown = driver.execute_script(script, selectors, after)
         except JavascriptException:  # between two documents; ask again
-            return 0
+            return None
         if isinstance(shown, list):  # a whole page, none of the candidates
             reason = summary_reason(shown)
             if reason is not None:
                 raise reason  # a browser error page or a server's 5xx page
-            return 0  # an SPA may still draw the screen
-        return shown + 1
+            return None  # an SPA may still draw the screen
+        return shown if isinstance(shown, dict) else None
 
+    config = browser.config
+    timeout = max(config.page_load_timeout, config.wait_timeout) if after else None
     try:
         shown = browser.wait_until(
-            first_shown, "one of: " + ", ".join(page.__name__ for page in candidates))
+            first_shown, "one of: " + ", ".join(page.__name__ for page in candidates),
+            timeout=timeout)
     except ErpTimeout:
-        if browser.driver.execute_script(_SETTLED_JS):  # a whole page, not one we know
+        if browser.driver.execute_script(_SETTLED_JS, after):  # a whole page, not one we know
             raise UnexpectedPage(f"Unexpected page {browser.describe_page()}") from None
         raise
-    page = candidates[shown - 1](browser, wait=False)
+    page = candidates[shown["shown"]](browser, wait=False)
     if isinstance(page, ErrorPage):
         raise page.error()
+    if shown["state"] is not None:
+        page.landed(shown["state"])
     return page
 
 
@@ -163,6 +187,9 @@ class Page:
     ERRORS = "#form-errors li"
     #: the flavour's page module
     site = None
+    #: body of a JavaScript function whose result :func:`land` hands to :meth:`landed`
+    #: in the same round trip that found the screen (None: nothing)
+    LANDED_JS = None
 
     def __init__(self, browser, wait=True):
         """
@@ -180,16 +207,21 @@ class Page:
         return self.browser.texts(self.ERRORS)
 
     def send(self, locator, what):
-        """Click the button at ``locator``, which sends something to the ERP, and wait
-        until the answer is shown.
+        """Click the button at ``locator``, which sends something to the ERP; an SPA
+        also waits until the answer is drawn.
 
         :param what: what is awaited, for the error message
+        :returns: what :meth:`land` must wait past (``after``): a classic page's mark,
+            as the answer is the next page load; None for an SPA
         """
         raise NotImplementedError  # abstract: a page load, or an SPA's JSON call
 
-    def land(self, *pages):
+    def land(self, *pages, after=None):
         """:func:`land` on the flavour's pages (its login and error pages included)."""
-        return self.site.land(self.browser, *pages)
+        return self.site.land(self.browser, *pages, after=after)
+
+    def landed(self, state):
+        """Take the :attr:`LANDED_JS` result :func:`land` read when it found the screen."""
 
     def first_text(self, css):
         """Text of the first element matching ``css``, or ``None`` when there is none."""
@@ -220,8 +252,8 @@ class LoginForm(Page):
         """
         self.browser.fill([(self.USERNAME, credentials.username),
                            (self.PASSWORD, credentials.password)])
-        self.send(self.SUBMIT, "the login")
-        page = self.land(*(then or (self.site.SearchPage,)))
+        sent = self.send(self.SUBMIT, "the login")
+        page = self.land(*(then or (self.site.SearchPage,)), after=sent)
         if isinstance(page, LoginForm):
             errors = page.errors()
             raise self.site.erp_error(errors) if errors else SessionExpired(
@@ -243,8 +275,9 @@ class SearchForm(Page):
         :raises SessionExpired: when the ERP asks for a login instead
         """
         self.browser.fill([(self.NUMBER, str(number))])
-        self.send(self.SUBMIT, "the worksheet search")
-        return search_result(self.site, self.land(self.site.WorksheetPage, type(self)), number)
+        sent = self.send(self.SUBMIT, "the worksheet search")
+        return search_result(self.site, self.land(self.site.WorksheetPage, type(self), after=sent),
+                             number)
 
 
 def search_result(site, page, number):
@@ -330,8 +363,8 @@ class LineTable(Page):
             raise self.site.erp_error(refusal)
         if line_id not in self.line_ids():
             raise UnexpectedPage(f"Worksheet {self.number()} shows no line {line_id} to delete")
-        self.send(delete_button(line_id), "the worksheet after the delete")
-        page = self.land(self.site.WorksheetPage)
+        sent = self.send(delete_button(line_id), "the worksheet after the delete")
+        page = self.land(self.site.WorksheetPage, after=sent)
         if isinstance(page, LoginForm):
             raise SessionExpired("The ERP asked for a login instead of deleting the line")
         refusal = page.refusals()

@@ -177,8 +177,8 @@ class WorksheetPage(SpaPage, LineTable):
         :raises ErpUnavailable: when the app shows its error banner
         :raises UnexpectedPage: when it shows neither the line nor an error
         """
-        self.send(self.SUBMIT, "the saved line")
-        page = self.land(WorksheetPage)
+        sent = self.send(self.SUBMIT, "the saved line")
+        page = self.land(WorksheetPage, after=sent)
         if isinstance(page, LoginPage):
             raise SessionExpired("The ERP asked for a login instead of taking the line")
         state = page.state()
@@ -189,9 +189,12 @@ class WorksheetPage(SpaPage, LineTable):
         return page
 
 
-def land(browser, *pages):
-    """Wait for one of ``pages`` (or the login; the error banner raises its error)."""
-    return screens.land(browser, pages, always=(ErrorBanner, LoginPage))
+def land(browser, *pages, after=None):
+    """Wait for one of ``pages`` (or the login; the error banner raises its error).
+
+    :param after: what :meth:`SpaPage.send` returned (None: the answer is drawn already)
+    """
+    return screens.land(browser, pages, always=(ErrorBanner, LoginPage), after=after)
 
 
 SpaPage.site = sys.modules[__name__]
