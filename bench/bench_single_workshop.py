@@ -91,8 +91,10 @@ def report(rows, flavor, orders, rounds, command):
                    f"| {'met' if ratio >= 0.9 else 'not met'} |")
     out.append("\nWith the pool every WebDriver command of a visit goes through the Grid "
                "(one more HTTP hop and its Java); a one-line visit on the classic pages is "
-               "~15 commands, most of them one script each. The save delay hides part of "
-               "that hop behind the ERP's own time.")
+               "5 commands (the sheet's load, a poll that finds and reads it, a fill, a "
+               "click, a poll that finds and reads the saved sheet; tests/"
+               "test_integration_erp_sim_flow.py counts them). The save delay hides part "
+               "of that hop behind the ERP's own time.")
     return "\n".join(out) + "\n"
 
 
