@@ -30,10 +30,10 @@ from integrations.browser.errors import (BROWSER_FAILURES, PAGE_SUMMARY_JS,  # n
 from integrations.browser.orphans import (PROFILE_PREFIX, process_running,  # noqa: E402
                                           reap_orphaned_browsers)
 from integrations.browser.session import (POLL_FREQUENCY, STALE_ATTEMPTS, Browser,  # noqa: E402
-                                          css_selector, retry_stale)
+                                          css_selector, retry_stale, still_on_js)
 from integrations.browser.kept import KeptBrowserIntegration  # noqa: E402
 
 __all__ = ["BROWSER_FAILURES", "MASK", "PAGE_SUMMARY_JS", "POLL_FREQUENCY", "PROFILE_PREFIX", "STALE_ATTEMPTS",
            "Browser", "KeptBrowserIntegration", "css_selector", "error_page_reason", "map_webdriver_error",
            "process_running", "reap_orphaned_browsers", "retry_stale",
-           "save_failure_artifacts", "scrub_html", "summary_reason"]
+           "save_failure_artifacts", "scrub_html", "still_on_js", "summary_reason"]

@@ -567,10 +567,21 @@ return Array.from(document.querySelectorAll(arguments[0]), function (e) {
 """
 
 
+def still_on_js(mark_argument):
+    """JavaScript expression, true until the browser has left the page
+    :meth:`Browser.click_to_leave` marked and loaded the next one whole.
+
+    :param mark_argument: index of the script argument holding the mark; a null mark
+        (nothing was clicked) only waits for the page to be loaded whole
+    """
+    mark = f"arguments[{int(mark_argument)}]"
+    return (f"(document.readyState !== 'complete'"
+            f" || ({mark} && window.__bridgePage === {mark}))")
+
+
 def _left_page(mark):
     """Wait condition: a new document, loaded whole; its :data:`PAGE_SUMMARY_JS` summary."""
-    script = ("if (document.readyState !== 'complete' || window.__bridgePage === arguments[0])"
-              " { return null; }" + PAGE_SUMMARY_JS)
+    script = f"if {still_on_js(0)} {{ return null; }}" + PAGE_SUMMARY_JS
 
     def condition(driver):
         try:

@@ -16,14 +16,13 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 
 from core.errors import ErpTimeout, SessionExpired, UnexpectedPage, WorksheetNotFound
-from integrations.browser import PAGE_SUMMARY_JS, css_selector, summary_reason
+from integrations.browser import PAGE_SUMMARY_JS, css_selector, still_on_js, summary_reason
 
 # Whether the page has finished loading, says it is not busy (an SPA marks itself
 # data-busy="1" while its calls run) and is not the page a classic send left (the mark,
 # arguments[0]): only then is "none of the expected screens" final.
-_SETTLED_JS = ("return document.readyState === 'complete'"
-               " && !document.querySelector('[data-busy=\"1\"]')"
-               " && !(arguments[0] && window.__bridgePage === arguments[0]);")
+_SETTLED_JS = (f"return !{still_on_js(0)}"
+               " && !document.querySelector('[data-busy=\"1\"]');")
 #: JavaScript defining ``rows()``: every line of ``table#lines`` as its cells show it.
 #: Both flavours' worksheet scripts include it; :func:`sheet_lines` reads its result.
 LINE_ROWS_JS = """
@@ -54,8 +53,8 @@ def _first_shown_js(candidates):
     states = ", ".join(f"function () {{{page.LANDED_JS}}}" if page.LANDED_JS else "null"
                        for page in candidates)
     return f"""
-var selectors = arguments[0], mark = arguments[1], states = [{states}];
-if (document.readyState !== 'complete' || (mark && window.__bridgePage === mark)) {{ return -1; }}
+var selectors = arguments[0], states = [{states}];
+if {still_on_js(1)} {{ return -1; }}
 for (var i = 0; i < selectors.length; i++) {{
     if (document.querySelector(selectors[i])) {{
         return {{shown: i, state: states[i] ? states[i]() : null}};
