@@ -13,6 +13,7 @@ import threading
 import time
 
 import pytest
+from selenium.common.exceptions import WebDriverException
 
 from core.errors import LoginFailed
 from integrations import parking as parking_module
@@ -20,7 +21,7 @@ from integrations.base import Credentials
 from integrations.parking import Parking
 from integrations.pool import pool_status
 from tests.erp_helpers import ErpSimServer, make_integration, order
-from tests.fleet_helpers import StandaloneGrid, wait_for
+from tests.fleet_helpers import StandaloneGrid, free_port, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -178,3 +179,81 @@ def test_a_workshop_claiming_again_keeps_its_own_login_and_nobody_else_gets_it(
         assert logins == [], logins  # its own session cookie, put back from memory
     finally:
         again.close()
+
+
+def test_the_parked_tab_is_kept_and_its_session_storage_and_scripts_are_gone(
+        erp, grid, park_dir, tmp_path):
+    """The wipe keeps the tab (no new renderer per handover) but clears the origin's
+    session storage; a claimer of the same origin whose address differs by its
+    #fragment only still gets a new document, not the first workshop's scripts."""
+    first = workshop(erp, grid, park_dir, tmp_path)
+    write(first, erp, ADMIN)
+    driver = first._browser.driver
+    tab = driver.current_window_handle
+    driver.execute_script("sessionStorage.setItem('left', 'by the first'); "
+                          "window.leftover = 'by the first'; location.hash = 'a';")
+    assert first.park_browser()
+
+    second = workshop(erp, grid, park_dir, tmp_path)
+    try:
+        browser = second._browser_for(BENNY)
+        assert browser.claimed is not None
+        assert browser.driver.window_handles == [tab]  # the same tab, not a new one
+        address = browser.driver.current_url.split("#")[0] + "#b"
+        browser.open(address, check=False)
+        assert browser.driver.execute_script(
+            "return [window.leftover === undefined, sessionStorage.getItem('left')]") \
+            == [True, None]
+    finally:
+        second.close()
+
+
+def test_a_parked_error_page_gets_a_new_tab(erp, grid, park_dir, tmp_path):
+    """A page not of the ERP's origin (here the browser's own error page) is not left
+    for the next workshop: the tab is closed, with every origin's session storage in
+    it, and a new one left."""
+    first = workshop(erp, grid, park_dir, tmp_path)
+    write(first, erp, ADMIN)
+    driver = first._browser.driver
+    tab = driver.current_window_handle
+    driver.execute_script("sessionStorage.setItem('left', 'by the first')")
+    try:
+        driver.get(f"http://127.0.0.1:{free_port()}/")  # nobody listens: an error page
+    except WebDriverException:
+        pass
+    assert first.park_browser()
+
+    second = workshop(erp, grid, park_dir, tmp_path)
+    try:
+        browser = second._browser_for(BENNY)
+        assert browser.claimed is not None
+        assert len(browser.driver.window_handles) == 1
+        assert browser.driver.window_handles != [tab]
+        browser.open(erp.url + "/_sim/health", check=False)
+        assert browser.driver.execute_script("return sessionStorage.getItem('left')") is None
+    finally:
+        second.close()
+
+
+def test_a_claimer_of_another_erp_takes_the_tab_as_it_is_and_logs_in(
+        erp, grid, park_dir, tmp_path):
+    """Another origin (another workshop's ERP): the claimer's first load replaces the
+    parked page directly, and nothing of the first ERP's login goes with it."""
+    first = workshop(erp, grid, park_dir, tmp_path)
+    write(first, erp, ADMIN)
+    tab = first._browser.driver.current_window_handle
+    assert first.park_browser()
+    with ErpSimServer() as other_erp:
+        second = make_integration("erp_sim", other_erp.url, tmp_path / "artifacts",
+                                  selenium_remote_url=grid.url,
+                                  browser_park_dir=str(park_dir))
+        try:
+            result, lines = write(second, other_erp, ADMIN)
+            assert not isinstance(result, Exception) and len(lines) == 1
+            assert second._browser.claimed is not None
+            assert second._browser.driver.window_handles == [tab]
+            cookies = second._browser.cookies()
+            assert {c["domain"] for c in cookies} <= {"127.0.0.1"}
+            assert all(c.get("sourcePort") in (None, -1, other_erp.port) for c in cookies)
+        finally:
+            second.close()
