@@ -16,6 +16,7 @@ Only one process may ever open the file; the instance is one process by design.
 
 import os
 import sqlite3
+import threading
 
 from persistqueue import SQLiteAckQueue
 from persistqueue.exceptions import Empty
@@ -46,6 +47,10 @@ class OrderQueue:
             raise ConfigError(
                 f"the queue file in {directory} is damaged ({exc}); move that folder aside "
                 "and start again: waiting orders are re-queued from the order records") from None
+        # Set by every put and nack (and by wake): get waits on it instead of querying
+        # the file at each poll. persist-queue's own blocking get clears its event
+        # *after* finding the table empty, so a put in between waits for the next poll.
+        self._arrived = threading.Event()
 
     def pending_payloads(self):
         """Payloads not yet acknowledged. Start-up only: reads through persist-queue's
@@ -58,14 +63,32 @@ class OrderQueue:
             self._q.put(payload)
         except sqlite3.DatabaseError as exc:
             raise StorageUnavailable(f"the queue file cannot be written: {exc}") from None
+        self._arrived.set()
 
     def get(self, timeout):
-        """:returns: ``(row_id, payload)``, or None when nothing arrived within ``timeout``"""
+        """The next item, waiting up to ``timeout`` seconds for one to be put. The file
+        is read once, and again only when something was put (or :meth:`wake` was
+        called): an idle instance does not query it at every poll.
+
+        :returns: ``(row_id, payload)``, or None when nothing arrived within ``timeout``
+            (or a :meth:`wake` came first)
+        """
+        self._arrived.clear()  # before the read: a put after it sets it again
+        item = self._take()
+        if item is None and timeout > 0 and self._arrived.wait(timeout):
+            item = self._take()
+        return item
+
+    def _take(self):
         try:
-            item = self._q.get(block=True, timeout=timeout, raw=True)
+            item = self._q.get(block=False, raw=True)
         except Empty:
             return None
         return item["pqid"], item["data"]
+
+    def wake(self):
+        """End a :meth:`get` that is waiting (the worker's stop)."""
+        self._arrived.set()
 
     def ack(self, row_id):
         self._q.ack(id=row_id)
@@ -73,6 +96,7 @@ class OrderQueue:
     def nack(self, row_id):
         """Put an unfinished item back at the head of the queue."""
         self._q.nack(id=row_id)
+        self._arrived.set()
 
     def compact(self):
         """Delete every acknowledged row, so ``get`` does not scan a growing table."""

@@ -3,12 +3,14 @@
 import json
 import os
 import re
+import time
 
 import pytest
 
 from bridge.app import create_app
 from core.errors import ErpUnavailable
 from conftest import WORKSHOP, replace, wait_for
+from workers.worker import IDLE_POLL_SECONDS
 
 ORDER = {"workshop": WORKSHOP, "worksheet": "558", "product_nr": "10",
          "product_amount": "5", "uniqueid": "u-1", "username": "admin",
@@ -264,6 +266,20 @@ def test_worker_start_stop_are_idempotent(client):
     assert client.put("/start_worker").get_json() == {"worker_before": "running", "worker_after": "running"}
     assert client.put("/stop_worker").get_json() == {"worker_before": "running", "worker_after": "stopped"}
     assert client.get("/alive").get_json()["worker"] == "stopped"
+
+
+def test_an_idle_worker_takes_a_stop_and_an_order_at_once(client):
+    """With no browser held the worker waits up to IDLE_POLL_SECONDS for work (an idle
+    fleet of hundreds then reads no files); a stop, or an order placed, ends the wait."""
+    client.put("/start_worker")
+    time.sleep(0.5)  # into its first long wait
+    started = time.monotonic()
+    assert client.put("/stop_worker").get_json()["worker_after"] == "stopped"
+    assert time.monotonic() - started < IDLE_POLL_SECONDS - 2
+    client.put("/start_worker")
+    time.sleep(0.5)
+    client.post("/create", json=order())
+    wait_for(lambda: status(client, "u-1")["status"] == "created", timeout=IDLE_POLL_SECONDS - 2)
 
 
 def test_stop_finishes_the_order_in_hand(instance, client, erp):

@@ -4,6 +4,8 @@ SQLite files. Moved from test_instance.py; every assertion kept."""
 import glob
 import os
 import sqlite3
+import threading
+import time
 
 import pytest
 
@@ -34,6 +36,37 @@ def test_empty_queue_get_returns_none_after_the_timeout(settings):
     inst, _ = open_instance(settings)
     assert inst.queue.get(timeout=0.05) is None
     inst.close()
+
+
+def test_a_waiting_get_returns_as_soon_as_an_item_is_put(tmp_path):
+    """The worker waits long (workers.worker.IDLE_POLL_SECONDS) when idle: a put ends
+    the wait at once, and so does wake (the worker's stop)."""
+    queue = OrderQueue(str(tmp_path / "q"))
+    try:
+        timer = threading.Timer(0.2, queue.put, args=({"uniqueid": "u-1"},))
+        started = time.monotonic()
+        timer.start()
+        row_id, payload = queue.get(timeout=30)
+        assert payload == {"uniqueid": "u-1"} and time.monotonic() - started < 5
+        queue.ack(row_id)
+
+        timer = threading.Timer(0.2, queue.wake)
+        started = time.monotonic()
+        timer.start()
+        assert queue.get(timeout=30) is None
+        assert time.monotonic() - started < 5
+    finally:
+        queue.close()
+
+
+def test_an_item_put_between_two_gets_is_not_missed(tmp_path):
+    queue = OrderQueue(str(tmp_path / "q"))
+    try:
+        assert queue.get(timeout=0) is None
+        queue.put({"uniqueid": "u-2"})
+        assert queue.get(timeout=0)[1] == {"uniqueid": "u-2"}
+    finally:
+        queue.close()
 
 
 def test_a_failed_put_is_storage_unavailable(tmp_path):

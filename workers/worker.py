@@ -64,6 +64,11 @@ from integrations.pool import pool_status
 
 #: how long one blocking ``get`` waits before the loop checks for stop and idleness
 POLL_SECONDS = 0.5
+#: the same with no browser held: nothing to give back, so the loop only sweeps (an
+#: order whose queue item failed, a failed nack: picked up within this while idle). A
+#: put ends the wait at once, a stop too (``OrderQueue.wake``); at 0.5 s 200 idle
+#: instances read their queue and records files ~600 times a second between them.
+IDLE_POLL_SECONDS = 5.0
 #: the same while holding an idle browser that a workshop waiting in the parking could
 #: use: it is handed over within this (the waiter looks into the parking every 0.1 s)
 HOLDER_POLL_SECONDS = 0.1
@@ -219,6 +224,7 @@ class Worker:
         with self._state_lock:
             was_running = self.running
             self._stop.set()
+            self.queue.wake()  # a worker waiting for work sees the stop at once
             if was_running:
                 self._thread.join(timeout)
                 if not self._thread.is_alive():
@@ -275,6 +281,8 @@ class Worker:
         self._maintain()
         if self._parking is not None and self._integration is not None:
             poll = min(poll, HOLDER_POLL_SECONDS)  # a workshop may wait for this browser
+        elif self._integration is None and not self._unreleased and poll == POLL_SECONDS:
+            poll = IDLE_POLL_SECONDS
         first = self.queue.get(timeout=poll)
         if first is None:
             self._idle()
