@@ -1,7 +1,7 @@
 """Batch intake: ``POST /create`` with ``{"orders": [...]}``, 1 to 100 orders.
 
-Each order is checked on its own by the model of a single ``/create``
-(:func:`bridge.models.order_model`) and decided as a single post would be, in request
+Each order is checked on its own as a single ``/create`` is
+(:func:`bridge.fields.check_order`) and decided as a single post would be, in request
 order; the answer has one result per order, in request order, and the counts:
 
 * ``placed`` -- new: stored and queued (``status`` is ``placed``);
@@ -26,69 +26,14 @@ on their way -- a 4xx would tell a client that nothing happened. A client must r
 ``counts.failed`` (or look for 207) to see failures. The batch as a whole is refused
 with 400 and nothing is stored when ``orders`` is not a list of 1 to
 :data:`MAX_BATCH_ORDERS` JSON objects; a body over 64 KB is refused with 413 as always
-(100 orders of the usual size are about 20 KB).
+(100 orders of the usual size are about 20 KB). The documents' models of a batch are in
+:mod:`bridge.models`.
 """
 
-from typing import Annotated, Any, Literal, Optional
-
-from pydantic import BaseModel, Field, WithJsonSchema
-
 from bridge import fields
-from bridge.status import OrderStatus
 
 #: most orders in one batch (seed 000's limit); more are refused whole with 400
 MAX_BATCH_ORDERS = 100
-
-_ITEM_DESCRIPTION = (
-    "An order as CreateOrder describes it. Each is checked on its own: one that breaks a "
-    "rule fails alone (result 'failed' with its fields), the others are stored.")
-
-
-def batch_model(order_schema_ref):
-    """:returns: the request model of a batch whose items document ``order_schema_ref``
-
-    The items are published as *an order, or any other object*: an invalid order does
-    not make the request invalid, it fails on its own (so the document says exactly
-    what the instance accepts); the reference shows a client what an order is.
-    """
-    item = Annotated[dict[str, Any], WithJsonSchema({
-        "anyOf": [{"$ref": order_schema_ref}, {"type": "object"}],
-        "description": _ITEM_DESCRIPTION})]
-
-    class CreateBatch(BaseModel):
-        """``POST /create`` with several orders, stored in one transaction."""
-
-        orders: list[item] = Field(min_length=1, max_length=MAX_BATCH_ORDERS, description=(
-            f"1 to {MAX_BATCH_ORDERS} orders; a body with 'orders' is a batch."))
-
-    return CreateBatch
-
-
-class BatchCounts(BaseModel):
-    placed: int
-    existed: int
-    failed: int
-
-
-class BatchResult(BaseModel):
-    """What became of one order of a batch."""
-
-    index: int = Field(description="Its place in the request's 'orders', from 0.")
-    uniqueid: Optional[str] = Field(description="null when it has no valid uniqueid.")
-    result: Literal["placed", "existed", "failed"]
-    status: Optional[OrderStatus] = Field(
-        None, description="placed or existed: the order's current status.")
-    error: Optional[Literal["validation_failed", "duplicate_uniqueid"]] = None
-    message: Optional[str] = None
-    fields: Optional[dict[str, str]] = Field(None, description="Field name -> what is wrong.")
-
-
-class BatchAnswer(BaseModel):
-    """The answer to a batch: one result per order, in request order."""
-
-    counts: BatchCounts
-    results: list[BatchResult]
-
 
 class BatchRefused(ValueError):
     """The batch as a whole cannot be taken (answered 400; nothing stored).
@@ -124,20 +69,16 @@ def intake(instance, orders):
     :returns: ``(answer, status)``: a :class:`BatchAnswer` as a dict, and 200 or 207
     :raises StorageUnavailable: as :meth:`~bridge.instance.Instance.submit_many`
     """
-    from pydantic import ValidationError
-
-    from bridge.models import field_errors, order_model
-
-    model = order_model(instance.settings)
+    rules = fields.order_rules(instance.settings)
     results = [None] * len(orders)
     valid = []  # (index, normalised order)
     for index, body in enumerate(orders):
-        try:
-            valid.append((index, model.model_validate(body).model_dump()))
-        except ValidationError as exc:
+        order, problems = fields.check_order(body, *rules)
+        if problems:
             results[index] = _failed(index, _uniqueid(body), "validation_failed",
-                                     "the order has missing or invalid fields",
-                                     field_errors(exc))
+                                     "the order has missing or invalid fields", problems)
+        else:
+            valid.append((index, order))
     found = instance.submit_many([order for _, order in valid]) if valid else []
     for (index, order), stored in zip(valid, found):
         uniqueid = order["uniqueid"]

@@ -3,9 +3,11 @@ OpenAPI schema.
 
 The checks here and the schemas here are two readings of one rule, kept side by side so
 that a request the published document allows is never refused (``tests/test_fields.py``
-checks each pattern against its check). Plain Python, no pydantic: the query parameter
-of ``/get_order_status`` is checked with it on an idle instance, which has not loaded
-pydantic (see :mod:`bridge.views.orders`).
+checks each pattern against its check). Plain Python, no pydantic: ``/create`` and the
+query parameter of ``/get_order_status`` are checked with it (:func:`check_order`), and
+pydantic, ~9 MB of memory in every instance that loads it, is loaded only for the API's
+documents (:mod:`bridge.models`, whose order model is built from the same checks and
+which ``tests/test_models.py`` holds to the same answers).
 
 Amounts (``product_amount``) are read as a pump or a person writes them: ASCII digits
 with at most one ``.`` or ``,`` as the decimal separator (Norwegian pumps write ``4,7``),
@@ -285,3 +287,44 @@ def _fraction_at_most(frac):
                 tail = f"[0-9]{{{rest}}}" if rest else ""
                 parts.append(f"{bound[:position]}[0-{int(digit) - 1}]{tail}")
     return "|".join(parts)
+
+
+def order_rules(settings):
+    """What of an instance's settings decides a valid order: ``(workshop, maximum,
+    login_required)``, as :func:`check_order` and :func:`bridge.models.order_model` take it."""
+    return (settings.workshop, Decimal(repr(float(settings.max_product_amount))),
+            not settings.erp_username)
+
+
+#: an order's fields, in the order :func:`check_order` reports their problems (the
+#: order of :class:`bridge.models.CreateOrder`)
+ORDER_FIELDS = ("workshop", "worksheet", "product_nr", "product_amount", "uniqueid",
+                "username", "password")
+
+
+def check_order(body, served, maximum, login_required):
+    """Check one order (a JSON object) as the instance's order model does.
+
+    :param served: the instance's workshop
+    :param maximum: ``MAX_PRODUCT_AMOUNT`` as a :class:`~decimal.Decimal`
+    :param login_required: the instance has no default ERP login: ``username`` is required
+    :returns: ``(order, problems)``: the normalised order (every field of
+        :data:`ORDER_FIELDS`, ``None`` for an absent optional one) and ``{}``, or
+        ``None`` and ``{field: reason}``, one reason a field. Other keys are ignored.
+    """
+    checks = (workshop(served), identifier, identifier,
+              lambda value: parse_amount(value, maximum), uniqueid, username, password)
+    optional = {"password"} if login_required else {"username", "password"}
+    order, problems = {}, {}
+    for name, check in zip(ORDER_FIELDS, checks):
+        value = body.get(name)
+        if value is None and name in optional:
+            order[name] = None
+        elif name not in body:
+            problems[name] = "is required"
+        else:
+            try:
+                order[name] = check(value)
+            except ValueError as exc:
+                problems[name] = str(exc)
+    return (None, problems) if problems else (order, {})

@@ -1,5 +1,9 @@
-"""Request and response models. They validate ``/create`` and they are the source of the
-OpenAPI document (:mod:`bridge.openapi`), so the two cannot drift apart.
+"""Request and response models: the source of the OpenAPI document (:mod:`bridge.openapi`).
+
+``/create`` is checked by :func:`bridge.fields.check_order`, plain Python with the same
+field checks, so that an instance taking orders never loads pydantic (~9 MB each, in a
+fleet of hundreds); ``tests/test_models.py`` holds the model and that check to the same
+answer for every order, valid or not.
 
 Each field's rule and its schema come from :mod:`bridge.fields`. The order model is built
 per instance (:func:`order_model`): the workshop it serves, its ``MAX_PRODUCT_AMOUNT``
@@ -11,11 +15,11 @@ OilMat can add fields without breaking an older bridge.
 
 from decimal import Decimal
 from functools import lru_cache
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema, create_model
 
-from bridge import fields
+from bridge import batch, fields
 from bridge.status import OrderStatus
 
 
@@ -59,8 +63,7 @@ class CreateOrder(BaseModel):
 
 def order_model(settings):
     """:returns: the :class:`CreateOrder` model of the instance with these settings"""
-    return _order_model(settings.workshop, Decimal(repr(float(settings.max_product_amount))),
-                        not settings.erp_username)
+    return _order_model(*fields.order_rules(settings))
 
 
 @lru_cache(maxsize=16)
@@ -239,3 +242,56 @@ class EventPage(BaseModel):
 
 class EventAck(BaseModel):
     acked: int = Field(description="Every event up to this cursor is acknowledged.")
+
+
+# -- a batch (bridge/batch.py) -----------------------------------------------------
+
+_ITEM_DESCRIPTION = (
+    "An order as CreateOrder describes it. Each is checked on its own: one that breaks a "
+    "rule fails alone (result 'failed' with its fields), the others are stored.")
+
+
+def batch_model(order_schema_ref):
+    """:returns: the request model of a batch whose items document ``order_schema_ref``
+
+    The items are published as *an order, or any other object*: an invalid order does
+    not make the request invalid, it fails on its own (so the document says exactly
+    what the instance accepts); the reference shows a client what an order is.
+    """
+    item = Annotated[dict[str, Any], WithJsonSchema({
+        "anyOf": [{"$ref": order_schema_ref}, {"type": "object"}],
+        "description": _ITEM_DESCRIPTION})]
+
+    class CreateBatch(BaseModel):
+        """``POST /create`` with several orders, stored in one transaction."""
+
+        orders: list[item] = Field(min_length=1, max_length=batch.MAX_BATCH_ORDERS, description=(
+            f"1 to {batch.MAX_BATCH_ORDERS} orders; a body with 'orders' is a batch."))
+
+    return CreateBatch
+
+
+class BatchCounts(BaseModel):
+    placed: int
+    existed: int
+    failed: int
+
+
+class BatchResult(BaseModel):
+    """What became of one order of a batch."""
+
+    index: int = Field(description="Its place in the request's 'orders', from 0.")
+    uniqueid: Optional[str] = Field(description="null when it has no valid uniqueid.")
+    result: Literal["placed", "existed", "failed"]
+    status: Optional[OrderStatus] = Field(
+        None, description="placed or existed: the order's current status.")
+    error: Optional[Literal["validation_failed", "duplicate_uniqueid"]] = None
+    message: Optional[str] = None
+    fields: Optional[dict[str, str]] = Field(None, description="Field name -> what is wrong.")
+
+
+class BatchAnswer(BaseModel):
+    """The answer to a batch: one result per order, in request order."""
+
+    counts: BatchCounts
+    results: list[BatchResult]

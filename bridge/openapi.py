@@ -9,7 +9,7 @@ document allows is one the instance accepts (``tests/test_fuzz_api.py`` checks t
 
 from pydantic.json_schema import models_json_schema
 
-from bridge import batch, fields, models
+from bridge import fields, models
 from bridge.params import MOMENT_FORMATS
 from bridge.status import OrderStatus
 from bridge.views.failed import MAX_LIMIT as ORDERS_MAX_LIMIT, NOTE_MAX
@@ -41,7 +41,7 @@ _RATE_LIMITED = {
 
 
 #: a batch of orders (bridge/batch.py); its items refer to the instance's CreateOrder
-_CREATE_BATCH = batch.batch_model(_REF.format(model="CreateOrder"))
+_CREATE_BATCH = models.batch_model(_REF.format(model="CreateOrder"))
 
 
 def _create_op():
@@ -55,10 +55,10 @@ def _create_op():
     op["responses"]["200"] = {
         "description": "One order: its status. A batch: no order failed.",
         "content": {"application/json": {"schema": {
-            "anyOf": [_ref(models.CreateAccepted), _ref(batch.BatchAnswer)]}}}}
+            "anyOf": [_ref(models.CreateAccepted), _ref(models.BatchAnswer)]}}}}
     op["responses"]["207"] = {"description": "A batch in which at least one order failed "
                                              "(see results); the others are stored",
-                              **_json(batch.BatchAnswer)}
+                              **_json(models.BatchAnswer)}
     op["responses"]["409"]["description"] += " (one order; in a batch it is a result)"
     return op
 
@@ -228,7 +228,7 @@ def build_document(settings):
     """
     order = models.order_model(settings)
     _, defs = models_json_schema([(m, "validation") for m in (order, *_SCHEMAS, _CREATE_BATCH,
-                                                              batch.BatchAnswer)],
+                                                              models.BatchAnswer)],
                                  ref_template=_REF)
     return {
         "openapi": "3.1.0",

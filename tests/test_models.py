@@ -1,10 +1,14 @@
 """bridge/models.py: the order model of one instance, and its schema, from its settings."""
 
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as settings_of_hypothesis
+from hypothesis import strategies as st
 from cryptography.fernet import Fernet
 from pydantic import ValidationError
 
 from core.errors import ConfigError
+from bridge import fields
 from bridge.models import field_errors, order_model
 from bridge.settings import load_settings
 from conftest import WORKSHOP, replace
@@ -77,3 +81,49 @@ def test_max_product_amount_is_read_from_the_environment():
     for bad in ("0.5", "1.0005", "lots", "nan", "inf"):
         with pytest.raises(ConfigError, match="MAX_PRODUCT_AMOUNT"):
             load_settings(5001, WORKSHOP, env={**env, "MAX_PRODUCT_AMOUNT": bad})
+
+
+# -- the plain check /create uses is the model's rule ----------------------------------
+
+_VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(-5, 10**19), st.floats(allow_nan=True),
+    st.decimals(allow_nan=False, places=4), st.text(max_size=8),
+    st.sampled_from(["5", "4,7", "0", "-1", "1e3", "5_000", " 5", "558", "a b", WORKSHOP,
+                     "x" * 201, "\u0007", ""]),
+    st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=2), st.integers(),
+                                                          max_size=1))
+_BODIES = st.dictionaries(st.sampled_from(list(fields.ORDER_FIELDS) + ["extra"]), _VALUES)
+
+
+def _model_answer(settings, body):
+    try:
+        return order_model(settings).model_validate(body).model_dump(), {}
+    except ValidationError as exc:
+        return None, field_errors(exc)
+
+
+@pytest.mark.parametrize("default_login", [True, False])
+@settings_of_hypothesis(max_examples=300, deadline=None,
+                        suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(changes=_BODIES)
+def test_check_order_answers_as_the_order_model_does(settings, default_login, changes):
+    """/create checks with bridge.fields.check_order (no pydantic in an instance that
+    only takes orders); the documents publish bridge.models' model: the two agree on
+    every order, valid or not, down to each field's reason and the order they come in."""
+    settings = replace(settings, max_product_amount=250.0,
+                       erp_username="admin" if default_login else "")
+    body = {**ORDER, **changes}
+    expected = _model_answer(settings, body)
+    found = fields.check_order(body, *fields.order_rules(settings))
+    assert found == expected
+    assert list(found[1]) == list(expected[1])  # the same order of fields
+
+
+@pytest.mark.parametrize("missing", fields.ORDER_FIELDS)
+def test_check_order_names_a_missing_field_as_the_model_does(settings, missing):
+    for login in ("admin", ""):
+        instance = replace(settings, erp_username=login)
+        body = {key: value for key, value in {**ORDER, "username": "u", "password": "p"}.items()
+                if key != missing}
+        assert fields.check_order(body, *fields.order_rules(instance)) == \
+            _model_answer(instance, body)

@@ -26,21 +26,14 @@ def create():
         return error_response(400, "validation_failed", "the body must be a JSON object")
     if "orders" in body:  # {"orders": [...]}: a batch (bridge/batch.py)
         return _create_batch(body)
-    # pydantic and the models are imported by the first order, not at start: they are
-    # ~9 MB of RSS, and most instances of a fleet sit idle (bench_fleet_density.py).
-    from pydantic import ValidationError
-
-    from bridge.models import field_errors, order_model
-
     instance = _instance()
-    try:
-        # the instance's workshop, MAX_PRODUCT_AMOUNT and default login are in the model
-        order = order_model(instance.settings).model_validate(body)
-    except ValidationError as exc:
+    # the instance's workshop, MAX_PRODUCT_AMOUNT and default login decide what is valid
+    order, problems = fields.check_order(body, *fields.order_rules(instance.settings))
+    if problems:
         return error_response(400, "validation_failed", "the order has missing or invalid fields",
-                              field_errors(exc))
+                              problems)
     try:
-        record, created = instance.submit(order.model_dump())
+        record, created = instance.submit(order)
     except DuplicateConflict as exc:
         return error_response(409, "duplicate_uniqueid", str(exc))
     current_app.logger.info("create %s: %s", record["uniqueid"],
