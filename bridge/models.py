@@ -13,7 +13,6 @@ published schema. Values may arrive as strings or numbers (``"product_amount": "
 OilMat can add fields without breaking an older bridge.
 """
 
-from decimal import Decimal
 from functools import lru_cache
 from typing import Annotated, Any, Literal, Optional
 

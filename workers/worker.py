@@ -240,7 +240,7 @@ class Worker:
         finally:
             self._close_integration()
 
-    def _guarded_step(self, poll=POLL_SECONDS):
+    def _guarded_step(self, poll=None):
         """One step that no exception escapes. :returns: whether there was work"""
         try:
             return self._step(poll)
@@ -276,14 +276,11 @@ class Worker:
         finally:
             self._close_integration()
 
-    def _step(self, poll=POLL_SECONDS):
-        """Take one batch and work it. :returns: whether there was one"""
+    def _step(self, poll=None):
+        """Take one batch and work it, waiting up to ``poll`` seconds for one (None: as
+        long as :meth:`_poll_seconds` says). :returns: whether there was one"""
         self._maintain()
-        if self._parking is not None and self._integration is not None:
-            poll = min(poll, HOLDER_POLL_SECONDS)  # a workshop may wait for this browser
-        elif self._integration is None and not self._unreleased and poll == POLL_SECONDS:
-            poll = IDLE_POLL_SECONDS
-        first = self.queue.get(timeout=poll)
+        first = self.queue.get(timeout=self._poll_seconds() if poll is None else poll)
         if first is None:
             self._idle()
             return False
@@ -299,6 +296,14 @@ class Worker:
         finally:
             self._last_work = time.monotonic()
         return True
+
+    def _poll_seconds(self):
+        """How long the loop waits for work before it looks at stop and idleness."""
+        if self._integration is None:  # nothing to give back: only the sweep waits
+            return POLL_SECONDS if self._unreleased else IDLE_POLL_SECONDS
+        if self._parking is not None:
+            return HOLDER_POLL_SECONDS  # a workshop may wait for this browser
+        return POLL_SECONDS
 
     def _maintain(self):
         """Now and then: put back items whose nack failed, queue stranded orders."""

@@ -336,19 +336,20 @@ class Browser:
             shutil.rmtree(self._profile_dir, ignore_errors=True)
             self._profile_dir = None
 
-    def open(self, url, check=True):
+    def open(self, url, check=True, fresh=False):
         """Load ``url``; raise :class:`ErpUnavailable` if an error page comes instead.
 
         :param check: look for an error page at once (one round trip); ``False`` when
             the caller's next wait recognises error pages itself (erp_sim's ``land``)
+        :param fresh: load a new document even when ``url`` differs from the page shown
+            by its ``#fragment`` only (which on its own is no reload)
         :raises core.errors.IntegrationError: mapped from Selenium's error
         """
         try:
             parked, self._parked_url = self._parked_url, None
-            if parked and _origin(parked) == _origin(url):
-                # The page another workshop left (park keeps it): an address of the same
-                # origin that differs by its #fragment only would not reload it, and its
-                # scripts would live on with what they hold.
+            # The page another workshop left (park keeps it) is of the same origin: its
+            # scripts must not live on with what they hold, so the same as fresh.
+            if fresh or (parked and _origin(parked) == _origin(url)):
                 self.driver.get("about:blank")
             self.driver.get(url)
         except WebDriverException as exc:

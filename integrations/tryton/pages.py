@@ -170,8 +170,7 @@ class Sao:
         """
         address = f"{self.base_url}/#{self.database}/{fragment}"
         if fresh:
-            self.driver.get("about:blank")  # else a change of fragment only is no reload
-            self.browser.open(address)
+            self.browser.open(address, fresh=True)  # a change of fragment only is no reload
         else:
             self.driver.execute_script("location.hash = arguments[0];",
                                        f"{self.database}/{fragment}")
