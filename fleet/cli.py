@@ -11,6 +11,7 @@ import os
 import sys
 
 from core.errors import BridgeError
+from fleet.bytecode import compile_sources
 from fleet.errors import InvalidIntegration, SupervisorUnavailable
 from fleet.control import Fleet
 from fleet.rotate import rotate_secrets
@@ -179,6 +180,9 @@ def up(fleet):
         raise SupervisorUnavailable(f"supervisord is already running on {settings.socket_path}")
     fleet.check_grid_port()
     conf = fleet.write_config()
+    problem = compile_sources(settings.python, ROOT)
+    if problem:
+        print(f"manage.py: note: {problem}; instances will compile it at each start", file=sys.stderr)
     print(f"manage.py: {browser_pool_line(settings)}", file=sys.stderr)
     sys.stdout.flush()
     os.chdir(ROOT)

@@ -4,6 +4,7 @@ One fleet of three workshops serves the whole module, in the order the tests are
 written: each test leaves the fleet as the next one expects it.
 """
 
+import importlib.util
 import os
 import signal
 import time
@@ -12,12 +13,15 @@ import pytest
 import requests
 
 from tests.erp_helpers import ErpSimServer
+from fleet.settings import ROOT
 from tests.fleet_helpers import Fleet, fleet_env, wait_for
 
 A, B, C = "Bennys Auto", "Bilverksted Ålesund", "Garage Tre"
 #: instance settings that keep the tests quick: short backoff, browsers closed when idle
 INSTANCE_ENV = dict(RETRY_BASE_SECONDS="0.2", RETRY_MAX_SECONDS="1", PAGE_LOAD_TIMEOUT="10",
                     WAIT_TIMEOUT="5", BROWSER_IDLE_SECONDS="1", STOP_WAIT_SECONDS="60")
+#: modules every instance imports, whose bytecode `up` writes (fleet/bytecode.py)
+COMPILED = ("api.py", "bridge/instance.py", "workers/worker.py", "integrations/base.py")
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +35,10 @@ def fleet(erp, tmp_path_factory):
     fleet = Fleet(fleet_env(tmp_path_factory.mktemp("fleet"), **INSTANCE_ENV))
     for workshop in (A, B, C):
         fleet.add(workshop, erp.url)
+    for module in COMPILED:  # so that test_up_compiled_... sees up's own compile
+        cache = importlib.util.cache_from_source(os.path.join(ROOT, module))
+        if os.path.exists(cache):
+            os.remove(cache)
     try:
         yield fleet.up()
     finally:
@@ -61,6 +69,14 @@ def test_three_integrations_alive_and_orders_created(fleet, erp):
     created_once(fleet, erp, orders)
     overview = fleet.overview()
     assert all(overview[w]["last_success"] for w in (A, B, C))
+
+
+def test_up_compiled_the_modules_every_instance_imports(fleet):
+    # fleet/bytecode.py: under PYTHONDONTWRITEBYTECODE each instance would compile them
+    for module in COMPILED:
+        source = os.path.join(ROOT, module)
+        cache = importlib.util.cache_from_source(source)
+        assert os.path.getmtime(cache) >= os.path.getmtime(source), module
 
 
 def test_kill_9_is_restarted_and_its_queued_orders_complete(fleet, erp):
