@@ -10,6 +10,7 @@ configuration is bad (a one-line message on stderr, no traceback).
 
 import argparse
 import dataclasses
+import gc
 import logging
 import os
 import sys
@@ -67,13 +68,26 @@ def build(args):
     return settings, instance, app, listener
 
 
+def _started():
+    """Start-up made ~300k objects that live as long as the process (modules, classes,
+    the app): moved out of the collector's sight, later collections skip them."""
+    gc.freeze()
+    gc.enable()
+
+
 def main(argv=None):
-    args = _parse(sys.argv[1:] if argv is None else argv)
+    # No cyclic collection while starting: it would only re-scan what the imports just
+    # made, all of it kept. Measured from start to /alive: 0.31 -> 0.27 CPU-s, and under
+    # the fleet 200 instances start at once on 2 cores.
+    gc.disable()
     try:
+        args = _parse(sys.argv[1:] if argv is None else argv)
         settings, instance, app, listener = build(args)
     except ConfigError as exc:
         print(f"api.py: error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        _started()
     from bridge import logs, server
 
     log = logging.getLogger("oilmat.api")

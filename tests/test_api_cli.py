@@ -124,3 +124,41 @@ def test_a_damaged_file_at_start_is_one_line_naming_it_and_exit_2(tmp_path, dama
     assert len(result.stderr.strip().splitlines()) == 1
     assert "damaged" in result.stderr and "move" in result.stderr
     assert str(folder / damaged.split("/")[0]) in result.stderr
+
+
+@pytest.mark.parametrize("argv", [["not-a-port"], [], ["--help"]])
+def test_main_leaves_the_collector_on_whatever_happens(argv, monkeypatch, tmp_path):
+    # api.main turns the cyclic collector off while it starts (start-up CPU); an early
+    # exit must not leave a process, or a test importing api, without one
+    import gc
+
+    import api
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("QUEUE_DIR", str(tmp_path / "q"))
+    assert gc.isenabled()
+    try:
+        with pytest.raises(SystemExit):  # argparse: usage or help
+            api.main(argv)
+    finally:
+        enabled = gc.isenabled()
+        gc.enable()
+        gc.unfreeze()
+    assert enabled
+
+
+def test_main_leaves_the_collector_on_after_a_configuration_error(monkeypatch, tmp_path):
+    import gc
+
+    import api
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("API_TOKEN", raising=False)
+    monkeypatch.delenv("API_TOKEN_SEALED", raising=False)
+    try:
+        assert api.main([str(free_port()), "Bennys Auto"]) == 2
+    finally:
+        enabled = gc.isenabled()
+        gc.enable()
+        gc.unfreeze()
+    assert enabled
