@@ -7,8 +7,11 @@ workshop's environment: ``{"argv": [python, api.py, "--", port, workshop],
 supervisor's own files, because supervisor's format mangles ``%(...)s`` in any value.
 
 It ``exec``s api.py: the same process, so supervisord's signals and its view of the pid
-reach api.py itself, and nothing of the launcher stays in memory. It imports only the
-standard library, to add as little as possible to an instance's start.
+reach api.py itself, and nothing of the launcher stays in memory. Before that it opens the
+workshop's sealed secrets (:func:`bridge.unseal.hand_over`: cryptography is loaded here,
+where ``exec`` drops it, instead of in a child api.py would start) and hands them to
+api.py in an inherited pipe. Otherwise it imports only the standard library, to add as
+little as possible to an instance's start.
 """
 
 import json
@@ -39,9 +42,15 @@ def main(argv=None):
     except (OSError, ValueError) as e:  # a one-line reason in the program's log, exit 2
         print(f"fleet.launch: error: {args[0]}: {e}", file=sys.stderr)
         return 2
+    environment = {**os.environ, **environment}
+    if any(name.endswith("_SEALED") and value for name, value in environment.items()):
+        from bridge.unseal import HANDOVER_FD, hand_over
+        handed = hand_over(environment)
+        if handed is not None:
+            environment[HANDOVER_FD] = str(handed)
     sys.stdout.flush()
     try:
-        os.execvpe(command[0], command, {**os.environ, **environment})
+        os.execvpe(command[0], command, environment)
     except OSError as e:
         print(f"fleet.launch: error: cannot run {command[0]}: {e.strerror or e}", file=sys.stderr)
         return 2
