@@ -44,8 +44,11 @@ def main(argv=None):
         return 2
     environment = {**os.environ, **environment}
     if any(name.endswith("_SEALED") and value for name, value in environment.items()):
-        from bridge.unseal import HANDOVER_FD, hand_over
-        handed = hand_over(environment)
+        try:
+            from bridge.unseal import HANDOVER_FD, hand_over
+            handed = hand_over(environment)
+        except Exception:  # a broken install: api.py's own child says what it is, in one line
+            handed = None
         if handed is not None:
             environment[HANDOVER_FD] = str(handed)
     sys.stdout.flush()
