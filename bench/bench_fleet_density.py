@@ -27,6 +27,7 @@ from cryptography.fernet import Fernet
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.bench_fleet_load import kill_tree  # noqa: E402
 from fleet.control import Fleet  # noqa: E402
 from fleet.schemas import IntegrationSpec  # noqa: E402
 from fleet.settings import load_fleet_settings  # noqa: E402
@@ -63,11 +64,13 @@ def main():
     parser.add_argument("--write", help="write the results as Markdown to this file")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs)")
     args = parser.parse_args()
+    # a harness stopped with kill still tears its fleet down (the finally below)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     base = Path(tempfile.mkdtemp(prefix="fleet-bench-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ERP_", "API_"))}
     env.update(SECRET_KEY=Fernet.generate_key().decode(), MANAGEMENT_TOKEN="bench-token",
-               MANAGEMENT_PORT=str(free_port()), REGISTRY_DB=str(base / "integrations.db"),
+               MANAGEMENT_PORT=str(free_port()), GRID_PORT=str(free_port()), REGISTRY_DB=str(base / "integrations.db"),
                SUPERVISOR_DIR=str(base / "sup"), QUEUE_DIR=str(base / "q"), LOG_DIR=str(base / "logs"),
                STOP_WAIT_SECONDS="30")
     fleet = Fleet(load_fleet_settings(env, dotenv=False))
@@ -100,7 +103,8 @@ def main():
             raise SystemExit(f"{len(pending)} instances not alive after 120 s")
         time.sleep(10)  # let start-up garbage settle: measure an idle instance
         processes = fleet.supervisor.processes()
-        instance_pids = [p["pid"] for name, p in processes.items() if name != "management"]
+        instance_pids = [p["pid"] for name, p in processes.items()
+                         if name not in ("management", "grid")]
         rss = [kib(pid, "VmRSS") / 1024 for pid in instance_pids]
         pss = [kib(pid, "Pss", "smaps_rollup") / 1024 for pid in instance_pids]
         threads = sum(1 for pid in instance_pids for _ in Path(f"/proc/{pid}/task").iterdir())
@@ -111,8 +115,12 @@ def main():
         up.wait(120)
         stop_seconds = time.monotonic() - stop_started
     finally:
+        # supervisord's programs are process groups of their own: killing its group would
+        # leave them running; the whole tree goes, and what left it (found by this run's
+        # folder in their environment)
         if up.poll() is None:
-            os.killpg(up.pid, signal.SIGKILL)
+            kill_tree(up.pid, f"={base}/".encode())
+        kill_tree(0, f"={base}/".encode())
         if args.keep:
             print(f"kept {base}")
         else:

@@ -928,6 +928,8 @@ def parser():
 
 def main(argv=None):
     args = parser().parse_args(argv)
+    # a harness stopped with kill still tears its fleet down (Run.stop and Run.cleanup)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     command = "flock /tmp/browser.lock .venv/bin/python bench/bench_fleet_load.py " + " ".join(
         shlex.quote(a) for a in shown_arguments(argv if argv is not None else sys.argv[1:]))
     command = f"`{args.via}` (this part: `{command}`)" if args.via else f"`{command}`"
