@@ -125,9 +125,7 @@ def main():
         # supervisord's programs are process groups of their own: killing its group would
         # leave them running; the whole tree goes, and what left it (found by this run's
         # folder in their environment)
-        if up.poll() is None:
-            kill_tree(up.pid, f"={base}/".encode())
-        kill_tree(0, f"={base}/".encode())
+        kill_tree(up.pid if up.poll() is None else 0, f"={base}/".encode())
         if args.keep:
             print(f"kept {base}")
         else:

@@ -21,7 +21,7 @@ from core.ratelimit import DEFAULT_RATE_LIMIT, check_rate_limit
 from core.errors import ConfigError
 from core.names import file_name
 from bridge.logs import check_log_format
-from bridge.unseal import open_sealed
+from bridge.unseal import open_sealed_env, sealed_in
 
 
 def env_number(env, name, default, kind=float):
@@ -186,13 +186,10 @@ def load_settings(port, workshop, env=None, dotenv=True):
     username, password = env.get("ERP_USERNAME", ""), env.get("ERP_PASSWORD", "")
     options = erp_options(env)
     sealed_webhook_secret = None
-    if (env.get("API_TOKEN_SEALED") or env.get("ERP_CREDENTIALS_SEALED")
-            or env.get("ERP_OPTIONS_SEALED") or env.get("WEBHOOK_SECRET_SEALED")):
-        # Opened in a child process, so this one never loads cryptography for them
-        # (~7 MB of an idle instance's RSS); see bridge/unseal.py.
-        opened = open_sealed(secret_key, env.get("API_TOKEN_SEALED"),
-                             env.get("ERP_CREDENTIALS_SEALED"), fallbacks,
-                             env.get("ERP_OPTIONS_SEALED"), env.get("WEBHOOK_SECRET_SEALED"))
+    if sealed_in(env):
+        # Opened by fleet.launch or in a child process, so this one never loads
+        # cryptography for them (~7 MB of an idle instance's RSS); see bridge/unseal.py.
+        opened = open_sealed_env(env)
         api_token = opened.get("api_token", api_token)
         username = opened.get("username", username)
         password = opened.get("password", password)

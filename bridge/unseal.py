@@ -56,18 +56,21 @@ def _digest(request):
     return hashlib.sha256(request.encode("utf-8")).hexdigest()
 
 
-def request_from(env):
-    """The request :mod:`bridge.settings` makes of ``env`` (the same text, so that the
-    digests agree), or None when ``env`` has no sealed secret or no usable key."""
-    if not env.get("SECRET_KEY") or not any(env.get(name) for name in SEALED):
-        return None
-    try:
-        fallbacks = parse_fallbacks(env.get("SECRET_KEY_FALLBACKS", ""))
-    except ConfigError:
-        return None  # the instance says so itself
-    return _request(env["SECRET_KEY"], env.get("API_TOKEN_SEALED"),
-                    env.get("ERP_CREDENTIALS_SEALED"), fallbacks, env.get("ERP_OPTIONS_SEALED"),
-                    env.get("WEBHOOK_SECRET_SEALED"))
+def sealed_in(env):
+    """Whether ``env`` holds any sealed secret (:data:`SEALED`)."""
+    return any(env.get(name) for name in SEALED)
+
+
+def _request_of(env):
+    """The request for ``env``'s sealed secrets: the one text both the launcher and the
+    instance make of the same environment, so that the digests agree.
+
+    :raises ConfigError: when ``SECRET_KEY_FALLBACKS`` is malformed
+    """
+    return _request(env.get("SECRET_KEY", ""), env.get("API_TOKEN_SEALED"),
+                    env.get("ERP_CREDENTIALS_SEALED"),
+                    parse_fallbacks(env.get("SECRET_KEY_FALLBACKS", "")),
+                    env.get("ERP_OPTIONS_SEALED"), env.get("WEBHOOK_SECRET_SEALED"))
 
 
 def hand_over(env):
@@ -77,9 +80,12 @@ def hand_over(env):
     :returns: the pipe's read end, inheritable, to be named by :data:`HANDOVER_FD`; None
         when there is nothing to open, or it did not fit (api.py's child then opens them)
     """
-    request = request_from(env)
-    if request is None:
+    if not env.get("SECRET_KEY") or not sealed_in(env):
         return None
+    try:
+        request = _request_of(env)
+    except ConfigError:
+        return None  # the instance says so itself
     try:
         answer = _open(json.loads(request))
     except ConfigError as exc:
@@ -132,7 +138,22 @@ def open_sealed(secret_key, api_token=None, credentials=None, fallbacks=(), opti
         value}, "webhook_secret": ...}`` with the keys of the secrets that were given
     :raises ConfigError: with a one-line reason when a secret cannot be opened
     """
-    request = _request(secret_key, api_token, credentials, fallbacks, options, webhook_secret)
+    return _answer(_request(secret_key, api_token, credentials, fallbacks, options,
+                            webhook_secret))
+
+
+def open_sealed_env(env):
+    """:func:`open_sealed` for the secrets of ``env`` (``SECRET_KEY``,
+    ``SECRET_KEY_FALLBACKS`` and the :data:`SEALED` settings): what an instance's settings
+    call, with the same request :func:`hand_over` made of the launcher's environment.
+
+    :raises ConfigError: with a one-line reason when a secret cannot be opened
+    """
+    return _answer(_request_of(env))
+
+
+def _answer(request):
+    """The answer to ``request``: the one fleet.launch handed over, else the child's."""
     answer = _handed_over(request)
     if answer is not None:
         if "error" in answer:

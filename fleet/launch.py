@@ -43,14 +43,13 @@ def main(argv=None):
         print(f"fleet.launch: error: {args[0]}: {e}", file=sys.stderr)
         return 2
     environment = {**os.environ, **environment}
-    if any(name.endswith("_SEALED") and value for name, value in environment.items()):
-        try:
-            from bridge.unseal import HANDOVER_FD, hand_over
-            handed = hand_over(environment)
-        except Exception:  # a broken install: api.py's own child says what it is, in one line
-            handed = None
-        if handed is not None:
-            environment[HANDOVER_FD] = str(handed)
+    try:  # nothing when the workshop has no sealed secret (bridge.unseal.sealed_in)
+        from bridge.unseal import HANDOVER_FD, hand_over
+        handed = hand_over(environment)
+    except Exception:  # a broken install: api.py's own child says what it is, in one line
+        handed = None
+    if handed is not None:
+        environment[HANDOVER_FD] = str(handed)
     sys.stdout.flush()
     try:
         os.execvpe(command[0], command, environment)

@@ -25,10 +25,8 @@ def sealed_env(**more):
 
 
 def open_like_settings(env):
-    """bridge.settings' call, argument for argument."""
-    return unseal.open_sealed(env["SECRET_KEY"], env.get("API_TOKEN_SEALED"),
-                              env.get("ERP_CREDENTIALS_SEALED"), [],
-                              env.get("ERP_OPTIONS_SEALED"), env.get("WEBHOOK_SECRET_SEALED"))
+    """bridge.settings' call."""
+    return unseal.open_sealed_env(env)
 
 
 @pytest.fixture
