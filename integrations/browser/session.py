@@ -434,6 +434,38 @@ class Browser:
         except WebDriverException as exc:
             raise map_webdriver_error(exc) from exc
 
+    def fill_and_leave(self, fields, locator):
+        """:meth:`fill`, then :meth:`click_to_leave` on ``locator``, in one round trip.
+
+        With the browser pool every WebDriver command is one more hop through the Grid
+        (issue 12), and a form's fill and its submit are the two commands of every line.
+        The script clicks only when every field holds its value, so a
+        ``StaleElementReferenceException`` (the page kept changing) or a
+        ``NoSuchElementException`` (no such button) means nothing was sent; any other
+        failure leaves the outcome unknown, as a click's does.
+
+        :returns: the mark left on the page (what :meth:`click_to_leave` returns)
+        """
+        selectors = [css_selector(locator) for locator, _ in fields]
+        values = [value for _, value in fields]
+        button = css_selector(locator)
+        mark = uuid.uuid4().hex
+
+        def step():
+            done = self.driver.execute_script(_FILL_AND_CLICK_JS, selectors, values, button,
+                                              mark)
+            if done["shown"] != values:
+                raise StaleElementReferenceException(f"fields {selectors} hold {done['shown']}")
+            if not done["clicked"]:
+                raise NoSuchElementException(f"Nothing to click at {button}")
+        try:
+            retry_stale(step)
+        except StaleElementReferenceException:
+            raise  # nothing was clicked: the caller's retry (as for a fill)
+        except WebDriverException as exc:
+            raise map_webdriver_error(exc) from exc
+        return mark
+
     def click_to_leave(self, locator):
         """Click the button at ``locator``, which loads a new page, and do not wait.
 
@@ -584,29 +616,46 @@ def css_selector(locator):
     raise ValueError(f"no CSS for a locator by {how}")
 
 
-_FILL_JS = """
-var selectors = arguments[0], values = arguments[1];
-var setter = Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, 'value').set;
-selectors.forEach(function (selector, i) {
-    var field = document.querySelector(selector);
-    if (!field) { return; }
-    field.focus();
-    setter.call(field, values[i]);
-    field.dispatchEvent(new Event('input', {bubbles: true}));
-    field.dispatchEvent(new Event('change', {bubbles: true}));
-});
-return selectors.map(function (selector) {
-    var field = document.querySelector(selector);
-    return field ? field.value : null;
-});
+# The functions of the scripts below, so that a fill and a click can also go in one.
+_FILL_FUNCTION = """
+function fill(selectors, values) {
+    var setter = Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, 'value').set;
+    selectors.forEach(function (selector, i) {
+        var field = document.querySelector(selector);
+        if (!field) { return; }
+        field.focus();
+        setter.call(field, values[i]);
+        field.dispatchEvent(new Event('input', {bubbles: true}));
+        field.dispatchEvent(new Event('change', {bubbles: true}));
+    });
+    return selectors.map(function (selector) {
+        var field = document.querySelector(selector);
+        return field ? field.value : null;
+    });
+}
 """
 
-_CLICK_JS = """
-var element = document.querySelector(arguments[0]);
-if (!element) { return false; }
-if (arguments[1]) { window.__bridgePage = arguments[1]; }
-element.click();
-return true;
+_CLICK_FUNCTION = """
+function click(selector, mark) {
+    var element = document.querySelector(selector);
+    if (!element) { return false; }
+    if (mark) { window.__bridgePage = mark; }
+    element.click();
+    return true;
+}
+"""
+
+_FILL_JS = _FILL_FUNCTION + "return fill(arguments[0], arguments[1]);"
+
+_CLICK_JS = _CLICK_FUNCTION + "return click(arguments[0], arguments[1]);"
+
+# Clicks only when every field holds its value: {shown: the fields' values, clicked}.
+_FILL_AND_CLICK_JS = _FILL_FUNCTION + _CLICK_FUNCTION + """
+var values = arguments[1], shown = fill(arguments[0], values);
+for (var i = 0; i < values.length; i++) {
+    if (shown[i] !== values[i]) { return {shown: shown, clicked: false}; }
+}
+return {shown: shown, clicked: click(arguments[2], arguments[3])};
 """
 
 _TEXTS_JS = """

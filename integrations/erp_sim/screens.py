@@ -395,7 +395,9 @@ class Screens:
       address (the SPA's) does not offer it;
     * ``WorksheetPage.lines()`` (texts of its lines), ``line_rows()`` (its lines as
       :class:`SheetLine` s), ``fill_line(product_nr, amount, text)`` (nothing is sent;
-      safe to repeat), ``submit_line(text)`` -> the worksheet page showing the line, and
+      safe to repeat; the classic pages only keep the values, and ``submit_line`` fills
+      and clicks in one round trip), ``submit_line(text)`` -> the worksheet page showing
+      the line, and
       ``delete_line(line_id)`` -> the worksheet page without it (:class:`LineTable`).
     """
 
