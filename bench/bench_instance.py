@@ -65,9 +65,9 @@ class MemorySampler(threading.Thread):
             self.peak_own = max(self.peak_own, rss_mib(self.pid))
 
 
-def throughput(inst, erp, orders):
+def throughput(inst, erp, orders, worksheets=WORKSHEETS):
     ids = [f"tp-{uuid.uuid4().hex[:10]}" for _ in range(orders)]
-    sheets = itertools.cycle(WORKSHEETS)
+    sheets = itertools.cycle(worksheets)
     sampler = MemorySampler(inst.proc.pid)
     sampler.start()
     started = time.monotonic()
@@ -79,7 +79,7 @@ def throughput(inst, erp, orders):
     sampler.join()
     bad = [r for r in records.values() if r["status"] != "created"]
     assert not bad, bad[:3]
-    lines = {n: erp.worksheet(n)["lines"] for n in WORKSHEETS}
+    lines = {n: erp.worksheet(n)["lines"] for n in worksheets}
     for uniqueid in ids:  # exactly once, or the figure means nothing
         assert sum(uniqueid in line["reference"].split() for ls in lines.values()
                    for line in ls) == 1, uniqueid

@@ -27,3 +27,16 @@ def test_below_the_target_says_so_and_no_warm_up_says_none():
     line = next(r for r in single.report([(0.3, runs)], "classic", 100, 1, "cmd", warmup=0)
                 .splitlines() if r.startswith("| 0.3 s"))
     assert "**0.87x**" in line and line.endswith("| not met | none |")
+
+
+def test_every_run_writes_onto_empty_open_worksheets():
+    sheets = [single.fresh_worksheets(n) for n in range(20)]
+    flat = [s for run in sheets for s in run]
+    assert len(flat) == len(set(flat)) == 100 and all(len(run) == 5 for run in sheets)
+    assert min(flat) >= 1 and max(flat) < 900  # erp_sim's open worksheets
+    try:
+        single.fresh_worksheets(200)
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("ran past the open worksheets")
