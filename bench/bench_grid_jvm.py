@@ -28,7 +28,8 @@ from tests.erp_helpers import ErpSimServer, make_integration  # noqa: E402
 from tests.fleet_helpers import StandaloneGrid  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
-CHOICES = (("-Xmx512m",), ("-Xmx512m", "-XX:TieredStopAtLevel=1"))
+CHOICES = (("-Xmx512m",), ("-Xmx512m", "-XX:TieredStopAtLevel=1"),
+           ("-Xmx512m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"))
 
 
 def cpu_seconds(pid):
