@@ -49,7 +49,7 @@ def fresh_worksheets(run, count=5, first=101):
     return list(range(start, start + count))
 
 
-def one_run(workdir, erp, system, orders, grid_url=None, worksheets=None):
+def one_run(workdir, erp, system, orders, grid_url, worksheets):
     env = {"ERP_SYSTEM": system, "BROWSER_IDLE_SECONDS": "5"}
     if grid_url:
         # as the fleet sets it for an instance under the pool (no parking: one workshop)
@@ -57,8 +57,7 @@ def one_run(workdir, erp, system, orders, grid_url=None, worksheets=None):
     inst = RunningInstance(workdir, erp.url, **env).start()
     try:
         cpu = busy_cpu_seconds()
-        rate, elapsed, _, _ = throughput(inst, erp, orders,
-                                         worksheets or fresh_worksheets(0))
+        rate, elapsed, _, _ = throughput(inst, erp, orders, worksheets)
         cpu = busy_cpu_seconds() - cpu
     finally:
         inst.stop()

@@ -3,6 +3,8 @@
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 
 import bench_single_workshop as single  # noqa: E402
@@ -34,9 +36,5 @@ def test_every_run_writes_onto_empty_open_worksheets():
     flat = [s for run in sheets for s in run]
     assert len(flat) == len(set(flat)) == 100 and all(len(run) == 5 for run in sheets)
     assert min(flat) >= 1 and max(flat) < 900  # erp_sim's open worksheets
-    try:
+    with pytest.raises(ValueError):  # past the open worksheets
         single.fresh_worksheets(200)
-    except ValueError:
-        pass
-    else:
-        raise AssertionError("ran past the open worksheets")

@@ -372,13 +372,11 @@ class Browser:
         :param fields: ``[(locator, value), ...]``; locators by id, name or CSS
         :raises StaleElementReferenceException: when the page kept changing under it
         """
-        selectors = [css_selector(locator) for locator, _ in fields]
-        values = [value for _, value in fields]
+        selectors, values = _selectors_and_values(fields)
 
         def step():
-            shown = self.driver.execute_script(_FILL_JS, selectors, values)
-            if shown != values:
-                raise StaleElementReferenceException(f"fields {selectors} hold {shown}")
+            _check_filled(selectors, values, self.driver.execute_script(_FILL_JS, selectors,
+                                                                         values))
         retry_stale(step)
 
     def click(self, locator, mark=None):
@@ -446,16 +444,14 @@ class Browser:
 
         :returns: the mark left on the page (what :meth:`click_to_leave` returns)
         """
-        selectors = [css_selector(locator) for locator, _ in fields]
-        values = [value for _, value in fields]
+        selectors, values = _selectors_and_values(fields)
         button = css_selector(locator)
         mark = uuid.uuid4().hex
 
         def step():
             done = self.driver.execute_script(_FILL_AND_CLICK_JS, selectors, values, button,
                                               mark)
-            if done["shown"] != values:
-                raise StaleElementReferenceException(f"fields {selectors} hold {done['shown']}")
+            _check_filled(selectors, values, done["shown"])
             if not done["clicked"]:
                 raise NoSuchElementException(f"Nothing to click at {button}")
         try:
@@ -614,6 +610,18 @@ def css_selector(locator):
     if how == By.CSS_SELECTOR:
         return value
     raise ValueError(f"no CSS for a locator by {how}")
+
+
+def _selectors_and_values(fields):
+    """``[(locator, value), ...]`` -> the fields' CSS selectors and their values."""
+    return [css_selector(locator) for locator, _ in fields], [value for _, value in fields]
+
+
+def _check_filled(selectors, values, shown):
+    """:raises StaleElementReferenceException: unless the fields hold ``values``
+        (``shown``, read back by the fill script): the page changed under it"""
+    if shown != values:
+        raise StaleElementReferenceException(f"fields {selectors} hold {shown}")
 
 
 # The functions of the scripts below, so that a fill and a click can also go in one.
