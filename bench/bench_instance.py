@@ -65,8 +65,17 @@ class MemorySampler(threading.Thread):
             self.peak_own = max(self.peak_own, rss_mib(self.pid))
 
 
-def throughput(inst, erp, orders, worksheets=WORKSHEETS):
-    ids = [f"tp-{uuid.uuid4().hex[:10]}" for _ in range(orders)]
+def order_ids(orders):
+    return [f"tp-{uuid.uuid4().hex[:10]}" for _ in range(orders)]
+
+
+def throughput(inst, erp, orders, worksheets=WORKSHEETS, ids=None):
+    """Post ``orders`` at once over ``worksheets`` (uniqueids ``ids``, else fresh ones)
+    and follow them to the end (``wait_final``: the status feed, as OilMat does).
+
+    :returns: (lines per minute, seconds, the memory sampler, RSS after: own / tree)
+    """
+    ids = ids or order_ids(orders)
     sheets = itertools.cycle(worksheets)
     sampler = MemorySampler(inst.proc.pid)
     sampler.start()
