@@ -12,8 +12,8 @@ the status feed, as OilMat does), every line checked exactly once through ``/_si
 ``--status-polls R`` adds a second client asking for the orders' statuses R times a
 second during every counted run: 10 is what the default RATE_LIMIT (600/minute) lets
 one client ask. (Until 2026-12-04 the harness itself asked for every waiting order's
-status ten times a second, ~100 requests a second: with the pool that cost 14 % of the
-lines per minute, with a local browser little; see docs/benchmarks.md.)
+status ten times a second, ~100 requests a second: with the pool that cost 13-25 % of
+the lines per minute, with a local browser little; see docs/benchmarks.md.)
 
 Per save delay, one erp_sim and one Grid (the fleet's own TOML, launcher and Java
 options, two slots); rounds alternate local and pool (pool first in odd rounds) so

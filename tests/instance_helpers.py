@@ -101,7 +101,7 @@ class RunningInstance:
         waiting (1,929 in an 18.9 s run of bench_instance's throughput), on the same
         two cores as the instance and browser being measured -- ten times what the
         default RATE_LIMIT lets one client ask, and with the browser pool it cost a
-        busy workshop 14 % of its lines per minute (docs/benchmarks.md). Every order
+        busy workshop 13-25 % of its lines per minute (docs/benchmarks.md). Every order
         still waiting is asked for anyway every :data:`SWEEP_SECONDS`: a records file
         moved aside starts the feed's cursors again, and the feed is not what most of
         these tests check.
