@@ -73,9 +73,11 @@ def throughput(inst, erp, orders, worksheets=WORKSHEETS, ids=None):
     """Post ``orders`` at once over ``worksheets`` (uniqueids ``ids``, else fresh ones)
     and follow them to the end (``wait_final``: the status feed, as OilMat does).
 
-    :returns: (lines per minute, seconds, the memory sampler, RSS after: own / tree)
+    :returns: (lines per minute, seconds, the memory sampler, RSS after: own / tree);
+        the rate is of the orders posted, ``len(ids)`` when ``ids`` are given
     """
-    ids = ids or order_ids(orders)
+    if ids is None:
+        ids = order_ids(orders)
     sheets = itertools.cycle(worksheets)
     sampler = MemorySampler(inst.proc.pid)
     sampler.start()
@@ -93,7 +95,7 @@ def throughput(inst, erp, orders, worksheets=WORKSHEETS, ids=None):
         assert sum(uniqueid in line["reference"].split() for ls in lines.values()
                    for line in ls) == 1, uniqueid
     browser_open = (rss_mib(inst.proc.pid), tree_rss_mib(inst.proc.pid))
-    return orders / elapsed * 60, elapsed, sampler, browser_open
+    return len(ids) / elapsed * 60, elapsed, sampler, browser_open
 
 
 def naive(erp, system, orders, workdir):
