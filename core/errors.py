@@ -9,13 +9,22 @@ The worker decides what to do with a failed order by class alone:
 
 Each class carries a ``reason_code``: the stable, machine-readable string that
 ``/get_order_status`` reports. Codes are part of the public API -- never rename one.
+
+A transient error may also say that the order's line **may be on the worksheet**
+(:func:`unconfirmed`): its write was sent and no read-back confirmed or ruled out
+that it was stored. The worker then reads the worksheet before such an order may end
+in ``error`` (workers/worker.py, "The look before giving up").
 """
+
+import copy
 
 
 class BridgeError(Exception):
     """Root of every error raised by the bridge."""
 
     reason_code = "INTERNAL_ERROR"
+    #: the line this error is the result of may be on the worksheet (:func:`unconfirmed`)
+    unconfirmed = False
 
     def __init__(self, reason_text="", reason_code=None):
         super().__init__(reason_text or self.__class__.__doc__ or self.reason_code)
@@ -142,7 +151,30 @@ class LineUnverified(TransientError):
     reason_code = "LINE_UNVERIFIED"
 
 
+class OutcomeUnknown(TransientError):
+    """The order's line was sent to the ERP and may be on the worksheet, but neither the
+    write's answer nor any read of the worksheet since could confirm or rule it out.
+    Look at the worksheet before writing the line by hand; ``PUT /retry`` is safe (it
+    reads the worksheet first)."""
+
+    reason_code = "OUTCOME_UNKNOWN"
+
+
 class BrowserError(TransientError):
     """The browser could not be started or crashed."""
 
     reason_code = "BROWSER_ERROR"
+
+
+def unconfirmed(error):
+    """``error`` as the result of a line that may be on the worksheet: its write was sent
+    (or the line was seen there in the same visit) and what ended the visit left it
+    unconfirmed. A copy, so that the other lines of the visit keep ``error`` as it is.
+
+    :returns: a copy of ``error`` with :attr:`BridgeError.unconfirmed` set
+    """
+    if error.unconfirmed:
+        return error
+    marked = copy.copy(error)
+    marked.unconfirmed = True
+    return marked

@@ -21,6 +21,11 @@ Contract, checked for every integration by ``tests/test_integration_contract.py`
 * Failures are raised as subclasses of :class:`core.errors.PermanentError` or
   :class:`core.errors.TransientError`, each with its reason code. Any other
   exception is treated as transient by the worker.
+* An order whose write may have reached the ERP with nothing confirming or ruling it
+  out (a save with no answer, a visit ended after the line was sent) gets a result
+  marked :func:`core.errors.unconfirmed`. An integration that can read a worksheet
+  without writing (:attr:`Integration.can_look`, :meth:`Integration.look`) lets the
+  worker read it before such an order ends in ``error``.
 * Every wait is bounded; no call blocks for ever.
 * :meth:`Integration.close` releases every resource (the browser) and may be called
   at any time, also twice; the next :meth:`add_line` starts afresh.
@@ -124,6 +129,13 @@ class LineCheck:
     @property
     def missing(self):
         return self.keep is None and not self.wrong
+
+    def shown(self):
+        """What the worksheet shows of the order's line, in words (for logs and errors)."""
+        found = ([self.keep] if self.keep else []) + list(self.extra) + list(self.wrong)
+        if not found:
+            return "no line carrying it"
+        return ", ".join(f"{one.product_nr or '(no product)'} x {one.amount}" for one in found)
 
     def repairs(self):
         """What removing :attr:`extra` and :attr:`wrong` (and writing the line again
@@ -275,6 +287,21 @@ class Integration(abc.ABC):
             except Exception as exc:  # unforeseen: transient, by the one retry policy
                 results[line.uniqueid] = as_bridge_error(exc)
         return results
+
+    #: whether :meth:`look` reads worksheets. One that cannot leaves it False: an order
+    #: whose write may have reached the ERP then ends in ``error`` unread.
+    can_look = False
+
+    def look(self, worksheet, lines, credentials):
+        """Read ``worksheet`` and say, for each of ``lines``, what it holds -- writing,
+        deleting and repairing nothing.
+
+        The worker asks before an order whose write may be on the worksheet
+        (:func:`core.errors.unconfirmed`) would end in ``error``.
+
+        :returns: ``{uniqueid: LineCheck or IntegrationError}`` for every line
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot read a worksheet")
 
     @abc.abstractmethod
     def close(self):

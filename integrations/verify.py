@@ -21,17 +21,23 @@ REPAIR_ROUNDS = 2
 
 
 @contextlib.contextmanager
-def verified_or_retried(results):
+def verified_or_retried(results, maybe_on_sheet):
     """Around a whole visit: when an exception ends it, no line of it counts as written
     -- not verified means not known to be right. The exception then becomes those lines'
     result, and the worker's retry reads the worksheet first (then finds the line and
-    verifies it, or writes it)."""
+    verifies it, or writes it).
+
+    :param maybe_on_sheet: a set; the uniqueids whose results are dropped are added to
+        it: those lines were written or seen on the worksheet, so their error is
+        :func:`core.errors.unconfirmed`
+    """
     try:
         yield
     except Exception:
         for uniqueid in [uid for uid, result in results.items()
                          if isinstance(result, (LineOutcome, Written))]:
             del results[uniqueid]
+            maybe_on_sheet.add(uniqueid)
         raise
 
 
@@ -69,9 +75,9 @@ def verify_visit(lines, results, read, delete, rewrite, log):
                 results[uniqueid] = LineUnverified(
                     f"Worksheet {line.worksheet}: order {uniqueid} should be one line of "
                     f"product {line.product_nr} x {line.product_amount}; after "
-                    f"{REPAIR_ROUNDS} repairs the ERP shows {_shown(check)}")
+                    f"{REPAIR_ROUNDS} repairs the ERP shows {check.shown()}")
                 log.error("worksheet %s, order %s: line unverified: %s", line.worksheet,
-                          uniqueid, _shown(check))
+                          uniqueid, check.shown())
             break
         doomed = [one for check in wrong.values() for one in (*check.extra, *check.wrong)]
         for uniqueid, check in wrong.items():
@@ -79,7 +85,7 @@ def verify_visit(lines, results, read, delete, rewrite, log):
             what = check.repairs() or ["wrote the missing line again"]
             notes[uniqueid].extend(what)
             log.warning("worksheet %s, order %s: the worksheet shows %s; repairing: %s",
-                        line.worksheet, uniqueid, _shown(check), "; ".join(what))
+                        line.worksheet, uniqueid, check.shown(), "; ".join(what))
         if doomed:
             delete(doomed)
             made += len(doomed)
@@ -93,10 +99,3 @@ def verify_visit(lines, results, read, delete, rewrite, log):
             outcome, earlier = outcome_of(result)
             results[uniqueid] = Written(outcome, earlier + tuple(done))
     return made
-
-
-def _shown(check):
-    found = ([check.keep] if check.keep else []) + list(check.extra) + list(check.wrong)
-    if not found:
-        return "no line carrying it"
-    return ", ".join(f"{one.product_nr or '(no product)'} x {one.amount}" for one in found)

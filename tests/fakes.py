@@ -2,7 +2,7 @@
 
 import threading
 
-from integrations.base import Integration, LineOutcome, Written
+from integrations.base import Integration, LineOutcome, SeenLine, Written, check_lines
 
 
 class FakeIntegration(Integration):
@@ -23,6 +23,8 @@ class FakeIntegration(Integration):
         self.visits = []  # (worksheet, [uniqueid, ...]) per add_lines call
         self.visit_error = None  # raised once by the next add_lines, e.g. a bug
         self.repairs = {}  # uniqueid -> what the read-back repaired for it (its Written)
+        self.looks = []  # (worksheet, [uniqueid, ...]) per look
+        self.look_failures = []  # exceptions the next looks answer with, one per look
 
     def add_line(self, line, credentials):
         self.calls.append(line.uniqueid)
@@ -49,6 +51,17 @@ class FakeIntegration(Integration):
             error, self.visit_error = self.visit_error, None
             raise error
         return super().add_lines(worksheet, lines, credentials)
+
+    can_look = True
+
+    def look(self, worksheet, lines, credentials):
+        self.looks.append((worksheet, [line.uniqueid for line in lines]))
+        if self.look_failures:
+            error = self.look_failures.pop(0)
+            return {line.uniqueid: error for line in lines}
+        seen = [SeenLine(str(product), amount, f"OilMat {uid}")
+                for sheet, product, amount, uid in self.lines if sheet == worksheet]
+        return {line.uniqueid: check_lines(seen, line) for line in lines}
 
     def close(self):
         self.closed += 1

@@ -45,6 +45,25 @@ def test_order_becomes_exactly_one_line(instance, erp):
     print(f"\n/create -> created, one order, browser closed at start: {elapsed:.2f} s")
 
 
+def test_a_save_with_no_answer_on_the_last_try_is_read_back_not_failed(tmp_path):
+    """The gap the fleet bench found: the last try's save got no answer, and its read-back
+    came before the save landed. The worker reads the worksheet after a pause before the
+    order may end in error: it ends created, with one line (read through /_sim)."""
+    with ErpSimServer(save_delay=3.0) as slow:
+        inst = RunningInstance(tmp_path, slow.url, MAX_ATTEMPTS="1", PAGE_LOAD_TIMEOUT="1.5",
+                               RETRY_BASE_SECONDS="6", RETRY_MAX_SECONDS="6").start()
+        try:
+            assert inst.create(uniqueid="e2e-late", worksheet="560", product_nr="10",
+                               product_amount="5").status_code == 200
+            record = inst.wait_final(["e2e-late"], timeout=90)["e2e-late"]
+        finally:
+            inst.stop()
+        assert record["status"] == "created", record
+        assert record["attempts"] == 1
+        assert "line found on the worksheet by a read" in record["history"][-1]["reason_text"]
+        assert len(slow.lines_with(560, "e2e-late")) == 1
+
+
 def test_repost_gives_one_line_and_conflict_gives_409(instance, erp):
     first = instance.create(uniqueid="e2e-dup", worksheet="559", product_amount="2.5")
     second = instance.create(uniqueid="e2e-dup", worksheet="559", product_amount="2.5")

@@ -148,9 +148,31 @@ class TestIntegrationContract:
                 integration.add_line(order(stand.next_worksheet(), stand.products[0]),
                                      stand.admin)
             assert raised.value.reason_code == "ERP_UNAVAILABLE"
+            assert not raised.value.unconfirmed  # nothing was sent
             assert {os.path.splitext(p)[1] for p in os.listdir(tmp_path)} == {".png", ".html"}
+            line = order(stand.next_worksheet(), stand.products[0])
+            looked = integration.look(line.worksheet, [line], stand.admin)
+            assert looked[line.uniqueid].reason_code == "ERP_UNAVAILABLE"
         finally:
             integration.close()
+
+    def test_look_reads_the_worksheet_and_writes_nothing(self, integration, stand):
+        """What the worker asks before an order whose line may be there ends in error."""
+        sheet = stand.next_worksheet()
+        there = order(sheet, product_nr=stand.products[0], amount="2")
+        absent = order(sheet, product_nr=stand.products[0], amount="3")
+        wrong = order(sheet, product_nr=stand.products[1], amount="4")
+        stand.plant(sheet, there.product_nr, "2", there.text)
+        stand.plant(sheet, stand.products[2], "4", wrong.text)
+        before = sorted(stand.lines(sheet), key=lambda line: line.text)
+        assert integration.can_look
+        checks = integration.look(sheet, [there, absent, wrong], stand.admin)
+        assert checks[there.uniqueid].ok
+        assert checks[absent.uniqueid].missing
+        assert not checks[wrong.uniqueid].ok and not checks[wrong.uniqueid].missing
+        assert sorted(stand.lines(sheet), key=lambda line: line.text) == before
+        line = order(sheet, product_nr=stand.products[0])  # the browser is still good
+        assert integration.add_line(line, stand.admin) is LineOutcome.CREATED
 
     def test_duplicates_and_wrong_lines_are_repaired_through_the_ui(self, integration, stand):
         sheet = stand.next_worksheet()

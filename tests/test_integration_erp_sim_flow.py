@@ -153,12 +153,14 @@ class TestErpSimFlow:
         integration = make_integration(name, erp.url, tmp_path, page_load_timeout=1.0)
         line = order()
         try:
-            with pytest.raises(ErpTimeout):  # read back: the ERP was still saving
+            with pytest.raises(ErpTimeout) as raised:  # read back: the ERP was still saving
                 integration.add_line(line, ADMIN)
+            assert raised.value.unconfirmed  # sent: read before the order may end in error
             deadline = time.monotonic() + 5  # the worker's backoff
             while not erp.lines_with(line.worksheet, line.uniqueid) and \
                     time.monotonic() < deadline:
                 time.sleep(0.1)
+            assert integration.look(line.worksheet, [line], ADMIN)[line.uniqueid].ok
             assert integration.add_line(line, ADMIN) is LineOutcome.EXISTED
         finally:
             integration.close()

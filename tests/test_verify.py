@@ -120,6 +120,9 @@ def test_a_visit_ended_by_an_error_leaves_no_line_counted_as_written():
 
     results = {"a": LineOutcome.CREATED, "b": ErpUnavailable("x"),
                "c": Written(LineOutcome.EXISTED)}
-    with pytest.raises(ErpUnavailable), verified_or_retried(results):
+    maybe_on_sheet = set()
+    with pytest.raises(ErpUnavailable), verified_or_retried(results, maybe_on_sheet):
         verify_visit([line("a"), line("b"), line("c")], results, read, None, None, LOG)
     assert set(results) == {"b"}  # the caller gives the others the error that ended it
+    # written or seen there: their error will say the line may be on the worksheet
+    assert maybe_on_sheet == {"a", "c"}

@@ -5,11 +5,13 @@ no HTTP polling. Real SQLite files, a hand-written fake ERP.
 Moved here from test_api.py, where they polled /get_order_status; every assertion
 kept. The thread's own tests (start, stop, surviving a bug) stay in test_api.py."""
 
+from decimal import Decimal
+
 import pytest
 
-from core.errors import ErpUnavailable, ProductNotFound, WorksheetClosed
+from core.errors import ErpTimeout, ErpUnavailable, ProductNotFound, WorksheetClosed, unconfirmed
 from conftest import WORKSHOP, replace
-from workers.worker import VISIT_LINES
+from workers.worker import FINAL_LOOKS, VISIT_LINES
 
 
 def place(instance, uniqueid="u-1", **changes):
@@ -133,3 +135,91 @@ def test_a_repaired_line_is_created_with_the_repair_in_its_history(instance, erp
     assert record["history"][-1] == {"status": "created", "at": record["history"][-1]["at"],
                                      "reason_text": "repaired: removed 1 duplicate line"}
     assert instance.alive()["repairs"] == 1
+
+
+# -- the look before giving up (an order whose line may be on the worksheet) ----------
+
+
+def test_an_unconfirmed_write_is_looked_for_before_it_ends_and_found(instance, erp, settings):
+    """The traced case: every try's save got no answer, but one of them stored the line.
+    The order must end created -- its line was read back -- not in error."""
+    erp.failures["x-1"] = [unconfirmed(ErpTimeout("no answer to the save"))] * 10
+    erp.lines.append(("558", "10", Decimal("5"), "x-1"))  # what a timed-out save stored
+    place(instance, "x-1")
+    instance.worker.burst()
+    record = status(instance, "x-1")
+    assert record["status"] == "created"
+    assert record["attempts"] == settings.max_attempts
+    assert erp.looks == [("558", ["x-1"])]
+    assert record["history"][-1]["reason_text"].startswith("line found on the worksheet by a read")
+    assert len(erp.lines) == 1
+
+
+def test_an_unconfirmed_write_not_on_the_sheet_ends_with_its_reason(instance, erp, settings):
+    erp.failures["x-2"] = [unconfirmed(ErpTimeout("no answer to the save"))] * 10
+    place(instance, "x-2")
+    instance.worker.burst()
+    record = status(instance, "x-2")
+    assert record["status"] == "error" and record["reason_code"] == "ERP_TIMEOUT"
+    assert "holds no line carrying it" in record["reason_text"]
+    assert erp.looks == [("558", ["x-2"])] and erp.lines == []
+
+
+def test_the_mark_stays_with_the_order_until_it_is_read(instance, erp):
+    """An early try sent the line; the later ones failed before sending anything (the ERP
+    too slow to load the page). The early send may still have landed."""
+    erp.failures["x-3"] = [unconfirmed(ErpTimeout("no answer to the save"))] + \
+        [ErpTimeout("the page did not load")] * 10
+    erp.lines.append(("558", "10", Decimal("5"), "x-3"))
+    place(instance, "x-3")
+    instance.worker.burst()
+    assert status(instance, "x-3")["status"] == "created"
+    assert erp.looks == [("558", ["x-3"])]
+
+
+def test_a_wrong_line_found_by_the_look_is_line_unverified(instance, erp):
+    erp.failures["x-4"] = [unconfirmed(ErpTimeout("no answer"))] * 10
+    erp.lines.append(("558", "11", Decimal("5"), "x-4"))
+    place(instance, "x-4")
+    instance.worker.burst()
+    record = status(instance, "x-4")
+    assert record["reason_code"] == "LINE_UNVERIFIED" and "shows 11 x 5" in record["reason_text"]
+
+
+def test_looks_that_keep_failing_end_in_outcome_unknown(instance, erp):
+    erp.failures["x-5"] = [unconfirmed(ErpTimeout("no answer"))] * 10
+    erp.look_failures = [ErpTimeout("the page did not load")] * 10
+    place(instance, "x-5")
+    instance.worker.burst()
+    record = status(instance, "x-5")
+    assert record["status"] == "error" and record["reason_code"] == "OUTCOME_UNKNOWN"
+    assert len(erp.looks) == FINAL_LOOKS
+    assert "may be on worksheet 558" in record["reason_text"]
+    assert "PUT /retry reads it first" in record["reason_text"]
+
+
+def test_a_look_that_fails_once_is_tried_again(instance, erp):
+    erp.failures["x-6"] = [unconfirmed(ErpTimeout("no answer"))] * 10
+    erp.look_failures = [ErpUnavailable("502")]
+    erp.lines.append(("558", "10", Decimal("5"), "x-6"))
+    place(instance, "x-6")
+    instance.worker.burst()
+    assert status(instance, "x-6")["status"] == "created"
+    assert len(erp.looks) == 2
+
+
+def test_a_failure_that_sent_nothing_ends_without_a_look(instance, erp):
+    erp.failures["x-7"] = [ErpUnavailable("down")] * 10
+    place(instance, "x-7")
+    instance.worker.burst()
+    assert status(instance, "x-7")["reason_code"] == "ERP_UNAVAILABLE"
+    assert erp.looks == []
+
+
+def test_an_integration_that_cannot_look_ends_as_before(instance, erp):
+    erp.can_look = False
+    erp.failures["x-8"] = [unconfirmed(ErpTimeout("no answer"))] * 10
+    place(instance, "x-8")
+    instance.worker.burst()
+    assert status(instance, "x-8")["reason_code"] == "ERP_TIMEOUT"
+    assert erp.looks == []

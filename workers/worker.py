@@ -16,6 +16,21 @@ Per order: ``placed -> processing -> created``, or ``-> error`` with a reason co
   spent ``retry_budget_seconds`` since the worker took it; then it ends in ``error``
   with the last reason code. Retrying before taking new work keeps the queue FIFO --
   when the ERP is down, later orders would fail the same way.
+* **The look before giving up.** An order whose write may have reached the ERP -- a
+  save that got no answer, a visit that ended after its line was sent, with no
+  read-back since confirming or ruling it out (the integration marks its result
+  :func:`core.errors.unconfirmed`; the mark stays with the order until it is created)
+  -- does not end in ``error`` when its tries or time run out. After a backoff like a
+  retry's, the worker reads its worksheet without writing
+  (:meth:`~integrations.base.Integration.look`): one right line there, and the order is
+  ``created``; no line carrying it, and it ends in ``error`` with its last reason; a
+  wrong or doubled line, ``LINE_UNVERIFIED``. Up to ``FINAL_LOOKS`` reads that fail end
+  it in ``error`` with ``OUTCOME_UNKNOWN`` ("look before writing it by hand"). Why: an
+  ERP too slow to answer a save is often too slow to answer the read-back that follows;
+  without the look, the order's last try could store its line and report ``error``
+  (measured in the fleet bench at load average ~490: docs/benchmarks.md). The mark
+  lives in memory: a restart forgets it, and the next try reads the worksheet first
+  anyway.
 * **Stopping is graceful**: the visit in progress is finished; the orders of the batch
   not visited yet, and those waiting out a backoff, are released back to ``placed``
   and stay at the head of the queue.
@@ -52,13 +67,15 @@ import threading
 import time
 from decimal import Decimal
 
-from core.errors import LoginFailed, PermanentError, StorageUnavailable
+from core.errors import (LineUnverified, LoginFailed, OutcomeUnknown, PermanentError,
+                         StorageUnavailable)
 from bridge.logs import about_orders
 from bridge.metrics import Observer
 from bridge.records import fingerprint
 from bridge.status import OrderStatus
 from core import retry as policy
-from integrations.base import Credentials, LineOutcome, OrderLine, Written, outcome_of
+from integrations.base import (Credentials, LineCheck, LineOutcome, OrderLine, Written,
+                               outcome_of)
 from integrations.parking import Parking
 from integrations.pool import pool_status
 
@@ -91,13 +108,16 @@ POOL_HEADROOM = 0
 #: fleet Grid's session timeout (fleet.grid.SESSION_TIMEOUT, 60 s without a command
 #: ends a session), so a kept session is never one the Grid has ended
 POOL_HOLD_SECONDS = 30.0
+#: reads of its worksheet an order whose line may be on it gets before it ends in
+#: ``error`` unread (``OUTCOME_UNKNOWN``); each after a backoff, as a retry
+FINAL_LOOKS = 3
 
 
 class _Order:
     """One order in hand: its queue row, payload and attempt bookkeeping."""
 
     __slots__ = ("row_id", "payload", "uniqueid", "attempts", "taken_at", "line", "credentials",
-                 "created_at")
+                 "created_at", "unconfirmed", "gave_up", "looks")
 
     def __init__(self, row_id, payload, attempts, credentials, created_at=None):
         self.row_id = row_id
@@ -107,6 +127,9 @@ class _Order:
         self.uniqueid = payload["uniqueid"]
         self.attempts = attempts
         self.taken_at = time.monotonic()
+        self.unconfirmed = False  # a write of its line may be on the sheet, unconfirmed
+        self.gave_up = None  # (reason code, text) once its tries are spent: it is looked for
+        self.looks = 0  # reads of its worksheet since it gave up
         self.line = OrderLine(
             uniqueid=self.uniqueid,
             worksheet=str(payload["worksheet"]),
@@ -440,19 +463,23 @@ class Worker:
         """Drive the orders in hand to an end, in rounds: one visit per worksheet per
         round, then a backoff before the transient failures are tried again."""
         while self._in_hand:
-            retry, groups = [], self._groups(self._in_hand)
-            for n, group in enumerate(groups):
+            retry = []
+            groups = ([(self._look, group) for group in
+                       self._groups([order for order in self._in_hand if order.gave_up])]
+                      + [(self._visit, group) for group in
+                         self._groups([order for order in self._in_hand if not order.gave_up])])
+            for n, (work, group) in enumerate(groups):
                 if self._stop.is_set():
                     # A batch may hold many worksheets: stop between visits, not after
                     # all of them. The rest go back to the head of the queue.
-                    self._in_hand = retry + [order for rest in groups[n:] for order in rest]
+                    self._in_hand = retry + [order for _, rest in groups[n:] for order in rest]
                     self._release_in_hand("released: worker stopped between visits")
                     return
-                retry += self._visit(group)
+                retry += work(group)
             self._in_hand = retry
             if not retry:
                 return
-            delay = self._backoff(max(order.attempts for order in retry))
+            delay = self._backoff(max(order.attempts + order.looks for order in retry))
             self.log.warning("%d order(s) failed transiently; retrying in %.1f s",
                              len(retry), delay,
                              extra={"uniqueids": [order.uniqueid for order in retry]})
@@ -504,15 +531,11 @@ class Worker:
             if isinstance(result, (LineOutcome, Written)):
                 outcome, repairs = outcome_of(result)
                 self.store.note_attempt(order.uniqueid)
-                if self.store.move(order.uniqueid, OrderStatus.CREATED,
-                                   reason_text=created_note(outcome, repairs)):
-                    self.metrics.order_created(order.created_at)
-                about = {"uniqueid": order.uniqueid}
                 if repairs:
                     self.log.warning("order %s: worksheet %s repaired: %s", order.uniqueid,
-                                     worksheet, "; ".join(repairs), extra=about)
-                self.log.info("order %s created (%s)", order.uniqueid, outcome.value, extra=about)
-                self._ack(order.row_id)
+                                     worksheet, "; ".join(repairs),
+                                     extra={"uniqueid": order.uniqueid})
+                self._created(order, outcome, created_note(outcome, repairs))
                 continue
             error = policy.as_bridge_error(result)
             if policy.is_permanent(error):
@@ -520,13 +543,69 @@ class Worker:
                 self._fail(order, error.reason_code, error.reason_text)
                 continue
             self.store.note_attempt(order.uniqueid, error.reason_code, error.reason_text)
+            order.unconfirmed = order.unconfirmed or error.unconfirmed
             why = policy.give_up_reason(order.attempts, time.monotonic() - order.taken_at,
                                        self.settings.max_attempts,
                                        self.settings.retry_budget_seconds)
-            if why:
-                self._fail(order, error.reason_code, f"{why}: {error.reason_text}")
-            else:
+            if not why:
                 retry.append(order)
+            elif order.unconfirmed and getattr(self._integration, "can_look", False):
+                order.gave_up = (error.reason_code, f"{why}: {error.reason_text}")
+                self.log.warning("order %s: %s, and its line may be on worksheet %s (a write "
+                                 "of it got no confirmation): reading the worksheet after a "
+                                 "pause before it ends", order.uniqueid, why, worksheet,
+                                 extra={"uniqueid": order.uniqueid})
+                retry.append(order)
+            else:
+                self._fail(order, error.reason_code, f"{why}: {error.reason_text}")
+        return retry
+
+    def _look(self, group):
+        """Read the worksheet of orders that gave up with their line perhaps on it
+        (the module's docstring: "The look before giving up"). :returns: the orders to
+        look for again"""
+        with about_orders(group[0].line.worksheet, [order.uniqueid for order in group]):
+            return self._look_in_context(group)
+
+    def _look_in_context(self, group):
+        worksheet = group[0].line.worksheet
+        self._visiting = True
+        try:
+            results = self._integration_for_use().look(
+                worksheet, [order.line for order in group], group[0].credentials)
+        except Exception as exc:  # the policy decides; an unforeseen error is transient
+            results = {order.uniqueid: policy.as_bridge_error(exc) for order in group}
+        finally:
+            self._visiting = False
+        retry = []
+        for order in group:
+            result = results.get(order.uniqueid)
+            code, text = order.gave_up
+            if isinstance(result, LineCheck):
+                if result.ok:
+                    self._created(order, LineOutcome.EXISTED,
+                                  f"line found on the worksheet by a read after its tries "
+                                  f"ran out ({text})")
+                elif result.missing:
+                    self._fail(order, code, f"{text}; its worksheet, read after a pause, "
+                                            f"holds no line carrying it")
+                else:
+                    self._fail(order, LineUnverified.reason_code,
+                               f"{text}; its worksheet, read after a pause, shows "
+                               f"{result.shown()}")
+                continue
+            error = policy.as_bridge_error(
+                result if result is not None else
+                RuntimeError("the integration returned no result for this line"))
+            order.looks += 1
+            if order.looks < FINAL_LOOKS and not policy.is_permanent(error):
+                retry.append(order)
+                continue
+            self._fail(order, OutcomeUnknown.reason_code,
+                       f"{text}; its line may be on worksheet {worksheet}: a write of it got "
+                       f"no confirmation and {order.looks} read(s) of the worksheet since "
+                       f"failed (last: {error.reason_code}: {error.reason_text}). Look at the "
+                       f"worksheet before writing the line by hand; PUT /retry reads it first")
         return retry
 
     # -- helpers ------------------------------------------------------------------
@@ -537,6 +616,13 @@ class Worker:
         if self._acks_since_compact >= COMPACT_EVERY:
             self.queue.compact()
             self._acks_since_compact = 0
+
+    def _created(self, order, outcome, note):
+        if self.store.move(order.uniqueid, OrderStatus.CREATED, reason_text=note):
+            self.metrics.order_created(order.created_at)
+        self.log.info("order %s created (%s)", order.uniqueid, outcome.value,
+                      extra={"uniqueid": order.uniqueid})
+        self._ack(order.row_id)
 
     def _fail(self, order, code, text):
         self._end_in_error(order.uniqueid, order.row_id, code, text)

@@ -12,8 +12,8 @@ import time
 from urllib.parse import urlsplit
 
 from core import retry as policy
-from core.errors import BridgeError, BrowserError, LineUnverified
-from integrations.base import Integration
+from core.errors import BridgeError, BrowserError, LineUnverified, TransientError, unconfirmed
+from integrations.base import Integration, check_lines
 from integrations.browser.artifacts import save_failure_artifacts
 from integrations.browser.errors import BROWSER_FAILURES, map_webdriver_error
 from integrations.parking import Parking
@@ -44,6 +44,9 @@ class KeptBrowserIntegration(Integration):
         self._starting_since = None  # monotonic time a browser was asked for, until it came
         self._wait_seconds = DEFAULT_WAIT_SECONDS
         self._cancel = None
+        # uniqueids of this visit's lines that may be on the worksheet: their write was
+        # sent, or they were seen there (_sending, verified_or_retried)
+        self._maybe_on_sheet = set()
         # Sessions shared with the fleet's other workshops (integrations.parking).
         self._parking = (Parking(config.browser_park_dir)
                          if config.browser_park_dir and config.selenium_remote_url else None)
@@ -78,6 +81,7 @@ class KeptBrowserIntegration(Integration):
         results = {}
         if not lines:
             return results
+        self._maybe_on_sheet = set()
         try:
             self._count_orders(len(lines), credentials)
             self._visit(str(worksheet).strip(), lines, credentials, results)
@@ -89,6 +93,32 @@ class KeptBrowserIntegration(Integration):
             # A bug, not the ERP: a fresh browser is still the safe way on.
             self.log.exception("worksheet %s: unexpected error", worksheet)
             self._fail_rest(policy.as_bridge_error(exc), lines, results, credentials)
+            self.close()
+        # A line sent (or seen) whose visit failed may be on the sheet: say so, so that
+        # the worker reads the sheet before such an order ends in error.
+        for uniqueid in self._maybe_on_sheet:
+            if isinstance(results.get(uniqueid), TransientError):
+                results[uniqueid] = unconfirmed(results[uniqueid])
+        return results
+
+    can_look = True
+
+    def look(self, worksheet, lines, credentials):
+        unexpected = False
+        try:
+            self._browser_for(credentials)
+            seen = self._read_lines(str(worksheet).strip(), credentials)
+            return {line.uniqueid: check_lines(seen, line) for line in lines}
+        except BridgeError as exc:
+            error = exc
+        except BROWSER_FAILURES as exc:
+            error = map_webdriver_error(exc)
+        except Exception as exc:
+            self.log.exception("worksheet %s: unexpected error while reading it", worksheet)
+            error, unexpected = policy.as_bridge_error(exc), True
+        results = {}
+        self._fail_rest(error, lines, results, credentials)
+        if unexpected:
             self.close()
         return results
 
@@ -130,6 +160,16 @@ class KeptBrowserIntegration(Integration):
         """Write ``lines`` onto ``worksheet`` in one visit, filling ``results``
         (``{uniqueid: LineOutcome or IntegrationError}``) as it goes. An exception ends
         the visit: every line without a result then gets it."""
+
+    @abc.abstractmethod
+    def _read_lines(self, worksheet, credentials):
+        """The lines of ``worksheet`` as the ERP's UI shows them now, as
+        :class:`~integrations.base.SeenLine` s; nothing written (:meth:`look`)."""
+
+    def _sending(self, line):
+        """Called right before ``line``'s write leaves the browser: from now on, a failure
+        of the visit leaves the line possibly on the worksheet."""
+        self._maybe_on_sheet.add(line.uniqueid)
 
     def _browser_started(self):
         """Called after a new browser started (before it is used)."""

@@ -61,7 +61,7 @@ class ErpSimIntegration(KeptBrowserIntegration):
 
     def _visit(self, worksheet, lines, credentials, results):
         """Write ``lines`` onto ``worksheet``, filling ``results`` as it goes."""
-        with verified_or_retried(results):
+        with verified_or_retried(results, self._maybe_on_sheet):
             self._write_all(worksheet, lines, credentials, results)
 
     def _write_all(self, worksheet, lines, credentials, results):
@@ -97,8 +97,7 @@ class ErpSimIntegration(KeptBrowserIntegration):
         shown = [sheet]
 
         def read():
-            return [SeenLine(one.product_nr, one.amount, one.text, one.line_id)
-                    for one in shown[0].line_rows()]
+            return self._seen(shown[0])
 
         def delete(doomed):
             for one in doomed:
@@ -108,6 +107,15 @@ class ErpSimIntegration(KeptBrowserIntegration):
             shown[0] = self._write(shown[0], line, credentials)
 
         self._verify_visit(lines, results, credentials, read, delete, rewrite)
+
+    def _read_lines(self, worksheet, credentials):
+        return self._seen(self._open_worksheet(worksheet, credentials))
+
+    @staticmethod
+    def _seen(sheet):
+        """The lines the worksheet page ``sheet`` shows, as :class:`SeenLine` s."""
+        return [SeenLine(one.product_nr, one.amount, one.text, one.line_id)
+                for one in sheet.line_rows()]
 
     def _delete(self, sheet, line_id, worksheet, credentials):
         """Delete line ``line_id`` through the UI; :returns: the worksheet page after it.
@@ -141,6 +149,7 @@ class ErpSimIntegration(KeptBrowserIntegration):
                 error = self._classify(exc)
                 sheet = self._open_worksheet(line.worksheet, credentials)
                 continue
+            self._sending(line)
             try:
                 return sheet.submit_line(line.text)
             except PermanentError:

@@ -61,7 +61,7 @@ class TrytonIntegration(KeptBrowserIntegration):
     # -- one visit ----------------------------------------------------------------------
 
     def _visit(self, worksheet, lines, credentials, results):
-        with verified_or_retried(results):
+        with verified_or_retried(results, self._maybe_on_sheet):
             self._write_all(worksheet, lines, credentials, results)
 
     def _write_all(self, worksheet, lines, credentials, results):
@@ -128,6 +128,12 @@ class TrytonIntegration(KeptBrowserIntegration):
 
         self._verify_visit(lines, results, credentials, read, delete, rewrite)
 
+    def _read_lines(self, worksheet, credentials):
+        form = self._open_sale(worksheet, credentials)
+        seen = form.lines()
+        self._fresh_page = not self._sao.close_tab()
+        return seen
+
     def _write_together(self, form, lines, results, credentials):
         """Add all ``lines`` in the form, then save once and read back once.
 
@@ -155,6 +161,8 @@ class TrytonIntegration(KeptBrowserIntegration):
             added.append(line)
         if not added:
             return form, []
+        for line in added:
+            self._sending(line)
         try:
             form.save()
             present = form.lines()
@@ -200,6 +208,7 @@ class TrytonIntegration(KeptBrowserIntegration):
                               "page", line.worksheet, line.uniqueid, error.reason_code)
                 self._fresh_page = True
                 form = self._open_sale(line.worksheet, credentials)
+        self._sending(line)
         try:
             form.save()
             return form, form.lines()
