@@ -14,7 +14,12 @@ ask this module, so the rules are written once:
    after an exponential backoff with jitter (:func:`backoff`) until the attempt limit
    or the time budget is spent (:func:`give_up_reason`). That includes a timeout: a
    request that got no answer may still be running, and only a read-back after the
-   backoff can tell.
+   backoff can tell. So after a *write* that got no answer the wait is at least as long
+   as that write was given (:func:`retry_pause`): an ERP that took that long not to
+   answer a save is given as long again to store it before the retry reads the
+   worksheet -- a read that comes too early finds nothing, and the retry writes a second
+   line. An order whose tries run out with such a write behind it is read, not ended
+   unread (the worker's "look before giving up").
 4. **An unforeseen exception is transient** (:func:`as_bridge_error`): a bug or an
    unknown page is more often passing than not, and a final ``error`` would need a
    person for every blip; the attempt limit bounds the cost.
@@ -22,8 +27,8 @@ ask this module, so the rules are written once:
 
 import random
 
-from core.errors import (BridgeError, ErpUnavailable, PermanentError, SessionExpired,
-                         TransientError, WorksheetLocked)
+from core.errors import (BridgeError, ErpTimeout, ErpUnavailable, PermanentError,
+                         SessionExpired, TransientError, WorksheetLocked)
 
 #: tries of one step within a visit when the ERP answered with transient trouble
 VISIT_ATTEMPTS = 4
@@ -40,6 +45,12 @@ def as_bridge_error(exc):
     if isinstance(exc, BridgeError):
         return exc
     return TransientError(f"{type(exc).__name__}: {exc}", reason_code="UNEXPECTED_ERROR")
+
+
+def write_unanswered(exc):
+    """Did this failure leave a write of the line without an answer (it may still be
+    running in the ERP)? An :func:`~core.errors.unconfirmed` timeout."""
+    return isinstance(exc, ErpTimeout) and exc.unconfirmed
 
 
 def is_permanent(exc):
@@ -71,6 +82,13 @@ def backoff(attempts, base_seconds, max_seconds):
     so many workshops retrying at once spread out."""
     ceiling = min(max_seconds, base_seconds * 2 ** max(attempts - 1, 0))
     return ceiling * random.uniform(0.5, 1.0)
+
+
+def retry_pause(backoff_seconds, write_unanswered, request_seconds):
+    """Rule 3's wait before a retry: the backoff, but at least ``request_seconds`` (the
+    page-load timeout a write was given) when the last try's write got no answer
+    (``write_unanswered``: an :func:`~core.errors.unconfirmed` timeout)."""
+    return max(backoff_seconds, request_seconds) if write_unanswered else backoff_seconds
 
 
 def give_up_reason(attempts, spent_seconds, max_attempts, budget_seconds):

@@ -18,6 +18,7 @@ def settings(tmp_path):
         secret_key=Fernet.generate_key().decode(), erp_username="admin",
         erp_password="default-erp-secret", queue_dir=str(tmp_path / "task_queue"),
         log_dir=str(tmp_path / "logs"), retry_base_seconds=0.01, retry_max_seconds=0.05,
+        page_load_timeout=0.05,  # the least wait after a save with no answer (fake ERPs)
         rate_limit="1000000/minute",  # tests post hundreds at once; test_rate_limit.py sets its own
     )
 

@@ -5,6 +5,7 @@ no HTTP polling. Real SQLite files, a hand-written fake ERP.
 Moved here from test_api.py, where they polled /get_order_status; every assertion
 kept. The thread's own tests (start, stop, surviving a bug) stay in test_api.py."""
 
+import time
 from decimal import Decimal
 
 import pytest
@@ -223,3 +224,16 @@ def test_an_integration_that_cannot_look_ends_as_before(instance, erp):
     instance.worker.burst()
     assert status(instance, "x-8")["reason_code"] == "ERP_TIMEOUT"
     assert erp.looks == []
+
+
+def test_after_a_save_with_no_answer_the_retry_waits_as_long_as_the_save_had(instance, erp,
+                                                                            settings):
+    """Reading back sooner finds nothing and writes a second line while the first save
+    still runs (core.retry, rule 3). A lower bound on the wait: this cannot flake."""
+    instance.worker.settings = replace(settings, page_load_timeout=0.6)
+    erp.failures["x-9"] = [unconfirmed(ErpTimeout("no answer to the save"))]
+    place(instance, "x-9")
+    started = time.monotonic()
+    instance.worker.burst()
+    assert status(instance, "x-9")["status"] == "created"
+    assert time.monotonic() - started >= 0.6

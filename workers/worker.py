@@ -12,7 +12,9 @@ Per order: ``placed -> processing -> created``, or ``-> error`` with a reason co
   once; the other orders of its batch go on.
 * **Anything else is transient** (the rules are :mod:`core.retry`'s, the one retry
   policy): the orders that failed are tried again together after
-  an exponential backoff with jitter, until each has had ``max_attempts`` tries or has
+  an exponential backoff with jitter (after a save that got no answer, at least
+  ``page_load_timeout``: :func:`core.retry.retry_pause`), until each has had
+  ``max_attempts`` tries or has
   spent ``retry_budget_seconds`` since the worker took it; then it ends in ``error``
   with the last reason code. Retrying before taking new work keeps the queue FIFO --
   when the ERP is down, later orders would fail the same way.
@@ -117,7 +119,7 @@ class _Order:
     """One order in hand: its queue row, payload and attempt bookkeeping."""
 
     __slots__ = ("row_id", "payload", "uniqueid", "attempts", "taken_at", "line", "credentials",
-                 "created_at", "unconfirmed", "gave_up", "looks")
+                 "created_at", "unconfirmed", "unanswered", "gave_up", "looks")
 
     def __init__(self, row_id, payload, attempts, credentials, created_at=None):
         self.row_id = row_id
@@ -128,6 +130,7 @@ class _Order:
         self.attempts = attempts
         self.taken_at = time.monotonic()
         self.unconfirmed = False  # a write of its line may be on the sheet, unconfirmed
+        self.unanswered = False  # its last try's write got no answer (may still be running)
         self.gave_up = None  # (reason code, text) once its tries are spent: it is looked for
         self.looks = 0  # reads of its worksheet since it gave up
         self.line = OrderLine(
@@ -479,7 +482,9 @@ class Worker:
             self._in_hand = retry
             if not retry:
                 return
-            delay = self._backoff(max(order.attempts + order.looks for order in retry))
+            delay = policy.retry_pause(
+                self._backoff(max(order.attempts + order.looks for order in retry)),
+                any(order.unanswered for order in retry), self.settings.page_load_timeout)
             self.log.warning("%d order(s) failed transiently; retrying in %.1f s",
                              len(retry), delay,
                              extra={"uniqueids": [order.uniqueid for order in retry]})
@@ -544,6 +549,7 @@ class Worker:
                 continue
             self.store.note_attempt(order.uniqueid, error.reason_code, error.reason_text)
             order.unconfirmed = order.unconfirmed or error.unconfirmed
+            order.unanswered = policy.write_unanswered(error)
             why = policy.give_up_reason(order.attempts, time.monotonic() - order.taken_at,
                                        self.settings.max_attempts,
                                        self.settings.retry_budget_seconds)
