@@ -41,8 +41,12 @@ def test_percentile_by_nearest_rank():
 
 
 def test_parse_config():
-    assert load.parse_config("200x100") == (200, 100)
-    assert load.parse_config("1X7.5") == (1, 7.5)
+    assert load.parse_config("200x100") == (200, 100, 0)
+    assert load.parse_config("1X7.5") == (1, 7.5, 0)
+    assert load.parse_config("1x60w30") == (1, 60, 30)
+    for bad in ("1x60wx", "1x60w-1", "x60"):
+        with pytest.raises(ValueError):
+            load.parse_config(bad)
     with pytest.raises(ValueError):
         load.parse_config("0x10")
 
@@ -147,6 +151,18 @@ def test_single_workshop_regression_check():
     assert ok.endswith("| p95 2.10 s | p95 2.00 s | **met** |")
     slow = load.render_targets([run("grid", 1, 60, p95=3.0), run("local", 1, 60, p95=2.0)])[-1]
     assert slow.endswith("**not met** |")
+
+
+def test_single_workshop_judged_warm_and_cold():
+    rows = load.render_targets([
+        run("grid", 1, 60, p95=3.0), run("local", 1, 60, p95=2.0),
+        run("grid", 1, 60, p95=2.0, warmup=30), run("local", 1, 60, p95=2.0, warmup=30)])
+    assert rows[-2].startswith("| 1 × 60/min, after 30 warm-up orders:")
+    assert rows[-2].endswith("| p95 2.00 s | p95 2.00 s | **met** |")
+    assert rows[-1].startswith("| 1 × 60/min, from a cold start (Grid just started):")
+    assert rows[-1].endswith("**not met** |")
+    table = load.render_rows([run("grid", 1, 60, warmup=30), run("local", 1, 60, warmup=30)])
+    assert table[0].startswith("| 1 × 60/min, after 30 warm-up orders | pool")
 
 
 def test_bench_run_keeps_the_sections_it_did_not_run():
