@@ -504,6 +504,9 @@ class _NoVisit(kept.KeptBrowserIntegration):
     def _visit(self, worksheet, lines, credentials, results):
         raise AssertionError("never reached: there is no browser")
 
+    def _read_lines(self, worksheet, credentials):
+        raise AssertionError("never reached: there is no browser")
+
 
 def test_a_pool_that_does_not_answer_is_waited_for_then_a_browser_error(tmp_path, monkeypatch):
     from tests.erp_helpers import closed_port_url, order
