@@ -860,7 +860,9 @@ Each run: N workshops registered in a fresh registry, `manage.py up` (a real sup
 one erp_sim per 25 workshops at its default save delay (0.3 s per saved line), orders
 arriving as a Poisson process at R per minute, each at a workshop drawn at random, for
 **T = {minutes:g} min** (the same seed, so the same arrivals, for the pool and for local);
-then every order is followed to its final status. *Browsers*: the pool is `BROWSER_POOL=grid`
+then every order is followed to its final status. A configuration *after N warm-up orders*
+first posts N orders one after another, each followed to its end (not counted; their lines
+are checked): a fleet that has run a while, against one just started. *Browsers*: the pool is `BROWSER_POOL=grid`
 (the Selenium Grid under the same supervisord, `BROWSER_SLOTS` at its default), local is one
 Chromium per busy instance. *create→created*: from the harness's clock before `POST /create`
 to the `created` entry of the order's history. *Peak browsers*: Chromium main processes in
