@@ -65,7 +65,8 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import busy_cpu_seconds, descendants, machine, pss_mib  # noqa: E402
+from bench.common import (busy_cpu_seconds, descendants, machine, pss_mib,  # noqa: E402
+                          steal_cpu_seconds)
 
 #: the issue's targets (issue 12), per configuration: (what, key, limit)
 TARGETS = {
@@ -684,10 +685,12 @@ def run_once(args):
             if args.warmup_orders:
                 result["warmup_seconds"] = load.warm_up(args.warmup_orders,
                                                         random.Random(args.seed + 1))
-            busy, wall = busy_cpu_seconds(), time.monotonic()
+            busy, wall, steal = busy_cpu_seconds(), time.monotonic(), steal_cpu_seconds()
             before = load.cpu_by_kind()
             result["did_not_finish"] = load.drive(arrivals, rng, sampler)
             result["cpu_seconds"] = busy_cpu_seconds() - busy
+            result["steal_share"] = (steal_cpu_seconds() - steal) / (
+                (time.monotonic() - wall) * (os.cpu_count() or 1))
             after = load.cpu_by_kind()
             result["cpu_by_kind"] = {k: round(after[k] - before[k], 1) for k in after}
             result["cpu_share"] = result["cpu_seconds"] / ((time.monotonic() - wall) * (os.cpu_count() or 1))
@@ -779,7 +782,9 @@ def _cpu(r):
             if r.get("idle_cpu_share") is not None else "")
     kinds = r.get("cpu_by_kind") or {}
     split = ", ".join(f"{k} {v / max(1, r.get('accepted', 0)):.2f}" for k, v in kinds.items() if v)
-    return (f"; cores {100 * r['cpu_share']:.0f} % busy{idle}, "
+    stolen = (f", {100 * r['steal_share']:.0f} % stolen by the host"
+              if r.get("steal_share") is not None else "")
+    return (f"; cores {100 * r['cpu_share']:.0f} % busy{idle}{stolen}, "
             f"{r['cpu_per_order']:.2f} CPU-s per order" + (f" ({split})" if split else ""))
 
 
@@ -873,7 +878,8 @@ management API, Grid, chromedrivers, every Chromium process; see *Tree*), sample
 ~2 s or more (a sample's /proc reading takes at most a fifth of a core); GiB.
 *CPU*: the whole machine's busy time (`/proc/stat`; the fleet, the erp_sim servers and
 this harness) while orders arrived and drained, as a share of both cores, and per
-accepted order; in brackets the idle fleet's share over `--idle-seconds` after `up`.
+accepted order; *stolen*: the share of both cores the hypervisor gave to other guests
+meanwhile (`/proc/stat`'s steal: why the same run is slower another hour); in brackets the idle fleet's share over `--idle-seconds` after `up`.
 *Lines*: every accepted order checked through erp_sim's `/_sim/worksheets/<n>`: lost (`created`
 and no line), twice (more than one), wrong (product or amount), stray (a line of no order); an
 order that ended in `error` must have no line (its client is told: not lost), its reason codes

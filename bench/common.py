@@ -17,6 +17,15 @@ def busy_cpu_seconds():
     return (ticks[0] + ticks[1] + ticks[2] + ticks[5] + ticks[6]) / os.sysconf("SC_CLK_TCK")
 
 
+def steal_cpu_seconds():
+    """CPU-seconds since boot that the hypervisor gave to other guests while this one
+    wanted to run (``/proc/stat``'s *steal*): two readings around a run say how much of
+    it the machine's neighbours took -- why one run of the same bench is slower than
+    another an hour later."""
+    with open("/proc/stat") as stat:
+        return int(stat.readline().split()[8]) / os.sysconf("SC_CLK_TCK")
+
+
 def machine():
     cpu = next((line.split(":", 1)[1].strip()
                 for line in Path("/proc/cpuinfo").read_text().splitlines()

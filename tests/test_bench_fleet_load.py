@@ -217,6 +217,15 @@ def test_the_cpu_split_knows_each_kind_of_the_fleets_processes():
         == "instances"
 
 
+def test_steal_is_read_and_shown():
+    from bench.common import steal_cpu_seconds
+
+    assert steal_cpu_seconds() >= 0
+    row = load.render_rows([run("grid", 20, 30, cpu_seconds=100.0, cpu_share=0.5, cpu_per_order=1.0,
+                                steal_share=0.12)])[0]
+    assert "cores 50 % busy, 12 % stolen by the host, 1.00 CPU-s per order" in row
+
+
 def test_busy_cpu_seconds_count_up():
     from bench.common import busy_cpu_seconds
 
