@@ -10,7 +10,8 @@ from decimal import Decimal
 
 import pytest
 
-from core.errors import ErpTimeout, ErpUnavailable, ProductNotFound, WorksheetClosed, unconfirmed
+from core.errors import (ErpTimeout, ErpUnavailable, ProductNotFound, WorksheetClosed,
+                         WorksheetNotFound, unconfirmed)
 from conftest import WORKSHOP, replace
 from workers.worker import FINAL_LOOKS, VISIT_LINES
 
@@ -197,6 +198,16 @@ def test_looks_that_keep_failing_end_in_outcome_unknown(instance, erp):
     assert len(erp.looks) == FINAL_LOOKS
     assert "may be on worksheet 558" in record["reason_text"]
     assert "PUT /retry reads it first" in record["reason_text"]
+
+
+def test_a_look_the_erp_refuses_ends_with_the_orders_own_reason(instance, erp):
+    erp.failures["x-10"] = [unconfirmed(ErpTimeout("no answer"))] * 10
+    erp.look_failures = [WorksheetNotFound("No worksheet 558")]
+    place(instance, "x-10")
+    instance.worker.burst()
+    record = status(instance, "x-10")
+    assert record["reason_code"] == "ERP_TIMEOUT" and len(erp.looks) == 1
+    assert "reading its worksheet afterwards: WORKSHEET_NOT_FOUND" in record["reason_text"]
 
 
 def test_a_look_that_fails_once_is_tried_again(instance, erp):

@@ -26,8 +26,9 @@ Per order: ``placed -> processing -> created``, or ``-> error`` with a reason co
   retry's, the worker reads its worksheet without writing
   (:meth:`~integrations.base.Integration.look`): one right line there, and the order is
   ``created``; no line carrying it, and it ends in ``error`` with its last reason; a
-  wrong or doubled line, ``LINE_UNVERIFIED``. Up to ``FINAL_LOOKS`` reads that fail end
-  it in ``error`` with ``OUTCOME_UNKNOWN`` ("look before writing it by hand"). Why: an
+  wrong or doubled line, ``LINE_UNVERIFIED``; a read the ERP refuses (no such worksheet),
+  its last reason. Up to ``FINAL_LOOKS`` reads that fail end it in ``error`` with
+  ``OUTCOME_UNKNOWN`` ("look before writing it by hand"). Why: an
   ERP too slow to answer a save is often too slow to answer the read-back that follows;
   without the look, the order's last try could store its line and report ``error``
   (measured in the fleet bench at load average ~490: docs/benchmarks.md). The mark
@@ -604,7 +605,11 @@ class Worker:
                 result if result is not None else
                 RuntimeError("the integration returned no result for this line"))
             order.looks += 1
-            if order.looks < FINAL_LOOKS and not policy.is_permanent(error):
+            if policy.is_permanent(error):  # no such worksheet (any more): no line on it
+                self._fail(order, code, f"{text}; reading its worksheet afterwards: "
+                                        f"{error.reason_code}: {error.reason_text}")
+                continue
+            if order.looks < FINAL_LOOKS:
                 retry.append(order)
                 continue
             self._fail(order, OutcomeUnknown.reason_code,
