@@ -82,18 +82,12 @@ class KeptBrowserIntegration(Integration):
         if not lines:
             return results
         self._maybe_on_sheet = set()
-        try:
+
+        def visit():
             self._count_orders(len(lines), credentials)
             self._visit(str(worksheet).strip(), lines, credentials, results)
-        except BridgeError as exc:
-            self._fail_rest(exc, lines, results, credentials)
-        except BROWSER_FAILURES as exc:
-            self._fail_rest(map_webdriver_error(exc), lines, results, credentials)
-        except Exception as exc:
-            # A bug, not the ERP: a fresh browser is still the safe way on.
-            self.log.exception("worksheet %s: unexpected error", worksheet)
-            self._fail_rest(policy.as_bridge_error(exc), lines, results, credentials)
-            self.close()
+
+        self._guarded(visit, worksheet, lines, results, credentials)
         # A line sent (or seen) whose visit failed may be on the sheet: say so, so that
         # the worker reads the sheet before such an order ends in error.
         for uniqueid in self._maybe_on_sheet:
@@ -104,23 +98,30 @@ class KeptBrowserIntegration(Integration):
     can_look = True
 
     def look(self, worksheet, lines, credentials):
-        unexpected = False
-        try:
+        results = {}
+
+        def read():
             self._browser_for(credentials)
             seen = self._read_lines(str(worksheet).strip(), credentials)
-            return {line.uniqueid: check_lines(seen, line) for line in lines}
-        except BridgeError as exc:
-            error = exc
-        except BROWSER_FAILURES as exc:
-            error = map_webdriver_error(exc)
-        except Exception as exc:
-            self.log.exception("worksheet %s: unexpected error while reading it", worksheet)
-            error, unexpected = policy.as_bridge_error(exc), True
-        results = {}
-        self._fail_rest(error, lines, results, credentials)
-        if unexpected:
-            self.close()
+            results.update({line.uniqueid: check_lines(seen, line) for line in lines})
+
+        self._guarded(read, worksheet, lines, results, credentials)
         return results
+
+    def _guarded(self, action, worksheet, lines, results, credentials):
+        """Run ``action()``; whatever ends it becomes the result of every line without
+        one (:meth:`_fail_rest`), Selenium's errors mapped, a bug's browser replaced."""
+        try:
+            action()
+        except BridgeError as exc:
+            self._fail_rest(exc, lines, results, credentials)
+        except BROWSER_FAILURES as exc:
+            self._fail_rest(map_webdriver_error(exc), lines, results, credentials)
+        except Exception as exc:
+            # A bug, not the ERP: a fresh browser is still the safe way on.
+            self.log.exception("worksheet %s: unexpected error", worksheet)
+            self._fail_rest(policy.as_bridge_error(exc), lines, results, credentials)
+            self.close()
 
     def close(self):
         self._release(park=False)
