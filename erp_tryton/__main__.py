@@ -11,7 +11,8 @@ import os
 import socket
 import sys
 
-from erp_tryton.install import DATABASE, REPO_ROOT, Build, install_database, write_config
+from erp_tryton.install import (DATABASE, DEFAULT_LANGUAGE, LANGUAGES, REPO_ROOT, Build,
+                                install_database, write_config)
 
 
 def _seconds(text):
@@ -19,6 +20,13 @@ def _seconds(text):
     if value <= 0:
         raise argparse.ArgumentTypeError("expected a whole number of seconds > 0")
     return value
+
+
+def _language(text):
+    if text not in LANGUAGES:
+        raise argparse.ArgumentTypeError(
+            f"Tryton ships no language {text!r}; it has {', '.join(LANGUAGES)}")
+    return text
 
 
 def parse_args(argv=None):
@@ -31,6 +39,10 @@ def parse_args(argv=None):
     parser.add_argument("--session-ttl", type=_seconds, metavar="SECONDS",
                         help="a login is valid this long, counted from the login "
                              "(Tryton's [session] max_age; default 30 days)")
+    parser.add_argument("--language", type=_language, metavar="CODE",
+                        help="load this language into the database and make it the admin's "
+                             f"preference (default {DEFAULT_LANGUAGE} for a new database; a "
+                             "kept one keeps its own unless this is given)")
     parser.add_argument("--prepare", action="store_true",
                         help="only install and build the cached template database, then exit")
     args = parser.parse_args(argv)
@@ -54,17 +66,21 @@ def _free_port():
 def main(argv=None):
     args = parse_args(argv)
     log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
-    build = Build(log=log).ensure()
+    language = args.language or DEFAULT_LANGUAGE
+    build = Build(log=log).ensure(language)
     if args.prepare:
         print(f"erp_tryton: ready in {build.dir}", flush=True)
         return
     data_dir = os.path.abspath(args.data)
-    seeded = install_database(build, data_dir)
+    seeded = install_database(build, data_dir, language)
+    if not seeded and args.language:
+        # A kept database may be in any language: load this one into it (seconds).
+        build.set_language(data_dir, language)
     port = args.port or _free_port()
     config = write_config(data_dir, data_dir, port, build.sao, args.session_ttl)
     print(f"erp_tryton listening on http://127.0.0.1:{port}/ (database {DATABASE} in "
-          f"{data_dir}, {'freshly seeded' if seeded else 'kept'}; log in as admin/admin)",
-          flush=True)
+          f"{data_dir}, {'freshly seeded' if seeded else 'kept'}; log in as admin/admin"
+          f"{f', language {args.language}' if args.language or seeded else ''})", flush=True)
     # Become trytond (no parent left behind): signals and memory figures are then its own.
     env = {**os.environ, "PYTHONPATH": REPO_ROOT}
     os.execve(build.python, [build.python, "-m", "erp_tryton.serve", config, DATABASE], env)

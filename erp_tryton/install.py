@@ -14,6 +14,8 @@ to the old one instead of patching it::
     <cache>/<key>/venv/                  trytond, trytond-sale, proteus (requirements.txt)
     <cache>/<key>/sao/                   tryton-sao from npm, with its node_modules
     <cache>/<key>/template-<seed>.sqlite the seeded database; <seed> hashes seed.py
+    <cache>/<key>/template-<seed>-<lang>.sqlite  the same with a language loaded and made
+                                         the admin's preference (built on first use, ~12 s)
 
 Every step builds into a temporary name and renames it into place when it is complete (the
 virtualenv, which cannot move, gets a ``.complete`` mark last), so an interrupted build
@@ -37,9 +39,16 @@ PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(PACKAGE_DIR)
 REQUIREMENTS = os.path.join(PACKAGE_DIR, "requirements.txt")
 SEED_SCRIPT = os.path.join(PACKAGE_DIR, "seed.py")
+LANGUAGE_SCRIPT = os.path.join(PACKAGE_DIR, "language.py")
 SAO_PACKAGE = "tryton-sao@8.0.11"
 DATABASE = "workshop"
 ADMIN_LOGIN = ADMIN_PASSWORD = "admin"
+#: English (Tryton's own language, the template's) and every language Tryton ships
+#: translations for (``trytond/ir/locale/*.po``: the same 24 in 7.0 and 8.0)
+DEFAULT_LANGUAGE = "en"
+LANGUAGES = (DEFAULT_LANGUAGE, "bg", "ca", "cs", "de", "es", "es_419", "et", "fa", "fi", "fr",
+             "hu", "id", "it", "lo", "lt", "nl", "pl", "pt", "ro", "ru", "sl", "tr", "uk",
+             "zh_CN")
 
 
 def cache_root():
@@ -74,20 +83,31 @@ class Build:
         self.python = os.path.join(self.venv, "bin", "python")
         self.venv_done = os.path.join(self.venv, ".complete")
         self.sao = os.path.join(self.dir, "sao")
-        self.template = os.path.join(self.dir, f"template-{_digest(_read(SEED_SCRIPT))}.sqlite")
+        self.seed_key = _digest(_read(SEED_SCRIPT))
+        self.template = os.path.join(self.dir, f"template-{self.seed_key}.sqlite")
         self.log = log
 
-    def ready(self):
-        """Whether everything is built (then :meth:`ensure` returns at once)."""
-        return all(os.path.exists(p) for p in (self.venv_done, self.sao, self.template))
+    def template_for(self, language):
+        """The seeded template with ``language`` loaded and made the admin's preference
+        (English: the template itself)."""
+        if language == DEFAULT_LANGUAGE:
+            return self.template
+        key = _digest(self.seed_key, _read(LANGUAGE_SCRIPT), language)
+        return os.path.join(self.dir, f"template-{self.seed_key}-{language}-{key}.sqlite")
 
-    def ensure(self):
+    def ready(self, language=DEFAULT_LANGUAGE):
+        """Whether everything is built (then :meth:`ensure` returns at once)."""
+        return all(os.path.exists(p) for p in (self.venv_done, self.sao, self.template,
+                                               self.template_for(language)))
+
+    def ensure(self, language=DEFAULT_LANGUAGE):
         """Build whatever is missing; idempotent, and safe with several processes at once.
 
+        :param language: also the template in this language (one of :data:`LANGUAGES`)
         :returns: ``self``
         :raises subprocess.CalledProcessError: when pip, npm or trytond-admin fails
         """
-        if self.ready():
+        if self.ready(language):
             return self
         os.makedirs(self.dir, exist_ok=True)
         with open(os.path.join(self.root, "lock"), "w") as lock:
@@ -99,6 +119,7 @@ class Build:
                 for job in jobs:
                     job.result()
             self._template()
+            self._language_template(language)
         return self
 
     def _venv(self):
@@ -160,6 +181,30 @@ class Build:
                      env={**os.environ, "PYTHONPATH": REPO_ROOT})
             os.rename(database, self.template)
 
+    def _language_template(self, language):
+        target = self.template_for(language)
+        if os.path.exists(target):
+            return
+        # A copy of the seeded template with the language loaded: seconds, not a rebuild,
+        # and cached, so the next stand-up in this language only copies a file.
+        with tempfile.TemporaryDirectory(dir=self.dir) as tmp:
+            database = os.path.join(tmp, f"{DATABASE}.sqlite")
+            shutil.copyfile(self.template, database)
+            with self._step(f"loading language {language} into a copy of the template"):
+                self.set_language(tmp, language)
+            os.rename(database, target)
+
+    def set_language(self, data_dir, language):
+        """Load ``language`` into the database in ``data_dir`` with Tryton's own
+        ``trytond-admin -l`` and make it the admin's preference (:mod:`erp_tryton.language`).
+        """
+        config = write_config(data_dir, data_dir, port=0, sao=self.sao)
+        if language != DEFAULT_LANGUAGE:  # English is Tryton's own: nothing to load
+            _run([os.path.join(self.venv, "bin", "trytond-admin"), "-c", config,
+                  "-d", DATABASE, "--all", "-l", language])
+        _run([self.python, "-m", "erp_tryton.language", config, DATABASE, language],
+             env={**os.environ, "PYTHONPATH": REPO_ROOT})
+
     @contextlib.contextmanager
     def _step(self, what):
         """Log a build step before and after, with how long it took."""
@@ -188,8 +233,9 @@ def write_config(folder, data_dir, port, sao, session_ttl=None):
     return path
 
 
-def install_database(build, data_dir):
-    """Copy the template into ``data_dir`` unless a database is there already.
+def install_database(build, data_dir, language=DEFAULT_LANGUAGE):
+    """Copy the template (in ``language``) into ``data_dir`` unless a database is there
+    already.
 
     :returns: ``True`` when it copied, ``False`` when it kept what was there
     """
@@ -198,7 +244,7 @@ def install_database(build, data_dir):
         return False
     os.makedirs(data_dir, exist_ok=True)
     with _building(target) as tmp:
-        shutil.copyfile(build.template, tmp)
+        shutil.copyfile(build.template_for(language), tmp)
     return True
 
 

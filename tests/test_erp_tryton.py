@@ -17,7 +17,7 @@ import requests
 
 from erp_helpers import REPO_ROOT
 from erp_tryton import rpc
-from tryton_helpers import TrytonServer, tryton_build  # noqa: F401  (a fixture)
+from tryton_helpers import START_TIMEOUT, TrytonServer, tryton_build  # noqa: F401
 
 
 @pytest.fixture(scope="module")
@@ -166,8 +166,42 @@ def test_a_half_copied_database_is_never_left_behind(tryton_build, tmp_path):
     assert not install_database(build, str(tmp_path))
 
 
+def _language_of_admin(server):
+    """The admin's language and the label of a sale's Lines in it, read through JSON-RPC."""
+    client = server.client()
+    fields = client.model("sale.sale", "fields_get", ["lines"])
+    return client.context["language"], fields["lines"]["string"]
+
+
+def test_language_option_loads_it_and_makes_it_the_admins(tryton_build, tmp_path):
+    started = time.monotonic()
+    with TrytonServer(tmp_path, ["--language", "de"],
+                      startup_timeout=START_TIMEOUT + 120) as server:  # first: ~10 s load
+        assert "language de" in server.log_text()
+        assert _language_of_admin(server) == ("de", "Positionen")
+        decimal_point = server.client().context["locale"]["decimal_point"]
+        assert decimal_point == ","  # what Tryton formats numbers with for this admin
+    assert time.monotonic() - started < 150
+    with TrytonServer(tmp_path) as server:  # kept: in its own language still
+        assert _language_of_admin(server) == ("de", "Positionen")
+
+
+def test_language_is_loaded_into_a_kept_database_in_seconds(tryton_build, tmp_path):
+    from erp_tryton.install import Build, install_database
+    install_database(Build(log=lambda line: None), str(tmp_path))  # English, as it was
+    started = time.monotonic()
+    with TrytonServer(tmp_path, ["--language", "fr"], startup_timeout=90) as server:
+        assert "kept" in server.log_text()
+        assert _language_of_admin(server) == ("fr", "Lignes")
+    assert time.monotonic() - started < 60  # a load, not a rebuild
+    with TrytonServer(tmp_path, ["--language", "en"]) as server:
+        assert _language_of_admin(server) == ("en", "Lines")
+
+
 @pytest.mark.parametrize("args, message", [
     ([], "--port and --data are required"),
+    (["--port", "1", "--data", "x", "--language", "nb"], "Tryton ships no language 'nb'"),
+    (["--port", "1", "--data", "x", "--language", "DE"], "Tryton ships no language 'DE'"),
     (["--port", "8000"], "--port and --data are required"),
     (["--port", "70000", "--data", "x"], "--port must be 0-65535"),
     (["--port", "1", "--data", "x", "--session-ttl", "0"], "whole number of seconds"),
