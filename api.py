@@ -5,7 +5,9 @@ worker thread, over this workshop's durable queue. Configuration comes from the
 environment and ``.env`` (see ``bridge/settings.py`` and the README).
 
 Exit codes: 0 after a graceful stop (SIGTERM, SIGINT or ``PUT /kill``); 2 when the
-configuration is bad (a one-line message on stderr, no traceback).
+configuration is bad, or when another process already runs this workshop (it holds the
+workshop's data folder, core/hold.py: the one line names its pid, port and since when),
+each with a one-line message on stderr, no traceback.
 """
 
 import argparse
@@ -49,6 +51,7 @@ def build(args):
     from bridge.app import create_app
     from bridge.instance import Instance
     from bridge.settings import load_settings
+    from core.hold import Hold
 
     settings = load_settings(args.port, args.workshop)
     if settings.erp_system not in AVAILABLE:
@@ -59,12 +62,23 @@ def build(args):
     except ValueError as exc:
         raise ConfigError(f"ERP_SYSTEM {settings.erp_system}: {exc}") from None
     settings = dataclasses.replace(settings, erp_options=options)
-    _check_writable(settings.workshop_queue_dir, "QUEUE_DIR")
-    _check_writable(settings.log_dir, "LOG_DIR")
-    listener = server.bind(settings.host, settings.port)
-    _, orderline_log = logs.setup(settings)
-    instance = Instance(settings, orderline_logger=orderline_log)
-    app = create_app(instance, request_shutdown=server.request_stop)
+    # One workshop, one instance: the hold comes before the port, the logs, the queue or
+    # the records (and before the writability probe, which two instances would race on)
+    try:
+        hold = Hold.take(settings.workshop_queue_dir, "api.py", settings.port)
+    except OSError as exc:
+        raise ConfigError(f"QUEUE_DIR {settings.workshop_queue_dir!r} is not writable: "
+                          f"{exc.strerror or exc}") from None
+    try:
+        _check_writable(settings.workshop_queue_dir, "QUEUE_DIR")
+        _check_writable(settings.log_dir, "LOG_DIR")
+        listener = server.bind(settings.host, settings.port)
+        _, orderline_log = logs.setup(settings)
+        instance = Instance(settings, orderline_logger=orderline_log, hold=hold)
+        app = create_app(instance, request_shutdown=server.request_stop)
+    except BaseException:
+        hold.release()
+        raise
     return settings, instance, app, listener
 
 

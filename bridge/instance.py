@@ -11,6 +11,7 @@ import threading
 
 from core.crypto import CredentialBox
 from core.errors import StorageUnavailable
+from core.hold import Hold
 from bridge.events import EventLog
 from bridge.metrics import InstanceMetrics
 from bridge.queue import OrderQueue
@@ -32,12 +33,18 @@ class Instance:
     :param settings: :class:`~bridge.settings.Settings`
     :param make_integration: optional factory (tests); by default the integration
         named by ``settings.erp_system``
+    :param hold: the workshop's :class:`~core.hold.Hold`, taken by the caller (api.py
+        takes it before it binds its port); taken here when not given. Released by
+        :meth:`close`, after everything else.
+    :raises WorkshopHeld: when another process runs on this workshop's data
     """
 
-    def __init__(self, settings, make_integration=None, orderline_logger=None):
+    def __init__(self, settings, make_integration=None, orderline_logger=None, hold=None):
         self.settings = settings
         self.box = CredentialBox(settings.secret_key, settings.secret_key_fallbacks)
-        os.makedirs(settings.workshop_queue_dir, exist_ok=True)
+        # One workshop, one instance: the hold comes before the records or the queue are
+        # opened, so a second instance opens nothing (core/hold.py)
+        self.hold = hold or Hold.take(settings.workshop_queue_dir, "api.py", settings.port)
         self.store = OrderStore(os.path.join(settings.workshop_queue_dir, "orders.db"))
         self.queue = OrderQueue(os.path.join(settings.workshop_queue_dir, "queue"))
         if make_integration is None:
@@ -268,3 +275,4 @@ class Instance:
         self.metrics.close()
         self.queue.close()
         self.store.close()
+        self.hold.release()

@@ -14,11 +14,12 @@ between is done again on the next run, not skipped.
 """
 
 import sqlite3
-from contextlib import closing
+from contextlib import closing, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.crypto import Unreadable
+from core.hold import Hold
 from bridge.queue import OrderQueue
 
 
@@ -82,8 +83,17 @@ def reseal_workshop(directory, resealer, queue=True):
     :param resealer: :class:`Resealer`
     :param queue: also re-seal the queue file
     :returns: how many stored values (queue items plus records) were rewritten
+    :raises WorkshopHeld: when a process runs on the workshop's data (an instance that
+        supervisord does not know of, say): nothing is rewritten then
     """
     directory = Path(directory)
+    # a rewrite holds the workshop as an instance does (core/hold.py); a survey only reads
+    writing = not resealer.dry_run and directory.is_dir()
+    with Hold.take(directory, "manage.py rotate-secrets") if writing else nullcontext():
+        return _reseal(directory, resealer, queue)
+
+
+def _reseal(directory, resealer, queue):
     rewritten = 0
     if queue and (directory / "queue").is_dir():
         queue = OrderQueue(str(directory / "queue"))

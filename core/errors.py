@@ -42,6 +42,20 @@ class ConfigError(BridgeError):
     reason_code = "CONFIG_ERROR"
 
 
+class WorkshopHeld(ConfigError):
+    """Another process holds the workshop's data folder (:mod:`core.hold`): one workshop
+    runs one instance at a time. The message names the holder (pid, port, since when).
+
+    :param holder: the holder's description from the hold's file, or None if unknown
+    """
+
+    reason_code = "WORKSHOP_HELD"
+
+    def __init__(self, reason_text="", holder=None):
+        super().__init__(reason_text)
+        self.holder = holder
+
+
 class StorageUnavailable(BridgeError):
     """The instance's own files (order records, queue) cannot be written or read right now:
     the disk is full, or a file is damaged or was removed. Answered with 503 and

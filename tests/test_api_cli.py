@@ -10,7 +10,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from core.crypto import CredentialBox
-from instance_helpers import free_port
+from instance_helpers import RunningInstance, free_port
 from core.credentials import Credentials
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -162,3 +162,25 @@ def test_main_leaves_the_collector_on_after_a_configuration_error(monkeypatch, t
         gc.enable()
         gc.unfreeze()
     assert enabled
+
+
+def test_a_second_instance_of_a_running_workshop_exits_2_naming_the_holder(tmp_path):
+    """One workshop, one running instance (core/hold.py): the second api.py, on another
+    port with the same QUEUE_DIR, says who holds the workshop and opens nothing."""
+    first = RunningInstance(tmp_path, "http://127.0.0.1:9").start()
+    try:
+        second_port = free_port()
+        result = subprocess.run(
+            [sys.executable, os.path.join(ROOT, "api.py"), str(second_port), first.workshop],
+            cwd=ROOT, env=first.env, capture_output=True, text=True, timeout=30)
+        assert result.returncode == 2, result.stderr
+        line, = result.stderr.strip().splitlines()
+        assert f"pid {first.proc.pid} (api.py on port {first.port}, since 20" in line, line
+        assert "Traceback" not in result.stderr
+        with socket.socket() as sock:  # it never listened: the port is free
+            sock.bind(("127.0.0.1", second_port))
+        assert first.session.get(first.url + "/alive", timeout=5).json()["worker"] == "running"
+    finally:
+        assert first.stop() == 0
+    # the hold went with the first: the same workshop starts again at once
+    RunningInstance.start(first).stop()

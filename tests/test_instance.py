@@ -60,6 +60,7 @@ def test_order_processing_at_crash_is_resumed_once(settings):
     inst.store.move("mid", OrderStatus.PROCESSING, expect=OrderStatus.PLACED)
     inst.queue.close()  # ... and the process died without ack
     inst.store.close()
+    inst.hold.release()  # as the kernel drops it when the process dies
 
     inst, erp = open_instance(settings)
     record = inst.store.get("mid")
@@ -80,6 +81,7 @@ def test_order_finished_but_not_acked_is_not_written_again(settings):
     inst.store.move("done", OrderStatus.CREATED)  # ERP written, then crash before ack
     inst.queue.close()
     inst.store.close()
+    inst.hold.release()  # as the kernel drops it when the process dies
 
     inst, erp = open_instance(settings)
     inst.worker.start()
