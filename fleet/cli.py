@@ -11,12 +11,14 @@ import os
 import sys
 
 from core.errors import BridgeError
+from fleet import states
 from fleet.bytecode import compile_sources
 from fleet.errors import InvalidIntegration, SupervisorUnavailable
 from fleet.control import Fleet
 from fleet.rotate import rotate_secrets
 from fleet.schemas import IntegrationChange, IntegrationSpec, parse
 from fleet.settings import ROOT, load_fleet_settings, require
+from fleet.takeover import take_over
 
 
 def _integration_options(p, creating):
@@ -100,8 +102,11 @@ def _table(rows, columns):
 
 def _status_row(o):
     error = o["last_error"]
+    health = o["health"]
+    if health == states.HELD:  # another process holds the workshop's data: which one
+        health = f"held by pid {o['hold']['pid']}"
     return {"workshop": o["workshop"], "active": "yes" if o["active"] else "no", "port": o["port"],
-            "process": o["process"]["state"], "health": o["health"], "worker": o["worker"] or "-",
+            "process": o["process"]["state"], "health": health, "worker": o["worker"] or "-",
             "queue": "-" if o["queue_length"] is None else o["queue_length"],
             "last error": f"{error['reason_code']} {error['at']}" if error else "-"}
 
@@ -178,6 +183,10 @@ def up(fleet):
     require(settings, "management_token")
     if fleet.supervisor.running():
         raise SupervisorUnavailable(f"supervisord is already running on {settings.socket_path}")
+    # what a supervisord killed with kill -9 left running: stopped first, so no workshop
+    # ever has two workers and no orphan goes on unmanaged (fleet/takeover.py)
+    take_over(settings, fleet.registry, lambda line: print(f"manage.py: {line}", file=sys.stderr,
+                                                           flush=True))
     fleet.check_grid_port()
     conf = fleet.write_config()
     problem = compile_sources(settings.python, ROOT)

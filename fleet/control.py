@@ -12,6 +12,8 @@ import secrets
 import shutil
 import socket
 
+from core.errors import WorkshopHeld
+from core.hold import Hold, holder
 from fleet.errors import IntegrationInactive, PortTaken, SupervisorUnavailable
 from fleet import states
 from fleet.grid import runs_local_grid
@@ -156,9 +158,32 @@ class Fleet:
         integration = self.registry.remove(self.get(workshop).workshop)
         done = self._apply(integration)
         if delete_data:
-            for path in workshop_dirs(self.settings, integration.workshop):
-                shutil.rmtree(path, ignore_errors=True)
+            self._delete_data(integration)
         return integration, done
+
+    def _delete_data(self, integration):
+        """Delete a removed integration's folders, holding its data as an instance does.
+
+        :raises WorkshopHeld: when a process still runs on it (one supervisord does not
+            know of): it stays registered no more, and its data is kept
+        """
+        queue_dir, *others = workshop_dirs(self.settings, integration.workshop)
+        if not queue_dir.is_dir():
+            hold = None
+        else:
+            try:
+                hold = Hold.take(queue_dir, "manage.py remove --delete-data")
+            except WorkshopHeld as held:
+                raise WorkshopHeld(f"workshop {integration.workshop!r} is removed from the "
+                                   f"registry, but its data is kept: {held.reason_text}",
+                                   holder=held.holder) from None
+        try:
+            for path in others:
+                shutil.rmtree(path, ignore_errors=True)
+            shutil.rmtree(queue_dir, ignore_errors=True)  # the hold's own file goes last
+        finally:
+            if hold is not None:
+                hold.release()
 
     def set_active(self, workshop, active):
         """Activate (add to supervisord and start) or deactivate (stop and remove)."""
@@ -207,18 +232,30 @@ class Fleet:
         answers = self.instances.alive_many(
             [(i.port, i.workshop) for i in integrations if i.active])
         answers = iter(answers)
-        return [self._health(i, processes, next(answers) if i.active else None, supervisor_error)
+        return [self._health(i, processes, next(answers) if i.active else None, supervisor_error,
+                             self.holder(i.workshop))
                 for i in integrations]
 
+    def holder(self, workshop):
+        """:returns: who holds ``workshop``'s data now (core.hold, read without taking
+            it), or None"""
+        return holder(workshop_dirs(self.settings, workshop)[0])
+
     @staticmethod
-    def _health(integration, processes, alive, supervisor_error):
+    def _health(integration, processes, alive, supervisor_error, hold=None):
         if processes is None:
             process = {"state": states.UNKNOWN, "pid": None, "description": supervisor_error}
         else:
             process = processes.get(integration.program) or {
                 "state": states.NOT_CONFIGURED, "pid": None, "description": ""}
+        if hold is not None:
+            hold = {k: hold.get(k) for k in ("pid", "what", "port", "since", "host", "program")}
         if not integration.active:
             health = states.INACTIVE
+        elif hold is not None and hold["pid"] != process["pid"]:
+            # not this fleet's instance: it cannot start (an /alive answer on its port
+            # may well be that other process's)
+            health = states.HELD
         elif alive is not None:
             health = states.OK if alive.get("worker") == "running" else states.WORKER_STOPPED
         elif process["state"] == states.RUNNING:
@@ -229,6 +266,7 @@ class Fleet:
             **integration.public(),
             "health": health,
             "process": process,
+            "hold": hold,
             "alive": alive,
             "worker": alive.get("worker") if alive else None,
             "queue_length": alive.get("queue_length") if alive else None,

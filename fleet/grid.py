@@ -198,7 +198,7 @@ def node_role_toml(host, port, hub, publish_port, subscribe_port, slots):
 # -- the launcher supervisord runs ---------------------------------------------------------
 
 
-def _group_members(pgid):
+def group_members(pgid):
     """Pids in process group ``pgid`` (Linux ``/proc``), with their command names."""
     members = {}
     for entry in os.listdir("/proc"):
@@ -239,7 +239,7 @@ def reap_previous(pidfile):
     if pgid == os.getpgrp() or not os.path.isdir("/proc"):
         return []
     ended = []
-    for pid, name in _group_members(pgid).items():
+    for pid, name in group_members(pgid).items():
         if name.startswith(_LEFTOVERS):
             try:
                 os.kill(pid, signal.SIGKILL)

@@ -17,7 +17,7 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, render_templ
 from werkzeug.exceptions import HTTPException
 
 from core import ratelimit
-from core.errors import BridgeError
+from core.errors import BridgeError, WorkshopHeld
 from fleet import orders as fleet_orders
 from fleet.errors import (DuplicateIntegration, InstanceUnreachable, IntegrationInactive,
                           InvalidIntegration, InvalidQuery, PortTaken, SupervisorUnavailable,
@@ -38,6 +38,7 @@ STATUS = {
     DuplicateIntegration: 409,
     PortTaken: 409,
     IntegrationInactive: 409,
+    WorkshopHeld: 409,  # another process runs on the workshop's data (core/hold.py)
     InstanceUnreachable: 502,
     SupervisorUnavailable: 503,
 }

@@ -26,7 +26,8 @@ _ERRORS = {
     400: "Invalid field, body or query parameter (the message names each and its rule)",
     401: "Missing or wrong management token",
     404: "No integration for that workshop (or, on an order's path, no such order)",
-    409: "Name or port taken, the integration is inactive, or the order is not in error",
+    409: "Name or port taken, the integration is inactive, the order is not in error, or "
+         "another process holds the workshop's data",
     413: "Body over 64 KB",
     415: "Body is not JSON",
     502: "The instance did not answer",
@@ -104,7 +105,7 @@ def _paths():
             "put": _one("Reconfigure (restarts only its instance); unset fields stay",
                         schemas.Changed, body_errors, body=schemas.IntegrationChange),
             "delete": _one("Stop and forget it; its data stays unless delete_data",
-                           schemas.Removed, (400, 503), params=[delete_data]),
+                           schemas.Removed, (400, 409, 503), params=[delete_data]),
         },
     }
     for action, summary in (("activate", "Activate and start"), ("deactivate", "Stop and deactivate")):

@@ -365,11 +365,25 @@ class Process(BaseModel):
     exitstatus: Optional[int] = None
 
 
+class Holder(BaseModel):
+    """The process that holds a workshop's data folder (core/hold.py)."""
+
+    pid: int
+    what: Optional[str] = None
+    port: Optional[int] = None
+    since: Optional[str] = None
+    host: Optional[str] = None
+    program: Optional[str] = None
+
+
 class Health(Integration):
     """One entry of the overview: configuration, process state and the instance's ``/alive``."""
 
     health: Literal[states.HEALTHS]
     process: Process
+    #: who holds the workshop's data now (its instance, or another process: health
+    #: ``held``), None when nothing runs on it
+    hold: Optional[Holder] = None
     alive: Optional[dict]
     worker: Optional[str]
     queue_length: Optional[int]

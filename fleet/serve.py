@@ -16,10 +16,11 @@ from urllib.parse import urlsplit
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from core.errors import ConfigError
+from core.hold import Hold
 from bridge.logs import JsonFormatter
 from fleet.janitor import start_janitor
 from fleet.management import create_app
-from fleet.settings import load_fleet_settings
+from fleet.settings import MANAGEMENT_HOLD, load_fleet_settings
 
 
 class RequestHandler(WSGIRequestHandler):
@@ -55,9 +56,15 @@ def main():
         handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
     logging.basicConfig(level=logging.INFO, handlers=[handler])
     try:
+        # one per fleet: ``manage.py up`` finds the one a killed supervisord left (fleet/takeover.py)
+        hold = Hold.take(settings.supervisor_dir, "management API", settings.management_port,
+                         name=MANAGEMENT_HOLD)
         app = create_app(settings)
     except ConfigError as e:
         print(f"management API: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"management API: SUPERVISOR_DIR: {e}", file=sys.stderr)
         return 2
     server = serve_app(app, settings.management_host, settings.management_port)
     start_janitor(settings)  # parked Grid sessions nobody claimed (fleet/janitor.py)
@@ -66,6 +73,7 @@ def main():
     logging.getLogger("fleet").info("management API on http://%s:%s",
                                     settings.management_host, settings.management_port)
     server.serve_forever()
+    hold.release()
     return 0
 
 

@@ -24,6 +24,10 @@ from fleet.grid_install import jar_path
 #: the repository root: where api.py and manage.py live
 ROOT = Path(__file__).resolve().parent.parent
 
+#: the management API's hold (core/hold.py) in SUPERVISOR_DIR: one per fleet, and how
+#: ``manage.py up`` finds one that a killed supervisord left running (fleet/takeover.py)
+MANAGEMENT_HOLD = "management.hold"
+
 
 @dataclass(frozen=True)
 class FleetSettings:

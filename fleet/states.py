@@ -31,10 +31,15 @@ NOT_CONFIGURED = "NOT_CONFIGURED"  # no program section: the integration is inac
 # OK | WORKER_STOPPED -> DOWN: PUT .../kill, .../stop, or a crash (until the restart)
 # OK | WORKER_STOPPED -> UNREACHABLE: the process runs but /alive does not answer in time
 # any -> INACTIVE: deactivated
+# DOWN | OK | UNREACHABLE -> HELD: another process (not this fleet's instance) holds the
+#     workshop's data (core/hold.py): the fleet's instance cannot start, exits 2
+# HELD -> DOWN -> OK: that process ended (``manage.py up`` stops the ones a killed
+#     supervisord left behind); supervisord's next start of the instance takes the hold
 OK = "ok"  # instance answers /alive and its worker runs
 WORKER_STOPPED = "worker_stopped"  # instance answers, worker stopped
 UNREACHABLE = "unreachable"  # process running but /alive did not answer in time
 DOWN = "down"  # process not running (stopped, killed, crashed, starting)
 INACTIVE = "inactive"  # deactivated in the registry; supervisor does not run it
+HELD = "held"  # another process holds the workshop's data; the overview names its pid
 
-HEALTHS = (OK, WORKER_STOPPED, UNREACHABLE, DOWN, INACTIVE)
+HEALTHS = (OK, WORKER_STOPPED, UNREACHABLE, DOWN, INACTIVE, HELD)

@@ -219,7 +219,7 @@ def test_a_grid_killed_with_kill_9_is_restarted_and_the_instances_carry_on(fleet
         fleet.order(workshop, uniqueid, worksheet)
     # killed in the middle of a visit: a browser of the Grid is talking to the ERP
     wait_for(lambda: len(erp.requests_handled()) > seen, 30, 0.02, "a visit on the Grid")
-    assert "chromedriver" in grid._group_members(before).values()  # in the Grid's group
+    assert "chromedriver" in grid.group_members(before).values()  # in the Grid's group
     os.kill(before, signal.SIGKILL)
 
     def restarted():
@@ -227,7 +227,7 @@ def test_a_grid_killed_with_kill_9_is_restarted_and_the_instances_carry_on(fleet
         return info["state"] == "RUNNING" and info["pid"] not in (None, before) and info
     wait_for(restarted, 30, 0.2, "supervisord to restart the Grid")
     wait_ready(fleet.grid_url)
-    assert not grid._group_members(before)  # what the killed Grid left behind is gone
+    assert not grid.group_members(before)  # what the killed Grid left behind is gone
     created_once(erp, orders, fleet.order_status)
     attempts = [fleet.instance(w, "GET", "/get_order_status", params={"uniqueid": u}).json()
                 ["attempts"] for w, u, _ in orders]

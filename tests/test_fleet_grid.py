@@ -279,14 +279,14 @@ def test_the_launcher_ends_the_drivers_and_browsers_of_a_killed_grid_and_nothing
     pidfile = tmp_path / "grid.pid"
     pidfile.write_text(f"{grid_proc.pid}\n")
     # until both children have exec'd (a forked child is named "sh" until then)
-    members = wait_for(lambda: sorted((m := grid._group_members(grid_proc.pid)).values())
+    members = wait_for(lambda: sorted((m := grid.group_members(grid_proc.pid)).values())
                        == ["bystander", "chromedriver", "sh"] and m, 5)
     os.kill(grid_proc.pid, signal.SIGKILL)
     grid_proc.wait()
     try:
         ended = grid.reap_previous(str(pidfile))
         assert [members[pid] for pid in ended] == ["chromedriver"]
-        wait_for(lambda: set(grid._group_members(grid_proc.pid).values()) == {"bystander"}, 5)
+        wait_for(lambda: set(grid.group_members(grid_proc.pid).values()) == {"bystander"}, 5)
     finally:
         os.killpg(grid_proc.pid, signal.SIGKILL)
 
