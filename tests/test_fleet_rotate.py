@@ -15,6 +15,7 @@ from cryptography.fernet import Fernet
 
 from core.crypto import CredentialBox
 from bridge.instance import Instance
+from core.hold import Hold
 from core.names import file_name
 from bridge.queue import OrderQueue
 from bridge.settings import Settings
@@ -253,3 +254,35 @@ def test_rotation_stops_at_an_instance_that_does_not_come_back(fleet):
     assert line(result.stdout, B).endswith("stopped, re-sealed and started again")
     fleet.down()
     assert_open_under_new_key_alone(fleet.env, fleet.tokens, {A: ORDERS[A], B: ORDERS[B]})
+
+
+def test_rotation_does_not_rewrite_a_workshop_another_process_holds(fleet):
+    """One workshop, one instance (core/hold.py): an api.py supervisord does not know of
+    (run by hand, say) keeps the rotation off its files, and the line names it."""
+    fleet.add(A, URL)
+    seed_orders(fleet.env, A, OLD, ORDERS[A])
+    before = stored(fleet.env, A)
+    new_key_with_old_as_fallback(fleet)
+    folder = Path(fleet.env["QUEUE_DIR"]) / file_name(A)
+    with Hold.take(folder, "api.py", 5991):
+        result = rotate(fleet)
+        assert result.returncode == 2, result
+        assert f"is held by pid {os.getpid()} (api.py on port 5991, since" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+        assert stored(fleet.env, A) == before
+    assert rotate(fleet).returncode == 0  # once it is gone, the rotation goes through
+    assert_open_under_new_key_alone(fleet.env, fleet.tokens, {A: ORDERS[A]})
+
+
+def test_remove_with_delete_data_keeps_the_data_another_process_holds(fleet):
+    fleet.add(A, URL)
+    seed_orders(fleet.env, A, OLD, ORDERS[A])
+    folder = Path(fleet.env["QUEUE_DIR"]) / file_name(A)
+    with Hold.take(folder, "api.py", 5991):
+        result = fleet.manage("remove", A, "--delete-data", check=False)
+        assert result.returncode == 2 and "removed from the registry, but its data is kept" in result.stderr
+        assert f"held by pid {os.getpid()}" in result.stderr
+        assert (folder / "orders.db").is_file()
+    fleet.add(A, URL)
+    fleet.manage("remove", A, "--delete-data")
+    assert not folder.exists()
