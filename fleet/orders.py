@@ -12,6 +12,7 @@ Query parameters are checked here by the same rules the instance applies
 
 import csv
 import io
+import re
 from urllib.parse import quote
 
 from bridge import fields, params
@@ -28,7 +29,12 @@ MAX_EXPORT_ROWS = 100_000
 CSV_COLUMNS = ("uniqueid", "status", "worksheet", "product_nr", "product_amount",
                "reason_code", "reason_text", "attempts", "created_at", "updated_at")
 #: a cell starting with one of these is a formula to a spreadsheet: written with a ' first
-_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA = "=+-@\t\r"
+#: where a cell may start in a spreadsheet's reading of a field: at the field's start, and
+#: after any ";" or "," (a spreadsheet that splits on either, quotes or not: ";" is the
+#: default where "," is the decimal separator, Norway included) or a line break (a
+#: reader that does not honour quotes); spaces a reader may trim are skipped
+_CELL_START = re.compile(r"(^|[;,\r\n])( *)(?=[" + re.escape(_FORMULA) + "])")
 
 
 def checked_query():
@@ -126,7 +132,9 @@ class FleetOrders:
         """
         query = {k: v for k, v in query.items() if k not in ("after", "limit")}
         out = io.StringIO()
-        writer = csv.writer(out)
+        # every field quoted: a reader that honours quotes never splits one (the ';' and
+        # ',' in it included); _cell defuses what a reader that does not could make a formula
+        writer = csv.writer(out, quoting=csv.QUOTE_ALL)
         writer.writerow(CSV_COLUMNS)
         rows, after, integration = 0, 0, None
         while True:
@@ -143,7 +151,13 @@ class FleetOrders:
 
 
 def _cell(value):
+    """A value as a CSV field that no spreadsheet runs as a formula.
+
+    Every place a cell could start (:data:`_CELL_START`) that is followed by a formula
+    character gets a ``'`` in front of it, the OWASP defence a spreadsheet shows as text:
+    ``y;=cmd`` is written ``y;'=cmd``. The export is for people and their spreadsheets;
+    a uniqueid that carries such a ``'`` is looked up without it.
+    """
     if value is None:
         return ""
-    text = str(value)
-    return "'" + text if text.startswith(_FORMULA) else text
+    return _CELL_START.sub(r"\1\2'", str(value))

@@ -132,7 +132,8 @@ def test_resolve_from_the_page_ends_it_without_a_line(stand, driver):  # noqa: F
     page.wait.until(lambda _: panel.status().startswith("Exported"))
     assert panel.status() == "Exported 2 orders."
     csv_text = fleet.api("GET", fleet.path(W, "orders.csv")).text
-    assert "fail-1,created,901" in csv_text and "fail-2,resolved,902" in csv_text
+    assert '"fail-1","created","901"' in csv_text
+    assert '"fail-2","resolved","902"' in csv_text
 
 
 def test_the_failed_orders_need_the_management_token(stand):

@@ -4,6 +4,7 @@ test_fleet_failed_orders_browser.py."""
 
 import csv
 import io
+import re
 
 import pytest
 from cryptography.fernet import Fernet
@@ -100,3 +101,26 @@ def test_csv_export_pages_through_every_order_and_defuses_formulas(client, insta
     pages = [q for _, m, p, q in instances.requests if p == "orders"]
     assert [q["after"] for q in pages] == [0, 3, 6]
     assert all(q["since"].startswith("2026-12-01") for q in pages)
+
+
+_FORMULA_START = tuple("=+-@\t\r")
+
+
+@pytest.mark.parametrize("uniqueid", ["y;=cmd|'/Ccalc'!A0;", "a,+b", "a;@SUM(1)", "x;-2+3"])
+def test_csv_export_quotes_every_field_and_defuses_every_cell_a_split_could_make(
+        client, instances, uniqueid):
+    """Issue 28, item 4: a spreadsheet splitting on ';' (the Norwegian default) or ','
+    must find no cell that starts a formula, quotes honoured or not."""
+    instances.orders[:] = [_order(uniqueid, reason_text="Worksheet 901; =1+1, -closed")]
+    text = client.get(path(W, "orders.csv")).get_data(as_text=True)
+    lines = text.splitlines()
+    for line in lines:  # every field quoted
+        assert re.fullmatch(r'"([^"]|"")*"(,"([^"]|"")*")*', line), line
+    for line in lines:
+        for delimiter in ";,":
+            for quoting in (csv.QUOTE_MINIMAL, csv.QUOTE_NONE):
+                for cell in next(csv.reader([line], delimiter=delimiter, quoting=quoting)):
+                    assert not cell.strip('" ').startswith(_FORMULA_START), (delimiter, cell)
+    row = next(csv.DictReader(io.StringIO(text)))
+    assert row["uniqueid"] == uniqueid.replace(";=", ";'=").replace(",+", ",'+").replace(
+        ";@", ";'@").replace(";-", ";'-")
