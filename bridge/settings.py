@@ -87,7 +87,7 @@ class Settings:
     webhook_secret: str = field(default="", repr=False)  # WEBHOOK_SECRET: whsec_<base64 key of 24-64 bytes>; signs each delivery
     webhook_backoff_seconds: float = 5.0  # WEBHOOK_BACKOFF_SECONDS: wait after a failed delivery; doubles per failure
     webhook_backoff_max_seconds: float = 3600.0  # WEBHOOK_BACKOFF_MAX_SECONDS: cap on one wait
-    webhook_timeout_seconds: float = 15.0  # WEBHOOK_TIMEOUT_SECONDS: for the receiver's answer
+    webhook_timeout_seconds: float = 15.0  # WEBHOOK_TIMEOUT_SECONDS: for the whole of one delivery (connect to last byte)
     event_retention_days: float = 7.0  # EVENT_RETENTION_DAYS: events are kept at least this long, and until acknowledged
     event_max_days: float = 90.0  # EVENT_MAX_DAYS: any event older is pruned, acknowledged or not (0: never)
 

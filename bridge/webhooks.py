@@ -24,6 +24,17 @@ lifecycle by :class:`~bridge.instance.Instance`) reads the outbox of
   :meth:`~bridge.events.EventLog.webhook`). A disabled webhook holds no events back
   from pruning; the new endpoint gets the events still kept.
 
+**One deadline for the whole delivery.** ``WEBHOOK_TIMEOUT_SECONDS`` bounds a POST from
+the connect to the last byte of the answer read, not each read: a receiver that sends its
+answer one byte every 3 s (an outside probe) kept a delivery in flight for over 60 s under
+a per-read timeout, uncounted, with every later event behind it. A watchdog timer shuts
+the socket down at the deadline, which ends any blocked connect, send or read at once;
+the try is then a failure like any other (counted, logged, retried after the backoff).
+:meth:`WebhookSender.stop` shuts the socket of the delivery in flight down the same way,
+so a stop is prompt; a delivery cut by a stop is not a failure and is sent again after
+the start. The name lookup before the connect is bounded by the system's resolver, not
+by this deadline. The request goes straight to the receiver (no ``*_proxy`` variables).
+
 Each request: ``POST`` with the event as a compact JSON body (the feed's form) and the
 headers ``webhook-id`` (the event id), ``webhook-timestamp`` (Unix seconds of this
 try) and ``webhook-signature: v1,<base64 HMAC-SHA256 of id.timestamp.body>`` made by the
@@ -39,11 +50,10 @@ import hashlib
 import http.client
 import json
 import logging
+import socket
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from datetime import datetime, timezone
 
 from core import retry
@@ -124,13 +134,6 @@ def endpoint_digest(url, secret):
     return hashlib.sha256(f"{url}\n{secret}".encode("utf-8")).hexdigest()
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """A 3xx is a failed delivery (the spec: update the URL instead of following it)."""
-
-    def redirect_request(self, *args, **kwargs):
-        return None
-
-
 def _retry_after(value):
     """``Retry-After`` in seconds, or None (only the delta-seconds form is read)."""
     try:
@@ -164,9 +167,9 @@ class WebhookSender:
         self._thread = None
         self._last_prune = 0.0
         self._endpoint = None
+        self._in_flight = _Cut()  # the socket of the delivery under way, for stop()
         if settings.webhook_url:
             self._endpoint = endpoint_digest(settings.webhook_url, settings.webhook_secret)
-            self._opener = urllib.request.build_opener(_NoRedirect)
 
     @property
     def configured(self):
@@ -182,9 +185,10 @@ class WebhookSender:
         self._thread.start()
 
     def stop(self, timeout=None):
-        """Stop after the request in flight (bounded by ``WEBHOOK_TIMEOUT_SECONDS``)."""
+        """Stop now: a delivery in flight is cut off (and sent again after the start)."""
         self._stop.set()
         self._wake.set()
+        self._in_flight.cut()
         if self._thread is not None:
             self._thread.join(timeout)
 
@@ -249,6 +253,8 @@ class WebhookSender:
 
     def _deliver(self, event, mark):
         status, detail, retry_after = self._post(event)
+        if status is None and self._stop.is_set():
+            return  # cut off by stop(): not the receiver's failure; sent after the start
         url = safe_url(self.settings.webhook_url)
         self.metrics.webhook(_result(status))
         if status is not None and 200 <= status < 300:
@@ -274,23 +280,72 @@ class WebhookSender:
                         detail, event["id"], event["type"], failures, delay)
 
     def _post(self, event):
-        """Send one event. :returns: ``(status or None, detail, Retry-After seconds)``"""
-        body = json.dumps(event, separators=(",", ":"))
+        """Send one event, all of it within ``WEBHOOK_TIMEOUT_SECONDS``.
+
+        :returns: ``(status or None, detail, Retry-After seconds)``
+        """
+        body = json.dumps(event, separators=(",", ":")).encode("utf-8")
         sent_at = int(time.time())
-        signature = sign(self.settings.webhook_secret, event["id"], sent_at, body)
-        request = urllib.request.Request(
-            self.settings.webhook_url, data=body.encode("utf-8"), method="POST",
-            headers={"Content-Type": "application/json", "User-Agent": USER_AGENT,
-                     "webhook-id": event["id"], "webhook-timestamp": str(sent_at),
-                     "webhook-signature": signature})
+        signature = sign(self.settings.webhook_secret, event["id"], sent_at, body.decode("utf-8"))
+        timeout = self.settings.webhook_timeout_seconds
+        parts = urllib.parse.urlsplit(self.settings.webhook_url)
+        kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+        connection = kind(parts.hostname, parts.port, timeout=timeout)
+        watchdog = threading.Timer(timeout, self._in_flight.cut)
+        watchdog.daemon = True
+        self._in_flight.watch(connection)
+        watchdog.start()
         try:
-            with self._opener.open(request, timeout=self.settings.webhook_timeout_seconds) as answer:
-                answer.read(64 * 1024)  # let the connection finish cleanly
-                return answer.status, f"HTTP {answer.status}", None
-        except urllib.error.HTTPError as exc:
-            with exc:
-                return exc.code, f"HTTP {exc.code}", _retry_after(exc.headers.get("Retry-After"))
-        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
-            reason = getattr(exc, "reason", exc)
-            detail = f"no answer: {type(reason).__name__}: {reason}"
+            connection.connect()
+            if self._in_flight.was_cut:  # cut while connecting: the socket came too late
+                raise TimeoutError("cut while connecting")
+            connection.request("POST", (parts.path or "/") + (f"?{parts.query}" if parts.query
+                                                                else ""), body=body, headers={
+                "Content-Type": "application/json", "User-Agent": USER_AGENT,
+                "Connection": "close", "webhook-id": event["id"],
+                "webhook-timestamp": str(sent_at), "webhook-signature": signature})
+            answer = connection.getresponse()
+            answer.read(64 * 1024)  # the answer's body counts against the deadline too
+            retry_after = None if 200 <= answer.status < 300 else _retry_after(
+                answer.getheader("Retry-After"))
+            return answer.status, f"HTTP {answer.status}", retry_after
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            if self._in_flight.was_cut:
+                detail = (f"no answer: the delivery took longer than WEBHOOK_TIMEOUT_SECONDS "
+                          f"({timeout:g} s)" if not self._stop.is_set() else "stopped")
+            else:
+                detail = f"no answer: {type(exc).__name__}: {exc}"
             return None, detail.replace(self.settings.webhook_url, "<WEBHOOK_URL>")[:200], None
+        finally:
+            watchdog.cancel()
+            self._in_flight.watch(None)
+            connection.close()
+
+
+class _Cut:
+    """The connection of the delivery in flight, and the one way to end it from another
+    thread (the watchdog at the deadline, or :meth:`WebhookSender.stop`): ``shutdown``
+    of its socket, which wakes a blocked connect, send or read at once (``close`` from
+    another thread does not)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._connection = None
+        self.was_cut = False
+
+    def watch(self, connection):
+        with self._lock:
+            self._connection, self.was_cut = connection, False
+
+    def cut(self):
+        with self._lock:
+            connection = self._connection
+            if connection is None:
+                return
+            self.was_cut = True
+            sock = connection.sock
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:  # not connected yet or already closed: connect's timeout ends it
+                pass

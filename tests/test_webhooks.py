@@ -18,7 +18,7 @@ from bridge.instance import Instance
 from bridge.webhooks import parse_secret, safe_url, sign
 from conftest import replace, wait_for
 from fakes import FakeIntegration
-from webhook_receiver import Receiver, spec_signature
+from webhook_receiver import Receiver, SlowReceiver, spec_signature
 
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 
@@ -184,6 +184,43 @@ def test_a_redirect_is_a_failure_and_not_followed(open_instance, receiver):
     place(inst, "a")
     wait_for(lambda: inst.events.webhook()["failures"] >= 2, message="failed tries")
     assert inst.events.webhook()["cursor"] == 0
+
+
+@pytest.fixture
+def slow():
+    slow = SlowReceiver(pause=0.4)  # its 66-byte answer takes 26 s, 0.4 s between reads
+    yield slow
+    slow.stop()
+
+
+def test_a_slow_receiver_is_cut_off_at_the_timeout_counted_and_logged(open_instance, slow,
+                                                                       caplog):
+    """Issue 28, item 1: WEBHOOK_TIMEOUT_SECONDS bounds the whole delivery; a per-read
+    timeout let a byte every few seconds keep it in flight for a minute, uncounted."""
+    inst = open_instance(slow, webhook_timeout_seconds=1.0, webhook_backoff_seconds=60,
+                         webhook_backoff_max_seconds=60)
+    place(inst, "slow-1")
+    wait_for(lambda: slow.requests == 1, timeout=10, message="the delivery")
+    started = time.monotonic()
+    wait_for(lambda: inst.webhooks.state()["failures"] == 1, timeout=10,
+             message="the try counted as failed")
+    assert time.monotonic() - started < 2.0
+    wait_for(lambda: "longer than WEBHOOK_TIMEOUT_SECONDS (1 s)" in caplog.text, timeout=5,
+             message="the failure logged")  # logged just after it is saved
+    scrape = inst.metrics.render()[0].decode()
+    assert 'oilmat_webhook_deliveries_total{result="failed"} 1.0' in scrape
+
+
+def test_a_stop_cuts_the_delivery_in_flight_and_it_is_sent_again(open_instance, slow):
+    """Issue 28, item 1: a stop (SIGTERM) waited for the delivery in flight."""
+    inst = open_instance(slow, webhook_timeout_seconds=30.0)
+    place(inst, "slow-2")
+    wait_for(lambda: slow.requests == 1, timeout=10, message="the delivery")
+    started = time.monotonic()
+    inst.webhooks.stop(timeout=30)
+    assert time.monotonic() - started < 1.0
+    assert inst.webhooks.state()["failures"] == 0  # not the receiver's failure
+    assert inst.webhooks.state()["backlog"] >= 1  # sent again after the start
 
 
 def test_410_disables_until_the_url_or_secret_changes(open_instance, receiver):

@@ -136,3 +136,51 @@ class Receiver:
     def count(self, answered=None):
         with self._lock:
             return sum(1 for d in self.deliveries if answered is None or d.answered == answered)
+
+
+class SlowReceiver:
+    """A receiver that reads the request and then answers ``200 OK`` one byte every
+    ``pause`` seconds (issue 28: a per-read timeout never fires on it). Counts the
+    requests it got; :meth:`stop` closes it.
+    """
+
+    ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-Padding: slow-slow-slow\r\n\r\n"
+
+    def __init__(self, pause):
+        import socket
+
+        self.pause = pause
+        self.requests = 0
+        self._closed = threading.Event()
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = self._server.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}/hooks/slow"
+
+    def _serve(self):
+        while not self._closed.is_set():
+            try:
+                conn, _ = self._server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn):
+        with conn:
+            conn.settimeout(5)
+            try:
+                conn.recv(65536)  # the request (small: one event)
+                self.requests += 1
+                for byte in self.ANSWER:
+                    if self._closed.wait(self.pause):
+                        return
+                    conn.sendall(bytes([byte]))
+            except OSError:
+                return  # the sender gave up and closed its end
+
+    def stop(self):
+        self._closed.set()
+        self._server.close()
