@@ -8,7 +8,7 @@ from bridge.http import error_response
 from bridge.views import control, docs, events, failed, orders
 from bridge.views import metrics as metrics_view
 
-#: bodies above this are refused with 413 before they are read
+#: bodies above this are refused with 413 (a body of exactly this size is taken)
 MAX_BODY_BYTES = 64 * 1024
 
 
@@ -26,7 +26,8 @@ def create_app(instance, request_shutdown=None):
     app = Flask("oilmat_bridge")
     app.config.update(
         API_TOKEN=instance.settings.api_token,
-        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
+        BODY_LIMIT=MAX_BODY_BYTES,
+        MAX_CONTENT_LENGTH=http.stream_limit(MAX_BODY_BYTES),
         REQUEST_SHUTDOWN=request_shutdown or instance.shutdown_requested.set,
         JSON_SORT_KEYS=False,
     )

@@ -170,6 +170,15 @@ def _metrics_op():
     return op
 
 
+def _docs_op():
+    """``GET /docs``: this document for people, as an HTML page (bridge/views/docs.py)."""
+    op = _op("This document as a page for people: every operation and what it does", 200,
+             None)
+    op["responses"]["200"] = {"description": "HTML",
+                              "content": {"text/html": {"schema": {"type": "string"}}}}
+    return op
+
+
 #: path -> method -> operation. Every route of the app must be here (tested).
 PATHS = {
     "/create": {"post": _create_op()},
@@ -189,6 +198,7 @@ PATHS = {
                           public=True)},
     "/kill": {"put": _op("Shut the instance down gracefully", 200, models.KillAnswer)},
     "/openapi.json": {"get": _op("This document", 200, None)},
+    "/docs": {"get": _docs_op()},
     "/metrics": {"get": _metrics_op()},
     "/events": {"get": _op(
         "Order events after a cursor, oldest first (the status feed)", 200, models.EventPage,

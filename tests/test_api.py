@@ -42,7 +42,7 @@ def test_alive_needs_no_token(instance):
 @pytest.mark.parametrize("method,path", [("post", "/create"), ("get", "/queue"),
                                          ("put", "/kill"), ("put", "/clear_queue"),
                                          ("get", "/get_order_status"), ("put", "/start_worker"),
-                                         ("get", "/openapi.json")])
+                                         ("get", "/openapi.json"), ("get", "/docs")])
 def test_every_endpoint_but_alive_needs_the_token(instance, headers, method, path):
     client = create_app(instance).test_client()
     answer = getattr(client, method)(path, headers=headers, json=ORDER)
@@ -375,6 +375,23 @@ def test_openapi_lists_every_route_with_models(client):
     create_schema = doc["components"]["schemas"]["CreateOrder"]
     assert set(create_schema["required"]) == {"workshop", "worksheet", "product_nr",
                                               "product_amount", "uniqueid"}
+
+
+def test_docs_is_a_page_of_every_operation_sent_with_the_page_headers(client):
+    """Issue 28, item 9: GET /docs, named in the README, answered 404."""
+    r = client.get("/docs")
+    assert r.status_code == 200 and r.content_type.startswith("text/html")
+    page = r.get_data(as_text=True)
+    for path in ("/create", "/get_order_status", "/events", "/orders/{uniqueid}/artifacts"):
+        assert f"<code>{path}</code>" in page
+    assert "<script" not in page
+    assert r.headers["X-Frame-Options"] == "DENY"
+    assert r.headers["X-Content-Type-Options"] == "nosniff"
+    assert r.headers["Referrer-Policy"] == "no-referrer"
+    assert "default-src 'none'" in r.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in r.headers["Content-Security-Policy"]
+    assert create_app(client.application.extensions["bridge"]).test_client().get(
+        "/docs").status_code == 401  # the token, like /openapi.json
 
 
 def test_openapi_is_this_instances(instance, settings):

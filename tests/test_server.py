@@ -128,6 +128,26 @@ def test_a_content_length_over_the_limit_is_413_before_reading(instance):
     assert (code, body["error"]) == (413, "request_entity_too_large")
 
 
+def _exactly(size):
+    """A JSON body of exactly ``size`` bytes (not an order: 400 when read, not 413)."""
+    payload = json.dumps({"pad": ""}).encode()
+    return json.dumps({"pad": "x" * (size - len(payload))}).encode()
+
+
+@pytest.mark.parametrize("chunk", [False, True])
+def test_a_body_of_exactly_64_kb_is_read_and_one_byte_more_is_413(instance, chunk):
+    """Issue 28, item 9: "over 64 KB" is 413; werkzeug's stream answered 413 on the read
+    that only found the end of a body of exactly 65,536 bytes."""
+    for size, expected in ((LIMIT, 400), (LIMIT + 1, 413)):
+        payload = _exactly(size)
+        assert len(payload) == size
+        head = ("Transfer-Encoding: chunked\r\n\r\n" if chunk
+                else f"Content-Length: {size}\r\n\r\n")
+        data = request_head(instance, extra=head) + (chunked(payload) if chunk else payload)
+        code, _, body = exchange(instance, data)
+        assert code == expected, (size, body)
+
+
 def test_405_names_the_allowed_methods(instance):
     code, headers, body = exchange(instance, b"DELETE /queue HTTP/1.1\r\nHost: x\r\n"
                                              b"Connection: close\r\n\r\n")
