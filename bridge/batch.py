@@ -25,7 +25,10 @@ when all did). Not 422: the request was processed and its placed orders are stor
 on their way -- a 4xx would tell a client that nothing happened. A client must read
 ``counts.failed`` (or look for 207) to see failures. The batch as a whole is refused
 with 400 and nothing is stored when ``orders`` is not a list of 1 to
-:data:`MAX_BATCH_ORDERS` JSON objects; a body over 64 KB is refused with 413 as always
+:data:`MAX_BATCH_ORDERS` JSON objects, and when the body is both a batch and an order:
+``orders`` beside any field of an order (``workshop``, ``uniqueid``...; present at all,
+also as null). Which one was meant cannot be known, and taking either would drop the
+other without a word (an outside probe found the single order dropped); a body over 64 KB is refused with 413 as always
 (100 orders of the usual size are about 20 KB). The documents' models of a batch are in
 :mod:`bridge.models`.
 """
@@ -39,16 +42,25 @@ class BatchRefused(ValueError):
     """The batch as a whole cannot be taken (answered 400; nothing stored).
 
     :param field: what is wrong, e.g. ``orders`` or ``orders[3]``
+    :param message: the answer's message: what kind of refusal
     """
 
-    def __init__(self, field, reason):
+    def __init__(self, field, reason, message="the batch cannot be taken"):
         super().__init__(reason)
         self.field = field
+        self.message = message
 
 
 def check_orders(body):
     """:returns: the body's list of orders
-    :raises BatchRefused: not a list of 1 to :data:`MAX_BATCH_ORDERS` objects"""
+    :raises BatchRefused: not a list of 1 to :data:`MAX_BATCH_ORDERS` objects, or a
+        body that is an order too"""
+    mixed = [name for name in fields.ORDER_FIELDS if name in body]
+    if mixed:
+        raise BatchRefused(
+            "orders", f"a body is one order or a batch, not both: this one has 'orders' and "
+            f"the order field(s) {', '.join(mixed)}; send one order without 'orders', or "
+            "every order inside 'orders'", "the body is both an order and a batch")
     orders = body["orders"]
     if not isinstance(orders, list):
         raise BatchRefused("orders", "must be a list of orders")

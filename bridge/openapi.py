@@ -48,10 +48,13 @@ def _create_op():
     """``POST /create``: one order, or a batch of them (a body with ``orders``)."""
     op = _op("Queue an order line, or a batch of 1-100 in one transaction (idempotent on "
              "uniqueid)", 200, models.CreateAccepted, (400, 401, 409, 413, 415, 503))
-    # a body with "orders" is a batch, whatever else it holds: so an order has none
+    # a body with "orders" is a batch, and one with an order's field too is refused as
+    # both (bridge/batch.py): so an order has no "orders", and a batch no order field
     single = {"allOf": [_ref(models.CreateOrder)], "not": {"required": ["orders"]}}
+    several = {"allOf": [_ref(_CREATE_BATCH)], "not": {"anyOf": [
+        {"required": [name]} for name in fields.ORDER_FIELDS]}}
     op["requestBody"] = {"required": True, "content": {"application/json": {"schema": {
-        "oneOf": [single, _ref(_CREATE_BATCH)]}}}}
+        "oneOf": [single, several]}}}}
     op["responses"]["200"] = {
         "description": "One order: its status. A batch: no order failed.",
         "content": {"application/json": {"schema": {

@@ -145,10 +145,30 @@ def test_the_single_order_form_is_unchanged(client):
     assert client.post("/create", json=order("single", product_amount="3")).status_code == 409
 
 
+@pytest.mark.parametrize("body,named", [
+    ({**order("single-a"), "orders": [order("in-batch-b")]}, "workshop, worksheet"),
+    ({**order("single-c"), "orders": 3}, "uniqueid"),
+    ({"orders": [order("in-batch-d")], "uniqueid": "e"}, "uniqueid"),
+])
+def test_a_body_that_is_both_an_order_and_a_batch_is_refused_whole(client, instance, body,
+                                                                  named):
+    """Issue 28, item 6: the single order was dropped without a word, or an extra
+    "orders": 3 got "the batch cannot be taken"."""
+    answer = client.post("/create", json=body)
+    assert answer.status_code == 400
+    refused = answer.get_json()
+    assert refused["message"] == "the body is both an order and a batch"
+    assert "not both" in refused["fields"]["orders"] and named in refused["fields"]["orders"]
+    assert stored(instance, "") == []
+    operation = client.get("/openapi.json").get_json()["paths"]["/create"]["post"]
+    batch_form = operation["requestBody"]["content"]["application/json"]["schema"]["oneOf"][1]
+    assert {"required": ["uniqueid"]} in batch_form["not"]["anyOf"]  # the document says so
+
+
 def test_the_document_describes_both_forms_and_207(client):
     operation = client.get("/openapi.json").get_json()["paths"]["/create"]["post"]
     forms = operation["requestBody"]["content"]["application/json"]["schema"]["oneOf"]
-    assert {"$ref": "#/components/schemas/CreateBatch"} in forms
+    assert {"$ref": "#/components/schemas/CreateBatch"} in [f["allOf"][0] for f in forms]
     assert operation["responses"]["207"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/BatchAnswer"}
 

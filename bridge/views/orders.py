@@ -24,7 +24,7 @@ def create():
         return error_response(400, "malformed_json", str(exc))
     if not isinstance(body, dict):
         return error_response(400, "validation_failed", "the body must be a JSON object")
-    if "orders" in body:  # {"orders": [...]}: a batch (bridge/batch.py)
+    if "orders" in body:  # {"orders": [...]}: a batch, or refused as both (bridge/batch.py)
         return _create_batch(body)
     instance = _instance()
     # the instance's workshop, MAX_PRODUCT_AMOUNT and default login decide what is valid
@@ -48,8 +48,7 @@ def _create_batch(body):
     try:
         orders = batch.check_orders(body)
     except batch.BatchRefused as exc:
-        return error_response(400, "validation_failed", "the batch cannot be taken",
-                              {exc.field: str(exc)})
+        return error_response(400, "validation_failed", exc.message, {exc.field: str(exc)})
     answer, status = batch.intake(_instance(), orders)
     counts = answer["counts"]
     for result in answer["results"]:
