@@ -282,7 +282,7 @@ class TreeSampler:
     def _pool(self):
         """The Grid's sessions in use and requests waiting (the fleet's own reading)."""
         if self.grid_url:
-            from integrations.pool import pool_status
+            from integrations.browser.pool import pool_status
 
             state = pool_status(self.grid_url)
             if state is not None:  # None: not up yet, or restarting

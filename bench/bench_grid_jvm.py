@@ -6,7 +6,7 @@ For each set of options, alternating and twice: a standalone Grid as the fleet r
 (two slots), and the Java process's own CPU time (``/proc/<pid>/stat``, so the rest of
 the machine does not count) from start to ready, over 15 s idle, per order on a kept
 session (orders after the first half, the JIT warmed up) and per order on a claimed
-parked session (:mod:`integrations.parking`); its PSS at the end. erp_sim at its default
+parked session (:mod:`integrations.browser.parking`); its PSS at the end. erp_sim at its default
 save delay; every order must succeed.
 """
 
@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.bench_order_cpu import write_order  # noqa: E402
 from bench.common import machine, pss_mib  # noqa: E402
 from fleet import grid as grid_module  # noqa: E402
-from integrations.parking import Parking  # noqa: E402
-from integrations.pool import end_session  # noqa: E402
+from integrations.browser.parking import Parking  # noqa: E402
+from integrations.browser.pool import end_session  # noqa: E402
 from tests.erp_helpers import ErpSimServer, make_integration  # noqa: E402
 from tests.fleet_helpers import StandaloneGrid  # noqa: E402
 
@@ -68,13 +68,13 @@ def one_run(options, erp, orders):
                 before = cpu_seconds(java)
             write_order(kept, erp)
         per_kept = (cpu_seconds(java) - before) / (orders - orders // 2)
-        kept.park_browser()
+        kept.browsers.release(park=True)
         before = cpu_seconds(java)
         for _ in range(10):
             workshop = make_integration("erp_sim", erp.url, work, selenium_remote_url=grid.url,
                                         browser_park_dir=park)
             write_order(workshop, erp)
-            workshop.park_browser()
+            workshop.browsers.release(park=True)
         per_claimed = (cpu_seconds(java) - before) / 10
         pss = pss_mib(java)
         while (record := Parking(park).claim()) is not None:

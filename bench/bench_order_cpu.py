@@ -9,7 +9,7 @@ irq, softirq -- not steal) the whole machine spends per order, and the wall time
 * **new session**: the order on a session started for it (start, ERP login, the line,
   quit) -- what an idle workshop's order costs with the pool;
 * **parked session claimed**: the order on a session another workshop parked
-  (:mod:`integrations.parking`): claim it, log in, the line, then wipe and park it
+  (:mod:`integrations.browser.parking`): claim it, log in, the line, then wipe and park it
   again -- what an idle workshop's order costs in a fleet with parking (the default);
 * **fresh user context in a kept browser**: a Chromium kept open, the order in a fresh
   WebDriver BiDi user context (its own cookies and storage, removed after), attached
@@ -34,9 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.bench_pool_session import ADMIN  # noqa: E402
 from bench.common import busy_cpu_seconds, machine  # noqa: E402
-from integrations.browser import session as browser_session  # noqa: E402
-from integrations.parking import Parking  # noqa: E402
-from integrations.pool import end_session  # noqa: E402
+from integrations.browser import life as browser_life  # noqa: E402
+from integrations.browser.parking import Parking  # noqa: E402
+from integrations.browser.pool import end_session  # noqa: E402
 from tests.erp_helpers import ErpSimServer, make_integration, order  # noqa: E402
 from tests.fleet_helpers import StandaloneGrid  # noqa: E402
 
@@ -95,7 +95,7 @@ def parked(erp, work, grid_url):
                 raise SystemExit("the parked session was not claimed")
             one.claims += 1
         finally:
-            integration.park_browser()
+            integration.browsers.release(park=True)
     one.claims = 0
     try:
         return measured(ROUNDS, one)
@@ -114,7 +114,7 @@ def user_context(erp, grid_url):
 
     def options():
         chosen = webdriver.ChromeOptions()
-        for flag in browser_session.CHROMIUM_FLAGS:
+        for flag in browser_life.CHROMIUM_FLAGS:
             chosen.add_argument(flag)
         chosen.enable_bidi = True
         return chosen

@@ -18,7 +18,7 @@ from bridge.queue import OrderQueue
 from bridge.records import OrderStore, fingerprint
 from bridge.status import OrderStatus
 from bridge.webhooks import WebhookSender
-from workers.worker import REPAIRED, Worker
+from workers.worker import Worker
 from integrations import get_integration_class
 from integrations.base import Credentials, IntegrationConfig
 
@@ -56,7 +56,6 @@ class Instance:
         self.worker = Worker(settings, self.store, self.queue, make_integration, self.box,
                              orderline_logger or logging.getLogger("oilmat.orderline"),
                              sweep=self.queue_stranded, metrics=self.metrics)
-        self.metrics.watch(self.worker.log)  # the integration logs its browser starts there
         self.shutdown_requested = threading.Event()
         # the events outbox (feed and webhook); its thread is started with the worker's
         self.events = EventLog(self.store, settings.workshop)
@@ -76,6 +75,9 @@ class Instance:
             selenium_remote_url=self.settings.selenium_remote_url,
             browser_park_dir=self.settings.browser_park_dir,
             recycle_after_orders=self.settings.browser_recycle_after_orders,
+            browser_wait_seconds=self.settings.browser_wait_seconds,
+            browser_idle_seconds=self.settings.browser_idle_seconds,
+            browser_pool_grace_seconds=self.settings.browser_pool_grace_seconds,
             options=dict(self.settings.erp_options),
         )
         logger = logger or logging.getLogger("oilmat.orderline")
@@ -255,13 +257,13 @@ class Instance:
             "repairs": None,  # orders whose line the read-back found wrong and repaired
             "failed": None,  # orders that ended in error and wait for an operator (PUT /retry, /resolve)
             # the worker's browser: none, starting, waiting (for a pool slot), in_use or idle
-            "browser": getattr(self.worker, "browser_state", None),
+            "browser": self.worker.browser_state,
         }
         try:
             state["queue_length"] = self.store.count_active()
             state["last_success"] = self.store.last_success()
             state["last_error"] = self.store.last_error()
-            state["repairs"] = self.store.count_repairs(REPAIRED)
+            state["repairs"] = self.store.count_repairs()
             state["failed"] = self.store.count_failed()
             state["webhook"] = self.webhooks.state()
         except StorageUnavailable as exc:
@@ -272,7 +274,6 @@ class Instance:
         """Stop the worker gracefully and close the files."""
         self.worker.stop(timeout=worker_timeout)
         self.webhooks.stop(timeout=self.settings.webhook_timeout_seconds + 5)
-        self.metrics.close()
         self.queue.close()
         self.store.close()
         self.hold.release()

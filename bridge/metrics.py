@@ -18,16 +18,12 @@ prometheus_client is imported on the first observation or scrape, not at start: 
 ~1 MB of RSS, and most instances of a fleet sit idle (bench_fleet_density.py).
 """
 
-import logging
 import threading
 import time
 from datetime import datetime, timezone
 
 from core.errors import StorageUnavailable
 from bridge.status import OrderStatus
-
-#: how :mod:`integrations.browser.kept` begins its log line for a new browser
-BROWSER_STARTED = "browser started"
 
 #: ``oilmat_webhook_deliveries_total{result=...}``: every POST to the webhook is one of
 DELIVERED, FAILED, GONE = "delivered", "failed", "gone"
@@ -73,7 +69,6 @@ class InstanceMetrics(Observer):
         self.instance = instance
         self._lock = threading.Lock()
         self._live = None  # built on first use: see the module's docstring
-        self._watched = []  # (logger, handler) counting browser starts
 
     # -- observations (worker and webhook threads) ----------------------------------
 
@@ -94,22 +89,6 @@ class InstanceMetrics(Observer):
 
     def webhook(self, result):
         self._metrics().webhook.labels(result=result).inc()
-
-    def watch(self, logger):
-        """Count the browser starts ``logger`` reports.
-
-        The integrations say that they started a browser only in their log
-        (:mod:`integrations.browser.kept`); counting that record keeps the integration
-        interface as small as it is, and holds for every ERP built on the kept browser.
-        """
-        handler = _BrowserStarts(self.browser_started)
-        logger.addHandler(handler)
-        self._watched.append((logger, handler))
-
-    def close(self):
-        for logger, handler in self._watched:
-            logger.removeHandler(handler)
-        self._watched = []
 
     # -- the scrape -----------------------------------------------------------------
 
@@ -177,7 +156,7 @@ class _RecordsCollector:
                                 value=1 if inst.worker.state == "running" else 0)
         try:
             tally = inst.store.tally()
-            repairs = inst.store.count_repairs(_repaired_marker())
+            repairs = inst.store.count_repairs()
             outbox = inst.events.outbox()
             webhook = inst.webhooks.state()
         except StorageUnavailable:
@@ -226,24 +205,6 @@ class _RecordsCollector:
         for name in WEBHOOK_STATES:
             state.add_metric([name], 1 if webhook["state"] == name else 0)
         yield state
-
-
-class _BrowserStarts(logging.Handler):
-    """Calls ``count`` for each log record that reports a browser start."""
-
-    def __init__(self, count):
-        super().__init__(logging.INFO)
-        self._count = count
-
-    def emit(self, record):
-        if isinstance(record.msg, str) and record.msg.startswith(BROWSER_STARTED):
-            self._count()
-
-
-def _repaired_marker():
-    from workers.worker import REPAIRED  # the worker writes it; imported late: one way
-
-    return REPAIRED
 
 
 def _seconds_since(iso):

@@ -35,6 +35,10 @@ from bridge.status import ACTIVE, OrderStatus, can_move
 
 log = logging.getLogger("oilmat.api")
 
+#: how a created order's history says its line was repaired (the worker writes it,
+#: ``/alive`` and ``/metrics`` count it: :meth:`OrderStore.count_repairs`)
+REPAIRED = "repaired: "
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS orders (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,   -- arrival order: the queue is FIFO
@@ -497,9 +501,9 @@ class OrderStore:
                 (OrderStatus.CREATED.value,)).fetchone()
             return row[0] if row else None
 
-    def count_repairs(self, marker):
+    def count_repairs(self, marker=REPAIRED):
         """:returns: how many orders were created after a repair of their line (their
-        ``created`` history entry's text contains ``marker``, see workers.worker)"""
+        ``created`` history entry's text contains ``marker``: :data:`REPAIRED`)"""
         with self._use():
             return self._db.execute(
                 "SELECT COUNT(*) FROM history WHERE status=? AND instr(reason_text, ?) > 0",

@@ -22,7 +22,7 @@ network), one driver configuration naming ``/usr/bin/chromedriver`` and
 a Grid killed with ``kill -9`` left behind (its chromedrivers and Chromiums live on, in
 its process group), notes its own process group and execs Java. This module imports
 only the standard library and :mod:`fleet.grid_install`, so that costs little. The
-pool's state is read by :func:`integrations.pool.pool_status` (the instances' workers
+pool's state is read by :func:`integrations.browser.pool.pool_status` (the instances' workers
 read it too).
 """
 

@@ -1,6 +1,6 @@
 """The parking's janitor, a thread of the management process (``manage.py up``): parked
 Grid sessions nobody claimed are quit when something else needs their slots, or when
-they grew stale (:mod:`integrations.parking`).
+they grew stale (:mod:`integrations.browser.parking`).
 
 Within the fleet a parked session never stands in a newcomer's way: an instance looks
 into the parking before it asks the Grid for a new session. A request already in the
@@ -18,11 +18,11 @@ import logging
 import threading
 
 from fleet import grid
-from integrations.parking import Parking
-from integrations.pool import end_session, pool_status
+from integrations.browser.parking import Parking
+from integrations.browser.pool import end_session, pool_status
 
 #: seconds between two sweeps, each of which reads the Grid's state once and publishes it
-#: (within integrations.parking.POOL_STATE_SECONDS)
+#: (within integrations.browser.parking.POOL_STATE_SECONDS)
 JANITOR_SECONDS = 1.0
 
 log = logging.getLogger("fleet.janitor")

@@ -172,11 +172,11 @@ def overview_one(workshop):
 
 @api.get("/pool")
 def pool():
-    """The browser pool as the overview shows it (integrations/pool.py reads the Grid's
+    """The browser pool as the overview shows it (integrations/browser/pool.py reads the Grid's
     own status): ``mode`` local (a Chromium per instance), grid (the fleet's own Grid) or
     remote (a Grid elsewhere); ``up`` and the counts when a Grid answered."""
     from fleet import grid
-    from integrations.pool import pool_status
+    from integrations.browser.pool import pool_status
 
     settings = _fleet().settings
     url = grid.status_url(settings)

@@ -22,7 +22,7 @@ requests in its queue: instances waiting for a browser).
 
 from core.errors import ConfigError
 from fleet import grid
-from integrations.pool import pool_status
+from integrations.browser.pool import pool_status
 
 #: 1 when the workshop's instance answered its /metrics, else 0
 FLEET_UP = "oilmat_fleet_instance_up"
@@ -77,7 +77,7 @@ class _FleetCollector:
             return ""
 
 
-#: the browser pool's gauges: name -> (key of integrations.pool.pool_status, help)
+#: the browser pool's gauges: name -> (key of integrations.browser.pool.pool_status, help)
 POOL_GAUGES = {
     "oilmat_browser_pool_slots": ("slots", "browser sessions the Grid's nodes offer at once"),
     "oilmat_browser_pool_in_use": ("in_use", "browser sessions open on the Grid"),

@@ -61,7 +61,7 @@ class FleetSettings:
     @property
     def browser_park_dir(self):
         """Where the instances park idle Grid sessions for each other
-        (:mod:`integrations.parking`); None without a Grid or with ``BROWSER_PARKING=off``."""
+        (:mod:`integrations.browser.parking`); None without a Grid or with ``BROWSER_PARKING=off``."""
         if self.browser_pool != "grid" or not self.browser_parking:
             return None
         return self.supervisor_dir / "parked-browsers"

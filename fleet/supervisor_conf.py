@@ -148,7 +148,7 @@ def browser_environment(settings):
     fleet's parking of idle sessions (``BROWSER_PARK_DIR``) unless ``BROWSER_PARKING=off``."""
     url = grid.pool_url(settings)
     environment = {} if url is None else {"SELENIUM_REMOTE_URL": url}
-    if settings.browser_park_dir is not None:  # idle sessions shared (integrations.parking)
+    if settings.browser_park_dir is not None:  # idle sessions shared (integrations.browser.parking)
         environment["BROWSER_PARK_DIR"] = str(settings.browser_park_dir)
     return environment
 

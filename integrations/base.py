@@ -176,6 +176,9 @@ class IntegrationConfig:
     selenium_remote_url: str = ""  # use webdriver.Remote at this URL when set
     browser_park_dir: str = ""  # with a remote pool: sessions shared with the fleet (parking)
     recycle_after_orders: int = 200  # a fresh browser after this many orders (0: never)
+    browser_wait_seconds: float = 60.0  # a new session may wait this long for a pool's slot
+    browser_idle_seconds: float = 60.0  # a browser is given back after this long without work
+    browser_pool_grace_seconds: float = 2.0  # a pooled one sooner when others need its slot
     chromium_binary: str = "/usr/bin/chromium"
     chromedriver_path: str = "/usr/bin/chromedriver"
     options: dict = field(default_factory=dict)  # the ERP's own options, see Option
@@ -306,3 +309,42 @@ class Integration(abc.ABC):
     @abc.abstractmethod
     def close(self):
         """Release the browser and any other resource. Safe to call at any time."""
+
+    # -- its life beside the worker: what an ERP with nothing to keep need not write ----
+    # The worker builds one integration per instance, on the first order, and keeps it
+    # until it stops (then :meth:`close`). Between orders it says only how long it has
+    # had no work (:meth:`idle`) and how long it is about to wait (:meth:`pause`); when
+    # to let go of a browser is the integration's business (integrations/browser/life.py).
+
+    def attach(self, stop, observer):
+        """Called once by the worker before the first call.
+
+        :param stop: a :class:`threading.Event` set when the worker stops: a wait for a
+            resource (a slot of a browser pool) ends when it is set
+        :param observer: a :class:`bridge.metrics.Observer`-like object to tell of a
+            browser started (``observer.browser_started()``)
+        """
+
+    @property
+    def holding(self):
+        """Whether it holds something (a browser) that it lets go of when idle."""
+        return False
+
+    @property
+    def browser_state(self):
+        """For ``/alive``: ``none``, ``starting``, ``waiting`` (for a slot of a browser
+        pool) or ``ready`` (the worker tells ``in_use`` from ``idle``). Read from other
+        threads."""
+        return "ready" if self.holding else "none"
+
+    def idle(self, seconds):
+        """The worker has had no work for ``seconds``: let go of what is held when its
+        rules say so."""
+
+    def pause(self, seconds):
+        """The worker is about to wait ``seconds`` before its next call (a retry's
+        backoff)."""
+
+    def poll_seconds(self):
+        """How soon the worker, idle, should call :meth:`idle` again; None: no wish."""
+        return None

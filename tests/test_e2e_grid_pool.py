@@ -31,9 +31,9 @@ from core.errors import BrowserError, ErpUnavailable
 from fleet import grid
 from fleet.supervisor_client import Supervisor
 from integrations.base import IntegrationConfig
-from integrations.parking import Parking
-from integrations.pool import pool_status
-from integrations.browser.session import CHROMIUM_FLAGS, POOL_ANSWER_MARGIN, Browser
+from integrations.browser.parking import Parking
+from integrations.browser.pool import pool_status
+from integrations.browser.life import CHROMIUM_FLAGS, POOL_ANSWER_MARGIN, Browser
 from tests.erp_helpers import ErpSimServer
 from tests.fleet_helpers import Fleet, fleet_env, free_port, wait_for
 from tests.instance_helpers import RunningInstance
@@ -53,7 +53,7 @@ def status(url):
 
 
 def in_use(url):
-    """Sessions open on the Grid now (integrations.pool.pool_status, as /metrics reads it)."""
+    """Sessions open on the Grid now (integrations.browser.pool.pool_status, as /metrics reads it)."""
     return pool_status(url, timeout=5)["in_use"]
 
 
@@ -156,7 +156,7 @@ def test_three_workshops_share_one_slot_and_every_line_is_written_once(fleet, er
             fleet.order(workshop, uniqueid, worksheet)
         created_once(erp, orders, fleet.order_status)
     assert watch.most_sessions == 1  # BROWSER_SLOTS=1: never a second browser
-    # The last session is not quit but parked for the next workshop (integrations.parking).
+    # The last session is not quit but parked for the next workshop (integrations.browser.parking).
     parking = Parking(fleet.park_dir)
     wait_for(lambda: parking.parked() == 1, 10, 0.2, "the last session parked")
     assert in_use(fleet.grid_url) == 1

@@ -1,5 +1,5 @@
 """End to end: idle Grid sessions parked by one workshop and claimed by another
-(:mod:`integrations.parking`). A real Selenium Grid (the fleet's configuration, one
+(:mod:`integrations.browser.parking`). A real Selenium Grid (the fleet's configuration, one
 slot), real Chromium, a real erp_sim with two users; lines read through ``/_sim``.
 
 What must hold: the claimer gets the *same* browser (no new session), and nothing of
@@ -16,10 +16,10 @@ import pytest
 from selenium.common.exceptions import WebDriverException
 
 from core.errors import LoginFailed
-from integrations import parking as parking_module
+from integrations.browser import parking as parking_module
 from integrations.base import Credentials
-from integrations.parking import Parking
-from integrations.pool import pool_status
+from integrations.browser.parking import Parking
+from integrations.browser.pool import pool_status
 from tests.erp_helpers import ErpSimServer, make_integration, order
 from tests.fleet_helpers import StandaloneGrid, free_port, wait_for
 
@@ -67,7 +67,7 @@ def test_a_parked_session_is_claimed_by_the_next_workshop_and_holds_nothing_of_t
     assert not isinstance(result, Exception) and len(lines) == 1
     session = first._browser.driver.session_id
     first._browser.driver.execute_script("localStorage.setItem('left', 'by the first')")
-    assert first.park_browser()
+    assert first.browsers.release(park=True)
     assert Parking(park_dir).parked() == 1
 
     second = workshop(erp, grid, park_dir, tmp_path)
@@ -106,7 +106,7 @@ def test_a_workshop_waiting_for_the_only_slot_gets_the_session_its_holder_parks(
                  message="the newcomer waiting for a parked browser")
         assert pool_status(grid.url, timeout=5)["waiting"] == 0
         parked_at = time.monotonic()
-        assert holder.park_browser()
+        assert holder.browsers.release(park=True)
         thread.join(30)
         assert not thread.is_alive()
         assert time.monotonic() - parked_at < 10
@@ -123,7 +123,7 @@ def test_a_stale_parked_session_is_quit_and_a_new_one_started(
     first = workshop(erp, grid, park_dir, tmp_path)
     write(first, erp, ADMIN)
     session = first._browser.driver.session_id
-    assert first.park_browser()
+    assert first.browsers.release(park=True)
     monkeypatch.setattr(parking_module, "PARK_SECONDS", 0.0)
     # The stale one held the only slot: it was quit, and a new session took the slot.
     written_on_another_session(erp, grid, park_dir, tmp_path, session)
@@ -153,7 +153,7 @@ def written_on_another_session(erp, grid, park_dir, tmp_path, session):
 def test_a_browser_due_for_recycling_is_quit_not_parked(erp, grid, park_dir, tmp_path):
     first = workshop(erp, grid, park_dir, tmp_path, recycle_after_orders=1)
     write(first, erp, ADMIN)
-    assert not first.park_browser()
+    assert not first.browsers.release(park=True)
     assert Parking(park_dir).parked() == 0
 
 
@@ -162,15 +162,15 @@ def test_a_workshop_claiming_again_keeps_its_own_login_and_nobody_else_gets_it(
     caplog.set_level("INFO", logger="test.integration")
     first = workshop(erp, grid, park_dir, tmp_path)
     write(first, erp, ADMIN)
-    assert first.park_browser()
+    assert first.browsers.release(park=True)
     other = workshop(erp, grid, park_dir, tmp_path)
     result, lines = write(other, erp, Credentials("benny", "wrong"))
     assert isinstance(result, LoginFailed) and lines == []  # admin's cookie was not put back
     result, _ = write(other, erp, BENNY)
     assert not isinstance(result, Exception)
-    assert other.park_browser()
+    assert other.browsers.release(park=True)
     caplog.clear()
-    again = workshop(erp, grid, park_dir, tmp_path)  # admin's workshop, its next order
+    again = first  # admin's workshop (its instance keeps its integration), its next order
     try:
         result, lines = write(again, erp, ADMIN)
         assert not isinstance(result, Exception) and len(lines) == 1
@@ -192,7 +192,7 @@ def test_the_parked_tab_is_kept_and_its_session_storage_and_scripts_are_gone(
     tab = driver.current_window_handle
     driver.execute_script("sessionStorage.setItem('left', 'by the first'); "
                           "window.leftover = 'by the first'; location.hash = 'a';")
-    assert first.park_browser()
+    assert first.browsers.release(park=True)
 
     second = workshop(erp, grid, park_dir, tmp_path)
     try:
@@ -221,7 +221,7 @@ def test_a_parked_error_page_gets_a_new_tab(erp, grid, park_dir, tmp_path):
         driver.get(f"http://127.0.0.1:{free_port()}/")  # nobody listens: an error page
     except WebDriverException:
         pass
-    assert first.park_browser()
+    assert first.browsers.release(park=True)
 
     second = workshop(erp, grid, park_dir, tmp_path)
     try:
@@ -242,7 +242,7 @@ def test_a_claimer_of_another_erp_takes_the_tab_as_it_is_and_logs_in(
     first = workshop(erp, grid, park_dir, tmp_path)
     write(first, erp, ADMIN)
     tab = first._browser.driver.current_window_handle
-    assert first.park_browser()
+    assert first.browsers.release(park=True)
     with ErpSimServer() as other_erp:
         second = make_integration("erp_sim", other_erp.url, tmp_path / "artifacts",
                                   selenium_remote_url=grid.url,

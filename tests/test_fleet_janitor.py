@@ -9,8 +9,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from fleet.janitor import sweep
-from integrations import parking as parking_module
-from integrations.parking import Parking
+from integrations.browser import parking as parking_module
+from integrations.browser.parking import Parking
 
 
 class StandInGrid:

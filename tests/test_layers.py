@@ -54,10 +54,9 @@ def test_imports_run_one_way(package):
 
 
 #: what the instance may know of integrations: the interface, and where a failure's
-#: artifacts are written (the instance serves them to operators), and the browser pool
-#: and its parking (the worker decides when a session goes back)
-INTERFACE = {"integrations.base", "integrations.artifacts", "integrations.pool",
-             "integrations.parking"}
+#: artifacts are written (the instance serves them to operators). Nothing of the
+#: browser: when a browser is kept or given back is integrations/browser/life.py's business
+INTERFACE = {"integrations.base", "integrations.artifacts"}
 
 
 def test_the_bridge_uses_only_the_integration_interface():

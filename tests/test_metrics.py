@@ -14,7 +14,6 @@ from werkzeug.serving import make_server
 
 from bridge.app import create_app
 from bridge.instance import Instance
-from bridge.metrics import BROWSER_STARTED
 from conftest import WORKSHOP, replace, wait_for
 from core.errors import ProductNotFound, RecordsDamaged, WorksheetClosed
 from fakes import FakeIntegration
@@ -166,20 +165,21 @@ def test_only_with_the_token(instance, client):
     assert anonymous.get("/alive").status_code == 200  # the one public endpoint stays so
 
 
-def test_browser_starts_are_counted_from_the_integration_log(settings):
-    """The integrations report a browser start in their log only; the counter reads it."""
-    logger = logging.getLogger("test.metrics.orderline")
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
+def test_browser_starts_are_counted_through_the_observer_the_worker_attaches(settings):
+    """An integration tells of a browser it started through the observer the worker
+    hands it (Integration.attach): counted, not read from log text."""
 
-    class LoggingErp(FakeIntegration):
+    class StartingErp(FakeIntegration):
+        def attach(self, stop, observer):
+            self.observer = observer
+
         def add_lines(self, worksheet, lines, credentials):
             if not self.visits:
-                logger.info("browser started (%s) in %.1fs", "local", 0.4)
+                self.observer.browser_started()
             return super().add_lines(worksheet, lines, credentials)
 
-    erp = LoggingErp()
-    inst = Instance(settings, make_integration=lambda: erp, orderline_logger=logger)
+    erp = StartingErp()
+    inst = Instance(settings, make_integration=lambda: erp)
     try:
         for uniqueid, worksheet in (("a", "1"), ("b", "2")):
             inst.submit({**order(uniqueid, worksheet), "username": None, "password": None})
@@ -188,13 +188,6 @@ def test_browser_starts_are_counted_from_the_integration_log(settings):
         assert value(families, "oilmat_browser_starts", "oilmat_browser_starts_total") == 1
     finally:
         inst.close(worker_timeout=10)
-    assert not [h for h in logger.handlers]  # close() takes the counting handler off
-
-
-def test_the_kept_browser_logs_what_the_counter_counts():
-    """The counter and integrations/browser/kept.py agree on the words."""
-    source = (ROOT / "integrations" / "browser" / "kept.py").read_text(encoding="utf-8")
-    assert f'self.log.info("{BROWSER_STARTED} (' in source
 
 
 def test_webhook_deliveries_and_failures(settings):

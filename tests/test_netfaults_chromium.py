@@ -22,12 +22,12 @@ from decimal import Decimal
 
 import pytest
 
-import integrations.browser.session as browser_session
+import integrations.browser.life as browser_life
 from erp_helpers import ErpSimServer, make_integration
 from erp_tryton import rpc
 from http_upstream import Upstream
 from integrations.base import Credentials, IntegrationConfig, LineOutcome, OrderLine
-from integrations.browser.session import Browser
+from integrations.browser.life import Browser
 from netfaults import Fault, FaultyProxy, only_methods
 from tryton_helpers import TrytonServer, tryton_build  # noqa: F401  (a fixture)
 
@@ -51,7 +51,7 @@ def no_preconnect(monkeypatch):
     whether one is waiting when the POST goes out is a matter of timing (1 to 2 in 6
     runs here). Without the predictor every fresh connection is opened for its request.
     """
-    monkeypatch.setitem(browser_session.CHROMIUM_PREFS, "net.network_prediction_options", 2)
+    monkeypatch.setitem(browser_life.CHROMIUM_PREFS, "net.network_prediction_options", 2)
 
 
 def run_browser(proxy, tmp_path, steps):

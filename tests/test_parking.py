@@ -1,4 +1,4 @@
-"""The parking of idle Grid sessions (integrations/parking.py): files only, no browser.
+"""The parking of idle Grid sessions (integrations/browser/parking.py): files only, no browser.
 The same with a real Grid and Chromium: tests/test_e2e_parking.py."""
 
 import os
@@ -6,7 +6,7 @@ import stat
 import threading
 import time
 
-from integrations.parking import PARK_SECONDS, POOL_STATE_SECONDS, Parking
+from integrations.browser.parking import PARK_SECONDS, POOL_STATE_SECONDS, Parking
 
 
 class Clock:
@@ -100,7 +100,7 @@ def test_waiters_are_counted_while_they_wait_and_leftovers_are_dropped(tmp_path)
 def test_the_published_pool_state_is_read_while_fresh_then_the_grid_is_asked(tmp_path,
                                                                             monkeypatch):
     asked = []
-    monkeypatch.setattr("integrations.parking.pool_status",
+    monkeypatch.setattr("integrations.browser.parking.pool_status",
                         lambda url, timeout: asked.append(url) or {"from": "the grid"})
     clock = Clock()
     parking = Parking(tmp_path / "p", now=clock)

@@ -248,3 +248,79 @@ def test_after_a_save_with_no_answer_the_retry_waits_as_long_as_the_save_had(ins
     instance.worker.burst()
     assert status(instance, "x-9")["status"] == "created"
     assert time.monotonic() - started >= 0.6
+
+
+# -- the integration's life beside the worker (Integration.attach/idle/pause/...) ------------
+
+
+class HoldingFake:
+    """Adds to the fake ERP what a browser-driving integration tells the worker: it
+    holds something, and what the worker said of idleness and waits."""
+
+    def __init__(self, erp):
+        self.erp, self.attached, self.idles, self.pauses = erp, [], [], []
+        self.holding, self.browser_state = True, "ready"
+
+    def __getattr__(self, name):  # everything else is the fake ERP's
+        return getattr(self.erp, name)
+
+    def attach(self, stop, observer):
+        self.attached.append((stop, observer))
+
+    def idle(self, seconds):
+        self.idles.append(seconds)
+        if seconds >= 0.3:
+            self.holding = False  # given back, by its own rules
+
+    def pause(self, seconds):
+        self.pauses.append(seconds)
+
+    def poll_seconds(self):
+        return 0.05
+
+
+def test_the_worker_tells_the_integration_how_long_it_is_idle_and_asks_nothing_else(settings, erp):
+    from bridge.instance import Instance
+    from tests.conftest import wait_for
+
+    fake = HoldingFake(erp)
+    instance = Instance(settings, make_integration=lambda: fake)
+    try:
+        worker = instance.worker
+        assert worker.browser_state == "none"  # built on the first order, not before
+        worker.start()
+        place(instance, "i-1")
+        wait_for(lambda: status(instance, "i-1")["status"] == "created", 5)
+        assert fake.attached == [(worker._stop, worker.metrics)]
+        wait_for(lambda: not fake.holding, 3, message="idle time reported until given back")
+        assert fake.idles == sorted(fake.idles) and fake.idles[-1] >= 0.3
+        told = len(fake.idles)
+        time.sleep(0.3)  # holding nothing: not asked again at its poll rate
+        assert len(fake.idles) <= told + 1
+        place(instance, "i-2")
+        wait_for(lambda: status(instance, "i-2")["status"] == "created", 5)
+        assert len(fake.attached) == 1  # one integration for the instance's life
+    finally:
+        instance.close(worker_timeout=10)
+
+
+def test_the_worker_says_how_long_it_waits_before_a_retry(instance, erp):
+    fake = HoldingFake(erp)
+    instance.worker.make_integration = lambda: fake
+    erp.failures["r-1"] = [ErpUnavailable("down")]
+    place(instance, "r-1")
+    instance.worker.burst()
+    assert status(instance, "r-1")["status"] == "created"
+    assert len(fake.pauses) == 1 and fake.pauses[0] > 0
+
+
+def test_the_browser_state_is_the_integrations_with_in_use_and_idle_from_the_worker(instance, erp):
+    fake = HoldingFake(erp)
+    worker = instance.worker
+    worker.make_integration = lambda: fake
+    worker._integration_for_use()
+    assert worker.browser_state == "idle"
+    worker._visiting = True
+    assert worker.browser_state == "in_use"
+    fake.browser_state = "waiting"  # what a browser integration says while queued for a slot
+    assert worker.browser_state == "waiting"

@@ -45,25 +45,11 @@ Per order: ``placed -> processing -> created``, or ``-> error`` with a reason co
   be written (disk full, damaged file) items are put back, not acknowledged.
 * Between batches the worker runs the instance's *sweep*, which queues orders that are
   stored but whose queue item could not be put (disk full at intake).
-* The browser is closed after ``browser_idle_seconds`` without work, so an idle
-  workshop holds no browser. A browser from a remote pool (``SELENIUM_REMOTE_URL``, the
-  fleet's Selenium Grid) is given back by what the pool needs, read from the pool's own
-  state (:func:`integrations.pool.pool_status`) while the session is held idle:
-  at once when a new-session request waits in the pool's queue; after
-  ``browser_pool_grace_seconds`` (a short grace for bursts) when no slot is free
-  (so that the next newcomer finds one); otherwise it is kept, up to ``POOL_HOLD_SECONDS``
-  (and ``browser_idle_seconds``), so a lone busy workshop does not pay a new session
-  and login for every order while slots stand empty. A pool whose state cannot be read
-  gets its session back after the grace. A session is also given back before a retry
-  wait longer than the grace. So the slots go to the workshops that have work. With a
-  parking (``browser_park_dir``, set by the fleet: :mod:`integrations.parking`)
-  a session given back is wiped and parked for another workshop to claim, saving it
-  the browser's start, rather than quit -- except when a new-session request waits in
-  the Grid's queue, which needs the slot itself; and a workshop waiting in the parking
-  for a session makes an idle holder park its session at once. A new
-  session may wait up to ``browser_wait_seconds`` for a free slot (``browser_state``
-  says ``waiting``); a stop ends that wait at once (the visit's orders are released
-  with a ``BROWSER_ERROR`` try).
+* **The browser is the integration's business.** The worker builds the integration on
+  the first order and keeps it until it stops; when idle it only says for how long
+  (:meth:`~integrations.base.Integration.idle`), and before a retry's wait how long that
+  will be (:meth:`~integrations.base.Integration.pause`). When a browser is quit, parked
+  for another workshop or kept is decided in one place, integrations/browser/life.py.
 """
 
 import threading
@@ -74,24 +60,20 @@ from core.errors import (LineUnverified, LoginFailed, OutcomeUnknown, PermanentE
                          StorageUnavailable)
 from bridge.logs import about_orders
 from bridge.metrics import Observer
-from bridge.records import fingerprint
+from bridge.records import REPAIRED, fingerprint
 from bridge.status import OrderStatus
 from core import retry as policy
 from integrations.base import (Credentials, LineCheck, LineOutcome, OrderLine, Written,
                                outcome_of)
-from integrations.parking import Parking
-from integrations.pool import pool_status
 
-#: how long one blocking ``get`` waits before the loop checks for stop and idleness
+#: how long one blocking ``get`` waits before the loop checks for stop and idleness,
+#: unless the integration asks to be told of idleness sooner (its ``poll_seconds``)
 POLL_SECONDS = 0.5
 #: the same with no browser held: nothing to give back, so the loop only sweeps (an
 #: order whose queue item failed, a failed nack: picked up within this while idle). A
 #: put ends the wait at once, a stop too (``OrderQueue.wake``); at 0.5 s 200 idle
 #: instances read their queue and records files ~600 times a second between them.
 IDLE_POLL_SECONDS = 5.0
-#: the same while holding an idle browser that a workshop waiting in the parking could
-#: use: it is handed over within this (the waiter looks into the parking every 0.1 s)
-HOLDER_POLL_SECONDS = 0.1
 #: compact the queue file after this many acknowledgements (and whenever idle)
 COMPACT_EVERY = 100
 #: most lines written in one visit; more for one worksheet take further visits. A stop
@@ -100,17 +82,6 @@ COMPACT_EVERY = 100
 VISIT_LINES = 25
 #: at most one sweep for stranded orders (and retry of failed nacks) per this many seconds
 SWEEP_SECONDS = 1.0
-#: an idle pooled session is kept past the grace only while more slots than this are
-#: free. 0: a newcomer that finds every slot taken by idle holders waits in the Grid's
-#: queue until one sees it there and gives its session back (within a poll,
-#: ``POLL_SECONDS``, plus a quit: ~0.6 s), a fraction of the ~3 CPU-s a new session
-#: costs that keeping sessions saves (bench/bench_order_cpu.py). With 1, on a 2-slot
-#: pool a lone busy workshop would give its session back after every grace.
-POOL_HEADROOM = 0
-#: the longest an idle pooled session is kept when nobody needs its slot: below the
-#: fleet Grid's session timeout (fleet.grid.SESSION_TIMEOUT, 60 s without a command
-#: ends a session), so a kept session is never one the Grid has ended
-POOL_HOLD_SECONDS = 30.0
 #: reads of its worksheet an order whose line may be on it gets before it ends in
 #: ``error`` unread (``OUTCOME_UNKNOWN``); each after a backoff, as a retry
 FINAL_LOOKS = 3
@@ -159,21 +130,12 @@ class Worker:
     :param logger: the orderline logger
     :param sweep: called between batches to queue orders stored but not queued
     :param metrics: a :class:`~bridge.metrics.Observer` told of visits and created orders
-    :param pool_state: returns the browser pool's state (``{"slots", "in_use",
-        "waiting", ...}``, or None when unknown); by default read from the Grid at
-        ``settings.selenium_remote_url``
+        (and, through the integration, of browsers started)
     """
 
     def __init__(self, settings, store, queue, make_integration, box, logger, sweep=None,
-                 metrics=None, pool_state=None):
+                 metrics=None):
         self.settings = settings
-        self._parking = (Parking(settings.browser_park_dir)
-                         if settings.selenium_remote_url and settings.browser_park_dir else None)
-        # in a fleet that parks, the state its janitor publishes (no call to the Grid)
-        read = self._parking.pool_status if self._parking is not None else pool_status
-        self._pool_state = pool_state or (
-            lambda: read(settings.selenium_remote_url, timeout=1.0))
-        self._pool_read, self._pool_read_at = None, float("-inf")  # _pool_state_now
         self.metrics = metrics or Observer()
         self.store = store
         self.queue = queue
@@ -213,20 +175,14 @@ class Worker:
     def browser_state(self):
         """The worker's browser, for ``/alive``: ``none`` (no browser held), ``starting``,
         ``waiting`` (for a free slot of the browser pool), ``in_use`` (a visit to the ERP)
-        or ``idle`` (held between visits, until the idle or grace time runs out)."""
+        or ``idle`` (held between visits, until the integration gives it back)."""
         integration = self._integration
         if integration is None:
             return "none"
-        # integrations without a browser of their own (fakes in tests) count as ready
-        state = getattr(integration, "browser_state", "ready")
+        state = integration.browser_state
         if state != "ready":
             return state
         return "in_use" if self._visiting else "idle"
-
-    @property
-    def _pooled(self):
-        """Whether the browser comes from a remote pool whose slots others wait for."""
-        return bool(self.settings.selenium_remote_url)
 
     def start(self):
         """Start the thread if it is not running. :returns: whether it was running"""
@@ -326,11 +282,10 @@ class Worker:
 
     def _poll_seconds(self):
         """How long the loop waits for work before it looks at stop and idleness."""
-        if self._integration is None:  # nothing to give back: only the sweep waits
+        if self._integration is None or not self._integration.holding:
+            # nothing to give back: only the sweep waits
             return POLL_SECONDS if self._unreleased else IDLE_POLL_SECONDS
-        if self._parking is not None:
-            return HOLDER_POLL_SECONDS  # a workshop may wait for this browser
-        return POLL_SECONDS
+        return self._integration.poll_seconds() or POLL_SECONDS
 
     def _maintain(self):
         """Now and then: put back items whose nack failed, queue stranded orders."""
@@ -347,51 +302,11 @@ class Worker:
                 self.log.warning("stranded orders not queued yet: %s", exc)
 
     def _idle(self):
-        idle = time.monotonic() - self._last_work
         if self._integration is not None:
-            if self._pooled:
-                why, park = self._give_back_why(idle)
-            else:
-                why, park = (f"idle for {idle:.0f} s: closing the browser"
-                             if idle >= self.settings.browser_idle_seconds else None), False
-            if why:
-                self.log.info(why)
-                self._close_integration(park=park)
+            self._integration.idle(time.monotonic() - self._last_work)
         if self._acks_since_compact:
             self.queue.compact()
             self._acks_since_compact = 0
-
-    def _give_back_why(self, idle):
-        """Why an idle pooled session goes back to the pool now (None to keep it), and
-        whether it is parked for another workshop rather than quit (the rules are in the
-        module's docstring)."""
-        grace = self.settings.browser_pool_grace_seconds
-        park = self._parking is not None
-        if idle >= min(POOL_HOLD_SECONDS, self.settings.browser_idle_seconds):
-            return f"no work for {idle:.1f} s: giving the browser back to the pool", park
-        waiting = self._parking.waiting() if park else 0
-        if waiting:  # first: a directory listing, read at every (short) poll
-            return (f"no work for {idle:.1f} s and {waiting} waiting for a parked "
-                    f"browser: giving the browser back to the pool"), True
-        state = self._pool_state_now()
-        if state is None:
-            return (f"no work for {idle:.1f} s: giving the browser back to the pool (its "
-                    f"state is unknown)" if idle >= grace else None), park
-        if state["waiting"]:  # a new-session request needs the slot itself: no parking
-            return (f"no work for {idle:.1f} s and {state['waiting']} waiting for a "
-                    f"slot: giving the browser back to the pool"), False
-        if idle >= grace and state["slots"] - state["in_use"] <= POOL_HEADROOM:
-            return (f"no work for {idle:.1f} s and {state['slots'] - state['in_use']} of "
-                    f"{state['slots']} slots free: giving the browser back to the pool"), park
-        return None, park
-
-    def _pool_state_now(self):
-        """The pool's state, read from the Grid at most every ``POLL_SECONDS`` (a holder
-        with a parking polls its queue more often than that: ``HOLDER_POLL_SECONDS``)."""
-        now = time.monotonic()
-        if now - self._pool_read_at >= POLL_SECONDS:
-            self._pool_read, self._pool_read_at = self._pool_state(), now
-        return self._pool_read
 
     def _take(self, items):
         """Move each delivered order to ``processing`` and into ``self._in_hand``;
@@ -489,8 +404,8 @@ class Worker:
             self.log.warning("%d order(s) failed transiently; retrying in %.1f s",
                              len(retry), delay,
                              extra={"uniqueids": [order.uniqueid for order in retry]})
-            if self._pooled and delay > self.settings.browser_pool_grace_seconds:
-                self._close_integration(park=True)  # a slot others may use meanwhile
+            if self._integration is not None:
+                self._integration.pause(delay)  # e.g. a pooled browser's slot, meanwhile
             if self._stop.wait(delay):
                 self._release_in_hand("released: worker stopped during a retry wait")
                 return
@@ -556,7 +471,7 @@ class Worker:
                                        self.settings.retry_budget_seconds)
             if not why:
                 retry.append(order)
-            elif order.unconfirmed and getattr(self._integration, "can_look", False):
+            elif order.unconfirmed and self._integration.can_look:
                 order.gave_up = (error.reason_code, f"{why}: {error.reason_text}")
                 self.log.warning("order %s: %s, and its line may be on worksheet %s (a write "
                                  "of it got no confirmation): reading the worksheet after a "
@@ -683,31 +598,22 @@ class Worker:
         return Credentials(self.settings.erp_username, self.settings.erp_password)
 
     def _integration_for_use(self):
+        """The integration, built on the first order (its module and browser code are
+        loaded then, not at start: an idle instance stays small) and kept."""
         if self._integration is None:
             integration = self.make_integration()
-            wait_for_browsers = getattr(integration, "wait_for_browsers", None)
-            if wait_for_browsers is not None:  # it drives a browser: how long to wait for one
-                wait_for_browsers(self.settings.browser_wait_seconds, self._stop)
+            integration.attach(self._stop, self.metrics)
             self._integration = integration
         return self._integration
 
-    def _close_integration(self, park=False):
-        """Close the integration; with ``park``, its browser is parked for the fleet's
-        other workshops when the integration can do that (and a parking is set)."""
+    def _close_integration(self):
+        """Close the integration when the worker stops. It is kept (what it knows, e.g.
+        its ERP logins, lives as long as the instance) and used again after a start."""
         if self._integration is not None:
             try:
-                park_browser = getattr(self._integration, "park_browser", None)
-                if park and self._parking is not None and park_browser is not None:
-                    park_browser()
-                else:
-                    self._integration.close()
+                self._integration.close()
             except Exception:
                 self.log.exception("closing the integration failed")
-            self._integration = None
-
-
-#: how a created order's history says its line was repaired (``/alive`` counts these)
-REPAIRED = "repaired: "
 
 
 def created_note(outcome, repairs):

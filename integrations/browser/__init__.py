@@ -1,39 +1,51 @@
-"""Browser primitives every Selenium integration shares, one module per job:
+"""Browser code every Selenium integration shares, one module per job:
 
-* :mod:`.session` -- :class:`Browser`: one Chromium (local, or remote through
-  ``selenium_remote_url``), started and quit, with every page load and wait bounded
-  and the page actions the ERPs' page objects are built from;
-* :mod:`.errors` -- :func:`map_webdriver_error`, the one table that turns Selenium's
-  exceptions into the bridge's (:data:`BROWSER_FAILURES` is what it takes), and
-  :func:`error_page_reason` (a browser error page or an HTTP 5xx page; :func:`summary_reason`
-  judges the :data:`PAGE_SUMMARY_JS` a wait's own script returned);
-* :mod:`.artifacts` -- :func:`save_failure_artifacts`: screenshot + page HTML of a
-  failure, password scrubbed;
-* :mod:`.orphans` -- :func:`reap_orphaned_browsers`: ends browsers left behind by a
-  process killed with -9;
-* :mod:`.kept` -- :class:`KeptBrowserIntegration`: one browser kept across visits
-  (reused, recycled, replaced after a crash), every line answered when a visit ends
-  early, the failed page saved -- the ERP's subclass writes the visit.
+* :mod:`.life` -- the browser's life, in one place: getting one (a local Chromium, a
+  session of a Selenium Grid, or a parked one claimed from the fleet's parking), keeping
+  it between visits, and giving it back (quit, or wiped and parked) when the pool's
+  state or the idle time says so; :class:`~.life.BrowserLife` per instance;
+* :mod:`.pool` -- the state of a Selenium Grid, read from its own endpoints (the fleet
+  reads it too), and the end of one of its sessions;
+* :mod:`.parking` -- idle Grid sessions handed from workshop to workshop (files only);
+* :mod:`.session` -- :class:`~.session.PageActions`: the page actions (with every page
+  load and wait bounded) the ERPs' page objects are built from;
+* :mod:`.errors` -- :func:`~.errors.map_webdriver_error`, the one table that turns
+  Selenium's exceptions into the bridge's;
+* :mod:`.artifacts` -- :func:`~.artifacts.save_failure_artifacts`: screenshot + page
+  HTML of a failure, password scrubbed;
+* :mod:`.orphans` -- :func:`~.orphans.reap_orphaned_browsers`: ends browsers left behind
+  by a process killed with -9;
+* :mod:`.kept` -- :class:`~.kept.KeptBrowserIntegration`: visits through the kept
+  browser, every line answered when a visit ends early, the failed page saved -- the
+  ERP's subclass writes the visit.
 
-Nothing here knows any ERP: page objects and flows live with their integration.
+Nothing here knows any ERP: page objects and flows live with their integration. This
+file imports nothing: the fleet reads the pool's state (:mod:`.pool`, standard library
+only) without loading Selenium. Import a name from the module that defines it; the
+names below are found there on first use, for integrations written before the split.
 """
 
+import importlib
 import os
 
 # Selenium Manager would otherwise try the network to find a driver (and can hang for
 # minutes on a network that drops packets); we always name the binaries ourselves.
 os.environ.setdefault("SE_OFFLINE", "true")
 
-from integrations.browser.artifacts import MASK, save_failure_artifacts, scrub_html  # noqa: E402
-from integrations.browser.errors import (BROWSER_FAILURES, PAGE_SUMMARY_JS,  # noqa: E402
-                                         error_page_reason, map_webdriver_error, summary_reason)
-from integrations.browser.orphans import (PROFILE_PREFIX, process_running,  # noqa: E402
-                                          reap_orphaned_browsers)
-from integrations.browser.session import (POLL_FREQUENCY, STALE_ATTEMPTS, Browser,  # noqa: E402
-                                          css_selector, retry_stale, still_on_js)
-from integrations.browser.kept import KeptBrowserIntegration  # noqa: E402
+#: name -> the module that defines it (see the docstring)
+_DEFINED_IN = {
+    "MASK": "artifacts", "save_failure_artifacts": "artifacts", "scrub_html": "artifacts",
+    "BROWSER_FAILURES": "errors", "PAGE_SUMMARY_JS": "errors", "error_page_reason": "errors",
+    "map_webdriver_error": "errors", "summary_reason": "errors",
+    "PROFILE_PREFIX": "orphans", "process_running": "orphans", "reap_orphaned_browsers": "orphans",
+    "POLL_FREQUENCY": "session", "STALE_ATTEMPTS": "session", "css_selector": "session",
+    "retry_stale": "session", "still_on_js": "session",
+    "Browser": "life", "BrowserLife": "life",
+    "KeptBrowserIntegration": "kept",
+}
 
-__all__ = ["BROWSER_FAILURES", "MASK", "PAGE_SUMMARY_JS", "POLL_FREQUENCY", "PROFILE_PREFIX", "STALE_ATTEMPTS",
-           "Browser", "KeptBrowserIntegration", "css_selector", "error_page_reason", "map_webdriver_error",
-           "process_running", "reap_orphaned_browsers", "retry_stale",
-           "save_failure_artifacts", "scrub_html", "still_on_js", "summary_reason"]
+
+def __getattr__(name):
+    if name not in _DEFINED_IN:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_DEFINED_IN[name]}"), name)

@@ -1,73 +1,74 @@
 """What every integration that drives a web UI does around its visits, whatever the ERP.
 
-:class:`KeptBrowserIntegration` keeps one browser across calls (started on first use,
-replaced on new credentials, after a crash and after ``recycle_after_orders`` orders),
-turns whatever ends a visit into a result for every line not yet answered, and saves
-the failed page. It knows no ERP's markup or workflow: the ERP's subclass writes
-:meth:`~KeptBrowserIntegration._visit`, one visit to one worksheet.
+:class:`KeptBrowserIntegration` visits through the browser its
+:class:`~integrations.browser.life.BrowserLife` keeps (started or claimed on first use,
+replaced on new credentials, after a crash and after ``recycle_after_orders`` orders,
+given back when the worker is idle), turns whatever ends a visit into a result for
+every line not yet answered, and saves the failed page. It knows no ERP's markup or
+workflow: the ERP's subclass writes :meth:`~KeptBrowserIntegration._visit`, one visit
+to one worksheet.
 """
 
 import abc
-import time
-from urllib.parse import urlsplit
 
 from core import retry as policy
 from core.errors import BridgeError, BrowserError, LineUnverified, TransientError, unconfirmed
 from integrations.base import Integration, check_lines
 from integrations.browser.artifacts import save_failure_artifacts
 from integrations.browser.errors import BROWSER_FAILURES, map_webdriver_error
-from integrations.parking import Parking
-from integrations.browser.session import DEFAULT_WAIT_SECONDS, Browser
+from integrations.browser.life import BrowserLife
 from integrations.verify import verify_visit
-
-
-#: a remote session not there after this many seconds is reported as waiting for a free
-#: slot: a session of the fleet's Grid starts in 0.5-1.5 s here (docs/fleet.md)
-WAITING_AFTER_SECONDS = 3.0
-
-
-#: a workshop's ERP session cookies, read before it parks a browser and put into the
-#: next one it claims, so that its login is not done again on every claim (~0.4 CPU-s):
-#: ``{(erp_url, credentials): [cookie, ...]}``. In this process's memory only -- never
-#: in the parking, a file or a log: a session cookie is as good as the password.
-_LOGINS = {}
 
 
 class KeptBrowserIntegration(Integration):
     """An :class:`Integration` that writes through one browser it keeps between calls."""
 
-    def __init__(self, config, logger):
+    def __init__(self, config, logger, life=None):
+        """:param life: the :class:`~integrations.browser.life.BrowserLife` (tests);
+            built here by default"""
         super().__init__(config, logger)
-        self._browser = None  # started on first use
-        self._credentials = None  # what the browser's session is logged in with
-        self._orders_on_browser = 0
-        self._starting_since = None  # monotonic time a browser was asked for, until it came
-        self._wait_seconds = DEFAULT_WAIT_SECONDS
-        self._cancel = None
+        self.browsers = life or BrowserLife(config, logger, on_new=self._browser_started,
+                                            on_release=self._browser_closed)
         # uniqueids of this visit's lines that may be on the worksheet: their write was
         # sent, or they were seen there (_sending, verified_or_retried)
         self._maybe_on_sheet = set()
-        # Sessions shared with the fleet's other workshops (integrations.parking).
-        self._parking = (Parking(config.browser_park_dir)
-                         if config.browser_park_dir and config.selenium_remote_url else None)
 
-    def wait_for_browsers(self, seconds, cancel=None):
-        """How long a new session may wait for a free slot of a remote pool, and the
-        event that ends such a wait (the worker's ``BROWSER_WAIT_SECONDS`` and its stop:
-        the worker decides when a browser is held and for how long)."""
-        self._wait_seconds, self._cancel = seconds, cancel
+    @property
+    def _browser(self):
+        """The browser of the visit (None between browsers)."""
+        return self.browsers.browser
+
+    @property
+    def _credentials(self):
+        """What the browser's session is logged in with (the flows set it at login, and
+        None when the ERP asks again)."""
+        return self.browsers.credentials
+
+    @_credentials.setter
+    def _credentials(self, credentials):
+        self.browsers.credentials = credentials
+
+    # -- its life beside the worker (integrations.base.Integration) -----------------------
+
+    def attach(self, stop, observer):
+        self.browsers.attach(stop, observer)
+
+    @property
+    def holding(self):
+        return self.browsers.holding
 
     @property
     def browser_state(self):
-        """``none``, ``starting``, ``waiting`` (a remote session not there after
-        ``WAITING_AFTER_SECONDS``: queued for a free slot of the pool) or ``ready``.
-        Read from other threads (``/alive``); only the worker's thread changes it."""
-        since = self._starting_since
-        if since is not None:
-            waited = time.monotonic() - since
-            remote = bool(self.config.selenium_remote_url)
-            return "waiting" if remote and waited >= WAITING_AFTER_SECONDS else "starting"
-        return "none" if self._browser is None else "ready"
+        return self.browsers.state
+
+    def idle(self, seconds):
+        self.browsers.idle(seconds)
+
+    def pause(self, seconds):
+        self.browsers.pause(seconds)
+
+    def poll_seconds(self):
+        return self.browsers.poll_seconds()
 
     # -- the interface ----------------------------------------------------------------
 
@@ -124,35 +125,7 @@ class KeptBrowserIntegration(Integration):
             self.close()
 
     def close(self):
-        self._release(park=False)
-
-    def park_browser(self):
-        """Give the browser back for the fleet's other workshops to use (wiped, parked:
-        :mod:`integrations.parking`); quit it when there is no parking, or when
-        it is due for recycling. :returns: whether it was parked"""
-        return self._release(park=True)
-
-    def _release(self, park):
-        """Drop the browser: parked (with ``park``, when it can be) or quit."""
-        browser, credentials = self._browser, self._credentials
-        self._browser, self._credentials = None, None
-        self._browser_closed()
-        if browser is None:
-            return False
-        recycle = self.config.recycle_after_orders
-        if park and self._parking is not None and not 0 < recycle <= self._orders_on_browser:
-            if credentials is not None:  # logged in: its ERP session, for its next claim
-                try:
-                    _LOGINS[self._login_key(credentials)] = browser.cookies()
-                except Exception:  # no cookies: the next visit logs in
-                    _LOGINS.pop(self._login_key(credentials), None)
-            if browser.park(self._orders_on_browser):  # one it could not park, it quit
-                self.log.info("browser parked for the fleet's other workshops")
-                return True
-        else:
-            browser.quit()
-        self.log.info("browser closed")
-        return False
+        self.browsers.close()
 
     # -- what the ERP's subclass writes ---------------------------------------------------
 
@@ -181,41 +154,11 @@ class KeptBrowserIntegration(Integration):
     # -- the browser ----------------------------------------------------------------------
 
     def _count_orders(self, count, credentials):
-        if self._orders_on_browser + count > self.config.recycle_after_orders > 0:
-            self.log.info("recycling the browser after %d orders", self._orders_on_browser)
-            self.close()
-        self._browser_for(credentials)
-        self._orders_on_browser += count
+        self.browsers.for_orders(count, credentials)
 
     def _browser_for(self, credentials):
         """The kept browser, started when there is none; a fresh one for new credentials."""
-        if self._browser is not None and self._credentials not in (None, credentials):
-            self.close()  # reconfigured credentials: drop the old user's session
-        if self._browser is None:
-            started = self._starting_since = time.monotonic()
-            try:
-                self._browser = Browser(self.config, self._wait_seconds, self._cancel, self.log,
-                                        self._parking)
-            finally:
-                self._starting_since = None
-            claimed = self._browser.claimed
-            self._orders_on_browser = claimed.get("orders", 0) if claimed else 0
-            cookies = _LOGINS.get(self._login_key(credentials)) if claimed else None
-            if cookies and self._browser.restore_cookies(cookies):
-                self._credentials = credentials  # unless the ERP asks again (expired)
-            self._browser_started()
-            # Only host and port: a Grid URL may carry a user and password.
-            remote = urlsplit(self.config.selenium_remote_url)
-            where = f"remote {remote.hostname}:{remote.port}" if remote.hostname else "local"
-            if claimed:
-                self.log.info("browser claimed from the fleet's parking (%s) in %.1fs",
-                              where, time.monotonic() - started)
-            else:
-                self.log.info("browser started (%s) in %.1fs", where, time.monotonic() - started)
-        return self._browser
-
-    def _login_key(self, credentials):
-        return self.config.erp_url, credentials
+        return self.browsers.get(credentials)
 
     # -- verified writes ------------------------------------------------------------------
 

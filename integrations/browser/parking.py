@@ -35,7 +35,7 @@ import time
 import uuid
 from pathlib import Path
 
-from integrations.pool import pool_status
+from integrations.browser.pool import pool_status
 
 #: seconds a parked session may be claimed; the fleet's Grid ends it after 60 s without a
 #: command, and a claim after that would only find it gone
@@ -147,7 +147,7 @@ class Parking:
 
     def pool_status(self, url, timeout=1.0):
         """The Grid's state as published within ``POOL_STATE_SECONDS``, else read from the
-        Grid at ``url`` (:func:`integrations.pool.pool_status`); None: it does not answer."""
+        Grid at ``url`` (:func:`integrations.browser.pool.pool_status`); None: it does not answer."""
         try:
             published = json.loads((self.directory / _POOL_STATE).read_text())
             if 0 <= self._now() - float(published["at"]) <= POOL_STATE_SECONDS:
