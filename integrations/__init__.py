@@ -1,9 +1,10 @@
 """ERP integrations, one package per ERP system, chosen by the ``ERP_SYSTEM`` setting.
 
 To add an ERP: write a package ``integrations/<name>/`` whose light ``__init__`` declares
-its ``OPTIONS`` and gives ``INTEGRATION`` (a subclass of
-:class:`integrations.base.Integration` whose ``name`` is ``<name>``) through a module
-``__getattr__``, and its tests. It is found by its folder: nothing outside the package
+its ``OPTIONS`` and names its class as ``INTEGRATION = "integrations.<name>.flow:Class"``
+(a subclass of :class:`integrations.base.Integration` whose ``name`` is ``<name>``), and
+its tests. The ``__init__`` imports nothing of its own package: the package's modules
+import it (``from integrations.<name> import pages``), so an import back would be a circle. It is found by its folder: nothing outside the package
 changes. Every sub-package here is an ERP except the shared browser primitives.
 """
 
@@ -24,9 +25,8 @@ AVAILABLE = {
 def options_of(name):
     """:returns: the :class:`~integrations.base.Option` s the ERP ``name`` declares.
 
-    Reads the package's ``OPTIONS`` only; a package keeps its browser code out of its
-    ``__init__`` import (a module ``__getattr__`` for ``INTEGRATION``), so this loads
-    no Selenium.
+    Reads the package's ``OPTIONS`` only; a package's ``__init__`` names its class as a
+    string (``INTEGRATION``), so this loads no Selenium.
     """
     return tuple(getattr(importlib.import_module(AVAILABLE[name]), "OPTIONS", ()))
 
@@ -36,5 +36,8 @@ def get_integration_class(name):
 
     :raises KeyError: when no integration has that name
     """
-    module = importlib.import_module(AVAILABLE[name])
-    return module.INTEGRATION
+    named = importlib.import_module(AVAILABLE[name]).INTEGRATION
+    if not isinstance(named, str):  # a class given by a module __getattr__ (older style)
+        return named
+    module, _, cls = named.partition(":")
+    return getattr(importlib.import_module(module), cls)

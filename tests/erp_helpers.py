@@ -30,7 +30,8 @@ from decimal import Decimal
 
 import requests
 
-from erp_sim import SimConfig, create_app
+from erp_sim.app import create_app
+from erp_sim.config import SimConfig
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -11,11 +11,7 @@ worksheet.
 OPTIONS = ()
 
 
-def __getattr__(name):
-    # The browser code is loaded with the first order, not when the instance checks
-    # this ERP's options at start: an idle instance holds no Selenium.
-    if name == "INTEGRATION":
-        from integrations.erp_sim.flow import ErpSimIntegration
-
-        return ErpSimIntegration
-    raise AttributeError(name)
+#: the integration's class, by name: imported with the first order, not when the instance
+#: checks this ERP's options at start (an idle instance holds no Selenium), and never by
+#: this file, which its modules import (integrations.get_integration_class)
+INTEGRATION = "integrations.erp_sim.flow:ErpSimIntegration"

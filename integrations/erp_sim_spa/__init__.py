@@ -9,11 +9,7 @@ objects of the app's screens.
 OPTIONS = ()
 
 
-def __getattr__(name):
-    # The browser code is loaded with the first order, not when the instance checks
-    # this ERP's options at start: an idle instance holds no Selenium.
-    if name == "INTEGRATION":
-        from integrations.erp_sim_spa.flow import ErpSimSpaIntegration
-
-        return ErpSimSpaIntegration
-    raise AttributeError(name)
+#: the integration's class, by name: imported with the first order, not when the instance
+#: checks this ERP's options at start (an idle instance holds no Selenium), and never by
+#: this file, which its modules import (integrations.get_integration_class)
+INTEGRATION = "integrations.erp_sim_spa.flow:ErpSimSpaIntegration"
