@@ -16,10 +16,7 @@ OPTIONS = (
 )
 
 
-def __getattr__(name):
-    # Selenium is loaded with the first order, not when the instance checks options.
-    if name == "INTEGRATION":
-        from integrations.tryton.flow import TrytonIntegration
-
-        return TrytonIntegration
-    raise AttributeError(name)
+#: the integration's class, by name: imported with the first order, not when the instance
+#: checks options at start, and never by this file, which its modules import
+#: (integrations.get_integration_class)
+INTEGRATION = "integrations.tryton.flow:TrytonIntegration"
