@@ -16,6 +16,7 @@ from pathlib import Path
 
 from dotenv import load_dotenv
 
+from core.checks import check_secret as check_login, check_url
 from core.crypto import check_secret, parse_fallbacks
 from core.ratelimit import DEFAULT_RATE_LIMIT, check_rate_limit
 from core.errors import ConfigError
@@ -117,7 +118,7 @@ def _webhook(env, sealed_secret=None):
     :param sealed_secret: the secret opened from ``WEBHOOK_SECRET_SEALED``, if any
     :returns: ``(url, secret)``
     """
-    from bridge.webhooks import check_url, parse_secret
+    from bridge.webhooks import parse_secret
 
     url = env.get("WEBHOOK_URL", "")
     secret = sealed_secret or env.get("WEBHOOK_SECRET", "")
@@ -126,15 +127,24 @@ def _webhook(env, sealed_secret=None):
     if secret and not url:
         raise ConfigError("WEBHOOK_SECRET is set but WEBHOOK_URL is not")
     if url:
-        try:
-            check_url(url)
-        except ValueError as exc:
-            raise ConfigError(f"WEBHOOK_URL {exc}") from None
+        _checked(check_url, "WEBHOOK_URL", url)
         try:
             parse_secret(secret)
         except ValueError as exc:
             raise ConfigError(f"WEBHOOK_SECRET {exc}") from None
     return url, secret
+
+
+def _checked(check, name, value):
+    """``value`` of the setting ``name`` by one of :mod:`core.checks` (the fleet's own
+    checks of the same values, with the same message).
+
+    :raises ConfigError: ``<NAME> <the rule it breaks>``; never the value
+    """
+    try:
+        return check(value)
+    except ValueError as exc:
+        raise ConfigError(f"{name} {exc}") from None
 
 
 def _positive(env, name, default, zero=False):
@@ -197,6 +207,10 @@ def load_settings(port, workshop, env=None, dotenv=True):
         sealed_webhook_secret = opened.get("webhook_secret")
     if not api_token:
         raise ConfigError("API_TOKEN is not set: every endpoint but /alive needs it")
+    _checked(check_login, "ERP_USERNAME", username)
+    _checked(check_login, "ERP_PASSWORD", password)
+    erp_url = (env.get("ERP_URL", "") or Settings.erp_url).rstrip("/")
+    _checked(check_url, "ERP_URL", erp_url)
     webhook_url, webhook_secret = _webhook(env, sealed_webhook_secret)
     return Settings(
         workshop=workshop,
@@ -205,7 +219,7 @@ def load_settings(port, workshop, env=None, dotenv=True):
         secret_key=secret_key,
         secret_key_fallbacks=fallbacks,
         erp_system=env.get("ERP_SYSTEM", "") or Settings.erp_system,
-        erp_url=(env.get("ERP_URL", "") or Settings.erp_url).rstrip("/"),
+        erp_url=erp_url,
         erp_username=username,
         erp_password=password,
         queue_dir=env.get("QUEUE_DIR", "") or Settings.queue_dir,

@@ -107,17 +107,6 @@ def sign(secret, msg_id, timestamp, body):
     return Webhook(secret).sign(msg_id, datetime.fromtimestamp(timestamp, timezone.utc), body)
 
 
-def check_url(url):
-    """:raises ValueError: unless ``url`` is an absolute http(s) URL with a host"""
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("must be an http:// or https:// URL with a host")
-    try:
-        parts.port  # noqa: B018 -- raises for a port that is not a number or out of range
-    except ValueError:
-        raise ValueError("has a port that is not a number from 0 to 65535") from None
-
-
 def safe_url(url):
     """``url`` without user, password, query or fragment: fit for a log line."""
     parts = urllib.parse.urlsplit(url)

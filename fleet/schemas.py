@@ -13,13 +13,13 @@ import re
 import sys
 import unicodedata
 from typing import Annotated, Literal, Optional
-from urllib.parse import urlsplit
 
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field,
                       StringConstraints, TypeAdapter, ValidationError, ValidationInfo, WithJsonSchema,
                       field_validator, model_validator)
 
 from fleet.errors import InvalidIntegration
+from core import checks
 from core.names import normal_name
 from fleet import states
 import integrations
@@ -56,7 +56,6 @@ _SPACE = {cp for cp in _ALL if chr(cp).isspace()}
 #: space, BOM, bidi overrides): they make two names look alike, so names may not hold them
 _INVISIBLE = {cp for cp in _ALL if cp not in _SPACE and cp not in _SURROGATES
               and unicodedata.category(chr(cp)) in ("Cc", "Cf")}
-_CONTROL = {cp for cp in _ALL if unicodedata.category(chr(cp)) == "Cc"}
 
 _WS = _char_class(_SPACE)
 _BAD_IN_NAME = _char_class(_INVISIBLE) + "/\\\\"  # no path separators
@@ -64,13 +63,10 @@ _BAD_IN_NAME = _char_class(_INVISIBLE) + "/\\\\"  # no path separators
 #: command line), no invisible characters; whitespace around and inside is normalised
 WORKSHOP_PATTERN = (f"[{_WS}]*(?![.]{{1,2}}[{_WS}]*$)"
                     f"[^{_WS}{_BAD_IN_NAME}\\-][^{_BAD_IN_NAME}]*")
-_PORT = r"(?:[0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
-#: http(s), an ASCII host name or address (IDN hosts in their xn-- form), an optional port,
-#: then anything but whitespace and control characters
-URL_PATTERN = (f"[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9.-]+(?::{_PORT})?"
-               f"(?:[/?#][^{_char_class(_SPACE | _CONTROL)}]*)?")
-#: an ERP login: typed into a login form, so no control characters (a line break submits it)
-SECRET_PATTERN = f"[^{_char_class(_CONTROL)}]*"
+#: a URL (the ERP's, a webhook's) and an ERP login: the instance's own rules, one check
+#: for both (core/checks.py)
+URL_PATTERN = checks.URL_PATTERN
+SECRET_PATTERN = checks.SECRET_PATTERN
 #: the instance's API token travels in an HTTP header: visible ASCII only
 TOKEN_PATTERN = "[!-~]{16,200}"
 _B64 = "[A-Za-z0-9+/]"
@@ -113,16 +109,6 @@ def _name_problem(value):
     return "must not be '.' or '..'"
 
 
-def _url_problem(value):
-    if urlsplit(value).scheme.lower() not in ("http", "https"):
-        return "is not an http(s) URL"
-    return "must be http(s)://host[:port][/path] with an ASCII host name and no spaces"
-
-
-def _secret_problem(_value):
-    return "must not contain line breaks or other control characters"
-
-
 def _token_problem(_value):
     return "must be 16 to 200 visible ASCII characters"
 
@@ -144,19 +130,19 @@ def _known_erp(value):
 ErpSystem = Annotated[str, AfterValidator(_known_erp),
                       WithJsonSchema({"type": "string", "enum": sorted(AVAILABLE),
                                       "description": "the ERP's integration under integrations/"})]
-Url = Annotated[str, *_text(URL_PATTERN, _url_problem, "base URL of the workshop's ERP",
+Url = Annotated[str, *_text(URL_PATTERN, checks.url_problem, "base URL of the workshop's ERP",
                             1, URL_MAX), AfterValidator(lambda url: url.rstrip("/"))]
 PORT_MIN, PORT_MAX = 1024, 65535
 Port = Annotated[int, BeforeValidator(lambda v: _whole(v)), Field(ge=PORT_MIN, le=PORT_MAX),
                  WithJsonSchema({"type": "integer", "minimum": PORT_MIN, "maximum": PORT_MAX})]
-Secret = Annotated[str, *_text(SECRET_PATTERN, _secret_problem, "ERP login", 0, SECRET_MAX)]
+Secret = Annotated[str, *_text(SECRET_PATTERN, checks.secret_problem, "ERP login", 0, SECRET_MAX)]
 Token = Annotated[str, *_text(TOKEN_PATTERN, _token_problem, "the instance's API token",
                               16, 200)]
 WebhookUrl = Annotated[str, *_text(
-    f"(?:{URL_PATTERN})?", _url_problem, "WEBHOOK_URL: where the instance POSTs every order "
+    f"(?:{URL_PATTERN})?", checks.url_problem, "WEBHOOK_URL: where the instance POSTs every order "
     "event (Standard Webhooks); in a change, \"\" removes the webhook", 0, URL_MAX)]
 WebhookUrlSet = Annotated[str, *_text(
-    URL_PATTERN, _url_problem, "WEBHOOK_URL: where the instance POSTs every order event "
+    URL_PATTERN, checks.url_problem, "WEBHOOK_URL: where the instance POSTs every order event "
     "(Standard Webhooks); with webhook_secret", 1, URL_MAX)]
 WebhookSecret = Annotated[str, *_text(
     WEBHOOK_SECRET_PATTERN, lambda _v: "must be whsec_ followed by a key of 24 to 64 bytes in "

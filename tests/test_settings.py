@@ -115,3 +115,37 @@ def test_an_instance_runs_on_a_passphrase_secret_key(tmp_path):
     assert CredentialBox(PASSPHRASE).open(token) == Credentials("oilmat", "pw-pass-1")
     with pytest.raises(PermanentError):
         CredentialBox(KEY).open(token)
+
+
+WHSEC = "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+
+
+@pytest.mark.parametrize("setting,field,value,changes", [
+    ("WEBHOOK_URL", "webhook_url", "https://user:pw-secret-5@hooks.example/in",
+     {"webhook_secret": WHSEC}),
+    ("WEBHOOK_URL", "webhook_url", "http://hooks example/in", {"webhook_secret": WHSEC}),
+    ("ERP_URL", "erp_url", "ftp://erp.example", {}),
+    ("ERP_PASSWORD", "password", "pw-secret-5\nmore", {"username": "oilmat"}),
+    ("ERP_USERNAME", "username", "oil\tmat", {}),
+])
+def test_the_instance_and_the_fleet_refuse_the_same_values_in_the_same_words(
+        setting, field, value, changes):
+    """Issue 28, item 10: a hand-run instance took a WEBHOOK_URL with user:pass@ and an
+    ERP password with control characters, both of which the fleet refused."""
+    from fleet.errors import InvalidIntegration
+    from fleet.schemas import IntegrationSpec, parse
+
+    env = {"API_TOKEN": "tok-secret-77", "SECRET_KEY": KEY, setting: value}
+    if "webhook_secret" in changes:
+        env["WEBHOOK_SECRET"] = changes["webhook_secret"]
+    with pytest.raises(ConfigError) as instance_refused:
+        load_settings(5001, "Bennys Auto", env=env)
+    spec = {"workshop": "Bennys Auto", "erp_system": "erp_sim", "erp_url": "http://erp",
+            "port": 5001, **changes, field: value}
+    with pytest.raises(InvalidIntegration) as fleet_refused:
+        parse(IntegrationSpec, spec)
+    reason = str(instance_refused.value).removeprefix(f"{setting} ")
+    assert str(fleet_refused.value) == f"{field}: {reason}"
+    assert "pw-secret-5" not in reason
+    if "@" in value:
+        assert "user or password" in reason
