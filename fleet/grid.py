@@ -269,7 +269,12 @@ def run(pidfile, argv):
 def exec_java(argv):
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execvpe(argv[0], argv, {**os.environ, "SE_OFFLINE": "true"})
+    from fleet.launch import inherited  # the standard library only, like this module
+
+    # the Grid needs no secret of the fleet's: not the management token, nor the key
+    environment = {name: value for name, value in inherited(os.environ).items()
+                   if name not in ("SECRET_KEY", "SECRET_KEY_FALLBACKS")}
+    os.execvpe(argv[0], argv, {**environment, "SE_OFFLINE": "true"})
 
 
 # -- python -m fleet.grid hub|node: the Grid on other servers ------------------------------

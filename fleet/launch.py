@@ -12,11 +12,25 @@ workshop's sealed secrets (:func:`bridge.unseal.hand_over`: cryptography is load
 where ``exec`` drops it, instead of in a child api.py would start) and hands them to
 api.py in an inherited pipe. Otherwise it imports only the standard library, to add as
 little as possible to an instance's start.
+
+The instance inherits supervisord's environment (``SECRET_KEY`` opens its sealed
+secrets) less what only the fleet's own processes need: :data:`FLEET_ONLY`.
 """
 
 import json
 import os
 import sys
+
+#: what supervisord's environment holds for the management API and an instance must not
+#: get: it needs none of it, and any process of the same user reads an instance's
+#: environment in /proc/<pid>/environ
+FLEET_ONLY = frozenset({"MANAGEMENT_TOKEN"})
+
+
+def inherited(environ):
+    """:returns: ``environ`` without :data:`FLEET_ONLY`: what a program the fleet starts
+    (an instance, the Grid) may inherit"""
+    return {name: value for name, value in environ.items() if name not in FLEET_ONLY}
 
 
 def read(path):
@@ -42,7 +56,7 @@ def main(argv=None):
     except (OSError, ValueError) as e:  # a one-line reason in the program's log, exit 2
         print(f"fleet.launch: error: {args[0]}: {e}", file=sys.stderr)
         return 2
-    environment = {**os.environ, **environment}
+    environment = {**inherited(os.environ), **environment}
     try:  # nothing when the workshop has no sealed secret (bridge.unseal.sealed_in)
         from bridge.unseal import HANDOVER_FD, hand_over
         handed = hand_over(environment)

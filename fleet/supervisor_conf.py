@@ -23,8 +23,9 @@ them. A digest of the file is in the section, so supervisord sees a change to it
 No secret is written in plaintext: an instance gets its API token, ERP login and secret
 ERP options as the registry's own Fernet tokens (``API_TOKEN_SEALED``,
 ``ERP_CREDENTIALS_SEALED``, ``ERP_OPTIONS_SEALED``), and
-``SECRET_KEY`` and ``MANAGEMENT_TOKEN`` reach the programs through supervisord's own
-environment (``manage.py up`` runs it with them), never through a file. The directory
+``SECRET_KEY`` and ``MANAGEMENT_TOKEN`` reach the management API through supervisord's
+own environment (``manage.py up`` runs it with them), never through a file; an instance
+inherits ``SECRET_KEY`` only (:data:`fleet.launch.FLEET_ONLY`), the Grid neither. The directory
 is 0700 and every file 0600 all the same.
 """
 

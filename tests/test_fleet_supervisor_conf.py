@@ -156,3 +156,36 @@ def test_an_installation_path_with_here_is_a_config_error(settings):
 def test_a_socket_path_too_long_is_a_config_error(settings):
     with pytest.raises(ConfigError, match="too long"):
         write_config(replace(settings, supervisor_dir=Path("/tmp/" + "x" * 120)), {})
+
+
+def test_an_instance_and_the_grid_do_not_inherit_the_management_token(tmp_path, monkeypatch):
+    """Issue 28, item 3: under ``manage.py up`` every instance had MANAGEMENT_TOKEN in
+    /proc/<pid>/environ. The real launcher execs a program that prints its environment."""
+    import json
+    import subprocess
+    import sys
+
+    from fleet import grid
+
+    spec = tmp_path / "program.json"
+    spec.write_text(json.dumps({"argv": [sys.executable, "-c",
+                                         "import json, os; print(json.dumps(dict(os.environ)))"],
+                                "environment": {"WORKSHOP_SETTING": "x"}}), "ascii")
+    parent = {**os.environ, "MANAGEMENT_TOKEN": "mgmt-token-secret-1234",
+              "SECRET_KEY": Fernet.generate_key().decode()}
+    started = subprocess.run([sys.executable, "-m", "fleet.launch", str(spec)],
+                             cwd=Path(launch.__file__).parent.parent, env=parent,
+                             capture_output=True, text=True, timeout=30)
+    assert started.returncode == 0, started.stderr
+    child = json.loads(started.stdout)
+    assert "MANAGEMENT_TOKEN" not in child and "mgmt-token-secret-1234" not in started.stdout
+    assert child["SECRET_KEY"] == parent["SECRET_KEY"]  # it opens its sealed secrets
+    assert child["WORKSHOP_SETTING"] == "x"
+
+    execs = []
+    monkeypatch.setattr(os, "environ", parent)
+    monkeypatch.setattr(os, "execvpe", lambda *args: execs.append(args))
+    grid.exec_java(["java", "-jar", "grid.jar"])
+    (_, _, environment), = execs
+    assert not {"MANAGEMENT_TOKEN", "SECRET_KEY"} & set(environment)
+    assert environment["SE_OFFLINE"] == "true"
