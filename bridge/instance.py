@@ -12,11 +12,11 @@ import threading
 from core.crypto import CredentialBox
 from core.errors import StorageUnavailable
 from core.hold import Hold
-from bridge.events import EventLog
+from orders.events import EventLog
 from bridge.metrics import InstanceMetrics
-from bridge.queue import OrderQueue
-from bridge.records import OrderStore, fingerprint
-from bridge.status import OrderStatus
+from orders.queue import OrderQueue
+from orders.records import OrderStore, fingerprint
+from orders.status import OrderStatus
 from bridge.webhooks import WebhookSender
 from workers.worker import Worker
 from integrations import get_integration_class
@@ -133,7 +133,7 @@ class Instance:
 
         :param order: the normalised fields of :class:`~bridge.models.CreateOrder`
         :returns: ``(record, created)``
-        :raises bridge.records.DuplicateConflict: same uniqueid, other content
+        :raises orders.records.DuplicateConflict: same uniqueid, other content
         :raises StorageUnavailable: see above; ``stored`` says which case
         """
         record, created = self.store.add(order, fingerprint(order), self._seal(order))

@@ -14,11 +14,9 @@ libraries' warnings to stderr). Nothing logs a password on purpose; the
 ``workshop`` always, and ``uniqueid`` on every line about one order: the worker passes
 it as ``extra``; lines logged during a visit (the integration's too) get the visit's
 ``worksheet`` and ``uniqueids``, and ``uniqueid`` when they name one of them
-(:func:`about_orders`, :class:`OrderFields`).
+(:func:`core.logcontext.about_orders`, :class:`OrderFields`).
 """
 
-import contextlib
-import contextvars
 import json
 import logging
 import os
@@ -28,6 +26,7 @@ from datetime import datetime, timezone
 from logging.handlers import RotatingFileHandler
 
 from core.errors import ConfigError
+from core.logcontext import current_visit
 from core.names import file_name
 
 API_LOGGER = "oilmat.api"
@@ -68,22 +67,8 @@ def check_log_format(value):
     return value
 
 
-#: the worksheet and uniqueids of the visit under way in this thread (see about_orders)
-_VISIT = contextvars.ContextVar("oilmat_visit", default=None)
-
-
-@contextlib.contextmanager
-def about_orders(worksheet, uniqueids):
-    """Within this block, log lines of this thread are about these orders."""
-    token = _VISIT.set((worksheet, tuple(uniqueids)))
-    try:
-        yield
-    finally:
-        _VISIT.reset(token)
-
-
 class OrderFields(logging.Filter):
-    """Puts ``workshop`` on every record, and during a visit (:func:`about_orders`) its
+    """Puts ``workshop`` on every record, and during a visit (:func:`core.logcontext.about_orders`) its
     ``worksheet`` and ``uniqueids``, and ``uniqueid`` when the line's arguments name
     exactly one of its orders (the integrations write ``"order %s"``)."""
 
@@ -93,7 +78,7 @@ class OrderFields(logging.Filter):
 
     def filter(self, record):
         record.workshop = self.workshop
-        visit = _VISIT.get()
+        visit = current_visit()
         if visit is not None and not hasattr(record, "uniqueid"):
             worksheet, uniqueids = visit
             if not hasattr(record, "uniqueids"):

@@ -23,7 +23,8 @@ import time
 from datetime import datetime, timezone
 
 from core.errors import StorageUnavailable
-from bridge.status import OrderStatus
+from core.observer import Observer
+from orders.status import OrderStatus
 
 #: ``oilmat_webhook_deliveries_total{result=...}``: every POST to the webhook is one of
 DELIVERED, FAILED, GONE = "delivered", "failed", "gone"
@@ -36,26 +37,6 @@ LINE_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60)
 
 #: the states of ``oilmat_webhook_state`` (bridge.webhooks.WebhookSender.state)
 WEBHOOK_STATES = ("off", "enabled", "disabled")
-
-
-class Observer:
-    """What the worker and the webhook thread report while running; this base class
-    drops everything (a worker or sender built without metrics, e.g. in unit tests)."""
-
-    def order_created(self, created_at):
-        """An order reached ``created``.
-
-        :param created_at: its record's ``created_at`` (ISO 8601, as the records write it)
-        """
-
-    def visit(self, seconds, lines):
-        """One visit to one worksheet ended, with ``lines`` orders in it."""
-
-    def browser_started(self):
-        """The integration started a browser."""
-
-    def webhook(self, result):
-        """One POST to the webhook: :data:`DELIVERED`, :data:`FAILED` or :data:`GONE`."""
 
 
 class InstanceMetrics(Observer):

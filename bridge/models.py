@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema, create_model
 
 from bridge import batch, fields
-from bridge.status import OrderStatus
+from orders.status import OrderStatus
 
 
 def _rule(check, schema):

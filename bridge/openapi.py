@@ -11,7 +11,7 @@ from pydantic.json_schema import models_json_schema
 
 from bridge import fields, models
 from bridge.params import MOMENT_FORMATS
-from bridge.status import OrderStatus
+from orders.status import OrderStatus
 from bridge.views.failed import MAX_LIMIT as ORDERS_MAX_LIMIT, NOTE_MAX
 
 _REF = "#/components/schemas/{model}"

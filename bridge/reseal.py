@@ -20,7 +20,7 @@ from pathlib import Path
 
 from core.crypto import Unreadable
 from core.hold import Hold
-from bridge.queue import OrderQueue
+from orders.queue import OrderQueue
 
 
 @dataclass

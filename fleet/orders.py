@@ -16,7 +16,7 @@ import re
 from urllib.parse import quote
 
 from bridge import fields, params
-from bridge.status import OrderStatus
+from orders.status import OrderStatus
 from bridge.views.failed import MAX_LIMIT, NOTE_MAX
 from fleet.errors import InstanceRefused, InstanceUnreachable, IntegrationInactive, InvalidQuery
 

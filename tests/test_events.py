@@ -1,4 +1,4 @@
-"""The events outbox (bridge/events.py) and the feed (GET /events, PUT /events/ack):
+"""The events outbox (orders/events.py) and the feed (GET /events, PUT /events/ack):
 events written with the status change in one transaction, their types, cursor paging,
 acknowledgement and retention. Real SQLite files; the API through Flask's test client."""
 
@@ -8,9 +8,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from bridge.app import create_app
-from bridge.events import CursorAhead, EventLog, event_type
-from bridge.records import OrderStore, fingerprint
-from bridge.status import OrderStatus
+from orders.events import CursorAhead, EventLog, event_type
+from orders.records import OrderStore, fingerprint
+from orders.status import OrderStatus
 from core.errors import StorageUnavailable
 
 

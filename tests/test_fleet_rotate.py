@@ -17,7 +17,7 @@ from core.crypto import CredentialBox
 from bridge.instance import Instance
 from core.hold import Hold
 from core.names import file_name
-from bridge.queue import OrderQueue
+from orders.queue import OrderQueue
 from bridge.settings import Settings
 from fleet.registry import Registry
 from core.credentials import Credentials

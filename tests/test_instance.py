@@ -7,7 +7,7 @@ import sqlite3
 
 from bridge.instance import Instance, fingerprint
 from bridge.logs import setup
-from bridge.status import OrderStatus, can_move
+from orders.status import OrderStatus, can_move
 from conftest import WORKSHOP, wait_for
 from fakes import FakeIntegration
 

@@ -1,4 +1,4 @@
-"""The queue (bridge/queue.py): persist-queue's SQLiteAckQueue under the instance, with real
+"""The queue (orders/queue.py): persist-queue's SQLiteAckQueue under the instance, with real
 SQLite files. Moved from test_instance.py; every assertion kept."""
 
 import glob
@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from bridge.queue import OrderQueue
+from orders.queue import OrderQueue
 from conftest import wait_for
 from core.errors import ConfigError, StorageUnavailable
 from test_instance import new_order, open_instance

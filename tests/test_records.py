@@ -1,4 +1,4 @@
-"""The order records (bridge/records.py): a file deleted, replaced or damaged under a
+"""The order records (orders/records.py): a file deleted, replaced or damaged under a
 running instance, and the queued flag. Real SQLite files throughout."""
 
 import os
@@ -8,7 +8,7 @@ import sqlite3
 import pytest
 
 from core.errors import ConfigError, RecordsDamaged
-from bridge.records import OrderStore, fingerprint
+from orders.records import OrderStore, fingerprint
 
 
 def order(uniqueid):

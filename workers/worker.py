@@ -58,10 +58,10 @@ from decimal import Decimal
 
 from core.errors import (LineUnverified, LoginFailed, OutcomeUnknown, PermanentError,
                          StorageUnavailable)
-from bridge.logs import about_orders
-from bridge.metrics import Observer
-from bridge.records import REPAIRED, fingerprint
-from bridge.status import OrderStatus
+from core.logcontext import about_orders
+from core.observer import Observer
+from orders.records import REPAIRED, fingerprint
+from orders.status import OrderStatus
 from core import retry as policy
 from integrations.base import (Credentials, LineCheck, LineOutcome, OrderLine, Written,
                                outcome_of)
@@ -122,8 +122,8 @@ class Worker:
     """The order worker of one instance.
 
     :param settings: the instance's :class:`~bridge.settings.Settings`
-    :param store: :class:`~bridge.records.OrderStore`
-    :param queue: :class:`~bridge.queue.OrderQueue`
+    :param store: :class:`~orders.records.OrderStore`
+    :param queue: :class:`~orders.queue.OrderQueue`
     :param make_integration: callable returning a fresh
         :class:`~integrations.base.Integration`; called in the worker thread
     :param box: :class:`~core.crypto.CredentialBox`

@@ -1,4 +1,4 @@
-"""The status feed: ``GET /events`` and ``PUT /events/ack`` (see :mod:`bridge.events`).
+"""The status feed: ``GET /events`` and ``PUT /events/ack`` (see :mod:`orders.events`).
 
 ``after`` and ``limit`` of ``GET /events`` and ``cursor`` of ``PUT /events/ack`` are
 query parameters, like ``uniqueid`` of ``/get_order_status``: whole numbers written
@@ -8,7 +8,7 @@ client that acknowledges what it has read needs to remember nothing.
 
 from flask import Blueprint, current_app, jsonify
 
-from bridge.events import DEFAULT_LIMIT, MAX_CURSOR, MAX_LIMIT, CursorAhead
+from orders.events import DEFAULT_LIMIT, MAX_CURSOR, MAX_LIMIT, CursorAhead
 from bridge.http import error_response
 from bridge.params import BadParam, whole
 

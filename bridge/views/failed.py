@@ -22,10 +22,10 @@ import os
 from flask import Blueprint, current_app, jsonify, request, send_file
 
 from bridge import fields
-from bridge.events import MAX_CURSOR
+from orders.events import MAX_CURSOR
 from bridge.http import error_response
 from bridge.params import BadParam, choices, moment, text, whole
-from bridge.status import OrderStatus
+from orders.status import OrderStatus
 from integrations.artifacts import find_artifacts
 
 bp = Blueprint("failed", __name__)

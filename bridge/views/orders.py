@@ -4,7 +4,7 @@ from flask import Blueprint, current_app, jsonify, request
 
 from bridge import fields
 from bridge.http import BodyError, error_response, read_json_body
-from bridge.records import DuplicateConflict
+from orders.records import DuplicateConflict
 
 bp = Blueprint("orders", __name__)
 

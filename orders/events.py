@@ -1,7 +1,7 @@
 """Order events: every status change of an order, kept as an outbox for the feed
 (``GET /events``, ``PUT /events/ack``) and the webhook (:mod:`bridge.webhooks`).
 
-**Every history row is an event**, written by :class:`~bridge.records.OrderStore` in
+**Every history row is an event**, written by :class:`~orders.records.OrderStore` in
 the same SQLite transaction as the status change it records (:func:`record` is called
 from ``OrderStore._history``), so a crash keeps both or neither: no event is lost and
 none announces a change that did not happen.
@@ -40,7 +40,7 @@ every event for ever, so past ``EVENT_MAX_DAYS`` an event is pruned whatever its
 (0: never).
 
 The tables live in the order records file (``orders.db``) and are used through the
-store's connection and lock (:meth:`~bridge.records.OrderStore.locked`), so they share
+store's connection and lock (:meth:`~orders.records.OrderStore.locked`), so they share
 its checks for a full disk or a file deleted under the instance.
 """
 
@@ -122,7 +122,7 @@ class CursorAhead(ValueError):
 class EventLog:
     """The events of one workshop, read and marked through its order store.
 
-    :param store: the :class:`~bridge.records.OrderStore` whose file holds the events
+    :param store: the :class:`~orders.records.OrderStore` whose file holds the events
     :param workshop: put into every event (the file is one workshop's)
     """
 
@@ -254,5 +254,5 @@ class EventLog:
 
 
 def _iso(moment):
-    """The form :func:`bridge.records.now` writes ``at`` in, so text comparison orders."""
+    """The form :func:`orders.records.now` writes ``at`` in, so text comparison orders."""
     return moment.isoformat(timespec="milliseconds")

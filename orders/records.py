@@ -30,8 +30,8 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 
 from core.errors import BridgeError, ConfigError, RecordsDamaged, StorageUnavailable
-from bridge import events
-from bridge.status import ACTIVE, OrderStatus, can_move
+from orders import events
+from orders.status import ACTIVE, OrderStatus, can_move
 
 log = logging.getLogger("oilmat.api")
 
@@ -178,7 +178,7 @@ class OrderStore:
 
     def locked(self):
         """The connection under the store's lock and checks (see :meth:`_use`), for the
-        tables other modules keep in this file (:mod:`bridge.events`)."""
+        tables other modules keep in this file (:mod:`orders.events`)."""
         return self._use()
 
     @contextmanager
