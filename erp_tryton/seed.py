@@ -12,6 +12,8 @@ What it creates (see erp_tryton/README.md):
 * products whose *Code* is ``1``-``200``, sold per litre, with a list price;
 * products whose *Code* is ``201``-``205``, sold per *Unit* (0 decimals: Tryton refuses
   2.5 of them, which is how tests get a real INVALID_AMOUNT);
+* products whose *Code* is ``206``-``210``, sold per *Kilogram* with 2 decimals (grease by
+  weight: the third number of digits a workshop's units come in, beside 0 and 3);
 * sales with *Reference* ``1``-``899`` in draft (open worksheets, no lines) and ``900``-``999``
   quoted (closed worksheets, one line each);
 * every module-configuration wizard item marked done, so no wizard pops up at first login.
@@ -26,6 +28,7 @@ OPEN_REFERENCES = range(1, 900)
 CLOSED_REFERENCES = range(900, 1000)
 PRODUCT_CODES = range(1, 201)
 UNIT_PRODUCT_CODES = range(201, 206)  # sold per Unit, whole numbers only
+KILO_PRODUCT_CODES = range(206, 211)  # sold per Kilogram, 2 decimals
 COMPANY = "OilMat Demo Workshop"
 CUSTOMERS = ("Benny's Auto", "Hansen Transport", "Maria Olsen", "Nordic Taxi", "Peter Jensen",
              "Greenfield Farms", "City Bakery", "Lund & Sons")
@@ -36,7 +39,9 @@ _OILS = ("Motor oil 0W-20", "Motor oil 5W-30", "Motor oil 5W-40", "Motor oil 10W
 
 
 def product_name(code):
-    """Name of the product with *Code* ``code`` (1-205)."""
+    """Name of the product with *Code* ``code`` (1-210)."""
+    if code in KILO_PRODUCT_CODES:
+        return f"Bulk grease #{code}"
     if code in UNIT_PRODUCT_CODES:
         return f"{_UNIT_GOODS[code - UNIT_PRODUCT_CODES[0]]} #{code}"
     return f"{_OILS[code % len(_OILS)]} #{code}"
@@ -68,14 +73,17 @@ def seed(pool):
     Item.write(Item.search([]), {"state": "done"})
     liter = get("ir.model.data").get_id("product", "uom_liter")
     unit = get("ir.model.data").get_id("product", "uom_unit")  # ships with 0 digits
+    kilo = get("ir.model.data").get_id("product", "uom_kilogram")
     Uom = get("product.uom")
     # The product module ships Liter at 0.01; pumps measure to the millilitre.
     Uom.write([Uom(liter)], {"rounding": 0.001, "digits": 3})
+    Uom.write([Uom(kilo)], {"rounding": 0.01, "digits": 2})  # the scale's 10 g
 
     with Transaction().set_context(company=company.id):
         templates = _create(get("product.template"), [
             _template(code, liter) for code in PRODUCT_CODES] + [
-            _template(code, unit) for code in UNIT_PRODUCT_CODES])
+            _template(code, unit) for code in UNIT_PRODUCT_CODES] + [
+            _template(code, kilo) for code in KILO_PRODUCT_CODES])
         products = {t.products[0].code: t.products[0] for t in templates}
         Sale = get("sale.sale")
         addresses = {c.id: c.addresses[0].id for c in customers}

@@ -47,6 +47,7 @@ class Stand:
     #: ERP's own page asks for the password and the integration answers it in place)
     relogin_marker = "logging in"
     poll_seconds = 0.02  # how often a test looks at the ERP's lines while a batch runs
+    cases = None  # names of the contract's tests this stand runs (None: every one)
 
     def start(self, session_ttl=None):
         """Start the ERP. :returns: self"""
@@ -125,8 +126,15 @@ class ErpSimStand(Stand):
 
 
 class TrytonStand(Stand):
-    """A real Tryton 8.0 with its sao web client (``python -m erp_tryton``); read through
-    Tryton's JSON-RPC API. The first start on a machine installs it (cached)."""
+    """A real Tryton with its sao web client (``python -m erp_tryton``), its admin working
+    in ``language``; read through Tryton's JSON-RPC API. The first start on a machine
+    installs it (cached).
+
+    :param language: the admin's language (``--language``; loaded with Tryton's own
+        ``trytond-admin -l``)
+    :param core_only: run only the contract's :data:`CORE_CASES` on this stand (make
+        test keeps the matrix short; make chaos runs every case everywhere)
+    """
 
     name = "tryton"
     closed_worksheet = "950"  # sales 900-999 are quoted
@@ -136,25 +144,36 @@ class TrytonStand(Stand):
     refused_amount = ("201", "2.5")  # products 201-205 are sold per Unit, 0 decimals
     poll_seconds = 0.2  # each look is an RPC call on the ERP the browser is using
     relogin_marker = None  # sao asks for the password in a dialog; answered in place
-    _prepared = False
+    #: the contract's cases that prove exactly-once, every reason code and the repair
+    CORE_CASES = ("test_registered_under_its_name",
+                  "test_adds_one_line_then_reports_it_existed",
+                  "test_a_batch_on_one_worksheet_gives_each_line_its_own_result",
+                  "test_erp_refusals_have_their_reason_codes",
+                  "test_a_closed_worksheet_fails_every_line",
+                  "test_wrong_password_is_login_failed_then_the_right_one_works",
+                  "test_duplicates_and_wrong_lines_are_repaired_through_the_ui")
+    _prepared = set()  # the (language) builds this process has made sure of
 
-    def __init__(self):
+    def __init__(self, language="en", core_only=False):
         from integrations.base import Credentials
 
         self.admin = Credentials("admin", "admin")
+        self.language = language
+        self.cases = self.CORE_CASES if core_only else None
         self._sheets = iter(range(1, 900))  # draft sales with Reference 1-899
 
     def start(self, session_ttl=None):
         from tryton_helpers import INSTALL_TIMEOUT, TrytonServer
 
-        if not TrytonStand._prepared:  # install and seed the cached template once
+        build = ["--language", self.language]
+        if tuple(build) not in TrytonStand._prepared:  # install and seed once (cached)
             import subprocess
             import sys
 
-            subprocess.run([sys.executable, "-m", "erp_tryton", "--prepare"], check=True,
-                           timeout=INSTALL_TIMEOUT, capture_output=True)
-            TrytonStand._prepared = True
-        args = ["--session-ttl", str(session_ttl)] if session_ttl else []
+            subprocess.run([sys.executable, "-m", "erp_tryton", "--prepare", *build],
+                           check=True, timeout=INSTALL_TIMEOUT, capture_output=True)
+            TrytonStand._prepared.add(tuple(build))
+        args = build + (["--session-ttl", str(session_ttl)] if session_ttl else [])
         self.server = TrytonServer(tempfile.mkdtemp(prefix="tryton-stand-"), args).start()
         self.url = self.server.url
         self._client = self.server.client()
@@ -182,12 +201,19 @@ class TrytonStand(Stand):
         return {"database": "workshop"}
 
 
-#: every stand the contract runs against, by the name of its integration
+#: one stand per ERP, by the name of its integration
 STANDS = {
     "erp_sim": lambda: ErpSimStand("erp_sim", "classic"),
     "erp_sim_spa": lambda: ErpSimStand("erp_sim_spa", "spa"),
     "tryton": TrytonStand,
 }
+
+
+def contract_stands():
+    """What the contract runs against: every stand of :data:`STANDS`, and Tryton as
+    workshops run it too, by names starting with the integration's (``tryton-de``).
+    make test: Tryton in German (a decimal comma) besides English."""
+    return {**STANDS, "tryton-de": lambda: TrytonStand("de")}
 
 
 def kill_browsers_of_this_process():

@@ -50,12 +50,12 @@ def test_wrong_password_is_refused(tryton):
         rpc.Client(tryton.url, password="wrong").login()
 
 
-def test_products_1_to_200_per_litre_with_3_decimals_and_201_to_205_per_unit(tryton):
+def test_products_per_litre_3_decimals_per_unit_0_and_per_kilogram_2(tryton):
     client = tryton.client()
     products = client.model("product.product", "search_read", [], 0, None, None,
                             ["code", "salable", "sale_uom.name", "sale_uom.digits",
                              "sale_uom.rounding", "list_price_used"])
-    assert sorted(int(p["code"]) for p in products) == list(range(1, 206))
+    assert sorted(int(p["code"]) for p in products) == list(range(1, 211))
     for product in products:
         assert product["salable"]
         assert product["list_price_used"] > 0
@@ -63,8 +63,11 @@ def test_products_1_to_200_per_litre_with_3_decimals_and_201_to_205_per_unit(try
         if int(product["code"]) <= 200:
             assert (unit["name"], unit["digits"]) == ("Liter", 3)
             assert unit["rounding"] == pytest.approx(0.001)
-        else:  # whole units only: Tryton takes no 2.5 of them (INVALID_AMOUNT in tests)
+        elif int(product["code"]) <= 205:  # whole units only: no 2.5 (INVALID_AMOUNT)
             assert (unit["name"], unit["digits"], unit["rounding"]) == ("Unit", 0, 1)
+        else:
+            assert (unit["name"], unit["digits"]) == ("Kilogram", 2)
+            assert unit["rounding"] == pytest.approx(0.01)
 
 
 def test_references_1_to_899_are_draft_and_900_to_999_past_draft(tryton):

@@ -15,7 +15,7 @@ from decimal import Decimal
 import pytest
 
 from core.errors import (BrowserError, ErpTimeout, ErpUnavailable, InvalidAmount, LoginFailed,
-                         ProductNotFound, WorksheetClosed, WorksheetNotFound)
+                         ProductNotFound, UnexpectedPage, WorksheetClosed, WorksheetNotFound)
 from erp_helpers import closed_port_url, make_integration
 from erp_tryton import rpc
 from integrations import get_integration_class
@@ -266,3 +266,112 @@ def test_a_hung_server_is_erp_timeout_and_nothing_is_doubled(tryton_build, log, 
             assert tryton_lines(server, worksheet) == expect([first, stuck])
         finally:
             integration.close()
+
+
+# -- in the user's language and locale (issue 25) -----------------------------------------
+
+@pytest.fixture(scope="module")
+def french(tryton_build, log, tmp_path_factory):
+    """A stand-up whose admin works in French: a decimal comma and a (narrow) no-break
+    space between thousands, every label and dialog in French."""
+    with TrytonServer(tmp_path_factory.mktemp("tryton-fr"), ["--language", "fr"],
+                      startup_timeout=180) as server:
+        assert server.client().context["language"] == "fr"
+        integration = build(server.url, tmp_path_factory.mktemp("artifacts-fr"), log)
+        try:
+            yield server, integration
+        finally:
+            integration.close()
+
+
+def test_amounts_in_a_decimal_comma_locale_land_as_ordered(french):
+    server, integration = french
+    worksheet = next(_references)
+    lines = [line(worksheet, "10", "1234.567"),  # shown "1 234,567" (3 digits per litre)
+             line(worksheet, "11", "4.75"), line(worksheet, "12", "0.001"),
+             line(worksheet, "206", "12.5"), line(worksheet, "207", "0.01"),  # 2 per kg
+             line(worksheet, "202", "3")]  # 0 per unit
+    refused = [line(worksheet, "201", "2.5"),  # sao would make it 3
+               line(worksheet, "208", "1.005")]  # and this 1.01 (or 1.00)
+    results = integration.add_lines(worksheet, lines + refused, ADMIN)
+    assert codes(results) == {**{one.uniqueid: LineOutcome.CREATED for one in lines},
+                              **{one.uniqueid: "INVALID_AMOUNT" for one in refused}}
+    assert tryton_lines(server, worksheet) == expect(lines)  # read through JSON-RPC
+    again = integration.add_lines(worksheet, lines, ADMIN)  # read back in French too
+    assert codes(again) == {one.uniqueid: LineOutcome.EXISTED for one in lines}
+
+
+def test_refusals_keep_their_reason_codes_in_french(french):
+    server, integration = french
+    worksheet = next(_references)
+    cases = {"950": WorksheetClosed, "5000": WorksheetNotFound}
+    for sheet, error in cases.items():
+        one = line(sheet)
+        assert isinstance(integration.add_lines(sheet, [one], ADMIN)[one.uniqueid], error)
+    unknown = line(worksheet, "9999")
+    assert isinstance(integration.add_lines(worksheet, [unknown], ADMIN)[unknown.uniqueid],
+                      ProductNotFound)
+    assert tryton_lines(server, worksheet) == []
+
+
+def test_a_sale_form_without_its_lines_is_unexpected_page_naming_them(tryton_build, log,
+                                                                      tmp_path):
+    """A Tryton whose sale form was customised without the Lines list: nothing can be
+    written there, and the error says what is missing instead of timing out."""
+    with TrytonServer(tmp_path / "data") as server:
+        client = server.client()
+        form, = client.model("ir.ui.view", "search_read",
+                             [("model", "=", "sale.sale"), ("type", "=", "form"),
+                              ("inherit", "=", None)], 0, 1, None, ["id"])
+        client.model("ir.ui.view", "create", [{
+            "model": "sale.sale", "inherit": form["id"], "priority": 100,
+            "arch": '<data><xpath expr="//field[@name=\'lines\']" position="replace"/>'
+                    '</data>'}])
+        integration = build(server.url, tmp_path / "artifacts", log)
+        try:
+            one = line(next(_references))
+            result = integration.add_lines(one.worksheet, [one], ADMIN)[one.uniqueid]
+        finally:
+            integration.close()
+        assert isinstance(result, UnexpectedPage), result
+        assert "no field lines" in result.reason_text
+        assert any(name.endswith(".png") for name in os.listdir(tmp_path / "artifacts"))
+        assert tryton_lines(server, one.worksheet) == []
+
+
+@pytest.mark.parametrize("text, number_format, amount", [
+    ("4,750", {"decimal": ",", "group": "."}, "4.75"),
+    ("1.234,567 l", {"decimal": ",", "group": "."}, "1234.567"),
+    ("1\u202f234,5", {"decimal": ",", "group": "\u202f"}, "1234.5"),  # French
+    ("1'234.5", {"decimal": ".", "group": "'"}, "1234.5"),
+    ("1,234.5l", {"decimal": ".", "group": ","}, "1234.5"),
+    ("\u06f4\u066b\u06f7\u06f5", {"decimal": "\u066b", "group": "\u066c"}, "4.75"),  # Persian
+    ("\u22122,5", {"decimal": ",", "group": "."}, "-2.5"),
+    ("", {"decimal": ",", "group": "."}, None),
+])
+def test_quantities_are_read_in_the_locale_sao_writes_them_in(text, number_format, amount):
+    from integrations.tryton.pages import parse_quantity
+    assert parse_quantity(text, number_format) == (None if amount is None else Decimal(amount))
+
+
+@pytest.mark.parametrize("failure, dialog, code", [
+    ({"status": 429, "method": "login"}, "message-dialog", "ERP_UNAVAILABLE"),
+    ({"status": 502, "method": "model.sale.sale.write"}, "message-dialog", "ERP_UNAVAILABLE"),
+    ({"status": 200, "kind": "empty"}, "warning-dialog", "ERP_UNAVAILABLE"),
+    ({"status": 200, "kind": "KeyError: 'x'"}, "error-dialog", "ERP_UNAVAILABLE"),  # crash
+    ({"status": 200, "kind": "ConcurrencyException"}, "concurrency-dialog", "WORKSHEET_LOCKED"),
+    ({"status": 200, "kind": "UserError", "domain": False,
+      "method": "model.sale.sale.write"}, "warning-dialog", "WORKSHEET_CLOSED"),
+    ({"status": 200, "kind": "UserError", "domain": True,
+      "method": "model.sale.sale.write"}, "warning-dialog", "PRODUCT_NOT_FOUND"),
+    ({"status": 200, "kind": "UserError", "domain": False,
+      "method": "model.sale.sale.quote"}, "warning-dialog", "UNEXPECTED_PAGE"),
+    ({"status": 200, "kind": "UserWarning"}, "user-warning-dialog", "UNEXPECTED_PAGE"),
+    (None, "error-dialog", "ERP_UNAVAILABLE"),
+    (None, "message-dialog", "UNEXPECTED_PAGE"),
+])
+def test_refusals_are_told_apart_by_what_tryton_sent_not_by_words(failure, dialog, code):
+    from integrations.tryton.messages import erp_error
+    error = erp_error([{"kind": dialog, "text": "Irgendein übersetzter Text"}], failure)
+    assert error.reason_code == code
+    assert "Irgendein übersetzter Text" in error.reason_text  # shown to people, not matched

@@ -24,8 +24,8 @@ from decimal import Decimal
 from urllib.parse import quote
 
 from core.errors import (BridgeError, BrowserError, ErpTimeout, IntegrationError,
-                         InvalidAmount, ProductNotFound, SessionExpired,
-                         TransientError)
+                         InvalidAmount, ProductNotFound, SessionExpired, TransientError,
+                         UnexpectedPage, WorksheetClosed)
 from core import retry as policy
 from integrations.base import LineOutcome, lines_carrying
 from integrations.browser import BROWSER_FAILURES, KeptBrowserIntegration, map_webdriver_error
@@ -36,8 +36,6 @@ from integrations.verify import verified_or_retried
 _LINE_REFUSALS = (ProductNotFound, InvalidAmount)
 #: tries of filling in one line's dialog (nothing is sent before the save)
 PRE_SAVE_ATTEMPTS = 2
-#: the label of the sale form's one2many of lines (sao speaks English to us)
-LINES_LABEL = "Lines"
 
 
 class TrytonIntegration(KeptBrowserIntegration):
@@ -227,6 +225,11 @@ class TrytonIntegration(KeptBrowserIntegration):
         present = form.lines()
         if lines_carrying(present, line.uniqueid):
             return form, present
+        if isinstance(error, WorksheetClosed) and form.state == "draft":
+            # Tryton refused the save, but not for the draft check (messages.py: a
+            # refusal's kind does not say which): say so rather than guess.
+            raise UnexpectedPage(f"Tryton refused the line of order {line.uniqueid} on a "
+                                 f"draft sale: {error.reason_text}") from error
         # Not there: after a timeout the request may still store it, so no second try
         # now; the worker's retry, after its backoff, reads the sale first again.
         raise error
@@ -268,7 +271,7 @@ class TrytonIntegration(KeptBrowserIntegration):
         self._fresh_page = True  # until this visit ends cleanly
         if sale_id is not None:
             sao.open(f"model/sale.sale/{sale_id}", fresh)
-            form = self._after_login(sao, lambda: pages.SaleForm(sao, LINES_LABEL), credentials)
+            form = self._after_login(sao, lambda: pages.SaleForm(sao), credentials)
             if form.reference == worksheet:
                 return form.check(worksheet, writable=False)
             # The sale is not what it was (another database?): search again.
@@ -277,7 +280,7 @@ class TrytonIntegration(KeptBrowserIntegration):
         domain = quote(json.dumps([["reference", "=", worksheet]]), safe="")
         sao.open(f"model/sale.sale;domain={domain}", fresh)
         found = self._after_login(sao, lambda: pages.SaleList(sao, worksheet), credentials)
-        form = found.open_sale(LINES_LABEL)
+        form = found.open_sale()
         if form.record_id is not None:
             self._sale_ids[worksheet] = form.record_id
         return form.check(worksheet, writable=False)

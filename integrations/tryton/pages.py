@@ -3,13 +3,26 @@
 sao is a single-page client: nothing "loads", requests run in the background, dialogs
 come and go. So every step ends with :meth:`Sao.wait`: one script per poll that looks,
 in this order, for a dialog of Tryton's (a refusal, an error: raised as the error it
-means), for sao asking the password again (the session expired: answered, and sao
-repeats the request itself), and only then, once jQuery has no request running, for
-the condition of the step. Locators are scoped to the active tab (every navigation
-opens a tab, and old ones stay in the DOM) or to the open line dialog.
+means, :mod:`.messages`), for sao asking the password again (the session expired:
+answered, and sao repeats the request itself), and only then, once jQuery has no request
+running, for the condition of the step.
+
+Nothing is found by its words: Tryton runs in its user's language (issue 25). Locators
+are field names (``input[name=reference]``), ids and classes sao gives every page
+(``button#save``, ``.login-dialog``, ``.warning-dialog``), and sao's own objects for
+what carries no name in the page: the active tab's form view (``Sao.Tab.tabs
+.get_current().screen.current_view``) holds its widgets by field name, so the Lines
+list is ``widgets.lines[0]``, its New and Delete buttons that widget's ``but_new`` and
+``but_del``, and a cell's column is found through the tree view's columns (their field
+name and the id of their header, which every cell names in ``headers``). Numbers are
+read in the user's locale, as sao writes them (``toLocaleString`` in sao's language).
+A page that lacks a field the integration needs is :class:`UnexpectedPage` naming it;
+a wait that times out with no request running is one too (the page is not what was
+expected, and the ERP is not slow), with what was awaited.
 """
 
 import re
+import unicodedata
 from decimal import Decimal, InvalidOperation
 
 from selenium.common.exceptions import ElementNotInteractableException, NoSuchElementException
@@ -17,10 +30,10 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
-from core.errors import (InvalidAmount, LoginFailed, ProductNotFound, SessionExpired,
-                         UnexpectedPage, WorksheetClosed, WorksheetNotFound)
+from core.errors import (ErpTimeout, InvalidAmount, LoginFailed, ProductNotFound,
+                         SessionExpired, UnexpectedPage, WorksheetClosed, WorksheetNotFound)
 from integrations.base import SeenLine
-from integrations.tryton.messages import erp_error
+from integrations.tryton.messages import DIALOGS, RPC_HOOK_JS, erp_error
 
 #: the active tab's pane
 PANE = "#tabcontent > .tab-pane.active"
@@ -36,19 +49,23 @@ MAX_PASSWORD_ANSWERS = 1
 
 # One poll: Tryton's dialogs first, then a password prompt, then the login dialog, then
 # (with no request running) the step's own condition, a function body given ``args``.
+# Each poll also says whether a request was running (``busy``): a wait that ends with
+# none running was not waiting for the ERP.
 _POLL_JS = """
 var body = arguments[0], args = arguments[1];
-if (!window.jQuery || !window.Sao) { return ['wait']; }
-var texts = Array.from(document.querySelectorAll(
-    '.modal.in.message-dialog, .modal.in.warning-dialog, .modal.in.error-dialog,'
-    + ' .modal.in.user-warning-dialog, .modal.in.concurrency-dialog'),
-    function (e) { return e.textContent.trim(); });
-if (texts.length) { return ['alert', texts]; }
+if (!window.jQuery || !window.Sao) { return ['wait', true]; }
+""" + RPC_HOOK_JS + """
+var dialogs = Array.from(document.querySelectorAll(args.dialogs.map(function (kind) {
+    return '.modal.in.' + kind; }).join(', ')), function (e) {
+    return {kind: args.dialogs.find(function (kind) { return e.classList.contains(kind); }),
+            text: e.textContent.trim()};
+});
+if (dialogs.length) { return ['alert', dialogs, window.__bridgeRpcError]; }
 if (document.querySelector('.modal.in.ask-dialog:not([data-bridge-answered]) input[type=password]')) {
     return ['password'];
 }
 if (document.querySelector('.login-dialog.in input#login:not([disabled])')) { return ['login']; }
-if (jQuery.active !== 0) { return ['wait']; }
+if (jQuery.active !== 0) { return ['wait', true]; }
 if (!window.__bridgeQuiet) {
     // When the page last changed: sao renders in callbacks after its requests, so "no
     // request running" alone can come a moment before the rows are there.
@@ -58,10 +75,10 @@ if (!window.__bridgeQuiet) {
                                  characterData: true});
 }
 if (args.quiet && performance.now() - window.__bridgeQuiet.last < args.quiet) {
-    return ['wait'];
+    return ['wait', false];
 }
 var value = new Function('args', body)(args);
-return value ? ['ok', value] : ['wait'];
+return value ? ['ok', value] : ['wait', false];
 """
 
 # The tab's status label: "_/0" once a search found nothing, "1/1" once a record shows.
@@ -73,14 +90,38 @@ function status(pane) {
 }
 """
 
-_LINES_WIDGET_JS = """
-function linesWidget(pane) {
-    return Array.from(pane.querySelectorAll('.form-one2many')).find(function (e) {
-        var label = e.querySelector('.form-one2many-string');
-        return label && label.textContent.trim() === args.label;
-    });
+# sao's own view of the active tab: its form view, a widget of it by field name, the
+# number format of sao's language (what toLocaleString writes).
+_SAO_JS = """
+function currentForm() {
+    var tab = Sao.Tab.tabs.get_current();
+    var view = tab && tab.screen && tab.screen.current_view;
+    return view && view.view_type === 'form' && view.widgets ? view : null;
+}
+function fieldWidget(view, name) {
+    var found = view && view.widgets[name];
+    return found && found.length ? found[0] : null;
+}
+function numberFormat() {
+    var format = {decimal: '.', group: ','};
+    new Intl.NumberFormat(Sao.i18n.BC47(Sao.i18n.getlang())).formatToParts(12345.6)
+        .forEach(function (part) {
+            if (part.type === 'decimal') { format.decimal = part.value; }
+            if (part.type === 'group') { format.group = part.value; }
+        });
+    return format;
+}
+function linesWidget() { return fieldWidget(currentForm(), 'lines'); }
+function lineRows(widget) {
+    return Array.from(widget.el[0].querySelectorAll('tbody tr:not(.more-row)')).filter(
+        function (tr) { return tr.querySelector('td[data-title]'); });
 }
 """
+
+#: the fields of a sale's form the integration reads or writes
+SALE_FIELDS = ("reference", "state", "lines")
+#: the columns of the Lines list it reads, by field name
+PRODUCT, DESCRIPTION, QUANTITY = "product", "summary", "quantity"
 
 
 class Sao:
@@ -110,14 +151,18 @@ class Sao:
         :raises LoginFailed: when the password is asked again right after answering it
         """
         answered = 0
+        busy = [True]  # whether the last poll saw a request running
+        args = {**args, "dialogs": DIALOGS}
 
         def poll(driver):
             nonlocal answered
             state = driver.execute_script(_POLL_JS, body, args)
             if state[0] == "ok":
                 return state[1]
+            if state[0] == "wait":
+                busy[0] = state[1]
             if state[0] == "alert":
-                raise erp_error(state[1])
+                raise erp_error(state[1], state[2])
             if state[0] == "password":
                 if answered >= MAX_PASSWORD_ANSWERS or self.credentials is None:
                     raise LoginFailed("Tryton asked for the password again: it was refused")
@@ -128,7 +173,13 @@ class Sao:
                 raise SessionExpired("sao showed its login dialog in the middle of a visit")
             return False
 
-        return self.browser.wait_until(poll, what, timeout)
+        try:
+            return self.browser.wait_until(poll, what, timeout)
+        except ErpTimeout as exc:
+            if busy[0]:
+                raise  # Tryton is still answering: slow, not a page we do not know
+            raise UnexpectedPage(f"{exc}: no request was running, so the page is not the "
+                                 f"one expected") from None
 
     def type(self, locator, text, clear=False):
         """Type ``text`` into the element at ``locator`` (CSS), as a person would.
@@ -248,7 +299,7 @@ class SaleList:
         self.login_shown = found == "login"
         self.rows = 0 if self.login_shown else found["rows"]
 
-    def open_sale(self, lines_label):
+    def open_sale(self):
         """Open the one sale found.
 
         :raises WorksheetNotFound: when no sale has the reference
@@ -261,55 +312,62 @@ class SaleList:
         self.sao.driver.execute_script(self.MARK_ROW_JS)
         cell = self.sao.driver.find_element(*self.OPEN_CELL)
         ActionChains(self.sao.driver).double_click(cell).perform()
-        return SaleForm(self.sao, lines_label)
+        return SaleForm(self.sao)
 
 
 class SaleForm:
     """One sale in its form, with its Lines list."""
 
-    READY_JS = _STATUS_JS + _LINES_WIDGET_JS + """
+    READY_JS = _STATUS_JS + _SAO_JS + """
     var pane = document.querySelector('""" + PANE + """');
     var s = status(pane);
     if (!s || s.position === '_') { return null; }
+    var view = currentForm();
+    if (!view) { return null; }
+    var missing = args.fields.filter(function (name) { return !fieldWidget(view, name); });
+    if (missing.length) { return {missing: missing}; }
     var reference = pane.querySelector('input[name=reference]');
-    var lines = linesWidget(pane);
-    if (!reference || !reference.value || !lines) { return null; }
+    if (!reference || !reference.value) { return null; }
     var state = pane.querySelector('select[name=state]');
-    var add = lines.querySelector('.form-one2many-toolbar button[title=New]');
+    var add = linesWidget().but_new[0];
     var id = /\\/model\\/sale\\.sale\\/(\\d+)/.exec(decodeURIComponent(location.hash));
     return {reference: reference.value, state: state ? JSON.parse(state.value || 'null') : null,
             add_disabled: !add || add.disabled, id: id ? Number(id[1]) : null};
     """
-    # The lines, once every one is shown ("More" clicked until gone).
-    LINES_JS = _LINES_WIDGET_JS + """
-    var pane = document.querySelector('""" + PANE + """');
-    var widget = linesWidget(pane);
+    # The lines, once every one is shown ("More" clicked until gone), each as
+    # {field name: text} through the columns of sao's tree view.
+    LINES_JS = _SAO_JS + """
+    var widget = linesWidget();
     if (!widget) { return null; }
-    var more = widget.querySelector('tr.more-row button');
+    var more = widget.el[0].querySelector('tr.more-row button');
     if (more) { more.click(); return null; }
-    var badge = widget.querySelector('.form-one2many-toolbar .badge');
-    var size = badge ? Number(badge.textContent.split('/').pop()) : NaN;
-    var rows = Array.from(widget.querySelectorAll('tbody tr:not(.more-row)')).filter(
-        function (tr) { return tr.querySelector('td[data-title]'); });
+    var tree = widget.screen && widget.screen.current_view;
+    if (!tree || tree.view_type !== 'tree') { return null; }
+    var columns = {};
+    tree.columns.forEach(function (column) {
+        if (column.header) { columns[column.header.attr('id')] = column.attributes.name; }
+    });
+    var names = Object.values(columns);
+    var missing = args.columns.filter(function (name) { return names.indexOf(name) < 0; });
+    if (missing.length) { return {missing: missing}; }
+    var size = Number(widget.badge.text().split('/').pop());
+    var rows = lineRows(widget);
     if (rows.length !== size) { return null; }
-    return [rows.map(function (tr) {
+    return {format: numberFormat(), rows: rows.map(function (tr) {
         var cells = {};
-        tr.querySelectorAll('td[data-title]').forEach(function (td) {
-            cells[td.getAttribute('data-title').replace(/:\\s*$/, '')] = td.textContent.trim();
+        tr.querySelectorAll('td[headers]').forEach(function (td) {
+            var name = columns[td.getAttribute('headers')];
+            if (name) { cells[name] = td.textContent.trim(); }
         });
         return cells;
-    })];
+    })};
     """
-    NEW_LINE_JS = "var args = arguments[0];" + _LINES_WIDGET_JS + """
-    linesWidget(document.querySelector('""" + PANE + """'))
-        .querySelector('.form-one2many-toolbar button[title=New]').click();
-    """
+    NEW_LINE_JS = _SAO_JS + "linesWidget().but_new[0].click();"
     # Tick exactly the rows to delete (by position, among as many rows as were read),
     # then press the list's Delete: sao marks them deleted, the save deletes them.
-    DELETE_JS = "var args = arguments[0];" + _LINES_WIDGET_JS + """
-    var widget = linesWidget(document.querySelector('""" + PANE + """'));
-    var rows = widget ? Array.from(widget.querySelectorAll('tbody tr:not(.more-row)')).filter(
-        function (tr) { return tr.querySelector('td[data-title]'); }) : [];
+    DELETE_JS = "var args = arguments[0];" + _SAO_JS + """
+    var widget = linesWidget();
+    var rows = widget ? lineRows(widget) : [];
     if (rows.length !== args.count) { return 'the list shows ' + rows.length + ' rows'; }
     var ticked = [];
     rows.forEach(function (tr, i) {
@@ -318,7 +376,7 @@ class SaleForm:
         if (box && box.checked) { ticked.push(i); }
     });
     if (ticked.join() !== args.rows.join()) { return 'ticked rows ' + ticked.join(); }
-    var button = widget.querySelector('.form-one2many-toolbar button[title=Delete]');
+    var button = widget.but_del[0];
     if (!button || button.disabled) { return 'no Delete button to press'; }
     button.click();
     return 'deleted';
@@ -326,13 +384,13 @@ class SaleForm:
     SAVE = (By.CSS_SELECTOR, PANE + " button#save")
     SAVED_JS = "return document.querySelector('" + PANE + " button#save').disabled;"
     MODIFIED_JS = "return !document.querySelector('" + PANE + " button#save').disabled;"
-    #: the columns of the Lines list that the integration reads
-    PRODUCT, DESCRIPTION, QUANTITY = "Product", "Summary", "Quantity"
 
-    def __init__(self, sao, lines_label):
+    def __init__(self, sao):
         self.sao = sao
-        self.lines_label = lines_label
-        shown = sao.wait(self.READY_JS, "the sale's form", label=lines_label, quiet=QUIET_MS)
+        shown = sao.wait(self.READY_JS, "the sale's form", fields=SALE_FIELDS, quiet=QUIET_MS)
+        if "missing" in shown:
+            raise UnexpectedPage(f"The sale's form has no field {', '.join(shown['missing'])} "
+                                 f"(sao's form view of sale.sale): not a form to write on")
         self.reference = shown["reference"]
         self.state = shown["state"]
         self.add_disabled = shown["add_disabled"]
@@ -354,9 +412,13 @@ class SaleForm:
 
     def lines(self):
         """:returns: ``[SeenLine, ...]`` as the Lines list shows them"""
-        rows, = self.sao.wait(self.LINES_JS, "the sale's lines", label=self.lines_label,
-                              quiet=QUIET_MS)
-        return [seen_line(index, cells, self) for index, cells in enumerate(rows)]
+        shown = self.sao.wait(self.LINES_JS, "the sale's lines",
+                              columns=(PRODUCT, DESCRIPTION, QUANTITY), quiet=QUIET_MS)
+        if "missing" in shown:
+            raise UnexpectedPage(f"The sale's Lines list has no column "
+                                 f"{', '.join(shown['missing'])}: its lines cannot be read")
+        return [seen_line(index, cells, shown["format"])
+                for index, cells in enumerate(shown["rows"])]
 
     def delete_lines(self, rows):
         """Delete the lines at positions ``rows`` (of :meth:`lines`) the way a clerk does
@@ -367,7 +429,7 @@ class SaleForm:
         """
         count = len(self.lines())
         done = self.sao.driver.execute_script(self.DELETE_JS, {
-            "label": self.lines_label, "rows": sorted(rows), "count": count})
+            "rows": sorted(rows), "count": count})
         if done != "deleted":
             raise UnexpectedPage(f"Could not delete lines {sorted(rows)} of {count}: {done}")
         # sao takes the deletion in asynchronously; the sale is then modified, and only
@@ -377,7 +439,7 @@ class SaleForm:
 
     def new_line(self):
         """:returns: the :class:`LineDialog` of a new line"""
-        self.sao.driver.execute_script(self.NEW_LINE_JS, {"label": self.lines_label})
+        self.sao.driver.execute_script(self.NEW_LINE_JS)
         return LineDialog(self.sao)
 
     def save(self):
@@ -389,24 +451,41 @@ class SaleForm:
         self.sao.wait(self.SAVED_JS, "the sale to be saved")
 
 
-def seen_line(index, cells, form):
+def seen_line(index, cells, number_format):
     """One row of a sale's Lines list as a :class:`~integrations.base.SeenLine`; its
     ``ref`` is the row's position (what :meth:`SaleForm.delete_lines` takes). A comment
     line shows no product and no quantity: both ``None``."""
-    product = re.match(r"\[([^\]]+)\]", cells.get(form.PRODUCT, ""))
+    product = re.match(r"\[([^\]]+)\]", cells.get(PRODUCT, ""))
     return SeenLine(product.group(1) if product else None,
-                    parse_quantity(cells.get(form.QUANTITY, "")),
-                    cells.get(form.DESCRIPTION, ""), index)
+                    parse_quantity(cells.get(QUANTITY, ""), number_format),
+                    cells.get(DESCRIPTION, ""), index)
 
 
-def parse_quantity(text):
-    """``"1,234.5l"`` -> ``Decimal("1234.5")`` (English grouping, unit symbol after it);
-    ``None`` when the text holds no number."""
-    found = re.match(r"\s*(-?[\d,]*\.?\d+)", text or "")
+def parse_quantity(text, number_format):
+    """A number as sao shows it in the user's locale, as a ``Decimal``; ``None`` when the
+    text holds no number.
+
+    :param number_format: ``{"decimal", "group"}``, the separators of sao's language
+        (German ``"1.234,5 l"`` with ``{"decimal": ",", "group": "."}`` is 1234.5);
+        digits of other scripts (Persian, ...) count as digits
+    """
+    decimal, group = number_format["decimal"], number_format["group"]
+    plain = []
+    for char in text or "":
+        if char == decimal:
+            plain.append(".")
+        elif char == group or char.isspace():
+            continue  # a grouping separator may be a (narrow) no-break space
+        elif char in "-\u2212":
+            plain.append("-")
+        else:
+            digit = unicodedata.decimal(char, None)
+            plain.append(str(digit) if digit is not None else char)
+    found = re.match(r"(-?\d*\.?\d+)", "".join(plain))
     if not found:
         return None
     try:
-        return Decimal(found.group(1).replace(",", ""))
+        return Decimal(found.group(1))
     except InvalidOperation:
         return None
 
@@ -441,8 +520,9 @@ class LineDialog:
     li[0].querySelector('a').click();
     return -1;
     """
-    # Values as the dialog shows them once sao has taken them in (no request running).
-    VALUES_JS = """
+    # Values as the dialog shows them once sao has taken them in (no request running),
+    # with the number format they are written in.
+    VALUES_JS = _SAO_JS + """
     var d = document.querySelector('""" + DIALOG + """');
     if (!d || document.activeElement && d.contains(document.activeElement)
             && document.activeElement.tagName !== 'BUTTON' && document.activeElement !== d) {
@@ -452,12 +532,15 @@ class LineDialog:
     function value(css) { var e = d.querySelector(css); return e ? e.value : null; }
     return {type: value('select[name=type]'), product: value('input[name=product]'),
             quantity: value('input[name=quantity][type=text]'), unit: value('input[name=unit]'),
-            description: value('textarea[name=description]')};
+            description: value('textarea[name=description]'), format: numberFormat()};
     """
     FOCUS_QUANTITY_JS = ("var t = document.querySelector('" + DIALOG
                          + " input[name=quantity][type=text]'); if (t && t.offsetParent) t.focus();")
     QUANTITY_FOCUSED_JS = ("var e = document.activeElement; return e && e.name === 'quantity'"
                            " && e.type === 'number' ? e : null;")
+    # What the number input holds: the browser's own, locale-free reading of the keys.
+    NUMBER_VALUE_JS = "return arguments[0].value;"
+    DECIMAL_POINT_JS = _SAO_JS + "return numberFormat().decimal;"
     DESCRIPTION = (By.CSS_SELECTOR, DIALOG + " textarea[name=description]")
     ADD = (By.CSS_SELECTOR, DIALOG + " button#save")
     DISCARD = (By.CSS_SELECTOR, DIALOG + " button#delete_")
@@ -480,7 +563,7 @@ class LineDialog:
         # Never leave the focus in Description: a click on Add then turns the line into
         # a comment line (no product, no quantity) without a word. VALUES_JS blurs it.
         shown = self.values()
-        if parse_quantity(shown["quantity"]) != Decimal(amount):
+        if parse_quantity(shown["quantity"], shown["format"]) != Decimal(amount):
             # Once more: an answer arriving late (e.g. after a renewed session) can put
             # the product's default quantity over what was typed. A rounding stays.
             self._type_quantity(amount)
@@ -488,7 +571,7 @@ class LineDialog:
         if shown["type"] != '"line"' or not shown["product"].startswith(f"[{product_code}] "):
             raise UnexpectedPage(f"The line dialog shows {shown!r} after choosing product "
                                  f"{product_code}")
-        if parse_quantity(shown["quantity"]) != Decimal(amount):
+        if parse_quantity(shown["quantity"], shown["format"]) != Decimal(amount):
             raise InvalidAmount(f"Tryton shows the quantity {amount} as {shown['quantity']} "
                                 f"{shown['unit']}: not a quantity it takes for this product")
         if shown["description"] != text:
@@ -516,18 +599,45 @@ class LineDialog:
     """
 
     def _type_quantity(self, amount):
-        # The visible text input hands over to a hidden type=number input on focus.
+        """Type ``amount`` (``"4.75"``) into the quantity field.
+
+        The visible text input hands over to a hidden ``type=number`` input on focus.
+        What that input takes is the browser's business, not sao's: headless Chromium
+        reads ``4.75`` as 4.75 whatever the page's language, and ``4,75`` (the German
+        way) as 475 (measured). So the amount is typed as it is, and the input's own
+        value -- the browser's locale-free reading -- is checked; should a browser
+        read it otherwise, it is typed again with sao's decimal separator. What sao
+        then shows is checked by :meth:`fill`."""
+        texts = [amount]
+        if "." in amount:
+            decimal = self.sao.driver.execute_script(self.DECIMAL_POINT_JS)
+            if decimal != ".":
+                texts.append(amount.replace(".", decimal))
+        for text in texts:
+            field = self._type_into_quantity(text)
+            try:
+                value = self.sao.driver.execute_script(self.NUMBER_VALUE_JS, field)
+                if value and Decimal(value) == Decimal(amount):
+                    return
+            except (InvalidOperation, ElementNotInteractableException):
+                pass
+
+    def _type_into_quantity(self, text):
+        found = []
+
         def typed(driver):
             field = driver.execute_script(self.FOCUS_QUANTITY_JS + self.QUANTITY_FOCUSED_JS)
             if not field:
                 return False
             try:
                 field.send_keys(Keys.CONTROL, "a")  # replace, never append to, a value
-                field.send_keys(amount)
+                field.send_keys(text)
+                found.append(field)
                 return True
             except ElementNotInteractableException:
                 return False
         self.sao.browser.wait_until(typed, "the quantity input")
+        return found[-1]
 
     def add(self):
         """Add the line to the sale (not saved yet: :meth:`SaleForm.save`)."""
