@@ -24,14 +24,15 @@ from decimal import Decimal
 IDENTIFIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,31}$"
 #: OilMat's id of a pump event: printable ASCII without spaces
 UNIQUEID_PATTERN = r"^[!-~]{1,128}$"
-#: a uniqueid where a URL's path holds it (``/orders/<uniqueid>/artifacts``): the same
-#: characters but ``%``, which the path needs written as ``%25``. The documents give this
-#: narrower pattern because a client that puts a uniqueid into a path unencoded (a
-#: ``%0E`` in it reaches us as a control character) asks for an order no-one can have;
-#: such an order is still reached with its ``%`` written as ``%25``.
-UNIQUEID_PATH_PATTERN = r"^[!-$&-~]{1,128}$"
+#: a uniqueid where a URL's path holds it (``/orders/<uniqueid>/artifacts``): any
+#: uniqueid, percent-encoded as one segment. The documents once left ``%`` out (for a
+#: client that does not encode), but the instance served such an order all the same
+#: (an outside probe: GET /orders/%25/artifacts answered 200 outside the pattern); the
+#: document says now what the instance does.
+UNIQUEID_PATH_PATTERN = UNIQUEID_PATTERN
 #: what the documents say of a uniqueid in a path
-UNIQUEID_PATH_NOTE = "the order's uniqueid, percent-encoded (a % in it is written %25)"
+UNIQUEID_PATH_NOTE = ("the order's uniqueid as one percent-encoded path segment (a % is "
+                      "written %25, a / %2F, and \".\" and \"..\" %2E and %2E%2E)")
 #: an ERP login: no control characters (they cannot be typed into a login form)
 USERNAME_PATTERN = r"^[^\u0000-\u001f\u007f]*$"
 #: whole numbers given for worksheet, product_nr or uniqueid: 0 .. 10**18 - 1

@@ -76,6 +76,9 @@ def _op(summary, ok, ok_model, errors=(401,), body=None, params=None, public=Fal
                          "Retry-After"}
     for code in errors:
         responses[str(code)] = {"description": descriptions[code], **_json(models.Error)}
+    # any request may be refused by the HTTP server before the app sees it (bridge/server.py);
+    # a long query is the one a client meets (a very long /events query answered 414)
+    responses["414"] = {"description": "Request line over 4094 bytes", **_json(models.Error)}
     op = {"summary": summary, "responses": responses}
     if body is not None:
         op["requestBody"] = {"required": True, **_json(body)}

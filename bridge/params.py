@@ -1,7 +1,8 @@
 """Query parameters of the instance's endpoints: each read by one rule, and a wrong one
 answered 400 with its name and the rule (never a 500).
 
-Whole numbers are ASCII digits (no sign, no spaces), times RFC 3339 (a date, or a date
+Each is given at most once (:func:`one`), except a list (:func:`choices`). Whole
+numbers are ASCII digits (no sign, no spaces), times RFC 3339 (a date, or a date
 and time with its zone), texts single-line. The OpenAPI document states the same rules
 (bridge/openapi.py), and the fuzz test holds the two together.
 """
@@ -28,16 +29,25 @@ class BadParam(ValueError):
         return error_response(400, "validation_failed", message, {self.name: str(self)})
 
 
-def _raw(name, required):
-    raw = request.args.get(name)
-    if raw is None and required:
+def one(name, required=False):
+    """The query parameter ``name`` as given; None when absent.
+
+    A parameter given twice (``limit=5&limit=abc``) is refused, not read as its first:
+    which one the client meant cannot be known, and the documents say once.
+
+    :raises BadParam: given more than once, or absent and ``required``
+    """
+    values = request.args.getlist(name)
+    if len(values) > 1:
+        raise BadParam(name, f"must be given once, not {len(values)} times")
+    if not values and required:
         raise BadParam(name, "is required as a query parameter")
-    return raw
+    return values[0] if values else None
 
 
 def whole(name, low, high, default=None, required=False):
     """The query parameter ``name`` as a whole number from ``low`` to ``high``."""
-    raw = _raw(name, required)
+    raw = one(name, required)
     if raw is None:
         return default
     if not _DIGITS.fullmatch(raw) or not low <= int(raw) <= high:
@@ -48,7 +58,7 @@ def whole(name, low, high, default=None, required=False):
 def text(name, max_length, required=False):
     """A single line of at most ``max_length`` characters, stripped; None when absent
     or empty (and not required)."""
-    raw = _raw(name, required) or ""
+    raw = one(name, required) or ""
     if len(raw) > max_length:
         raise BadParam(name, f"must be at most {max_length} characters")
     if _CONTROL.search(raw):
@@ -113,7 +123,7 @@ def moment(name):
     """An RFC 3339 date (``2026-12-01``: midnight UTC) or date-time
     (``2026-12-01T08:00:00Z``, ``...+01:00``), as the UTC text the records hold
     (``2026-12-01T08:00:00.000+00:00``); None when absent."""
-    raw = _raw(name, False)
+    raw = one(name)
     if raw is None:
         return None
     try:

@@ -14,7 +14,8 @@ import socket
 
 from core.errors import WorkshopHeld
 from core.hold import Hold, holder
-from fleet.errors import IntegrationInactive, PortTaken, SupervisorUnavailable
+from fleet.errors import (IntegrationInactive, InvalidIntegration, PortTaken, SupervisorUnavailable,
+                          WebhookIncomplete)
 from fleet import states
 from fleet.grid import runs_local_grid
 from fleet.instances import Instances
@@ -125,10 +126,18 @@ class Fleet:
             self._check_port(change.port)
         changes = change.model_dump()
         changes.update(self._options_after(current, changes.pop("options"), change.erp_system))
-        # the webhook after the change: a new URL keeps the stored secret, "" drops both
+        # the webhook after the change: a new URL keeps the stored secret, "" drops both.
+        # A change that names a secret or a URL alone is complete only with what is stored:
+        # 409 when it is not (the request is valid; the integration lacks the other half)
         url = current.webhook_url if change.webhook_url is None else change.webhook_url
         keeps_secret = current.webhook_secret is not None and change.webhook_url != ""
-        check_webhook(url, change.webhook_secret or keeps_secret)
+        try:
+            check_webhook(url, change.webhook_secret or keeps_secret)
+        except InvalidIntegration as exc:
+            raise WebhookIncomplete(f"{exc}; this integration holds "
+                                    f"{'a URL' if current.webhook_url else 'no webhook URL'} and "
+                                    f"{'a secret' if current.webhook_secret else 'no secret'}"
+                                    ) from None
         _, after = self.registry.update(current.workshop, **changes)
         return after, self._apply(after)
 

@@ -40,6 +40,13 @@ class IntegrationInactive(FleetError):
     reason_code = "INTEGRATION_INACTIVE"
 
 
+class WebhookIncomplete(FleetError):
+    """A change leaves a webhook URL without a secret or a secret without a URL, given
+    what the integration holds (answered 409: the request itself is well formed)."""
+
+    reason_code = "WEBHOOK_INCOMPLETE"
+
+
 class SupervisorUnavailable(FleetError):
     """supervisord is not running or does not answer on its socket."""
 

@@ -12,16 +12,19 @@ the models in :mod:`fleet.schemas` that validate the requests.
 import hmac
 import json
 import logging
+import secrets
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
+from bridge import params
+from bridge.http import secure_page
 from core import ratelimit
 from core.errors import BridgeError, WorkshopHeld
 from fleet import orders as fleet_orders
 from fleet.errors import (DuplicateIntegration, InstanceUnreachable, IntegrationInactive,
                           InvalidIntegration, InvalidQuery, PortTaken, SupervisorUnavailable,
-                          UnknownIntegration)
+                          UnknownIntegration, WebhookIncomplete)
 from fleet.control import Fleet
 from fleet.instances import COMMANDS
 from fleet.openapi import build_document
@@ -38,6 +41,7 @@ STATUS = {
     DuplicateIntegration: 409,
     PortTaken: 409,
     IntegrationInactive: 409,
+    WebhookIncomplete: 409,  # a URL or a secret alone, and the integration lacks the other
     WorkshopHeld: 409,  # another process runs on the workshop's data (core/hold.py)
     InstanceUnreachable: 502,
     SupervisorUnavailable: 503,
@@ -51,6 +55,9 @@ _FLAGS = {"true": True, "1": True, "false": False, "0": False}
 
 api = Blueprint("api", __name__)
 page = Blueprint("page", __name__)
+
+#: endpoints anyone may ask for without the token, and without a rate limit: the page
+PUBLIC_ENDPOINTS = frozenset({"page.overview_page"})
 
 
 def create_app(settings=None, fleet=None):
@@ -69,9 +76,13 @@ def create_app(settings=None, fleet=None):
     app.config["MANAGEMENT_TOKEN"] = settings.management_token
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES  # a larger body is a 413, unread
     app.extensions["fleet"] = fleet
-    # an app-wide hook, so it runs before the api blueprint's token check (core/ratelimit.py)
+    # an app-wide hook, so it runs before the api blueprint's token check (core/ratelimit.py).
+    # The page is not limited: it is the same static text for everyone, costs less than
+    # the check, and anonymous traffic from an address (behind a proxy: everyone's) must
+    # not lock the admins out of it; what it asks for needs the token, counted apart.
     ratelimit.init_app(app, settings.management_rate_limit, settings.management_token,
-                       _presented_token, lambda message: _error(429, "RATE_LIMITED", message))
+                       _presented_token, lambda message: _error(429, "RATE_LIMITED", message),
+                       exempt=PUBLIC_ENDPOINTS)
     app.json.ensure_ascii = False  # workshop names as they are written
     app.register_blueprint(api)
     app.register_blueprint(page)
@@ -217,7 +228,7 @@ def remove(workshop):
     unknown = sorted(set(request.args) - {"delete_data"})
     if unknown:  # a misspelt delete_data must not silently keep (or delete) the data
         raise InvalidIntegration(f"unknown query parameter {unknown[0]!r}; known: delete_data")
-    flag = request.args.get("delete_data", "false")
+    flag = _one("delete_data") or "false"
     if flag not in _FLAGS:
         raise InvalidIntegration("delete_data must be true or false")
     delete = _FLAGS[flag]
@@ -268,6 +279,14 @@ def _orders():
     return fleet_orders.FleetOrders(_fleet())
 
 
+def _one(name):
+    """The query parameter ``name``, given at most once (bridge/params.py); None when absent."""
+    try:
+        return params.one(name)
+    except params.BadParam as exc:
+        raise InvalidQuery(f"{exc.name} {exc}") from None
+
+
 def _only(*names):
     unknown = sorted(set(request.args) - set(names))
     if unknown:
@@ -291,6 +310,11 @@ def orders_csv(workshop):
     return response
 
 
+# One failed order, named in the path or in the query. In the path a uniqueid is one
+# percent-encoded segment; but a browser (the page) collapses the segments "." and ".."
+# (also as %2E), so an order called "." or ".." cannot be named there: the forms with
+# ?uniqueid= reach every order, and the page uses them for all.
+
 @api.put("/integrations/<workshop>/orders/<path:uniqueid>/retry")
 def order_retry(workshop, uniqueid):
     return _order_action(workshop, uniqueid, "retry")
@@ -301,24 +325,63 @@ def order_resolve(workshop, uniqueid):
     return _order_action(workshop, uniqueid, "resolve")
 
 
+@api.put("/integrations/<workshop>/retry")
+def order_retry_by_query(workshop):
+    return _order_action(workshop, None, "retry")
+
+
+@api.put("/integrations/<workshop>/resolve")
+def order_resolve_by_query(workshop):
+    return _order_action(workshop, None, "resolve")
+
+
+def _uniqueid(uniqueid):
+    """The order's uniqueid: from the path, or (``uniqueid`` None) from ``?uniqueid=``."""
+    if uniqueid is None:
+        uniqueid = fleet_orders.checked_query_uniqueid()
+    return fleet_orders.checked_uniqueid(uniqueid)
+
+
 def _order_action(workshop, uniqueid, action):
-    _only("note")
+    _only("note") if uniqueid is not None else _only("uniqueid", "note")
+    uniqueid = _uniqueid(uniqueid)
     note = fleet_orders.checked_note()
-    integration, record = _orders().act(workshop, fleet_orders.checked_uniqueid(uniqueid),
-                                        action, note)
+    integration, record = _orders().act(workshop, uniqueid, action, note)
     log.info("workshop %r: order %s: %s", integration.workshop, record.get("uniqueid"), action)
     return jsonify({"workshop": integration.workshop, "order": record})
 
 
 @api.get("/integrations/<workshop>/orders/<path:uniqueid>/artifacts")
 def order_artifacts(workshop, uniqueid):
-    integration, answer = _orders().artifacts(workshop, fleet_orders.checked_uniqueid(uniqueid))
+    _only()
+    return _artifacts(workshop, _uniqueid(uniqueid))
+
+
+@api.get("/integrations/<workshop>/artifacts")
+def order_artifacts_by_query(workshop):
+    _only("uniqueid")
+    return _artifacts(workshop, _uniqueid(None))
+
+
+def _artifacts(workshop, uniqueid):
+    integration, answer = _orders().artifacts(workshop, uniqueid)
     return jsonify({"workshop": integration.workshop, **answer})
 
 
 @api.get("/integrations/<workshop>/orders/<path:uniqueid>/artifacts/<name>")
 def order_artifact(workshop, uniqueid, name):
-    r = _orders().artifact(workshop, fleet_orders.checked_uniqueid(uniqueid), name)
+    _only()
+    return _artifact(workshop, _uniqueid(uniqueid), name)
+
+
+@api.get("/integrations/<workshop>/artifacts/<name>")
+def order_artifact_by_query(workshop, name):
+    _only("uniqueid")
+    return _artifact(workshop, _uniqueid(None), name)
+
+
+def _artifact(workshop, uniqueid, name):
+    r = _orders().artifact(workshop, uniqueid, name)
     response = Response(r.content, content_type=r.headers.get("Content-Type",
                                                               "application/octet-stream"))
     for header in ("Content-Disposition", "Content-Security-Policy", "X-Content-Type-Options",
@@ -333,4 +396,12 @@ def order_artifact(workshop, uniqueid, name):
 
 @page.get("/")
 def overview_page():
-    return render_template("overview.html")
+    """The page, with its inline script and style allowed by a nonce of this answer and
+    nothing else: no other script, no frame around it (:func:`bridge.http.secure_page`)."""
+    nonce = secrets.token_urlsafe(18)
+    response = Response(render_template("overview.html", nonce=nonce),
+                        content_type="text/html; charset=utf-8")
+    response.headers["Cache-Control"] = "no-store"  # the nonce is this answer's only
+    return secure_page(response, f"default-src 'none'; script-src 'nonce-{nonce}'; "
+                                 f"style-src 'nonce-{nonce}'; connect-src 'self'; "
+                                 "img-src 'self' blob:")

@@ -32,6 +32,7 @@ _ERRORS = {
     415: "Body is not JSON",
     502: "The instance did not answer",
     503: "supervisord does not answer",
+    414: "Request line over 4094 bytes (the HTTP server's limit; a long query)",
     429: "More than MANAGEMENT_RATE_LIMIT requests from this token (from this address without "
          "a valid token); wait Retry-After seconds",
 }
@@ -52,7 +53,7 @@ def _json(model):
 
 def _op(summary, ok_model, errors, ok=200, body=None, params=()):
     responses = {str(ok): {"description": "OK", **_json(ok_model)}}
-    for code in (401, *errors):
+    for code in (401, *errors, 414):
         responses[str(code)] = {"description": _ERRORS[code], **_json(schemas.Error)}
     responses["429"] = _rate_limited()
     op = {"summary": summary, "responses": responses}
@@ -92,6 +93,7 @@ def _paths():
             "200": {"description": "OpenAPI document",
                     "content": {"application/json": {"schema": {"type": "object"}}}},
             "401": {"description": _ERRORS[401], **_json(schemas.Error)},
+            "414": {"description": _ERRORS[414], **_json(schemas.Error)},
             "429": _rate_limited()}}},
         "/metrics": {"get": _metrics_op()},
         "/pool": {"get": _op("The browser pool: slots, in use, waiting", schemas.Pool, ())},
@@ -129,6 +131,10 @@ def _order_paths():
     uniqueid = {"name": "uniqueid", "in": "path", "required": True,
                 "description": fields.UNIQUEID_PATH_NOTE,
                 "schema": {"type": "string", "pattern": fields.UNIQUEID_PATH_PATTERN}}
+    by_query = {"name": "uniqueid", "in": "query", "required": True,
+                "description": "the order's uniqueid (a browser cannot name the orders \".\" "
+                               "and \"..\" in a path; here any uniqueid works)",
+                "schema": {"type": "string", "pattern": fields.UNIQUEID_PATTERN}}
     query = order_query_params()
     period = [p for p in query if p["name"] in ("status", "since", "until")]
     note = next(p for p in order_query_params(note=True) if p["name"] == "note")
@@ -158,6 +164,18 @@ def _order_paths():
                             ("resolve", "End an order that ended in error as resolved")):
         paths[f"/integrations/{{workshop}}/orders/{{uniqueid}}/{action}"] = {"put": _one(
             summary, schemas.OrderActed, (400, 409, 502), params=[uniqueid, note])}
+        paths[f"/integrations/{{workshop}}/{action}"] = {"put": _one(
+            summary + " (the order named in the query: any uniqueid, \".\" and \"..\" too)",
+            schemas.OrderActed, (400, 409, 502), params=[by_query, note])}
+    paths["/integrations/{workshop}/artifacts"] = {"get": _one(
+        "The failure artifacts of the order named in the query", schemas.OrderArtifacts,
+        (400, 409, 502), params=[by_query])}
+    artifact_by_query = _one("One failure artifact of the order named in the query",
+                             schemas.Error, (400, 409, 502), params=[
+                                 by_query, {"name": "name", "in": "path", "required": True,
+                                            "schema": {"type": "string"}}])
+    artifact_by_query["responses"]["200"] = artifact_op["responses"]["200"]
+    paths["/integrations/{workshop}/artifacts/{name}"] = {"get": artifact_by_query}
     return paths
 
 

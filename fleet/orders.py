@@ -63,6 +63,15 @@ def checked_note():
         raise InvalidQuery(f"{exc.name} {exc}") from None
 
 
+def checked_query_uniqueid():
+    """:returns: the ``uniqueid`` query parameter of this request, given once
+    :raises InvalidQuery: absent"""
+    try:
+        return params.one("uniqueid", required=True)
+    except params.BadParam as exc:
+        raise InvalidQuery(f"{exc.name} {exc}") from None
+
+
 def checked_uniqueid(uniqueid):
     try:
         return fields.uniqueid(uniqueid)
@@ -115,13 +124,13 @@ class FleetOrders:
         return integration, r.json()
 
     def artifacts(self, workshop, uniqueid):
-        integration, r = self._ask(workshop, "GET", f"orders/{quote(uniqueid, safe='')}/artifacts")
+        integration, r = self._ask(workshop, "GET", f"orders/{_segment(uniqueid)}/artifacts")
         return integration, r.json()
 
     def artifact(self, workshop, uniqueid, name):
         """:returns: the instance's response (content and its headers)"""
-        _, r = self._ask(workshop, "GET", f"orders/{quote(uniqueid, safe='')}/artifacts/"
-                                          f"{quote(name, safe='')}")
+        _, r = self._ask(workshop, "GET", f"orders/{_segment(uniqueid)}/artifacts/"
+                                          f"{_segment(name)}")
         return r
 
     def export_csv(self, workshop, query):
@@ -148,6 +157,13 @@ class FleetOrders:
             if not page["more"]:
                 return integration, out.getvalue(), rows
             after = page["next"]
+
+
+def _segment(text):
+    """``text`` as one path segment of a URL to the instance: percent-encoded, and "."
+    and ".." with their dots encoded, which the HTTP client would otherwise resolve as
+    "this" and "the parent" segment (GET .../orders/%2E%2E/artifacts answered 404)."""
+    return quote(text, safe="") if text not in (".", "..") else "%2E" * len(text)
 
 
 def _cell(value):

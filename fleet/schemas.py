@@ -270,8 +270,23 @@ class IntegrationSpec(_Strict):
         return options
 
 
+def _change_schema(schema):
+    """A change may not both remove the webhook (``webhook_url: ""``) and set its secret."""
+    schema["not"] = {"required": ["webhook_url", "webhook_secret"],
+                     "properties": {"webhook_url": {"const": ""},
+                                    "webhook_secret": {"type": "string"}}}
+
+
 class IntegrationChange(_Strict):
-    """A reconfiguration (``manage.py update``, ``PUT /integrations/<workshop>``); unset fields stay."""
+    """A reconfiguration (``manage.py update``, ``PUT /integrations/<workshop>``); unset fields stay.
+
+    A URL or a secret alone is completed by what the integration holds; when it holds
+    not the other half, the change is answered 409 ``WEBHOOK_INCOMPLETE``
+    (:meth:`fleet.control.Fleet.reconfigure`): the request is well formed, the state
+    lacks what it needs.
+    """
+
+    model_config = ConfigDict(json_schema_extra=_change_schema)
 
     erp_system: Optional[ErpSystem] = None
     erp_url: Optional[Url] = None
@@ -287,6 +302,13 @@ class IntegrationChange(_Strict):
     #: checked against the stored ones when applied (:func:`check_webhook`)
     webhook_url: Optional[WebhookUrl] = None
     webhook_secret: Optional[WebhookSecret] = None
+
+    @model_validator(mode="after")
+    def _not_removed_and_set(self):
+        if self.webhook_url == "" and self.webhook_secret is not None:
+            raise ValueError("webhook_secret cannot be set by the change that removes the "
+                             "webhook (webhook_url \"\")")
+        return self
 
 
 def check_webhook(url, secret):

@@ -394,6 +394,30 @@ def test_docs_is_a_page_of_every_operation_sent_with_the_page_headers(client):
         "/docs").status_code == 401  # the token, like /openapi.json
 
 
+@pytest.mark.parametrize("query", ["/events?limit=5&limit=abc", "/events?after=1&after=1",
+                                   "/get_order_status?uniqueid=a&uniqueid=b",
+                                   "/orders?limit=5&limit=6", "/retry?uniqueid=a&uniqueid=a"])
+def test_a_query_parameter_given_twice_is_refused_not_read_as_its_first(client, query):
+    """Issue 28, item 8: limit=5&limit=abc took the first."""
+    method = client.put if query.startswith("/retry") else client.get
+    r = method(query)
+    assert r.status_code == 400, r.get_json()
+    assert "must be given once, not 2 times" in json.dumps(r.get_json()["fields"])
+
+
+def test_the_documents_say_what_the_server_answers_before_the_app(client):
+    """Issue 28, item 8: a very long /events query answered 414, undocumented; and an
+    order whose uniqueid holds % is served by its path (GET /orders/%25/artifacts)."""
+    from fleet.openapi import build_document as fleet_document
+
+    for doc in (client.get("/openapi.json").get_json(), fleet_document()):
+        for path_, operations in doc["paths"].items():
+            for method, operation in operations.items():
+                assert "414" in operation["responses"], (method, path_)
+    artifacts = client.get("/openapi.json").get_json()["paths"]["/orders/{uniqueid}/artifacts"]
+    assert artifacts["get"]["parameters"][0]["schema"]["pattern"] == "^[!-~]{1,128}$"
+
+
 def test_openapi_is_this_instances(instance, settings):
     instance.settings = replace(settings, workshop="Other Garage", max_product_amount=75.5)
     client = create_app(instance).test_client()

@@ -302,3 +302,48 @@ def _answers(url):
         return requests.get(url + "/", timeout=1).status_code == 200
     except requests.RequestException:
         return False
+
+
+def test_the_overview_page_is_sent_with_a_strict_policy_and_no_framing(client):
+    """Issue 28, item 9: the overview had no Content-Security-Policy, X-Frame-Options or
+    frame-ancestors, X-Content-Type-Options, Referrer-Policy."""
+    first, second = client.get("/"), client.get("/")
+    policy = first.headers["Content-Security-Policy"]
+    nonce = re.search(r"'nonce-([^']+)'", policy).group(1)
+    assert nonce not in second.headers["Content-Security-Policy"]  # one per answer
+    assert "default-src 'none'" in policy and "frame-ancestors 'none'" in policy
+    assert f"script-src 'nonce-{nonce}'" in policy and "unsafe-inline" not in policy
+    page = first.get_data(as_text=True)
+    assert f'<script nonce="{nonce}">' in page and f'<style nonce="{nonce}">' in page
+    assert page.count("<script") == 1 and page.count("<style") == 1
+    assert first.headers["X-Frame-Options"] == "DENY"
+    assert first.headers["X-Content-Type-Options"] == "nosniff"
+    assert first.headers["Referrer-Policy"] == "no-referrer"
+
+
+@pytest.mark.parametrize("query", ["status=error&status=error", "limit=5&limit=abc",
+                                   "since=2026-12-01&since=2026-12-02"])
+def test_a_query_parameter_given_twice_is_refused_not_read_as_its_first(client, query):
+    """Issue 28, item 8: limit=5&limit=abc took the first."""
+    assert create(client, B).status_code == 201
+    name = query.split("=")[0]
+    r = client.get(path(B, "orders?" + query))
+    if name == "status":  # a list: the document and the instance take it repeated
+        assert r.status_code != 400
+        return
+    assert r.status_code == 400 and r.json["error"] == "INVALID_QUERY"
+    assert f"{name} must be given once" in r.json["message"]
+
+
+def test_a_webhook_half_the_integration_cannot_complete_is_409_and_both_at_once_400(client):
+    """Issue 28, item 8: a secret with webhook_url null is allowed by the document; on an
+    integration with no URL stored it is a conflict with its state, not a bad request."""
+    assert create(client, B).status_code == 201
+    secret = "whsec_" + "A" * 32
+    r = client.put(path(B), json={"webhook_secret": secret, "webhook_url": None})
+    assert r.status_code == 409 and r.json["error"] == "WEBHOOK_INCOMPLETE", r.json
+    assert "no webhook URL" in r.json["message"]
+    r = client.put(path(B), json={"webhook_secret": secret, "webhook_url": ""})
+    assert r.status_code == 400 and "removes the webhook" in r.json["message"]
+    change = client.get("/openapi.json").json["components"]["schemas"]["IntegrationChange"]
+    assert change["not"]["properties"]["webhook_url"] == {"const": ""}

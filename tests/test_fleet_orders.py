@@ -124,3 +124,49 @@ def test_csv_export_quotes_every_field_and_defuses_every_cell_a_split_could_make
     row = next(csv.DictReader(io.StringIO(text)))
     assert row["uniqueid"] == uniqueid.replace(";=", ";'=").replace(",+", ",'+").replace(
         ";@", ";'@").replace(";-", ";'-")
+
+
+# -- every uniqueid, "." and ".." included, against a real instance (issue 28, item 5) --
+
+@pytest.fixture(scope="module")
+def real(tmp_path_factory):
+    """The management app (test client) over a real ``api.py`` whose orders "." , ".."
+    and "%" ended in error (its browser is a closed port, one attempt each)."""
+    from fleet.instances import Instances
+    from instance_helpers import RunningInstance, free_port
+    from conftest import wait_for
+
+    tmp = tmp_path_factory.mktemp("dots")
+    closed = f"http://127.0.0.1:{free_port()}"
+    inst = RunningInstance(tmp / "instance", closed, SELENIUM_REMOTE_URL=closed,
+                           MAX_ATTEMPTS="1").start()
+    for uniqueid in (".", "..", "%"):
+        assert inst.create(uniqueid=uniqueid).status_code == 200
+    wait_for(lambda: all(inst.status(u)["status"] == "error" for u in (".", "..", "%")),
+             timeout=60, message="the orders in error")
+    settings = load_fleet_settings({
+        "SECRET_KEY": Fernet.generate_key().decode(), "MANAGEMENT_TOKEN": TOKEN,
+        "REGISTRY_DB": str(tmp / "r.db"), "SUPERVISOR_DIR": str(tmp / "sup"),
+        "QUEUE_DIR": str(tmp / "q"), "LOG_DIR": str(tmp / "l")}, dotenv=False)
+    fleet = Fleet(settings, supervisor=FakeSupervisor(), instances=Instances())
+    client = create_app(settings, fleet).test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {TOKEN}"
+    # in the registry as the running instance is (the port is taken: by it)
+    fleet.registry.add(inst.workshop, "erp_sim", closed, inst.port, inst.token)
+    yield client, inst
+    inst.stop()
+
+
+@pytest.mark.parametrize("uniqueid", [".", "..", "%"])
+def test_every_uniqueid_reaches_its_order_through_the_management_api(real, uniqueid):
+    client, inst = real
+    encoded = {".": "%2E", "..": "%2E%2E", "%": "%25"}[uniqueid]
+    r = client.get(path(W, f"orders/{encoded}/artifacts"))
+    assert r.status_code == 200 and r.json["uniqueid"] == uniqueid, r.json
+    query = {"uniqueid": uniqueid}
+    r = client.get(path(W, "artifacts"), query_string=query)
+    assert r.status_code == 200 and r.json["uniqueid"] == uniqueid, r.json
+    r = client.put(path(W, "retry"), query_string={**query, "note": "by query"})
+    assert r.status_code == 200 and r.json["order"]["uniqueid"] == uniqueid, r.json
+    assert inst.status(uniqueid)["status"] in ("placed", "processing", "error")
+    assert client.put(path(W, "resolve"), query_string={}).status_code == 400  # which order?

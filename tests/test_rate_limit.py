@@ -145,6 +145,19 @@ def test_the_management_api_answers_429_after_its_limit(management):
     assert document.status_code == 429
 
 
+def test_anonymous_traffic_does_not_lock_the_page_or_the_token_out(management):
+    """Issue 28, item 7: 620 requests without a token made GET / answer 429 for a minute
+    to everyone from that address (behind a proxy: to everyone)."""
+    for _ in range(LIMIT * 3):
+        requests.get(management + "/integrations", timeout=10)
+    assert requests.get(management + "/integrations", timeout=10).status_code == 429
+    for _ in range(LIMIT * 3):  # the page and what it is made of: never limited
+        page = requests.get(management + "/", timeout=10)
+        assert page.status_code == 200 and "<script" in page.text
+    auth = {"Authorization": f"Bearer {TOKEN}"}  # the token's budget is its own
+    assert requests.get(management + "/integrations", headers=auth, timeout=10).ok
+
+
 def test_a_bad_management_rate_limit_is_a_config_error():
     with pytest.raises(ConfigError, match="MANAGEMENT_RATE_LIMIT must be a rate like"):
         load_fleet_settings({"MANAGEMENT_RATE_LIMIT": "fast"})

@@ -19,12 +19,12 @@ order's failure artifacts.
 
 import os
 
-from flask import Blueprint, current_app, jsonify, request, send_file
+from flask import Blueprint, current_app, jsonify, send_file
 
 from bridge import fields
 from orders.events import MAX_CURSOR
 from bridge.http import error_response
-from bridge.params import BadParam, choices, moment, text, whole
+from bridge.params import BadParam, choices, moment, one, text, whole
 from orders.status import OrderStatus
 from integrations.artifacts import find_artifacts
 
@@ -59,7 +59,7 @@ def _not_found(uniqueid):
 def _act(action):
     """``PUT /retry`` and ``PUT /resolve``: the same checks, a different move."""
     try:
-        uniqueid = _uniqueid(request.args.get("uniqueid"))
+        uniqueid = _uniqueid(one("uniqueid"))
         note = text("note", NOTE_MAX)
     except BadParam as exc:
         return exc.response("which order?" if exc.name == "uniqueid" else "invalid note")

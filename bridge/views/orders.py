@@ -4,6 +4,7 @@ from flask import Blueprint, current_app, jsonify, request
 
 from bridge import fields
 from bridge.http import BodyError, error_response, read_json_body
+from bridge.params import BadParam, one
 from orders.records import DuplicateConflict
 
 bp = Blueprint("orders", __name__)
@@ -62,10 +63,10 @@ def _create_batch(body):
 
 @bp.get("/get_order_status")
 def get_order_status():
-    uniqueid = request.args.get("uniqueid")
-    if uniqueid is None:
-        return error_response(400, "validation_failed", "which order?",
-                              {"uniqueid": "is required as a query parameter"})
+    try:
+        uniqueid = one("uniqueid", required=True)
+    except BadParam as exc:
+        return exc.response("which order?")
     try:
         fields.uniqueid(uniqueid)  # the rule of /create, without loading pydantic
     except ValueError as exc:
