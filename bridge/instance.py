@@ -26,6 +26,11 @@ log = logging.getLogger("oilmat.api")
 
 __all__ = ["Instance", "fingerprint"]
 
+#: free bytes under which the disk holding the workshop's files is called full: an
+#: order's writes take a few pages (WAL frames, a queue chunk), and SQLite needs room to
+#: checkpoint; well before the last byte, health says what the next write will meet
+STORAGE_RESERVE_BYTES = 1024 * 1024
+
 
 class Instance:
     """Everything one workshop's process holds, with its lifecycle.
@@ -241,12 +246,43 @@ class Instance:
 
     # -- state --------------------------------------------------------------------
 
+    def storage_trouble(self):
+        """Why the workshop's files cannot be written now, or None.
+
+        SQLite and persist-queue say that the disk is full only to the write that fails:
+        the intake's (503) and the worker's ("worker paused"), while every read goes on
+        working, so a health check that only reads said "ok" (an outside probe). The disk
+        is asked instead, one ``statvfs`` per call: under :data:`STORAGE_RESERVE_BYTES`
+        free (what this process may use: root may use the blocks reserved for it), or no
+        free inode, it is full. A write that fails for another reason (an I/O error) is
+        not seen here unless the reads fail too.
+        """
+        folder = self.settings.workshop_queue_dir
+        try:
+            disk = os.statvfs(folder)
+        except OSError as exc:
+            return f"the folder {folder} cannot be used: {exc.strerror}"
+        free = (disk.f_bfree if os.geteuid() == 0 else disk.f_bavail) * disk.f_frsize
+        if free < STORAGE_RESERVE_BYTES:
+            return f"the disk holding {folder} is full ({free} bytes free)"
+        if disk.f_files and not disk.f_favail:
+            return f"the disk holding {folder} has no free inode"
+        return None
+
+    def worker_state(self, trouble=None):
+        """The worker's state as health reports it: ``paused`` for a running worker that
+        cannot write (``storage_trouble``), as its log says ("worker paused: ...")."""
+        state = self.worker.state
+        return "paused" if state == "running" and trouble else state
+
     def alive(self):
-        """Health for ``/alive``. Answers also when the records cannot be read (the
-        health check must show the trouble, not fail): then ``storage`` says why."""
+        """Health for ``/alive``. Answers also when the records cannot be read or
+        written (the health check must show the trouble, not fail): then ``storage``
+        says why, and a running worker is ``paused``."""
+        trouble = self.storage_trouble()
         state = {
             "api": "running",
-            "worker": self.worker.state,
+            "worker": self.worker_state(trouble),
             "workshop": self.settings.workshop,
             "queue_length": None,
             "current_orders": self.worker.current,
@@ -267,7 +303,9 @@ class Instance:
             state["failed"] = self.store.count_failed()
             state["webhook"] = self.webhooks.state()
         except StorageUnavailable as exc:
-            state["storage"] = exc.reason_text
+            trouble = exc.reason_text
+            state["worker"] = self.worker_state(trouble)
+        state["storage"] = trouble or "ok"
         return state
 
     def close(self, worker_timeout=None):

@@ -133,19 +133,24 @@ class _RecordsCollector:
         yield InfoMetricFamily("oilmat_instance", "The workshop this instance serves",
                                value={"workshop": inst.settings.workshop,
                                       "erp_system": inst.settings.erp_system})
-        yield GaugeMetricFamily("oilmat_worker_running", "1 while the order worker runs",
-                                value=1 if inst.worker.state == "running" else 0)
+        trouble = inst.storage_trouble()  # a full disk: what the worker's log says, here too
         try:
             tally = inst.store.tally()
             repairs = inst.store.count_repairs()
             outbox = inst.events.outbox()
             webhook = inst.webhooks.state()
-        except StorageUnavailable:
-            yield GaugeMetricFamily("oilmat_records_ok", "1 when the order records can be read",
-                                    value=0)
+        except StorageUnavailable as exc:
+            tally = None
+            trouble = exc.reason_text
+        yield GaugeMetricFamily("oilmat_worker_running",
+                                "1 while the order worker runs (0 stopped, or paused: its "
+                                "files cannot be written)",
+                                value=1 if inst.worker_state(trouble) == "running" else 0)
+        yield GaugeMetricFamily("oilmat_records_ok",
+                                "1 when the order records and queue can be read and written "
+                                "(0: /alive's storage says why)", value=0 if trouble else 1)
+        if tally is None:
             return
-        yield GaugeMetricFamily("oilmat_records_ok", "1 when the order records can be read",
-                                value=1)
         by_status = GaugeMetricFamily("oilmat_orders", "Orders by their current status",
                                       labels=["status"])
         counts = {s.value: 0 for s in OrderStatus}

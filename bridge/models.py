@@ -156,7 +156,8 @@ class WebhookState(BaseModel):
 
 class Alive(BaseModel):
     api: str = Field(description="Always 'running' when it answers.")
-    worker: str = Field(description="running, stopping or stopped.")
+    worker: str = Field(description="running, paused (running, but its files cannot be "
+                                    "written: storage says why), stopping or stopped.")
     workshop: str
     queue_length: Optional[int] = Field(
         description="Orders placed or processing; null when the records cannot be read.")
@@ -164,7 +165,8 @@ class Alive(BaseModel):
                                       description="uniqueids of the orders in hand.")
     last_success: Optional[str] = None
     last_error: Optional[dict] = None
-    storage: str = Field("ok", description="'ok', or why the order records cannot be used.")
+    storage: str = Field("ok", description="'ok', or why the order records or the queue "
+                                           "cannot be used (a full disk, damaged records).")
     webhook: Optional[WebhookState] = Field(None, description="null when the records cannot be read.")
     repairs: Optional[int] = Field(
         None, description="Orders created after the read-back found their line duplicated, "

@@ -265,6 +265,8 @@ class Fleet:
             # not this fleet's instance: it cannot start (an /alive answer on its port
             # may well be that other process's)
             health = states.HELD
+        elif alive is not None and alive.get("storage", "ok") != "ok":
+            health = states.STORAGE  # what the instance's log says: "worker paused: ..."
         elif alive is not None:
             health = states.OK if alive.get("worker") == "running" else states.WORKER_STOPPED
         elif process["state"] == states.RUNNING:

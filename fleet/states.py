@@ -33,6 +33,9 @@ NOT_CONFIGURED = "NOT_CONFIGURED"  # no program section: the integration is inac
 # any -> INACTIVE: deactivated
 # DOWN | OK | UNREACHABLE -> HELD: another process (not this fleet's instance) holds the
 #     workshop's data (core/hold.py): the fleet's instance cannot start, exits 2
+# OK | WORKER_STOPPED -> STORAGE: /alive says its files cannot be used (disk full,
+#     records damaged); its worker, if running, is paused, its intake answers 503
+# STORAGE -> OK | WORKER_STOPPED: the disk has room again (no restart needed)
 # HELD -> DOWN -> OK: that process ended (``manage.py up`` stops the ones a killed
 #     supervisord left behind); supervisord's next start of the instance takes the hold
 OK = "ok"  # instance answers /alive and its worker runs
@@ -41,5 +44,6 @@ UNREACHABLE = "unreachable"  # process running but /alive did not answer in time
 DOWN = "down"  # process not running (stopped, killed, crashed, starting)
 INACTIVE = "inactive"  # deactivated in the registry; supervisor does not run it
 HELD = "held"  # another process holds the workshop's data; the overview names its pid
+STORAGE = "storage"  # instance answers, but its files cannot be used; the overview says why
 
-HEALTHS = (OK, WORKER_STOPPED, UNREACHABLE, DOWN, INACTIVE, HELD)
+HEALTHS = (OK, WORKER_STOPPED, UNREACHABLE, DOWN, INACTIVE, HELD, STORAGE)

@@ -80,3 +80,39 @@ def test_disk_full_strands_and_loses_nothing(settings, small_disk):
                          for u in expected), timeout=30, message="every order created")
     inst.close()
     assert sorted(erp.calls) == sorted(expected)  # each exactly once
+
+
+def test_health_metrics_and_the_fleet_say_the_disk_is_full_as_the_log_does(
+        settings, small_disk):
+    """Issue 28, item 2: with the disk full, /create answered 503 and the log said
+    "worker paused: disk full", but /alive said storage ok and worker running, and
+    /metrics oilmat_records_ok 1."""
+    from fleet import states
+    from fleet.control import Fleet
+
+    settings = replace(settings, queue_dir=str(small_disk / "task_queue"))
+    erp = FakeIntegration()
+    inst = Instance(settings, make_integration=lambda: erp)
+    client = create_app(inst).test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {settings.api_token}"
+    inst.worker.start()
+    healthy = client.get("/alive").get_json()
+    assert (healthy["storage"], healthy["worker"]) == ("ok", "running")
+    filler = fill(small_disk)
+    try:
+        assert client.post("/create", json=body("on-a-full-disk")).status_code == 503
+        alive = client.get("/alive").get_json()
+        assert alive["worker"] == "paused"
+        assert "is full" in alive["storage"] and str(small_disk) in alive["storage"]
+        scrape = client.get("/metrics").get_data(as_text=True)
+        assert "oilmat_records_ok 0.0" in scrape and "oilmat_worker_running 0.0" in scrape
+        assert "oilmat_orders{" in scrape  # the records still read: the rest is there
+        integration = type("I", (), {"active": True, "program": "p", "public": lambda self: {}})()
+        health = Fleet._health(integration, {"p": {"state": "RUNNING", "pid": 1}}, alive, None)
+        assert health["health"] == states.STORAGE
+    finally:
+        os.remove(filler)
+    again = client.get("/alive").get_json()  # room again: no restart needed
+    assert (again["storage"], again["worker"]) == ("ok", "running")
+    assert "oilmat_records_ok 1.0" in client.get("/metrics").get_data(as_text=True)
+    inst.close()
