@@ -140,3 +140,24 @@ def test_the_failed_orders_need_the_management_token(stand):
     fleet, _ = stand
     r = requests.get(fleet.url + fleet.path(W, "orders?status=error"), timeout=10)
     assert r.status_code == 401
+
+
+def test_orders_called_dot_and_dot_dot_are_acted_on_from_the_page(stand, driver):  # noqa: F811
+    """Issue 28, item 5: a browser collapses the path segments "." and ".." (%2E too), so
+    the page could neither retry nor resolve such an order; it names orders in the query."""
+    fleet, erp = stand
+    for uniqueid in (".", ".."):
+        fleet.order(W, uniqueid, 902)  # still closed: both fail
+    for uniqueid in (".", ".."):
+        wait_for(lambda: fleet.order_status(W, uniqueid) == "error", 90, 0.2,
+                 f"{uniqueid!r} to fail")
+    page = OverviewPage(driver, fleet.url).open().connect(fleet.env["MANAGEMENT_TOKEN"])
+    panel = FailedOrdersPanel(page).open(W)
+    panel.press("..", "screenshot")
+    shot = panel.wait.until(EC.visibility_of_element_located(panel.SHOT))
+    assert "WORKSHEET_CLOSED" in shot.get_attribute("data-name")
+    for uniqueid in (".", ".."):
+        panel.press(uniqueid, "resolve", note="resolved by hand")
+        page.wait.until(lambda _: not panel.listed(uniqueid))
+        assert fleet.order_status(W, uniqueid) == "resolved"
+    assert erp.lines_with(902, "..") == []
