@@ -15,7 +15,7 @@ from core.hold import Hold
 from orders.events import EventLog
 from bridge.metrics import InstanceMetrics
 from orders.queue import OrderQueue
-from orders.records import OrderStore, fingerprint
+from orders.records import OrderStore, fingerprint, queue_payload
 from orders.status import OrderStatus
 from bridge.webhooks import WebhookSender
 from workers.worker import Worker
@@ -58,6 +58,9 @@ class Instance:
         # put + mark_queued by a request thread and by the worker's sweep, one at a time,
         # so a stranded order is not queued twice by the two
         self._queue_lock = threading.Lock()
+        # orders stored as queued whose put then failed, and whose record could not be
+        # unmarked either (a full disk): the sweep puts them (after a restart, reconcile)
+        self._stranded = set()
         self.worker = Worker(settings, self.store, self.queue, make_integration, self.box,
                              orderline_logger or logging.getLogger("oilmat.orderline"),
                              sweep=self.queue_stranded, metrics=self.metrics)
@@ -109,7 +112,7 @@ class Instance:
                                 reason_text="resumed after a restart")
             if uniqueid not in queued:
                 try:
-                    self._put(uniqueid)
+                    self._put(uniqueid, force=True)  # also one marked queued: it is not
                 except StorageUnavailable as exc:
                     # still in the records, unqueued: the worker's sweep puts it later
                     log.error("reconcile: could not re-queue %s yet: %s", uniqueid, exc)
@@ -125,13 +128,14 @@ class Instance:
     def submit(self, order):
         """Store and queue a validated order, or find it already stored.
 
-        The record is committed first and decides, atomically, whether this is a new
-        order: a concurrent repost of the same uniqueid finds it and queues nothing.
-        Then the queue item is put and the record marked queued. Whatever fails, the
-        order ends up either not stored, or stored and on its way to the worker:
+        The record is committed first (marked queued already) and decides, atomically,
+        whether this is a new order: a concurrent repost of the same uniqueid finds it
+        and queues nothing. Then the queue item is put. Whatever fails, the order ends
+        up either not stored, or stored and on its way to the worker:
 
         * the record write fails: nothing is stored (503, ``stored=False``);
-        * the put fails (disk full): the record stays, unqueued; the worker's sweep
+        * the put fails (disk full): the record stays and is unmarked (or, when even
+          that cannot be written, remembered as stranded); the worker's sweep
           (:meth:`queue_stranded`) puts it as soon as it can, and so does a repost
           (503 until then, ``stored=True``);
         * the process dies between the two: :meth:`reconcile` queues it at the start.
@@ -141,15 +145,20 @@ class Instance:
         :raises orders.records.DuplicateConflict: same uniqueid, other content
         :raises StorageUnavailable: see above; ``stored`` says which case
         """
-        record, created = self.store.add(order, fingerprint(order), self._seal(order))
-        if created or not self.store.is_queued(record["uniqueid"]):
-            try:
-                self._put(record["uniqueid"])
-            except StorageUnavailable as exc:
-                raise StorageUnavailable(
-                    f"the order is stored but could not be queued yet ({exc}); it is queued "
-                    "automatically as soon as the disk allows, and a repost is safe",
-                    stored=True) from None
+        sealed = self._seal(order)
+        # stored as queued at once, the put follows: one commit fewer per order (the
+        # intake's rate: docs/benchmarks.md); a failed put unmarks it (_put_new)
+        record, created = self.store.add(order, fingerprint(order), sealed, queued=True)
+        try:
+            if created:
+                self._put_new(order, sealed)
+            elif self._unqueued(record["uniqueid"]):
+                self._put(record["uniqueid"], force=True)
+        except StorageUnavailable as exc:
+            raise StorageUnavailable(
+                f"the order is stored but could not be queued yet ({exc}); it is queued "
+                "automatically as soon as the disk allows, and a repost is safe",
+                stored=True) from None
         return record, created
 
     def submit_many(self, orders):
@@ -164,19 +173,27 @@ class Instance:
         """
         sealed = [(order, fingerprint(order), self._seal(order)) for order in orders]
         try:
-            found = self.store.add_many(sealed)
+            found = self.store.add_many(sealed, queued=True)
         except StorageUnavailable as exc:
             raise type(exc)(f"{exc}; no order of this batch was stored, and a repost is "
                             "safe") from None
-        try:
-            for record, created in filter(None, found):
-                if created or not self.store.is_queued(record["uniqueid"]):
-                    self._put(record["uniqueid"])
-        except StorageUnavailable as exc:
+        failed = None
+        for (order, _, token), result in zip(sealed, found):
+            if result is None:
+                continue
+            record, created = result
+            try:  # each one: a failed put strands only its own order
+                if created:
+                    self._put_new(order, token)
+                elif self._unqueued(record["uniqueid"]):
+                    self._put(record["uniqueid"], force=True)
+            except StorageUnavailable as exc:
+                failed = failed or exc
+        if failed is not None:
             raise StorageUnavailable(
-                f"the orders of this batch are stored but not all could be queued yet ({exc}); "
+                f"the orders of this batch are stored but not all could be queued yet ({failed}); "
                 "they are queued automatically as soon as the disk allows, and a repost is "
-                "safe", stored=True) from None
+                "safe", stored=True)
         return found
 
     def _seal(self, order):
@@ -185,23 +202,53 @@ class Instance:
             return None
         return self.box.seal(Credentials(order["username"], order.get("password") or ""))
 
-    def _put(self, uniqueid):
-        """Put a stored order's queue item and mark it queued (once, under a lock)."""
+    def _put(self, uniqueid, force=False):
+        """Put a stored order's queue item and mark it queued (once, under a lock).
+
+        :param force: also when the record says it is queued (reconcile: the queue has
+            no item for it; a stranded order of :meth:`_put_new`)
+        """
         with self._queue_lock:
-            if self.store.is_queued(uniqueid):
+            if not force and self.store.is_queued(uniqueid):
                 return
             payload = self.store.payload(uniqueid)
             if payload is None:
                 return
             self.queue.put(payload)
             self.store.mark_queued(uniqueid)
+            self._stranded.discard(uniqueid)
+
+    def _put_new(self, order, sealed):
+        """Put the queue item of an order :meth:`submit` just stored as queued, from
+        what it holds (nothing read back). When the put fails, the record is unmarked,
+        so that the worker's sweep puts it; when even that fails (the disk is full),
+        the order is remembered here for the sweep.
+
+        :raises StorageUnavailable: the put failed
+        """
+        uniqueid = order["uniqueid"]
+        try:
+            with self._queue_lock:
+                self.queue.put(queue_payload(order, sealed, order.get("username")))
+        except StorageUnavailable:
+            self._stranded.add(uniqueid)
+            try:
+                self.store.set_queued(uniqueid, False)
+            except StorageUnavailable:
+                pass  # still stranded in memory: the sweep, or reconcile after a restart
+            raise
+
+    def _unqueued(self, uniqueid):
+        return uniqueid in self._stranded or not self.store.is_queued(uniqueid)
 
     def queue_stranded(self):
         """Queue every stored order whose queue item could not be put (the worker calls
         this between batches). :returns: how many were queued"""
         count = 0
-        for payload in self.store.unqueued():
-            self._put(payload["uniqueid"])
+        stranded = list(self._stranded)
+        for uniqueid in stranded + [p["uniqueid"] for p in self.store.unqueued()
+                                    if p["uniqueid"] not in stranded]:
+            self._put(uniqueid, force=uniqueid in self._stranded)
             count += 1
         if count:
             log.warning("queued %d stored order(s) whose queue item had failed", count)

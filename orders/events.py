@@ -93,26 +93,36 @@ def event_type(previous, status):
     return "order.retrying" if status == "processing" else "order.note"
 
 
-def record(db, history_id):
+#: :func:`record`'s ``previous`` when the caller does not know it (it is read then)
+UNKNOWN = object()
+
+
+def record(db, history_id, uniqueid, status, at, reason_code=None, reason_text=None,
+           note=None, previous=UNKNOWN, attempts=None):
     """Write the event of one history row. Called inside the transaction that wrote the
     row, with the store's connection, so the two are committed together.
 
+    The caller hands over what it just wrote; what it does not know is read: the status
+    before this row (``previous``) and the order's ``attempts``. An intake knows both (a
+    new order: no previous status, no attempt), so its transaction reads nothing back.
+
     :param db: the store's connection (rows as :class:`sqlite3.Row`)
     :param history_id: the rowid of the history row just written
+    :param previous: the order's status before this row, None for a new order
     """
-    row = db.execute("SELECT * FROM history WHERE id=?", (history_id,)).fetchone()
-    previous = db.execute(
-        "SELECT status FROM history WHERE uniqueid=? AND id<? ORDER BY id DESC LIMIT 1",
-        (row["uniqueid"], history_id)).fetchone()
-    attempts = db.execute("SELECT attempts FROM orders WHERE uniqueid=?",
-                          (row["uniqueid"],)).fetchone()
-    note = row["note"] if "note" in row.keys() else None  # a column issue 10 may add
+    if previous is UNKNOWN:
+        row = db.execute(
+            "SELECT status FROM history WHERE uniqueid=? AND id<? ORDER BY id DESC LIMIT 1",
+            (uniqueid, history_id)).fetchone()
+        previous = row and row[0]
+    if attempts is None:
+        row = db.execute("SELECT attempts FROM orders WHERE uniqueid=?", (uniqueid,)).fetchone()
+        attempts = row[0] if row else 0
     db.execute(
         "INSERT INTO events (id, type, uniqueid, status, reason_code, reason_text, note,"
         " attempts, at) VALUES (?,?,?,?,?,?,?,?,?)",
-        ("evt_" + uuid.uuid4().hex, event_type(previous and previous[0], row["status"]),
-         row["uniqueid"], row["status"], row["reason_code"], row["reason_text"], note,
-         attempts[0] if attempts else 0, row["at"]))
+        ("evt_" + uuid.uuid4().hex, event_type(previous, status), uniqueid, status,
+         reason_code, reason_text, note, attempts, at))
 
 
 class CursorAhead(ValueError):

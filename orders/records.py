@@ -55,7 +55,8 @@ CREATE TABLE IF NOT EXISTS orders (
     attempts INTEGER NOT NULL DEFAULT 0,
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
-    queued INTEGER NOT NULL DEFAULT 0        -- 1 once its queue item was put
+    queued INTEGER NOT NULL DEFAULT 0        -- 1: its queue item is put, or is being put
+                                             -- by the intake that stored it (set_queued)
 );
 CREATE INDEX IF NOT EXISTS orders_by_status ON orders (status, seq);
 CREATE INDEX IF NOT EXISTS orders_by_created ON orders (created_at, seq);
@@ -240,12 +241,15 @@ class OrderStore:
 
     # -- intake -------------------------------------------------------------------
 
-    def add(self, order, fingerprint, credentials_token, note=None):
-        """Store a new order as ``placed`` (not yet marked queued), or find the one
-        already stored.
+    def add(self, order, fingerprint, credentials_token, note=None, queued=False):
+        """Store a new order as ``placed``, or find the one already stored.
 
         :param order: mapping with uniqueid, worksheet, product_nr, product_amount, username
         :param note: reason text of the first history entry (a rebuilt record says so)
+        :param queued: mark it queued at once: the caller puts its queue item next and
+            unmarks it (:meth:`set_queued`) if that fails. Saves the intake a commit; a
+            crash in between is the start-up reconciliation's, which compares the
+            records with the queue itself
         :returns: ``(record, created)``; ``created`` is False for a repeat of a known order
         :raises DuplicateConflict: the uniqueid is known with another fingerprint
         :raises StorageUnavailable: nothing was stored (disk full, file damaged)
@@ -256,11 +260,13 @@ class OrderStore:
                 return self._public(row), False
             with self._db:  # one transaction: the order and its first history entry
                 self._db.execute("BEGIN IMMEDIATE")
-                self._insert(order, fingerprint, credentials_token, now(), note)
-            return self._public(self._row(order["uniqueid"])), True
+                record = self._insert(order, fingerprint, credentials_token, now(), note,
+                                      queued)
+            return record, True
 
-    def add_many(self, orders):
-        """Store a batch of orders in one transaction: all its new orders, or none.
+    def add_many(self, orders, queued=False):
+        """Store a batch of orders in one transaction: all its new orders, or none
+        (``queued``: as :meth:`add`).
 
         Each order is decided as :meth:`add` decides it, in the given order, so an order
         that repeats an earlier one of the same batch is a repeat of it (same content) or
@@ -284,8 +290,8 @@ class OrderStore:
                         found.append(None)
                         continue
                     if row is None:
-                        self._insert(order, fingerprint, credentials_token, at)
-                        found.append((self._public(self._row(order["uniqueid"])), True))
+                        found.append((self._insert(order, fingerprint, credentials_token, at,
+                                                   queued=queued), True))
                     else:
                         found.append((self._public(row), False))
             return found
@@ -298,25 +304,42 @@ class OrderStore:
             raise DuplicateConflict(f"uniqueid {uniqueid!r} was already used for a different order")
         return row
 
-    def _insert(self, order, fingerprint, credentials_token, at, note=None):
+    def _insert(self, order, fingerprint, credentials_token, at, note=None, queued=False):
         """Insert a new ``placed`` order and its first history entry (inside the caller's
-        transaction)."""
+        transaction).
+
+        :returns: the new order's public record, made from what was inserted: the
+            intake's transaction reads nothing back (measured: the read-backs cost the
+            intake a tenth of its rate; docs/benchmarks.md)
+        """
+        record = {"uniqueid": order["uniqueid"], "worksheet": order["worksheet"],
+                  "product_nr": order["product_nr"], "product_amount": order["product_amount"],
+                  "status": OrderStatus.PLACED.value, "attempts": 0, "created_at": at,
+                  "updated_at": at}
         self._db.execute(
             "INSERT INTO orders (uniqueid, fingerprint, worksheet, product_nr,"
             " product_amount, username, credentials, status, created_at, updated_at,"
-            " queued) VALUES (?,?,?,?,?,?,?,?,?,?,0)",
+            " queued) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             (order["uniqueid"], fingerprint, order["worksheet"], order["product_nr"],
              order["product_amount"], order.get("username"), credentials_token,
-             OrderStatus.PLACED.value, at, at),
+             OrderStatus.PLACED.value, at, at, int(queued)),
         )
-        self._history(order["uniqueid"], OrderStatus.PLACED, at, reason_text=note)
+        self._history(order["uniqueid"], OrderStatus.PLACED, at, reason_text=note,
+                      previous=None, attempts=0)
+        return record
 
     # -- the queue's side of intake -----------------------------------------------
 
     def mark_queued(self, uniqueid):
         """Note that the order's queue item was put."""
+        self.set_queued(uniqueid, True)
+
+    def set_queued(self, uniqueid, queued):
+        """Note whether the order's queue item was put (False: its put failed, the
+        worker's sweep puts it: :meth:`unqueued`)."""
         with self._use(), self._db:
-            self._db.execute("UPDATE orders SET queued=1 WHERE uniqueid=?", (uniqueid,))
+            self._db.execute("UPDATE orders SET queued=? WHERE uniqueid=?",
+                             (int(queued), uniqueid))
 
     def is_queued(self, uniqueid):
         with self._use():
@@ -578,13 +601,19 @@ class OrderStore:
     def _row(self, uniqueid):
         return self._db.execute("SELECT * FROM orders WHERE uniqueid=?", (uniqueid,)).fetchone()
 
-    def _history(self, uniqueid, status, at, reason_code=None, reason_text=None, note=None):
+    def _history(self, uniqueid, status, at, reason_code=None, reason_text=None, note=None,
+                 **known):
+        """Write one history row and its event (:func:`orders.events.record`; ``known``:
+        what the caller knows of the order, so that it is not read back)."""
+        status = OrderStatus(status).value
         row_id = self._db.execute(
             "INSERT INTO history (uniqueid, status, at, reason_code, reason_text, note)"
             " VALUES (?,?,?,?,?,?)",
-            (uniqueid, OrderStatus(status).value, at, reason_code, reason_text, note)
+            (uniqueid, status, at, reason_code, reason_text, note)
         ).lastrowid
-        events.record(self._db, row_id)  # its event, in this same transaction
+        # its event, in this same transaction
+        events.record(self._db, row_id, uniqueid, status, at, reason_code, reason_text, note,
+                      **known)
         self.event_added.set()
 
     @staticmethod

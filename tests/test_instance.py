@@ -6,6 +6,7 @@ import os
 import sqlite3
 
 from bridge.instance import Instance, fingerprint
+from core.errors import StorageUnavailable
 from bridge.logs import setup
 from orders.status import OrderStatus, can_move
 from conftest import WORKSHOP, wait_for
@@ -49,6 +50,23 @@ def test_record_without_queue_item_is_queued_at_start(settings):
     inst.close()
     assert sorted(uid for *_, uid in erp.lines) == ["normal", "orphan"]
     assert erp.calls.count("orphan") == 1 and erp.calls.count("normal") == 1
+
+
+def test_a_record_stored_as_queued_without_its_item_is_queued_at_start(settings):
+    """The intake stores an order marked queued, then puts it: a crash in between (the
+    record says queued, the queue has no item) is found by comparing with the queue."""
+    inst, _ = open_instance(settings)
+    order = new_order("marked")
+    inst.store.add(order, fingerprint(order), None, queued=True)  # ... and the process died
+    assert inst.store.is_queued("marked") and not inst.queue.pending_payloads()
+    inst.close()
+
+    inst, erp = open_instance(settings)
+    assert [p["uniqueid"] for p in inst.queue.pending_payloads()] == ["marked"]
+    inst.worker.start()
+    wait_for(lambda: inst.store.get("marked")["status"] == "created")
+    inst.close()
+    assert erp.calls == ["marked"]
 
 
 def test_order_processing_at_crash_is_resumed_once(settings):
@@ -150,6 +168,30 @@ def test_a_failed_put_after_the_record_is_503_and_queued_without_a_restart(setti
     wait_for(lambda: inst.store.get("boundary")["status"] == "created")
     inst.close()
     assert erp.calls == ["boundary"]
+
+
+def test_a_failed_put_whose_record_cannot_be_unmarked_is_queued_by_the_sweep(settings):
+    """A full disk may refuse the put and then the record's unmarking too: the order is
+    remembered as stranded, and the sweep and a repost still queue it."""
+    inst, erp = open_instance(settings)
+    client = _client(inst)
+    _fail_puts(inst, 1)
+    real = inst.store.set_queued
+
+    def full(uniqueid, queued):
+        raise StorageUnavailable("the disk holding the records is full")
+
+    inst.store.set_queued = full
+    assert client.post("/create", json=_body("stuck")).status_code == 503
+    inst.store.set_queued = real
+    assert inst.store.is_queued("stuck") and not inst.queue.pending_payloads()
+    assert client.post("/create", json=_body("stuck")).status_code == 200  # a repost puts it
+    assert [p["uniqueid"] for p in inst.queue.pending_payloads()] == ["stuck"]
+    assert inst.queue_stranded() == 0  # and only once
+    inst.worker.start()
+    wait_for(lambda: inst.store.get("stuck")["status"] == "created")
+    inst.close()
+    assert erp.calls == ["stuck"]
 
 
 def test_a_repost_of_a_stored_but_unqueued_order_queues_it(settings):
