@@ -18,7 +18,7 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, render_templ
 from werkzeug.exceptions import HTTPException
 
 from bridge import params
-from bridge.http import secure_page
+from bridge.http import BodyError, read_body, secure_page, stream_limit
 from core import ratelimit
 from core.errors import BridgeError, WorkshopHeld
 from fleet import orders as fleet_orders
@@ -74,7 +74,8 @@ def create_app(settings=None, fleet=None):
         fleet = Fleet(settings)
     app = Flask(__name__)
     app.config["MANAGEMENT_TOKEN"] = settings.management_token
-    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES  # a larger body is a 413, unread
+    # a larger body is a 413, unread when its Content-Length says so (bridge/http.py)
+    app.config["MAX_CONTENT_LENGTH"] = stream_limit(MAX_BODY_BYTES)
     app.extensions["fleet"] = fleet
     # an app-wide hook, so it runs before the api blueprint's token check (core/ratelimit.py).
     # The page is not limited: it is the same static text for everyone, costs less than
@@ -111,7 +112,9 @@ def _bridge_error(e):
 
 
 def _http_error(e):
-    response, status = _error(e.code, e.name.upper().replace(" ", "_"), e.description)
+    message = ("the request body is larger than the limit of 64 KB" if e.code == 413
+               else e.description)
+    response, status = _error(e.code, e.name.upper().replace(" ", "_"), message)
     for name, value in e.get_headers():  # e.g. Allow on a 405
         if name.lower() != "content-type":
             response.headers[name] = value
@@ -154,7 +157,14 @@ def _body():
     if not request.is_json:
         raise _NotJson()
     try:
-        return json.loads(request.get_data(cache=False))
+        # read to the limit and one byte past it, like the instance: werkzeug cut a chunked
+        # body over the limit short without a word (400 "not valid JSON", or a body
+        # that still parses taken), and a body of exactly the limit is not over it
+        raw = read_body(MAX_BODY_BYTES)
+    except BodyError as exc:
+        raise InvalidIntegration(str(exc)) from None
+    try:
+        return json.loads(raw)
     except (ValueError, RecursionError):
         raise InvalidIntegration("the request body is not valid JSON (UTF-8)") from None
 

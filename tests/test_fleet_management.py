@@ -347,3 +347,27 @@ def test_a_webhook_half_the_integration_cannot_complete_is_409_and_both_at_once_
     assert r.status_code == 400 and "removes the webhook" in r.json["message"]
     change = client.get("/openapi.json").json["components"]["schemas"]["IntegrationChange"]
     assert change["not"]["properties"]["webhook_url"] == {"const": ""}
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_a_body_of_exactly_64_kb_is_read_and_one_byte_more_is_413(tmp_path, chunked):
+    """Issue 28, item 9, on the management API's real server: a chunked body over the
+    limit was cut short without a word (400 "not valid JSON")."""
+    from tests.fleet_fakes import FakeInstances
+    from tests.fleet_helpers import fleet_settings_for_tests, management_server
+
+    settings = fleet_settings_for_tests(tmp_path, TOKEN)
+    fleet = Fleet(settings, supervisor=FakeSupervisor(), instances=FakeInstances())
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    with management_server(settings, fleet) as url:
+        for size, expected in ((MAX_BODY_BYTES, 400), (MAX_BODY_BYTES + 1, 413)):
+            empty = len(json.dumps({"pad": ""}))
+            body = json.dumps({"pad": "x" * (size - empty)}).encode()
+            assert len(body) == size
+            r = requests.post(url + "/integrations", data=iter([body]) if chunked else body,
+                              headers=headers, timeout=10)
+            assert r.status_code == expected, (size, r.text)
+            if expected == 413:
+                assert r.json()["message"] == "the request body is larger than the limit of 64 KB"
+            else:
+                assert "workshop: Field required" in r.json()["message"]  # read whole
