@@ -288,8 +288,7 @@ class WebhookSender:
             connection.connect()
             if self._in_flight.was_cut:  # cut while connecting: the socket came too late
                 raise TimeoutError("cut while connecting")
-            connection.request("POST", (parts.path or "/") + (f"?{parts.query}" if parts.query
-                                                                else ""), body=body, headers={
+            connection.request("POST", _target(parts), body=body, headers={
                 "Content-Type": "application/json", "User-Agent": USER_AGENT,
                 "Connection": "close", "webhook-id": event["id"],
                 "webhook-timestamp": str(sent_at), "webhook-signature": signature})
@@ -309,6 +308,13 @@ class WebhookSender:
             watchdog.cancel()
             self._in_flight.watch(None)
             connection.close()
+
+
+def _target(parts):
+    """The request target of a URL: its path and query, a non-ASCII letter in them
+    percent-encoded as UTF-8 (what is encoded already stays as it is)."""
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return urllib.parse.quote(target, safe="".join(map(chr, range(0x21, 0x7f))))
 
 
 class _Cut:

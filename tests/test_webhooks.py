@@ -223,6 +223,15 @@ def test_a_stop_cuts_the_delivery_in_flight_and_it_is_sent_again(open_instance, 
     assert inst.webhooks.state()["backlog"] >= 1  # sent again after the start
 
 
+def test_a_url_with_letters_outside_ascii_in_its_path_is_delivered_to(open_instance, receiver):
+    """The fleet and the instance take such a URL (core/checks.py); its path is sent
+    percent-encoded, not refused by the HTTP client at every try."""
+    inst = open_instance(receiver, webhook_url=receiver.url + "/verksted-ø?kilde=å")
+    place(inst, "non-ascii-1")
+    assert all_delivered(inst, receiver)
+    assert receiver.paths()[-1] == "/hooks/oilmat/verksted-%C3%B8?kilde=%C3%A5"
+
+
 def test_410_disables_until_the_url_or_secret_changes(open_instance, receiver):
     receiver.answer = 410
     inst = open_instance(receiver)

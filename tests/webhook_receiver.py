@@ -93,6 +93,7 @@ class Receiver:
                     answer = receiver.answer
                     receiver.deliveries.append(Delivery(
                         headers, body, answer, verified(receiver.secret, headers, body)))
+                    receiver.deliveries[-1].path = self.path
                 self.send_response(answer)
                 if answer in (301, 302, 307, 308):
                     self.send_header("Location", "http://127.0.0.1:9/elsewhere")
@@ -132,6 +133,11 @@ class Receiver:
                 seen.add(delivery.id)
                 events.append(delivery.event)
         return events
+
+    def paths(self):
+        """:returns: the request target of every delivery, in arrival order"""
+        with self._lock:
+            return [d.path for d in self.deliveries]
 
     def count(self, answered=None):
         with self._lock:
