@@ -53,7 +53,7 @@ from erp_helpers import ErpSimServer  # noqa: E402
 from erp_tryton import rpc  # noqa: E402
 from integrations import get_integration_class  # noqa: E402
 from integrations.base import IntegrationConfig  # noqa: E402
-from workers.worker import VISIT_LINES, Worker  # noqa: E402
+from workers.worker import Worker  # noqa: E402
 
 FLAVOR_SYSTEM = {"classic": "erp_sim", "spa": "erp_sim_spa"}
 #: the first worksheet (sale reference) written to; the warm-up visit uses the one before

@@ -13,7 +13,7 @@ import pytest
 from core.errors import (ErpTimeout, ErpUnavailable, ProductNotFound, WorksheetClosed,
                          WorksheetNotFound, unconfirmed)
 from conftest import WORKSHOP, replace
-from workers.worker import FINAL_LOOKS, VISIT_LINES
+from workers.working import FINAL_LOOKS, VISIT_LINES
 
 
 def place(instance, uniqueid="u-1", **changes):

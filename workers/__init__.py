@@ -1,7 +1,7 @@
 """The worker: the thread that takes orders off the queue and writes them into the ERP
-(see :mod:`workers.worker`). It lives beside the instance (``bridge/``), not in it:
-the instance owns intake, records and queue; the worker owns batching and retries."""
-
-from workers.worker import Worker
-
-__all__ = ["Worker"]
+(:mod:`workers.worker`, with :mod:`workers.taking` and :mod:`workers.working`). It
+lives beside the instance (``bridge/``), below it: the instance owns intake and wires
+the worker to the records, the queue and the integration; the worker owns batching,
+retries and the look before giving up. This file imports nothing (see
+integrations/__init__.py on why).
+"""
