@@ -12,6 +12,7 @@ import pytest
 import requests
 
 from erp_helpers import ErpSimServer, closed_port_url
+from conftest import wait_for
 from instance_helpers import RunningInstance
 
 pytestmark = pytest.mark.e2e
@@ -73,7 +74,9 @@ def test_repost_gives_one_line_and_conflict_gives_409(instance, erp):
     instance.wait_final(["e2e-dup"], timeout=60)
     third = instance.create(uniqueid="e2e-dup", worksheet="559", product_amount="2.5")
     assert third.json()["status"] == "created"
-    time.sleep(0.5)
+    # what could write a second line: a queue item of it, or an order in hand; neither
+    wait_for(lambda: (a := instance.session.get(instance.url + "/alive", timeout=5).json())
+             ["queue_length"] == 0 and not a["current_orders"], 10, 0.05, "an idle worker")
     assert len(erp.lines_with(559, "e2e-dup")) == 1
 
 

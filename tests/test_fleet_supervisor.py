@@ -7,7 +7,6 @@ written: each test leaves the fleet as the next one expects it.
 import importlib.util
 import os
 import signal
-import time
 
 import pytest
 import requests
@@ -99,7 +98,11 @@ def test_put_kill_stays_down_and_the_others_are_untouched(fleet):
     r = fleet.api("PUT", fleet.path(B, "kill"))
     assert r.status_code == 200, r.text
     fleet.wait_health({B: "down"})
-    time.sleep(3)  # longer than startsecs: a restart would show by now
+    # supervisord's own decision, logged when the process exits: expected, no restart
+    program = fleet.overview()[B]["program"]
+    log = os.path.join(fleet.env["SUPERVISOR_DIR"], "supervisord.log")
+    wait_for(lambda: f"exited: {program} (exit status 0; expected)" in open(log).read(), 30,
+             0.1, "supervisord to log the exit as expected")
     overview = fleet.overview()
     assert overview[B]["process"]["state"] == "EXITED"
     assert overview[B]["health"] == "down" and overview[B]["alive"] is None
