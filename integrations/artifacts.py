@@ -1,7 +1,7 @@
 """Where failure artifacts go and how they are found again, without loading Selenium.
 
 A failed browser step leaves a screenshot and the page's HTML (written by
-:func:`integrations.browser.artifacts.save_failure_artifacts`) as
+:func:`integrations.browser.snapshot.save_failure_artifacts`) as
 ``<artifact_dir>/<stamp>_<uniqueid>_<reason_code>.png`` and ``.html``. ``<stamp>`` is
 the UTC time (``20261202T143000.123456Z``), so names sort by time; ``<uniqueid>`` and
 ``<reason_code>`` are made file-name safe by :func:`safe_name`. The instance serves them

@@ -11,7 +11,7 @@
   load and wait bounded) the ERPs' page objects are built from;
 * :mod:`.errors` -- :func:`~.errors.map_webdriver_error`, the one table that turns
   Selenium's exceptions into the bridge's;
-* :mod:`.artifacts` -- :func:`~.artifacts.save_failure_artifacts`: screenshot + page
+* :mod:`.snapshot` -- :func:`~.snapshot.save_failure_artifacts`: screenshot + page
   HTML of a failure, password scrubbed;
 * :mod:`.orphans` -- :func:`~.orphans.reap_orphaned_browsers`: ends browsers left behind
   by a process killed with -9;
@@ -34,7 +34,7 @@ os.environ.setdefault("SE_OFFLINE", "true")
 
 #: name -> the module that defines it (see the docstring)
 _DEFINED_IN = {
-    "MASK": "artifacts", "save_failure_artifacts": "artifacts", "scrub_html": "artifacts",
+    "MASK": "snapshot", "save_failure_artifacts": "snapshot", "scrub_html": "snapshot",
     "BROWSER_FAILURES": "errors", "PAGE_SUMMARY_JS": "errors", "error_page_reason": "errors",
     "map_webdriver_error": "errors", "summary_reason": "errors",
     "PROFILE_PREFIX": "orphans", "process_running": "orphans", "reap_orphaned_browsers": "orphans",

@@ -14,7 +14,7 @@ import abc
 from core import retry as policy
 from core.errors import BridgeError, BrowserError, LineUnverified, TransientError, unconfirmed
 from integrations.base import Integration, check_lines
-from integrations.browser.artifacts import save_failure_artifacts
+from integrations.browser.snapshot import save_failure_artifacts
 from integrations.browser.errors import BROWSER_FAILURES, map_webdriver_error
 from integrations.browser.life import BrowserLife
 from integrations.verify import verify_visit

@@ -1,4 +1,5 @@
-"""Failure artifacts: a screenshot and the page HTML of a failed step, no secret in either."""
+"""A snapshot of a failed page: its screenshot and its HTML, no secret in either (the
+failure artifacts whose names and lookup are :mod:`integrations.artifacts`'s)."""
 
 import html
 import os
