@@ -11,8 +11,8 @@ import os
 import socket
 import sys
 
-from erp_tryton.install import (DATABASE, DEFAULT_LANGUAGE, LANGUAGES, REPO_ROOT, Build,
-                                install_database, write_config)
+from erp_tryton.install import (DATABASE, DEFAULT_LANGUAGE, DEFAULT_SERIES, LANGUAGES,
+                                REPO_ROOT, SERIES, Build, install_database, write_config)
 
 
 def _seconds(text):
@@ -29,6 +29,13 @@ def _language(text):
     return text
 
 
+def _series(text):
+    if text not in SERIES:
+        raise argparse.ArgumentTypeError(
+            f"no Tryton series {text!r} here; the stand-up runs {', '.join(sorted(SERIES))}")
+    return text
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(prog="python -m erp_tryton", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -39,6 +46,9 @@ def parse_args(argv=None):
     parser.add_argument("--session-ttl", type=_seconds, metavar="SECONDS",
                         help="a login is valid this long, counted from the login "
                              "(Tryton's [session] max_age; default 30 days)")
+    parser.add_argument("--series", type=_series, default=DEFAULT_SERIES, metavar="X.Y",
+                        help=f"the Tryton series: {' or '.join(sorted(SERIES))} (default "
+                             f"{DEFAULT_SERIES}); each is built and cached beside the other")
     parser.add_argument("--language", type=_language, metavar="CODE",
                         help="load this language into the database and make it the admin's "
                              f"preference (default {DEFAULT_LANGUAGE} for a new database; a "
@@ -67,7 +77,7 @@ def main(argv=None):
     args = parse_args(argv)
     log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     language = args.language or DEFAULT_LANGUAGE
-    build = Build(log=log).ensure(language)
+    build = Build(log=log, series=args.series).ensure(language)
     if args.prepare:
         print(f"erp_tryton: ready in {build.dir}", flush=True)
         return
@@ -78,7 +88,8 @@ def main(argv=None):
         build.set_language(data_dir, language)
     port = args.port or _free_port()
     config = write_config(data_dir, data_dir, port, build.sao, args.session_ttl)
-    print(f"erp_tryton listening on http://127.0.0.1:{port}/ (database {DATABASE} in "
+    print(f"erp_tryton listening on http://127.0.0.1:{port}/ (Tryton {args.series}, "
+          f"database {DATABASE} in "
           f"{data_dir}, {'freshly seeded' if seeded else 'kept'}; log in as admin/admin"
           f"{f', language {args.language}' if args.language or seeded else ''})", flush=True)
     # Become trytond (no parent left behind): signals and memory figures are then its own.

@@ -11,7 +11,8 @@ versions, the sao version and the Python version), so a version change builds af
 to the old one instead of patching it::
 
     <cache>/lock                         one builder at a time (flock), others wait
-    <cache>/<key>/venv/                  trytond, trytond-sale, proteus (requirements.txt)
+    <cache>/<key>/venv/                  trytond, trytond-sale, proteus (requirements.txt;
+                                         requirements-7.0.txt for --series 7.0)
     <cache>/<key>/sao/                   tryton-sao from npm, with its node_modules
     <cache>/<key>/template-<seed>.sqlite the seeded database; <seed> hashes seed.py
     <cache>/<key>/template-<seed>-<lang>.sqlite  the same with a language loaded and made
@@ -41,6 +42,21 @@ REQUIREMENTS = os.path.join(PACKAGE_DIR, "requirements.txt")
 SEED_SCRIPT = os.path.join(PACKAGE_DIR, "seed.py")
 LANGUAGE_SCRIPT = os.path.join(PACKAGE_DIR, "language.py")
 SAO_PACKAGE = "tryton-sao@8.0.11"
+#: sao 7.0 gets its libraries with bower (its postinstall runs ``bower install``), whose
+#: registry this machine cannot reach; the same packages come from npm, in bower.json's
+#: ranges, laid out as bower would (``bower_components/<name>``). d3 comes with c3.
+SAO_70_LIBRARIES = ("jquery@3", "bootstrap@^3.3.7", "moment@^2.10", "gettext.js@^0.7",
+                    "c3@^0.7", "papaparse@^5.0", "fullcalendar@^3.10.2", "mousetrap@^1.6",
+                    "bootstrap-rtl-ondemand@^3.3.4-ondemand", "sortablejs@^1.8.4")
+#: the Tryton series the stand-up runs: its pinned requirements, the sao of the same series
+#: (npm has tryton-sao 7.0.56 and 8.0.11 only, FIELD-NOTES) and, when sao wants bower,
+#: its libraries from npm. Each series is built in a folder of its own, side by side.
+SERIES = {
+    "8.0": (REQUIREMENTS, SAO_PACKAGE, None),
+    "7.0": (os.path.join(PACKAGE_DIR, "requirements-7.0.txt"), "tryton-sao@7.0.56",  # LTS
+            SAO_70_LIBRARIES),
+}
+DEFAULT_SERIES = "8.0"
 DATABASE = "workshop"
 ADMIN_LOGIN = ADMIN_PASSWORD = "admin"
 #: English (Tryton's own language, the template's) and every language Tryton ships
@@ -73,12 +89,16 @@ class Build:
 
     :param root: the cache folder (default :func:`cache_root`)
     :param log: a callable taking one line of progress
+    :param series: one of :data:`SERIES`
     """
 
-    def __init__(self, root=None, log=print):
+    def __init__(self, root=None, log=print, series=DEFAULT_SERIES):
         self.root = root or cache_root()
+        self.series = series
+        self.requirements, self.sao_package, self.sao_bower = SERIES[series]
         py = f"{sys.version_info[0]}.{sys.version_info[1]}"
-        self.dir = os.path.join(self.root, _digest(_read(REQUIREMENTS), SAO_PACKAGE, py))
+        self.dir = os.path.join(self.root,
+                                _digest(_read(self.requirements), self.sao_package, py))
         self.venv = os.path.join(self.dir, "venv")
         self.python = os.path.join(self.venv, "bin", "python")
         self.venv_done = os.path.join(self.venv, ".complete")
@@ -134,16 +154,16 @@ class Build:
         shutil.rmtree(self.venv, ignore_errors=True)
         _run([sys.executable, "-m", "venv", self.venv])
         _run([self.python, "-m", "pip", "install", "-q", "--disable-pip-version-check",
-              "-r", REQUIREMENTS])
+              "-r", self.requirements])
         open(self.venv_done, "w").close()
 
     def _sao(self):
         if os.path.exists(self.sao):
             return
-        with self._step(f"installing {SAO_PACKAGE} into {self.sao}"), \
+        with self._step(f"installing {self.sao_package} into {self.sao}"), \
                 _building(self.sao) as tmp:
             os.mkdir(tmp)
-            _run(["npm", "pack", SAO_PACKAGE, "--silent", "--pack-destination", tmp], cwd=tmp)
+            _run(["npm", "pack", self.sao_package, "--silent", "--pack-destination", tmp], cwd=tmp)
             tarball, = [n for n in os.listdir(tmp) if n.endswith(".tgz")]
             with tarfile.open(os.path.join(tmp, tarball)) as tar:
                 # npm's own tarball, but refuse odd paths where Python can (3.11.4+)
@@ -151,10 +171,13 @@ class Build:
                                        else {}))
             os.remove(os.path.join(tmp, tarball))
             package = os.path.join(tmp, "package")
-            # index.html loads jQuery & co. from node_modules/; the grunt peer conflict only
-            # concerns the dev build, hence --legacy-peer-deps.
-            _run(["npm", "install", "--omit=dev", "--legacy-peer-deps", "--no-audit",
-                  "--no-fund", "--silent"], cwd=package)
+            if self.sao_bower:
+                _bower_from_npm(package, self.sao_bower)
+            else:
+                # index.html loads jQuery & co. from node_modules/; the grunt peer conflict
+                # only concerns the dev build, hence --legacy-peer-deps.
+                _run(["npm", "install", "--omit=dev", "--legacy-peer-deps", "--no-audit",
+                      "--no-fund", "--silent"], cwd=package)
             for name in ("custom.js", "custom.css"):  # optional hooks; missing ones answer 405
                 open(os.path.join(package, name), "w").close()
             for name in os.listdir(package):
@@ -212,6 +235,23 @@ class Build:
         started = time.monotonic()
         yield
         self.log(f"erp_tryton: {what}: done in {time.monotonic() - started:.1f} s")
+
+
+def _bower_from_npm(package, libraries):
+    """Install sao's bower libraries from npm into ``package/bower_components``."""
+    side = os.path.join(package, "npm-for-bower")
+    os.mkdir(side)
+    with open(os.path.join(side, "package.json"), "w") as f:
+        f.write('{"name": "sao-libraries", "version": "0.0.0", "private": true}')
+    _run(["npm", "install", "--no-audit", "--no-fund", "--silent", "--ignore-scripts",
+          "--legacy-peer-deps", *libraries], cwd=side)
+    components = os.path.join(package, "bower_components")
+    os.rename(os.path.join(side, "node_modules"), components)
+    shutil.rmtree(side)
+    # Where bower's packages differ from npm's: the name, and d3's file at its root.
+    os.rename(os.path.join(components, "sortablejs"), os.path.join(components, "Sortable"))
+    shutil.copyfile(os.path.join(components, "d3", "dist", "d3.min.js"),
+                    os.path.join(components, "d3", "d3.min.js"))
 
 
 def write_config(folder, data_dir, port, sao, session_ttl=None):

@@ -13,13 +13,9 @@ import sys
 def main(argv=None):
     """``python -m erp_tryton.language CONFIG_FILE DATABASE CODE``"""
     config_file, database, code = argv or sys.argv[1:]
-    from trytond import config
-    config.update_etc(config_file)
-    from trytond.pool import Pool
+    from erp_tryton.seed import open_pool
+    pool = open_pool(config_file, database)
     from trytond.transaction import Transaction
-    Pool.start()
-    pool = Pool(database)
-    pool.init()
     with Transaction().start(database, 0) as transaction:
         Lang, User = pool.get("ir.lang"), pool.get("res.user")
         # trytond-admin -l made it translatable; a code it does not know finds nothing.

@@ -15,7 +15,7 @@ Standard library only, so it runs in any Python.
     rpc.expire_sessions(data_dir)     # every login, the browser's too, must be made again
 
 A worksheet is a sale found by its *Reference*: draft = open, anything past draft = closed.
-Protocol facts (trytond 8.0): ``POST /<db>/rpc/`` with ``{"id", "method", "params"}``;
+Protocol facts (trytond 8.0; 7.0 takes the same at ``/<db>/``): ``POST /<db>/rpc/`` with ``{"id", "method", "params"}``;
 ``common.db.login`` answers ``[user_id, session, ...]``; later calls send
 ``Authorization: Session base64("login:user_id:session")``; model calls take the user's
 context (from ``model.res.user.get_preferences``) as their last parameter. An unknown or
@@ -129,6 +129,10 @@ class Client:
         except urllib.error.HTTPError as exc:
             if exc.code == 401:
                 raise SessionExpired() from None
+            if exc.code == 405 and self.endpoint.endswith("/rpc/"):
+                # trytond 7.0 answers JSON-RPC at /<db>/ (8.0 moved it to /<db>/rpc/)
+                self.endpoint = self.endpoint[:-len("rpc/")]
+                return self._post(method, params)
             raise
         if answer.get("error"):
             kind, detail = answer["error"][0], answer["error"][1]
@@ -172,11 +176,12 @@ class Client:
         sale_id = self.sale(reference)["id"]
         product, = self.model("product.product", "search_read",
                               [("code", "=", str(product_code))], 0, 1, None,
-                              ["sale_uom", "list_price_used"])
+                              ["sale_uom", "template.list_price"])
         line_id, = self.model("sale.line", "create", [{
             "sale": sale_id, "type": "line", "product": product["id"],
             "quantity": float(quantity), "unit": product["sale_uom"],
-            "unit_price": product["list_price_used"], "description": description}])
+            # the template's price: product.product has list_price_used in 8.0 only
+            "unit_price": product["template."]["list_price"], "description": description}])
         return line_id
 
     def close_worksheet(self, reference):

@@ -127,16 +127,24 @@ def _line(products, reference):
             "description": f"OilMat seed-{reference}"}
 
 
-def main(argv=None):
-    """``python -m erp_tryton.seed CONFIG_FILE DATABASE``"""
-    config_file, database = (argv or sys.argv[1:])
-    from trytond import config
-    config.update_etc(config_file)
+def open_pool(config_file, database):
+    """trytond configured from ``config_file``, ``database`` loaded: its ``Pool``."""
+    import trytond.config
+    # 8.0 configures through the module's functions, 7.0 through its one parser object.
+    (getattr(trytond.config, "update_etc", None)
+     or trytond.config.config.update_etc)(config_file)
     from trytond.pool import Pool
-    from trytond.transaction import Transaction
     Pool.start()
     pool = Pool(database)
     pool.init()
+    return pool
+
+
+def main(argv=None):
+    """``python -m erp_tryton.seed CONFIG_FILE DATABASE``"""
+    config_file, database = (argv or sys.argv[1:])
+    pool = open_pool(config_file, database)
+    from trytond.transaction import Transaction
     with Transaction().start(database, 0) as transaction:
         seed(pool)
         transaction.commit()

@@ -13,12 +13,18 @@ import sys
 def main(argv=None):
     config_file, database = argv or sys.argv[1:]
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
-    from trytond.cli import main as trytond_main
     # -d loads the database's modules before the port opens: the first login is then as fast
     # as any other, and trytond 8.0.12's lazy-loading bug (FIELD-NOTES) cannot bite.
     sys.argv = ["trytond", "-c", config_file, "-d", database]
     try:
-        trytond_main()
+        try:
+            from trytond.cli import main as trytond_main
+        except ImportError:  # 7.0 has its server in the trytond script only (8.0: trytond.cli)
+            import os
+            import runpy
+            runpy.run_path(os.path.join(sys.prefix, "bin", "trytond"), run_name="__main__")
+        else:
+            trytond_main()
     except KeyboardInterrupt:
         pass
 

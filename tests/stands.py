@@ -132,6 +132,7 @@ class TrytonStand(Stand):
 
     :param language: the admin's language (``--language``; loaded with Tryton's own
         ``trytond-admin -l``)
+    :param series: the Tryton series (``--series``: 8.0, or 7.0 LTS)
     :param core_only: run only the contract's :data:`CORE_CASES` on this stand (make
         test keeps the matrix short; make chaos runs every case everywhere)
     """
@@ -152,20 +153,20 @@ class TrytonStand(Stand):
                   "test_a_closed_worksheet_fails_every_line",
                   "test_wrong_password_is_login_failed_then_the_right_one_works",
                   "test_duplicates_and_wrong_lines_are_repaired_through_the_ui")
-    _prepared = set()  # the (language) builds this process has made sure of
+    _prepared = set()  # the (series, language) builds this process has made sure of
 
-    def __init__(self, language="en", core_only=False):
+    def __init__(self, language="en", series="8.0", core_only=False):
         from integrations.base import Credentials
 
         self.admin = Credentials("admin", "admin")
-        self.language = language
+        self.language, self.series = language, series
         self.cases = self.CORE_CASES if core_only else None
         self._sheets = iter(range(1, 900))  # draft sales with Reference 1-899
 
     def start(self, session_ttl=None):
         from tryton_helpers import INSTALL_TIMEOUT, TrytonServer
 
-        build = ["--language", self.language]
+        build = ["--series", self.series, "--language", self.language]
         if tuple(build) not in TrytonStand._prepared:  # install and seed once (cached)
             import subprocess
             import sys
@@ -212,8 +213,21 @@ STANDS = {
 def contract_stands():
     """What the contract runs against: every stand of :data:`STANDS`, and Tryton as
     workshops run it too, by names starting with the integration's (``tryton-de``).
-    make test: Tryton in German (a decimal comma) besides English."""
-    return {**STANDS, "tryton-de": lambda: TrytonStand("de")}
+    make test: Tryton 8.0 in German (a decimal comma) besides English, and Tryton 7.0 LTS
+    in French (a comma, and a narrow no-break space between thousands) on the core
+    cases; with ``TRYTON_MATRIX=1`` (make chaos) also both series in each of
+    :data:`MATRIX_LANGUAGES` on every case."""
+    stands = {**STANDS, "tryton-de": lambda: TrytonStand("de"),
+              "tryton-7.0-fr": lambda: TrytonStand("fr", "7.0", core_only=True)}
+    if os.environ.get("TRYTON_MATRIX"):  # make chaos: every case, both series x 4 languages
+        stands.update({f"tryton-{series}-{language}-matrix":
+                       (lambda series=series, language=language: TrytonStand(language, series))
+                       for series in ("8.0", "7.0") for language in MATRIX_LANGUAGES})
+    return stands
+
+
+#: the languages of make chaos's matrix: each writes 4,75 with a decimal comma
+MATRIX_LANGUAGES = ("de", "fr", "es", "nl")
 
 
 def kill_browsers_of_this_process():

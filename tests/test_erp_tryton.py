@@ -17,7 +17,8 @@ import requests
 
 from erp_helpers import REPO_ROOT
 from erp_tryton import rpc
-from tryton_helpers import START_TIMEOUT, TrytonServer, tryton_build  # noqa: F401
+from tryton_helpers import (INSTALL_TIMEOUT, START_TIMEOUT, TrytonServer,  # noqa: F401
+                            tryton_build)
 
 
 @pytest.fixture(scope="module")
@@ -201,8 +202,32 @@ def test_language_is_loaded_into_a_kept_database_in_seconds(tryton_build, tmp_pa
         assert _language_of_admin(server) == ("en", "Lines")
 
 
+def test_series_7_0_lts_stands_up_beside_8_0_in_a_language(tmp_path):
+    from erp_tryton.install import Build
+    subprocess.run([sys.executable, "-m", "erp_tryton", "--prepare", "--series", "7.0",
+                    "--language", "nl"], cwd=REPO_ROOT, check=True, timeout=INSTALL_TIMEOUT)
+    lts, current = Build(series="7.0"), Build()
+    assert lts.dir != current.dir and lts.ready("nl")  # cached side by side
+    with TrytonServer(tmp_path, ["--series", "7.0", "--language", "nl"]) as server:
+        assert "Tryton 7.0" in server.log_text()
+        client = server.client()
+        assert _language_of_admin(server) == ("nl", "Regels")
+        sao = requests.get(server.url + "/", timeout=10).text
+        assert "bower_components/jquery" in sao  # 7.0's sao, its libraries from npm
+        assert "__version__: '7.0." in requests.get(server.url + "/dist/tryton-sao.js",
+                                                    timeout=10).text
+        assert requests.get(server.url + "/bower_components/jquery/dist/jquery.min.js",
+                            timeout=10).status_code == 200
+        client.add_line("5", "206", Decimal("12.5"), "OilMat lts")
+        assert client.worksheet_lines("5") == [{"product_code": "206",
+                                                "quantity": Decimal("12.5"),
+                                                "description": "OilMat lts", "type": "line"}]
+
+
 @pytest.mark.parametrize("args, message", [
     ([], "--port and --data are required"),
+    (["--port", "1", "--data", "x", "--series", "6.0"], "no Tryton series '6.0' here"),
+    (["--port", "1", "--data", "x", "--series", "8"], "no Tryton series '8' here"),
     (["--port", "1", "--data", "x", "--language", "nb"], "Tryton ships no language 'nb'"),
     (["--port", "1", "--data", "x", "--language", "DE"], "Tryton ships no language 'DE'"),
     (["--port", "8000"], "--port and --data are required"),

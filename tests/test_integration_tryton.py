@@ -375,3 +375,14 @@ def test_refusals_are_told_apart_by_what_tryton_sent_not_by_words(failure, dialo
     error = erp_error([{"kind": dialog, "text": "Irgendein übersetzter Text"}], failure)
     assert error.reason_code == code
     assert "Irgendein übersetzter Text" in error.reason_text  # shown to people, not matched
+
+
+def test_a_sao_series_the_integration_does_not_know_is_unexpected_page():
+    """Read from the page (``Sao.__version__``): 7.0 and 8.0 known, anything else refused
+    before a line is written on screens that may differ."""
+    from integrations.tryton.series import SERIES, series_of
+    assert set(SERIES) == {"7.0", "8.0"}
+    assert series_of("7.0.56")["counter"] == "label" and series_of("8.0.11") is SERIES["8.0"]
+    for version in ("8.2.0", "6.0.40", "", "garbage"):
+        with pytest.raises(UnexpectedPage, match="does not know"):
+            series_of(version)

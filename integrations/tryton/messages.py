@@ -7,7 +7,8 @@ change with the language is what trytond *sent*: JSON-RPC answers a refusal with
 ``UserWarning``, ``LoginException``, ``ConcurrencyException``) or, for a crash on the
 server, the exception's text; a failed request has its HTTP status. :mod:`.pages`
 records the last of these in the page (:data:`RPC_HOOK_JS`, a jQuery ``ajaxComplete``
-handler installed with every poll: sao sends every call through ``jQuery.ajax``) and
+handler installed with every poll: sao, 7.0 and 8.0, sends every call through
+``jQuery.ajax``) and
 hands it here with the dialog sao showed, named by its class (``warning-dialog``,
 ``error-dialog``, ...), never by its text.
 
@@ -45,10 +46,12 @@ if (!window.__bridgeRpcHook) {
     window.__bridgeRpcHook = true;
     window.__bridgeRpcError = null;
     jQuery(document).ajaxComplete(function (event, xhr, settings) {
-        if (!/\\/rpc\\/|\\/session\\/login/.test(settings.url || '')) { return; }
+        // A JSON-RPC call names its method (sao 8.0 posts to /DB/rpc/, 7.0 to /DB/);
+        // 8.0's login goes to /DB/session/login.
         var method = null;
         try { method = JSON.parse(settings.data).method || null; } catch (e) {}
-        if (/\\/session\\/login/.test(settings.url)) { method = 'login'; }
+        if (/\\/session\\/login/.test(settings.url || '')) { method = 'login'; }
+        if (!method) { return; }
         var answer = xhr.responseJSON, failure = null;
         if (xhr.status === 401 || xhr.status === 503) { return; }
         if (xhr.status !== 200) {

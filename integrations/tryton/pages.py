@@ -33,7 +33,8 @@ from selenium.webdriver.common.keys import Keys
 from core.errors import (ErpTimeout, InvalidAmount, LoginFailed, ProductNotFound,
                          SessionExpired, UnexpectedPage, WorksheetClosed, WorksheetNotFound)
 from integrations.base import SeenLine
-from integrations.tryton.messages import DIALOGS, RPC_HOOK_JS, erp_error
+from integrations.tryton.messages import RPC_HOOK_JS, erp_error
+from integrations.tryton.series import SERIES, series_of
 
 #: the active tab's pane
 PANE = "#tabcontent > .tab-pane.active"
@@ -53,12 +54,15 @@ MAX_PASSWORD_ANSWERS = 1
 # none running was not waiting for the ERP.
 _POLL_JS = """
 var body = arguments[0], args = arguments[1];
-if (!window.jQuery || !window.Sao) { return ['wait', true]; }
+if (!window.jQuery || !window.Sao || !Sao.__version__) { return ['wait', true]; }
+args.current = args.series[Sao.__version__.split('.').slice(0, 2).join('.')];
+if (!args.current) { return ['series', Sao.__version__]; }
 """ + RPC_HOOK_JS + """
-var dialogs = Array.from(document.querySelectorAll(args.dialogs.map(function (kind) {
-    return '.modal.in.' + kind; }).join(', ')), function (e) {
-    return {kind: args.dialogs.find(function (kind) { return e.classList.contains(kind); }),
-            text: e.textContent.trim()};
+var kinds = Object.keys(args.current.dialogs), dialogs = [];
+kinds.forEach(function (kind) {
+    document.querySelectorAll(args.current.dialogs[kind]).forEach(function (e) {
+        dialogs.push({kind: kind, text: e.textContent.trim()});
+    });
 });
 if (dialogs.length) { return ['alert', dialogs, window.__bridgeRpcError]; }
 if (document.querySelector('.modal.in.ask-dialog:not([data-bridge-answered]) input[type=password]')) {
@@ -152,7 +156,7 @@ class Sao:
         """
         answered = 0
         busy = [True]  # whether the last poll saw a request running
-        args = {**args, "dialogs": DIALOGS}
+        args = {**args, "series": SERIES}
 
         def poll(driver):
             nonlocal answered
@@ -163,6 +167,8 @@ class Sao:
                 busy[0] = state[1]
             if state[0] == "alert":
                 raise erp_error(state[1], state[2])
+            if state[0] == "series":
+                series_of(state[1])  # raises: not a series the integration knows
             if state[0] == "password":
                 if answered >= MAX_PASSWORD_ANSWERS or self.credentials is None:
                     raise LoginFailed("Tryton asked for the password again: it was refused")
@@ -350,7 +356,7 @@ class SaleForm:
     var names = Object.values(columns);
     var missing = args.columns.filter(function (name) { return names.indexOf(name) < 0; });
     if (missing.length) { return {missing: missing}; }
-    var size = Number(widget.badge.text().split('/').pop());
+    var size = Number(widget[args.current.counter].text().split('/').pop());
     var rows = lineRows(widget);
     if (rows.length !== size) { return null; }
     return {format: numberFormat(), rows: rows.map(function (tr) {
@@ -542,8 +548,10 @@ class LineDialog:
     NUMBER_VALUE_JS = "return arguments[0].value;"
     DECIMAL_POINT_JS = _SAO_JS + "return numberFormat().decimal;"
     DESCRIPTION = (By.CSS_SELECTOR, DIALOG + " textarea[name=description]")
-    ADD = (By.CSS_SELECTOR, DIALOG + " button#save")
-    DISCARD = (By.CSS_SELECTOR, DIALOG + " button#delete_")
+    # By their place and kind in the dialog's footer, which both series share (8.0 also
+    # gives them ids, save and delete_; 7.0 does not).
+    ADD = (By.CSS_SELECTOR, DIALOG + " .modal-footer button.btn-primary[type=submit]")
+    DISCARD = (By.CSS_SELECTOR, DIALOG + " .modal-footer button.btn-link")
     CLOSED_JS = "return !document.querySelector('" + DIALOG + "');"
 
     def __init__(self, sao):
