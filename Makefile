@@ -16,12 +16,17 @@ test: setup
 	$(PY) -m pytest -q --durations=40
 
 # The full chaos run of issue 3: 300 orders over 20 worksheets, both ERP flavors.
+# Issue 25: Tryton 7.0 LTS in German through api.py (with a kill -9), and the contract on
+# both Tryton series x de, fr, es, nl (tests/stands.py, TRYTON_MATRIX).
 # Then issue 10's hostile network: 100 orders per ERP behind the fault-injecting proxy,
 # and erp_sim's chaos options together with the proxy (12 orders per flavour: with both,
 # the SPA takes ~25 s an order).
 chaos: setup
 	CHAOS_ORDERS=300 CHAOS_WORKSHEETS=20 $(PY) -m pytest -q -s tests/test_e2e_chaos.py
 	E2E_TRYTON_ORDERS=40 E2E_TRYTON_KILL_ORDERS=40 $(PY) -m pytest -q -s tests/test_e2e_tryton.py
+	E2E_TRYTON_SERIES=7.0 E2E_TRYTON_LANGUAGE=de E2E_TRYTON_ORDERS=40 E2E_TRYTON_KILL_ORDERS=40 \
+	  $(PY) -m pytest -q -s tests/test_e2e_tryton.py
+	TRYTON_MATRIX=1 $(PY) -m pytest -q tests/test_integration_contract.py -k matrix
 	NETFAULT_ORDERS=100 NETFAULT_TRYTON_ORDERS=100 NETFAULT_TRYTON_RATE=0.01 NETFAULT_WORKSHEETS=10 \
 	  $(PY) -m pytest -q -s tests/test_e2e_netfaults.py
 	NETFAULT_WITH_ERP_CHAOS=1 $(PY) -m pytest -q -s tests/test_e2e_netfaults.py -k erp_sim

@@ -15,9 +15,16 @@ from tryton_helpers import TrytonServer, tryton_build  # noqa: F401  (a fixture)
 pytestmark = pytest.mark.e2e
 
 
+#: the Tryton it runs against: 8.0 in English in make test; make chaos runs it again on
+#: 7.0 LTS in German (E2E_TRYTON_SERIES=7.0 E2E_TRYTON_LANGUAGE=de)
+SERIES = os.environ.get("E2E_TRYTON_SERIES", "8.0")
+LANGUAGE = os.environ.get("E2E_TRYTON_LANGUAGE", "en")
+
+
 @pytest.fixture(scope="module")
 def tryton(tryton_build, tmp_path_factory):
-    with TrytonServer(tmp_path_factory.mktemp("tryton")) as server:
+    with TrytonServer(tmp_path_factory.mktemp("tryton"),
+                      ["--series", SERIES, "--language", LANGUAGE], startup_timeout=900) as server:
         yield server
 
 
