@@ -56,6 +56,13 @@ class WorkshopHeld(ConfigError):
         self.holder = holder
 
 
+class FormatTooNew(ConfigError):
+    """A data file was written by a newer release than this one (core/fileformat.py):
+    it is not opened, never half-understood."""
+
+    reason_code = "FORMAT_TOO_NEW"
+
+
 class StorageUnavailable(BridgeError):
     """The instance's own files (order records, queue) cannot be written or read right now:
     the disk is full, or a file is damaged or was removed. Answered with 503 and

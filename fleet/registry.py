@@ -19,6 +19,7 @@ from pathlib import Path
 
 from core.crypto import CredentialBox
 from core.errors import ConfigError
+from core.fileformat import FileFormat, columns, has_table, run_script
 from fleet.errors import DuplicateIntegration, PortTaken, UnknownIntegration
 from core.names import file_name, normal_name, program_name
 from core.credentials import Credentials
@@ -111,8 +112,7 @@ class Registry:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with closing(self._connect()) as db:
             db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(SCHEMA)
-            _migrate(db)
+            FORMAT.open(db, self.path)
 
     def _connect(self):
         db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
@@ -347,22 +347,18 @@ def _dumps(options):
     return json.dumps(options, sort_keys=True, separators=(",", ":"))
 
 
-def _migrate(db):
-    """Add the columns a registry made by an older version lacks.
+def _before_versions(db):
+    """Format 0 -> 1: a registry from before formats were written lacks the columns
+    added since (:data:`MIGRATIONS`)."""
+    have = columns(db, "integrations")
+    for name, definition in MIGRATIONS:
+        if name not in have:
+            db.execute(f"ALTER TABLE integrations ADD COLUMN {name} {definition}")
 
-    ``BEGIN IMMEDIATE`` first: ``manage.py`` and the management API may open an old file
-    at the same moment, and only one of them may add a column.
-    """
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        have = {row["name"] for row in db.execute("PRAGMA table_info(integrations)")}
-        for name, definition in MIGRATIONS:
-            if name not in have:
-                db.execute(f"ALTER TABLE integrations ADD COLUMN {name} {definition}")
-        db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
+
+#: the registry's format (core/fileformat.py); a new step goes at the end, never edited
+FORMAT = FileFormat("the registry", lambda db: run_script(db, SCHEMA), [_before_versions],
+                    lambda db: has_table(db, "integrations"))
 
 
 def _find(db, workshop):

@@ -17,15 +17,38 @@ Only one process may ever open the file; the instance is one process by design.
 import os
 import sqlite3
 import threading
+from contextlib import closing
 
 from persistqueue import SQLiteAckQueue
 from persistqueue.exceptions import Empty
 from persistqueue.serializers import json as json_serializer
 
 from core.errors import ConfigError, StorageUnavailable
+from core.fileformat import FileFormat, has_table
 
 #: persist-queue's row states that still hold work (inited, ready, unack)
 _PENDING = {"0", "1", "2"}
+
+
+#: persist-queue's file in the queue's folder
+QUEUE_FILE = "data.db"
+#: the queue file's format (core/fileformat.py): persist-queue makes and keeps its table
+#: (``ack_queue_default``; JSON items); this release adds nothing but the stamp
+FORMAT = FileFormat("the queue", lambda db: None, [lambda db: None],
+                    lambda db: has_table(db, "ack_queue_default"))
+
+
+def _check_format(path, new=False):
+    """Bring the queue file to this release's format (``new``: persist-queue has just
+    made it: only stamped, no copy of it kept).
+
+    :raises FormatTooNew: a newer release wrote the queue file
+    """
+    with closing(sqlite3.connect(path, timeout=10, isolation_level=None)) as db:
+        if new:
+            db.execute(f"PRAGMA user_version={FORMAT.version:d}")
+        else:
+            FORMAT.open(db, path)
 
 
 class OrderQueue:
@@ -33,7 +56,11 @@ class OrderQueue:
 
     def __init__(self, directory):
         os.makedirs(directory, exist_ok=True)
+        path = os.path.join(directory, QUEUE_FILE)
+        existed = os.path.exists(path)
         try:
+            if existed:  # a file of a newer release is refused before it is opened
+                _check_format(path)
             self._q = SQLiteAckQueue(
                 directory,
                 auto_resume=True,  # crash mid-order: that order is delivered again, first
@@ -41,6 +68,7 @@ class OrderQueue:
                 serializer=json_serializer,
             )
             self._q.queue()  # reads every row: a damaged file fails here, not mid-run
+            _check_format(path, new=not existed)  # persist-queue made it: only stamped
         except (sqlite3.DatabaseError, ValueError) as exc:
             # ValueError: a row that is not JSON. Moving the folder aside loses nothing
             # that is still waiting: reconcile() re-queues every active order record.

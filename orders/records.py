@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 
 from core.errors import BridgeError, ConfigError, RecordsDamaged, StorageUnavailable
+from core.fileformat import FileFormat, columns, has_table, run_script
 from orders import events
 from orders.status import ACTIVE, OrderStatus, can_move
 
@@ -132,8 +133,32 @@ def _storage_error(path, exc):
     return StorageUnavailable(f"the order records file {path} cannot be used: {exc}")
 
 
+def _create(db):
+    run_script(db, SCHEMA)
+    run_script(db, events.SCHEMA)  # the events outbox lives in this file too
+
+
+def _before_versions(db):
+    """Format 0 -> 1: a file from before formats were written had what each release
+    added as it went: the tables (the events outbox came later), ``queued`` (a file
+    from before the column: every order was queued) and the history's ``note``."""
+    _create(db)  # CREATE ... IF NOT EXISTS: only what is missing
+    if "queued" not in columns(db, "orders"):
+        db.execute("ALTER TABLE orders ADD COLUMN queued INTEGER NOT NULL DEFAULT 1")
+    if "note" not in columns(db, "history"):
+        db.execute("ALTER TABLE history ADD COLUMN note TEXT")
+
+
+#: ``orders.db``'s format (core/fileformat.py); a new step goes at the end, never edited
+FORMAT = FileFormat("the order records", _create, [_before_versions],
+                    lambda db: has_table(db, "orders"))
+
+
 class OrderStore:
-    """The records of one workshop's orders."""
+    """The records of one workshop's orders.
+
+    :raises FormatTooNew: the file was written by a newer release
+    """
 
     def __init__(self, path):
         self.path = os.path.abspath(path)
@@ -141,7 +166,7 @@ class OrderStore:
         self._damage = None  # the RecordsDamaged found while running, once found
         self.event_added = threading.Event()  # set at every event: wakes the webhook sender
         try:
-            self._open()
+            self._open()  # FormatTooNew (a ConfigError) goes up as it is
             # A damaged file often opens fine and fails at the first page read: read
             # every row's status once (through the index), as reconcile() will anyway.
             self._db.execute("SELECT COUNT(*), MAX(seq) FROM orders").fetchone()
@@ -157,13 +182,7 @@ class OrderStore:
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(SCHEMA)
-        self._db.executescript(events.SCHEMA)  # the events outbox lives in this file too
-        columns = {r[1] for r in self._db.execute("PRAGMA table_info(orders)")}
-        if "queued" not in columns:  # a file from before the column: all were queued
-            self._db.execute("ALTER TABLE orders ADD COLUMN queued INTEGER NOT NULL DEFAULT 1")
-        if "note" not in {r[1] for r in self._db.execute("PRAGMA table_info(history)")}:
-            self._db.execute("ALTER TABLE history ADD COLUMN note TEXT")  # a file from before it
+        FORMAT.open(self._db, self.path)
         self._identity = self._file_identity()
 
     def _file_identity(self):

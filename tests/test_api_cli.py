@@ -184,3 +184,18 @@ def test_a_second_instance_of_a_running_workshop_exits_2_naming_the_holder(tmp_p
         assert first.stop() == 0
     # the hold went with the first: the same workshop starts again at once
     RunningInstance.start(first).stop()
+
+
+def test_order_records_of_a_newer_release_are_refused_in_one_line(tmp_path):
+    """core/fileformat.py: api.py exits 2 and changes nothing in the file."""
+    import sqlite3
+
+    folder = tmp_path / "q" / "Bennys Auto"
+    folder.mkdir(parents=True)
+    with sqlite3.connect(folder / "orders.db") as db:
+        db.execute("CREATE TABLE orders (uniqueid TEXT PRIMARY KEY)")
+        db.execute("PRAGMA user_version=99")
+    result = run_api([str(free_port()), "Bennys Auto"], tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "is of format 99, written by a newer release" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr

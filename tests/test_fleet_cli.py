@@ -112,3 +112,13 @@ def test_update_activate_deactivate_remove(fleet, tmp_path):
 def test_up_needs_the_management_token(fleet):
     fleet.env["MANAGEMENT_TOKEN"] = ""
     one_line_error(fleet.manage("up", check=False), "MANAGEMENT_TOKEN")
+
+
+def test_a_registry_of_a_newer_release_is_refused_in_one_line(fleet):
+    """core/fileformat.py: never opened half-understood."""
+    import sqlite3
+
+    fleet.add("Bennys Auto", "http://127.0.0.1:5080", 5001)
+    with sqlite3.connect(fleet.env["REGISTRY_DB"]) as db:
+        db.execute("PRAGMA user_version=99")
+    one_line_error(fleet.manage("list", check=False), "is of format 99, written by a newer release")

@@ -110,8 +110,9 @@ def test_a_file_from_before_the_queued_column_counts_its_orders_as_queued(tmp_pa
     store = OrderStore(path)
     add(store, "old")
     store.close()
-    with sqlite3.connect(path) as db:  # the schema as it was
+    with sqlite3.connect(path) as db:  # the schema as it was, before formats were written
         db.execute("ALTER TABLE orders DROP COLUMN queued")
+        db.execute("PRAGMA user_version=0")
     store = OrderStore(path)
     assert store.is_queued("old") and store.unqueued() == []
     add(store, "new")  # a new order is still unqueued until its put succeeded
