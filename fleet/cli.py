@@ -12,6 +12,7 @@ import sys
 
 from core.errors import BridgeError
 from fleet import states
+from fleet.backup import backup, restore
 from fleet.bytecode import compile_sources
 from fleet.errors import InvalidIntegration, SupervisorUnavailable
 from fleet.control import Fleet
@@ -56,6 +57,10 @@ def build_parser():
     for name in ("activate", "deactivate"):
         sub.add_parser(name, help=f"{name} an integration").add_argument("workshop")
     sub.add_parser("up", help="run supervisord in the foreground with every active integration")
+    sub.add_parser("backup", help="copy the registry and every workshop's records and "
+                   "queue into DIR, while orders flow").add_argument("dir", metavar="DIR")
+    sub.add_parser("restore", help="put a backup back onto a stopped fleet").add_argument(
+        "dir", metavar="DIR")
     sub.add_parser("rotate-secrets", help="re-seal every stored secret under SECRET_KEY "
                    "(old keys in SECRET_KEY_FALLBACKS); restarts running instances one at a time")
     return parser
@@ -155,6 +160,10 @@ def run(args, fleet, out=None):
                           "last error"]), file=out)
     elif cmd == "up":
         up(fleet)
+    elif cmd == "backup":
+        backup(fleet.settings, fleet.registry, args.dir, out)
+    elif cmd == "restore":
+        restore(fleet.settings, fleet.supervisor, args.dir, out)
     elif cmd == "rotate-secrets":
         if not fleet.settings.secret_key_fallbacks:
             print("manage.py: note: SECRET_KEY_FALLBACKS is empty: only secrets under SECRET_KEY "

@@ -215,6 +215,31 @@ class Fleet:
             return None
 
 
+class Stream:
+    """Orders posted one after another to each workshop, as OilMat does: a post that gets
+    no answer (the instance is being replaced) is posted again with the same uniqueid."""
+
+    def __init__(self, fleet, orders):
+        self.fleet, self.orders, self.answered = fleet, orders, {}
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        for workshop, uniqueid, worksheet in self.orders:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                try:
+                    r = self.fleet.instance(workshop, "POST", "/create", timeout=5, json={
+                        "workshop": workshop, "worksheet": str(worksheet), "product_nr": "10",
+                        "product_amount": "1", "uniqueid": uniqueid})
+                    if r.status_code == 200:
+                        self.answered[uniqueid] = r.json()["status"]
+                        break
+                except requests.RequestException:
+                    pass
+                time.sleep(0.2)
+            time.sleep(0.15)
+
+
 def dumps(data):
     return json.dumps(data, ensure_ascii=False)
 

@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from types import SimpleNamespace
 
@@ -24,7 +23,7 @@ from core.names import file_name
 from fleet.settings import load_fleet_settings
 from fleet.takeover import find, take_over
 from tests.erp_helpers import ErpSimServer
-from tests.fleet_helpers import Fleet, fleet_env, free_port, wait_for
+from tests.fleet_helpers import Fleet, Stream, fleet_env, free_port, wait_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 A, B = "Bennys Auto", "Bilverksted Ålesund"
@@ -155,31 +154,6 @@ def _answers(fleet):
         return fleet.api("GET", "/integrations", timeout=2).status_code == 200
     except requests.RequestException:
         return False
-
-
-class Stream:
-    """Orders posted one after another to each workshop, as OilMat does: a post that gets
-    no answer (the instance is being replaced) is posted again with the same uniqueid."""
-
-    def __init__(self, fleet, orders):
-        self.fleet, self.orders, self.answered = fleet, orders, {}
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        for workshop, uniqueid, worksheet in self.orders:
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline:
-                try:
-                    r = self.fleet.instance(workshop, "POST", "/create", timeout=5, json={
-                        "workshop": workshop, "worksheet": str(worksheet), "product_nr": "10",
-                        "product_amount": "1", "uniqueid": uniqueid})
-                    if r.status_code == 200:
-                        self.answered[uniqueid] = r.json()["status"]
-                        break
-                except requests.RequestException:
-                    pass
-                time.sleep(0.2)
-            time.sleep(0.15)
 
 
 def test_up_after_kill_9_of_up_stops_the_orphans_and_creates_every_order_once(fleet, erp):
