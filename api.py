@@ -2,7 +2,7 @@
 
 Parse, validate, build, run: the HTTP API (gunicorn, in this process) and the order
 worker thread, over this workshop's durable queue. Configuration comes from the
-environment and ``.env`` (see ``bridge/settings.py`` and the README).
+environment and ``.env`` (see ``bridge/settings.py`` and docs/operations.md).
 
 Exit codes: 0 after a graceful stop (SIGTERM, SIGINT or ``PUT /kill``); 2 when the
 configuration is bad, or when another process already runs this workshop (it holds the

@@ -499,7 +499,7 @@ class Load:
                 "product_nr": order["product"], "product_amount": order["amount"], "uniqueid": uniqueid}
         order["sent"] = time.time()
         self.late = max(self.late, time.monotonic() - due)
-        for attempt in range(5):  # a repost of the same body is idempotent (README: intake)
+        for attempt in range(5):  # a repost of the same body is idempotent (docs/api.md: intake)
             if self.halt.is_set():
                 break
             try:

@@ -378,7 +378,7 @@ def test_openapi_lists_every_route_with_models(client):
 
 
 def test_docs_is_a_page_of_every_operation_sent_with_the_page_headers(client):
-    """Issue 28, item 9: GET /docs, named in the README, answered 404."""
+    """Issue 28, item 9: GET /docs, named in the docs (docs/api.md), answered 404."""
     r = client.get("/docs")
     assert r.status_code == 200 and r.content_type.startswith("text/html")
     page = r.get_data(as_text=True)

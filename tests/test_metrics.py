@@ -25,7 +25,7 @@ from webhook_receiver import Receiver
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # 24 bytes, base64
 
-#: every family an instance promises (README), with its type
+#: every family an instance promises (docs/api.md, Metrics), with its type
 PROMISED = {
     "oilmat_instance_info": "gauge",
     "oilmat_worker_running": "gauge",
