@@ -386,3 +386,65 @@ def test_a_sao_series_the_integration_does_not_know_is_unexpected_page():
     for version in ("8.2.0", "6.0.40", "", "garbage"):
         with pytest.raises(UnexpectedPage, match="does not know"):
             series_of(version)
+
+
+def test_a_login_in_a_language_tryton_has_not_loaded_still_writes_right(tryton_build, log,
+                                                                        tmp_path):
+    """The admin's language set to Italian behind Tryton's back, without its translations
+    (Tryton itself refuses that through its preferences): sao then mixes English labels
+    with Italian words and numbers (1.234,5). The integration relies on neither."""
+    import contextlib
+    import sqlite3
+    from erp_tryton.install import Build, install_database
+    install_database(Build(log=lambda line: None), str(tmp_path / "data"))
+    with contextlib.closing(sqlite3.connect(tmp_path / "data" / "workshop.sqlite")) as db, db:
+        assert db.execute("SELECT translatable FROM ir_lang WHERE code = 'it'").fetchone() == (0,)
+        db.execute("UPDATE res_user SET language = (SELECT id FROM ir_lang WHERE code = 'it')"
+                   " WHERE login = 'admin'")
+    with TrytonServer(tmp_path / "data") as server:
+        assert server.client().context["language"] == "it"
+        integration = build(server.url, tmp_path / "artifacts", log)
+        try:
+            worksheet = next(_references)
+            lines = [line(worksheet, "10", "1234.5"), line(worksheet, "206", "2.25")]
+            results = integration.add_lines(worksheet, lines, ADMIN)
+            closed = line("950")
+            refused = integration.add_lines("950", [closed], ADMIN)[closed.uniqueid]
+        finally:
+            integration.close()
+        assert codes(results) == {one.uniqueid: LineOutcome.CREATED for one in lines}
+        assert tryton_lines(server, worksheet) == expect(lines)
+        assert isinstance(refused, WorksheetClosed)
+
+
+def test_a_page_that_is_not_sao_is_unexpected_page_not_a_slow_erp(log, tmp_path):
+    """Something else answers at ERP_URL (a proxy's placeholder, another app): said as
+    such, with a screenshot, instead of ERP_TIMEOUT."""
+    import http.server
+    import threading
+
+    class Placeholder(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = b"<html><body><h1>Wartungsarbeiten</h1></body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Placeholder)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    integration = build(f"http://127.0.0.1:{httpd.server_address[1]}", tmp_path, log,
+                        wait_timeout=3.0)
+    try:
+        one = line(next(_references))
+        result = integration.add_lines(one.worksheet, [one], ADMIN)[one.uniqueid]
+    finally:
+        integration.close()
+        httpd.shutdown()
+    assert isinstance(result, UnexpectedPage), result
+    assert "no request was running" in result.reason_text
+    assert any(name.endswith(".png") for name in os.listdir(tmp_path))

@@ -54,7 +54,11 @@ MAX_PASSWORD_ANSWERS = 1
 # none running was not waiting for the ERP.
 _POLL_JS = """
 var body = arguments[0], args = arguments[1];
-if (!window.jQuery || !window.Sao || !Sao.__version__) { return ['wait', true]; }
+if (!window.jQuery || !window.Sao || !Sao.__version__) {
+    // sao's index.html loads it with plain script tags: once the page has loaded without
+    // it, this is not sao (busy only while it may still come)
+    return ['wait', document.readyState !== 'complete'];
+}
 args.current = args.series[Sao.__version__.split('.').slice(0, 2).join('.')];
 if (!args.current) { return ['series', Sao.__version__]; }
 """ + RPC_HOOK_JS + """
