@@ -1,9 +1,11 @@
 """Tryton through sao: lines/min of the integration vs a naive baseline, in one run.
 
-    .venv/bin/python bench/bench_tryton.py [--orders 40] [--sales 4]
+    .venv/bin/python bench/bench_tryton.py [--orders 40] [--sales 4] [--series 7.0|8.0]
+                                           [--language CODE]
 
 Both conditions write ``--orders`` orders spread over ``--sales`` draft sales of a fresh
-stand-up (``python -m erp_tryton``) and check every line through Tryton's API:
+stand-up (``python -m erp_tryton --series S --language L``: Tryton 8.0 or 7.0 LTS, its admin
+working in language L, amounts in its locale) and check every line through Tryton's API:
 
 * **integration** -- ``ERP_SYSTEM=tryton`` as the worker uses it: one browser kept
   logged in, one visit per sale for all its orders (``add_lines``);
@@ -34,19 +36,26 @@ sys.path.insert(0, ROOT)
 
 from common import PeakSampler, descendants, machine, tree_pss_mib  # noqa: E402
 from erp_tryton import rpc  # noqa: E402
-from erp_tryton.install import REQUIREMENTS, SAO_PACKAGE  # noqa: E402
+from erp_tryton.install import DEFAULT_SERIES, SERIES  # noqa: E402
 from integrations import get_integration_class  # noqa: E402
 from integrations.base import Credentials, IntegrationConfig, OrderLine  # noqa: E402
 
 ADMIN = Credentials("admin", "admin")
-TRYTOND = next(line.strip() for line in open(REQUIREMENTS) if line.startswith("trytond=="))
 
 
-def start_tryton(data_dir):
+def pins(series):
+    """``(trytond==X, tryton-sao@Y)`` of ``series``, as the stand-up installs them."""
+    requirements, sao, _ = SERIES[series]
+    trytond = next(line.strip() for line in open(requirements) if line.startswith("trytond=="))
+    return trytond, sao
+
+
+def start_tryton(data_dir, series, language):
     """``python -m erp_tryton`` on a free port; :returns: ``(process, url)``"""
     log = open(os.path.join(data_dir, "server.log"), "wb")
     process = subprocess.Popen([sys.executable, "-m", "erp_tryton", "--port", "0", "--data",
-                                os.path.join(data_dir, "db")], cwd=ROOT, stdout=log,
+                                os.path.join(data_dir, "db"), "--series", series,
+                                "--language", language], cwd=ROOT, stdout=log,
                                stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 900  # the first run on a machine installs Tryton
     while time.monotonic() < deadline:
@@ -142,9 +151,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--orders", type=int, default=40)
     parser.add_argument("--sales", type=int, default=4)
+    parser.add_argument("--series", choices=sorted(SERIES), default=DEFAULT_SERIES)
+    parser.add_argument("--language", default="en", help="the admin's language (en, de, ...)")
     args = parser.parse_args()
     data_dir = tempfile.mkdtemp(prefix="bench-tryton-")
-    process, url = start_tryton(data_dir)
+    process, url = start_tryton(data_dir, args.series, args.language)
     log = logging.getLogger("bench.tryton")
     log.setLevel(logging.INFO)
     timings = Timings()
@@ -165,11 +176,13 @@ def main():
         process.wait(10)
     n, ratio = args.orders, naive_s / fast_s
     login = sorted(timings.logins)[len(timings.logins) // 2]
-    print(f"""## Tryton through sao (issue 9)
+    trytond_pin, sao_pin = pins(args.series)
+    print(f"""## Tryton {args.series} through sao, admin in `{args.language}` (issues 9 and 25)
 
-Command: `.venv/bin/python bench/bench_tryton.py --orders {n} --sales {args.sales}` (a fresh
-`python -m erp_tryton` stand-up: {TRYTOND}, {SAO_PACKAGE}; every line checked through Tryton's
-JSON-RPC)
+Command: `.venv/bin/python bench/bench_tryton.py --orders {n} --sales {args.sales} --series
+{args.series} --language {args.language}` (a fresh `python -m erp_tryton` stand-up: {trytond_pin},
+{sao_pin}; amounts such as 4.007 typed and read in the admin's locale; every line checked
+through Tryton's JSON-RPC)
 Machine: {machine()}
 
 | condition (same run) | {n} orders over {args.sales} sales | lines/min | seconds per line |
