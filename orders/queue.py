@@ -68,7 +68,8 @@ class OrderQueue:
                 serializer=json_serializer,
             )
             self._q.queue()  # reads every row: a damaged file fails here, not mid-run
-            _check_format(path, new=not existed)  # persist-queue made it: only stamped
+            if not existed:  # persist-queue made it: only stamped (an old one was above)
+                _check_format(path, new=True)
         except (sqlite3.DatabaseError, ValueError) as exc:
             # ValueError: a row that is not JSON. Moving the folder aside loses nothing
             # that is still waiting: reconcile() re-queues every active order record.
