@@ -63,6 +63,25 @@ def program_name(workshop):
     Readable part plus a short hash of the exact name, so two names that fold to the
     same ASCII ("Ålesund", "Alesund") never collide.
     """
+    return f"bridge-{_ascii_words(workshop) or 'workshop'}-{_digest(workshop)}"
+
+
+def _ascii_words(workshop):
+    """``"Bilverksted Ålesund"`` -> ``"bilverksted-alesund"`` (accents dropped, any other
+    character a word break); "" for a name without an ASCII letter or digit."""
     folded = unicodedata.normalize("NFKD", workshop).encode("ascii", "ignore").decode()
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", folded).strip("-").lower() or "workshop"
-    return f"bridge-{slug}-{_digest(workshop)}"
+    return re.sub(r"[^a-z0-9]+", "-", folded.lower()).strip("-")
+
+
+#: the longest slug: room for a ``-N`` suffix in a short, readable URL path part
+SLUG_MAX = 60
+
+
+def slug(workshop):
+    """The workshop's part of its public URL path (``/w/<slug>/``): lowercase ASCII
+    letters and digits, words joined by ``-``. ``"Bennys Auto"`` -> ``"bennys-auto"``,
+    ``"Bilverksted Ålesund"`` -> ``"bilverksted-alesund"``; a name with no ASCII letter
+    or digit at all -> ``"workshop"``. Not unique by itself: the registry adds ``-2``,
+    ``-3`` to a slug taken, and keeps the one it gave (fleet/registry.py).
+    """
+    return _ascii_words(workshop)[:SLUG_MAX].rstrip("-") or "workshop"

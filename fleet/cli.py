@@ -146,8 +146,8 @@ def run(args, fleet, out=None):
             for r in rows:
                 r["active"] = "yes" if r["active"] else "no"
                 r["options"] = " ".join(f"{k}={v}" for k, v in r["options"].items()) or "-"
-            print(_table(rows, ["workshop", "active", "port", "erp_system", "erp_url", "username",
-                                "options", "updated_at"]), file=out)
+            print(_table(rows, ["workshop", "slug", "active", "port", "erp_system", "erp_url",
+                                "username", "options", "updated_at"]), file=out)
     elif cmd == "status":
         overview = fleet.overview()
         if not fleet.supervisor.running():

@@ -21,7 +21,7 @@ from core.crypto import CredentialBox
 from core.errors import ConfigError
 from core.fileformat import FileFormat, columns, has_table, run_script
 from fleet.errors import DuplicateIntegration, PortTaken, UnknownIntegration
-from core.names import file_name, normal_name, program_name
+from core.names import file_name, normal_name, program_name, slug as slug_of
 from core.credentials import Credentials
 
 SCHEMA = """
@@ -39,8 +39,10 @@ CREATE TABLE IF NOT EXISTS integrations (
     updated_at TEXT NOT NULL,
     options TEXT NOT NULL DEFAULT '{}',    -- JSON, see Integration.options
     webhook_url TEXT NOT NULL DEFAULT '',  -- WEBHOOK_URL of the instance ('' for none)
-    webhook_secret TEXT                    -- Fernet token of its WEBHOOK_SECRET, or NULL
+    webhook_secret TEXT,                   -- Fernet token of its WEBHOOK_SECRET, or NULL
+    slug TEXT                              -- its public path /w/<slug>/, given once (format 2)
 );
+CREATE UNIQUE INDEX IF NOT EXISTS integrations_slug ON integrations (slug);
 """
 
 #: columns added after the first release: ``(name, definition)``, added to an older file
@@ -77,6 +79,9 @@ class Integration:
     #: that signs them (``whsec_...`` under SECRET_KEY)
     webhook_url: str = ""
     webhook_secret: str | None = field(default=None, repr=False)  # sealed
+    #: its part of the front door's paths, ``/w/<slug>/``: made from the name when it
+    #: was added (``-2``, ``-3`` when taken) and never changed, so its URL stays
+    slug: str = ""
 
     @property
     def program(self):
@@ -194,12 +199,16 @@ class Registry:
                    webhook_url=webhook_url or "",
                    webhook_secret=self._seal_token(webhook_secret) if webhook_secret else None)
         with closing(self._connect()) as db:
-            self._check_free(db, workshop, port, row["name_key"])
+            # one writer from the checks to the insert: the slug picked is still free
+            db.execute("BEGIN IMMEDIATE")
             try:
+                self._check_free(db, workshop, port, row["name_key"])
+                row["slug"] = _free_slug(db, slug_of(workshop))
                 db.execute(f"INSERT INTO integrations ({','.join(row)}) VALUES "
                            f"({','.join('?' * len(row))})", tuple(row.values()))
-            except sqlite3.IntegrityError:  # lost a race with another writer
-                self._check_free(db, workshop, port, row["name_key"])
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
                 raise
         return self.get(workshop)
 
@@ -339,7 +348,7 @@ class Registry:
             created_at=row["created_at"], updated_at=row["updated_at"],
             credentials=row["credentials"], api_token=row["api_token"],
             options=json.loads(row["options"]), webhook_url=row["webhook_url"],
-            webhook_secret=row["webhook_secret"])
+            webhook_secret=row["webhook_secret"], slug=row["slug"])
 
 
 def _dumps(options):
@@ -356,9 +365,30 @@ def _before_versions(db):
             db.execute(f"ALTER TABLE integrations ADD COLUMN {name} {definition}")
 
 
+def _free_slug(db, wanted):
+    """``wanted``, or ``wanted-2``, ``wanted-3``, ... : the first no row has."""
+    taken = {row[0] for row in db.execute(
+        "SELECT slug FROM integrations WHERE slug=? OR slug LIKE ?", (wanted, wanted + "-%"))}
+    n = 1
+    while (candidate := wanted if n == 1 else f"{wanted}-{n}") in taken:
+        n += 1
+    return candidate
+
+
+def _add_slugs(db):
+    """Format 1 -> 2: every integration gets its public path's slug (the front door,
+    fleet/frontdoor.py), the oldest first, so the first of two alike keeps the plain one."""
+    db.execute("ALTER TABLE integrations ADD COLUMN slug TEXT")
+    for (workshop,) in db.execute(
+            "SELECT workshop FROM integrations ORDER BY created_at, workshop").fetchall():
+        db.execute("UPDATE integrations SET slug=? WHERE workshop=?",
+                   (_free_slug(db, slug_of(workshop)), workshop))
+    db.execute("CREATE UNIQUE INDEX integrations_slug ON integrations (slug)")
+
+
 #: the registry's format (core/fileformat.py); a new step goes at the end, never edited
-FORMAT = FileFormat("the registry", lambda db: run_script(db, SCHEMA), [_before_versions],
-                    lambda db: has_table(db, "integrations"))
+FORMAT = FileFormat("the registry", lambda db: run_script(db, SCHEMA),
+                    [_before_versions, _add_slugs], lambda db: has_table(db, "integrations"))
 
 
 def _find(db, workshop):

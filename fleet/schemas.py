@@ -357,6 +357,8 @@ class Integration(BaseModel):
     updated_at: str
     has_password: bool
     program: str
+    #: its public path behind the front door: ``/w/<slug>/`` (docs/operations.md)
+    slug: str
     webhook_url: str = ""
     has_webhook_secret: bool = False
     #: the options set for it (an option not listed takes the ERP's default); a secret

@@ -3,8 +3,9 @@
 Each folder under tests/fixtures/ holds the files one release left behind
 (tests/fixtures/write_fixtures.py): ``before-format-versions`` is the last release that
 wrote no format version, ``format-1`` the first that did. Every later release keeps
-them and adds its own when it changes a format, so it proves that it still reads what
-its predecessors wrote: registry, order records with their history and events, and the
+them and adds its own when it changes a format (``registry-slugs``: the registry's
+format 2, with the front door's slugs), so it proves that it still reads what its
+predecessors wrote: registry, order records with their history and events, and the
 queue. Each test works on a copy (opening an older file migrates it).
 """
 
@@ -29,6 +30,8 @@ RELEASES = sorted(p.name for p in FIXTURES.iterdir() if (p / "registry.db").is_f
 def test_there_are_fixtures_of_every_format_this_release_reads():
     assert "before-format-versions" in RELEASES
     assert f"format-{RECORDS_FORMAT.version}" in RELEASES  # this release's own files
+    assert any(version(FIXTURES / name / "registry.db") == REGISTRY_FORMAT.version
+               for name in RELEASES)
 
 
 @pytest.fixture(params=RELEASES)
@@ -53,6 +56,9 @@ def test_the_registry_opens_with_every_integration_and_its_secrets(release):
     assert registry.api_token(integrations["Garage Tre"]) == "fixture-token-2"
     assert integrations["Garage Tre"].webhook_url == "https://example.invalid/hook"
     assert registry.options(integrations["Garage Tre"]) == {"database": "workshop"}
+    # format 2: the front door's slugs, given to the rows an older release wrote
+    assert {w: i.slug for w, i in integrations.items()} == {"Bennys Auto": "bennys-auto",
+                                                            "Garage Tre": "garage-tre"}
     assert version(path) == REGISTRY_FORMAT.version
     assert (release / f"registry.db.v{before}.bak").is_file() == (before < REGISTRY_FORMAT.version)
 

@@ -94,3 +94,38 @@ def test_another_secret_key_cannot_read_the_secrets(registry):
 def test_a_bad_secret_key_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError):
         Registry(tmp_path / "r.db", "not-a-fernet-key")
+
+
+# -- slugs: each integration's path behind the front door, /w/<slug>/ -------------------
+
+def test_slugs_are_made_once_and_unique(registry):
+    for port, name in enumerate(("Bennys Auto", "Bennys-Auto", "BENNYS auto!", "東京"), 8101):
+        registry.add(name, "erp_sim", URL, port, "t" * 20)
+    slugs = {i.workshop: i.slug for i in registry.all()}
+    assert slugs == {"Bennys Auto": "bennys-auto", "Bennys-Auto": "bennys-auto-2",
+                     "BENNYS auto!": "bennys-auto-3", "東京": "workshop"}
+    registry.update("Bennys-Auto", erp_url="http://other.example", active=False)
+    assert registry.get("Bennys-Auto").slug == "bennys-auto-2"  # kept: its URL stays
+    registry.remove("Bennys Auto")
+    registry.add("Bennys Auto", "erp_sim", URL, 8120, "t" * 20)
+    assert registry.get("Bennys Auto").slug == "bennys-auto"  # free again, taken again
+    assert registry.get("東京").public()["slug"] == "workshop"
+
+
+def test_a_registry_of_format_1_gets_slugs_oldest_first(tmp_path):
+    import shutil
+    from pathlib import Path
+    from fleet.registry import FORMAT
+    from tests.fixtures.write_fixtures import KEY
+
+    path = tmp_path / "integrations.db"
+    shutil.copy(Path(__file__).parent / "fixtures" / "format-1" / "registry.db", path)
+    with sqlite3.connect(path) as db:  # a name alike, added before "Bennys Auto"
+        db.execute("INSERT INTO integrations (workshop, name_key, erp_system, erp_url, api_token,"
+                   " active, port, created_at, updated_at) SELECT 'Bennys-Auto', 'bennys-auto',"
+                   " erp_system, erp_url, api_token, 0, 5999, '2000-01-01', updated_at"
+                   " FROM integrations WHERE workshop='Bennys Auto'")
+    slugs = {i.workshop: i.slug for i in Registry(path, KEY).all()}
+    assert slugs == {"Bennys-Auto": "bennys-auto", "Bennys Auto": "bennys-auto-2",
+                     "Garage Tre": "garage-tre"}
+    assert (tmp_path / "integrations.db.v1.bak").is_file() and FORMAT.version == 2
