@@ -16,8 +16,10 @@ so the pytest decorator cannot be used. Pinned: schemathesis 4.32.5.
 """
 
 import os
+import re
 import time
 from dataclasses import dataclass, field
+from urllib.parse import unquote
 
 import hypothesis
 import requests
@@ -99,8 +101,26 @@ def run(base_url, examples, *, schema_headers, headers=None, exclude=(), label="
     return report
 
 
+def _mangled_path(case):
+    """Whether schemathesis sends a path value other than the one it drew.
+
+    Its quoting unquotes first ("to keep quoting idempotent"), so a drawn (or
+    pool-captured) uniqueid ``%0Ech0b`` -- valid: printable ASCII -- goes out as
+    ``%0Ech0b`` and reaches us as a control character, which we rightly refuse. Seen in
+    CI, not locally (the pool's draws vary). Such a case says nothing about our API."""
+    if case.meta is None or case.meta.generation.mode.name != "POSITIVE":
+        return False
+    return any(_CONTROL.search(unquote(str(value)))
+               for value in (case.path_parameters or {}).values())
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _run_operation(operation, schema, session, headers, seed, report):
     def check(case):
+        if _mangled_path(case):
+            return
         report.requests += 1
         try:
             case.call_and_validate(session=session, headers=headers, timeout=10)

@@ -513,14 +513,23 @@ class LineDialog:
     """
     PRODUCT = (By.CSS_SELECTOR, DIALOG + " input[name=product]")
     # The completion has answered for the text typed: its menu opens (with at least the
-    # "Search..." action), listing the matching products.
+    # "Search..." action), listing the matching products. Or the text is gone: sao, still
+    # settling a freshly shown dialog, moved the focus to its first field and redisplayed
+    # the record over what was typed (measured: ~1 in 3 first dialogs of a French 8.0
+    # stand-up; the keys are lost, nothing else happens).
     COMPLETION_JS = """
     var d = document.querySelector('""" + DIALOG + """');
+    var input = d && d.querySelector('input[name=product]');
+    if (input && input.value !== args.code && document.activeElement !== input) {
+        return {lost: input.value};
+    }
     var menu = d && d.querySelector('.form-many2one .dropdown.open');
     if (!menu) { return null; }
-    return [Array.from(menu.querySelectorAll('li.completion'), function (li) {
-        return li.textContent.trim(); })];
+    return {names: Array.from(menu.querySelectorAll('li.completion'), function (li) {
+        return li.textContent.trim(); })};
     """
+    #: times the product code is typed again when sao has wiped it
+    PRODUCT_TYPINGS = 3
     PICK_JS = """
     var d = document.querySelector('""" + DIALOG + """');
     var prefix = arguments[0];
@@ -594,8 +603,16 @@ class LineDialog:
         return self.sao.wait(self.VALUES_JS, "the line's values")
 
     def _choose_product(self, code):
-        self.sao.type(self.PRODUCT, code)
-        names = self.sao.wait(self.COMPLETION_JS, f"the products matching {code!r}")[0]
+        for typing in range(self.PRODUCT_TYPINGS):
+            self.sao.type(self.PRODUCT, code, clear=typing > 0)
+            found = self.sao.wait(self.COMPLETION_JS, f"the products matching {code!r}",
+                                  code=code)
+            if "names" in found:
+                break
+        else:
+            raise UnexpectedPage(f"The product field did not keep {code!r}, typed "
+                                 f"{self.PRODUCT_TYPINGS} times (it holds {found['lost']!r})")
+        names = found["names"]
         if not any(name.startswith(f"[{code}] ") for name in names):
             raise ProductNotFound(f"Tryton has no product with code {code}")
         picked = self.sao.driver.execute_script(self.PICK_JS, f"[{code}] ")
