@@ -63,13 +63,29 @@ class Instance:
         self._stranded = set()
         self.worker = Worker(settings, self.store, self.queue, make_integration, self.box,
                              orderline_logger or logging.getLogger("oilmat.orderline"),
-                             sweep=self.queue_stranded, metrics=self.metrics)
+                             sweep=self.queue_stranded, metrics=self.metrics,
+                             on_erp_change=self._erp_changed)
         self.shutdown_requested = threading.Event()
         # the events outbox (feed and webhook); its thread is started with the worker's
         self.events = EventLog(self.store, settings.workshop)
         self.webhooks = WebhookSender(settings, self.events, self.store.event_added,
                                       metrics=self.metrics)
         self.reconcile()
+
+    def _erp_changed(self, before, after):
+        """The worker's view of the ERP changed: ``erp.changed`` when a screen is found
+        changed, ``erp.ok`` when the screens are as known again after that."""
+        kind = None
+        if after["state"] == "changed" and before["state"] != "changed":
+            kind = "erp.changed"
+        elif after["state"] == "ok" and not after["held"] and (
+                before["state"] == "changed" or before["held"]):
+            kind = "erp.ok"
+        if kind:
+            try:
+                self.store.erp_event(kind, after["state"], after["detail"])
+            except StorageUnavailable as exc:  # health shows the storage trouble
+                logging.getLogger(__name__).warning("%s event not stored: %s", kind, exc)
 
     def _default_integration_factory(self, logger):
         # The integration module (Selenium and its HTTP stack) is imported when the
@@ -341,6 +357,8 @@ class Instance:
             "failed": None,  # orders that ended in error and wait for an operator (PUT /retry, /resolve)
             # the worker's browser: none, starting, waiting (for a pool slot), in_use or idle
             "browser": self.worker.browser_state,
+            # the ERP's screens as the last probe found them, and whether orders are held
+            "erp": self.worker.erp.snapshot(),
         }
         try:
             state["queue_length"] = self.store.count_active()

@@ -24,6 +24,7 @@ from datetime import datetime, timezone
 
 from core.errors import StorageUnavailable
 from core.observer import Observer
+from integrations.base import ErpState
 from orders.status import OrderStatus
 
 #: ``oilmat_webhook_deliveries_total{result=...}``: every POST to the webhook is one of
@@ -146,6 +147,17 @@ class _RecordsCollector:
                                 "1 while the order worker runs (0 stopped, or paused: its "
                                 "files cannot be written)",
                                 value=1 if inst.worker_state(trouble) == "running" else 0)
+        erp = inst.worker.erp.snapshot()
+        erp_state = GaugeMetricFamily("oilmat_erp_state",
+                                      "1 for the ERP's screens as the last probe found them: "
+                                      "ok, changed, unreachable, login_failed, unknown",
+                                      labels=["state"])
+        for name in ErpState:
+            erp_state.add_metric([name.value], 1 if erp["state"] == name.value else 0)
+        yield erp_state
+        yield GaugeMetricFamily("oilmat_erp_held",
+                                "1 while orders are held because a screen of the ERP changed",
+                                value=1 if erp["held"] else 0)
         yield GaugeMetricFamily("oilmat_records_ok",
                                 "1 when the order records and queue can be read and written "
                                 "(0: /alive's storage says why)", value=0 if trouble else 1)

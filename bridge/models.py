@@ -154,6 +154,25 @@ class WebhookState(BaseModel):
     next_try: Optional[str] = Field(None, description="When it is tried again, while failing.")
 
 
+class ErpHealth(BaseModel):
+    """The ERP's screens as the worker's last probe found them (workers/probing.py)."""
+
+    state: str = Field(description="ok, changed (a screen is not as the integration knows "
+                                   "it: detail names it), unreachable, login_failed, or "
+                                   "unknown (not checked yet: detail says why).")
+    checked_at: Optional[str] = Field(None, description="When it was last checked (UTC).")
+    detail: str = Field(description="What was checked, or what is missing or different where.")
+    checked: list[str] = Field(default_factory=list,
+                               description="The screens that passed, in the order checked.")
+    artifacts: list[str] = Field(default_factory=list,
+                                 description="Screenshot and page saved for a changed screen.")
+    held: bool = Field(description="Orders are held (placed, no attempt spent) because a "
+                                   "screen changed; they are worked once a probe passes or "
+                                   "after PUT /start_worker.")
+    held_since: Optional[str] = None
+    held_for: Optional[str] = Field(None, description="What the hold began with.")
+
+
 class Alive(BaseModel):
     api: str = Field(description="Always 'running' when it answers.")
     worker: str = Field(description="running, paused (running, but its files cannot be "
@@ -178,11 +197,14 @@ class Alive(BaseModel):
     browser: Optional[str] = Field(
         None, description="The worker's browser: none, starting, waiting (for a slot of "
                           "the browser pool), in_use or idle.")
+    erp: Optional[ErpHealth] = None
 
 
 class WorkerChange(BaseModel):
     worker_before: str
     worker_after: str
+    resumed: bool = Field(False, description="Whether orders held for a changed ERP screen "
+                                             "are worked again.")
 
 
 class KillAnswer(BaseModel):

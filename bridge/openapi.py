@@ -197,7 +197,12 @@ PATHS = {
                           (401, 503))},
     "/clear_queue": {"put": _op("Remove every waiting order (each ends in error CLEARED)",
                                 200, models.Cleared, (401, 503))},
-    "/start_worker": {"put": _op("Start the worker (idempotent)", 200, models.WorkerChange)},
+    "/start_worker": {"put": _op("Start the worker (idempotent); resume orders held for a "
+                                 "changed ERP screen", 200, models.WorkerChange)},
+    "/probe": {"put": _with_description(_op(
+        "Check the ERP's screens now, reading only (the worker runs the probe)", 200,
+        models.ErpHealth, (401, 409)), 409, "The worker is stopped, or did not answer in "
+                                             "time; the answer holds the last state")},
     "/stop_worker": {"put": _op("Stop the worker gracefully (idempotent)", 200,
                                 models.WorkerChange)},
     "/alive": {"get": _op("API and worker state; no token needed", 200, models.Alive, (),
@@ -236,11 +241,12 @@ _DESCRIPTION = (
     "answers carry an Allow header.")
 
 
-def build_document(settings):
+def build_document(settings, server_url=None):
     """The document of the instance with these settings (built per request: it is
     asked for rarely, and a test may change an instance's settings).
 
     :param settings: :class:`~bridge.settings.Settings`
+    :param server_url: the instance's base URL as its client sees it (``servers``)
     """
     order = models.order_model(settings)
     _, defs = models_json_schema([(m, "validation") for m in (order, *_SCHEMAS, _CREATE_BATCH,
@@ -250,6 +256,7 @@ def build_document(settings):
         "openapi": "3.1.0",
         "info": {"title": "OilMat Bridge instance API", "version": "1.0.0",
                  "description": _DESCRIPTION},
+        **({"servers": [{"url": server_url}]} if server_url else {}),
         "paths": PATHS,
         "components": {
             "schemas": defs["$defs"],

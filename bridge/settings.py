@@ -11,6 +11,7 @@ plain ``API_TOKEN``/``ERP_USERNAME``/``ERP_PASSWORD`` are for running by hand.
 """
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from core.crypto import check_secret, parse_fallbacks
 from core.ratelimit import DEFAULT_RATE_LIMIT, check_rate_limit
 from core.errors import ConfigError
 from core.names import file_name
+from bridge.fields import IDENTIFIER_PATTERN
 from bridge.logs import check_log_format
 from bridge.unseal import open_sealed_env, sealed_in
 
@@ -91,6 +93,8 @@ class Settings:
     webhook_timeout_seconds: float = 15.0  # WEBHOOK_TIMEOUT_SECONDS: for the whole of one delivery (connect to last byte)
     event_retention_days: float = 7.0  # EVENT_RETENTION_DAYS: events are kept at least this long, and until acknowledged
     event_max_days: float = 90.0  # EVENT_MAX_DAYS: any event older is pruned, acknowledged or not (0: never)
+    probe_worksheet: str = ""  # PROBE_WORKSHEET: worksheet the ERP probe opens (read only); empty: the last one written to
+    probe_interval_seconds: float = 900.0  # PROBE_INTERVAL_SECONDS: probe the ERP's screens this often while idle (0: only at start and on demand)
 
     @property
     def workshop_queue_dir(self):
@@ -153,6 +157,15 @@ def _positive(env, name, default, zero=False):
     if not (value >= 0 if zero else value > 0) or value != value or value == float("inf"):
         least = "0 or more" if zero else "more than 0"
         raise ConfigError(f"{name} must be {least}, got {env.get(name)!r}")
+    return value
+
+
+def _probe_worksheet(env):
+    """``PROBE_WORKSHEET``: empty, or a worksheet number as an order's (bridge/fields.py)."""
+    value = env.get("PROBE_WORKSHEET", "").strip()
+    if value and not re.fullmatch(IDENTIFIER_PATTERN.strip("^$"), value):
+        raise ConfigError("PROBE_WORKSHEET must be a worksheet number: 1-32 letters, digits "
+                          f"or . _ / - starting with a letter or digit, got {value!r}")
     return value
 
 
@@ -256,4 +269,7 @@ def load_settings(port, workshop, env=None, dotenv=True):
         event_retention_days=_positive(env, "EVENT_RETENTION_DAYS",
                                        Settings.event_retention_days, zero=True),
         event_max_days=_positive(env, "EVENT_MAX_DAYS", Settings.event_max_days, zero=True),
+        probe_worksheet=_probe_worksheet(env),
+        probe_interval_seconds=_positive(env, "PROBE_INTERVAL_SECONDS",
+                                         Settings.probe_interval_seconds, zero=True),
     )

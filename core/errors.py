@@ -165,6 +165,23 @@ class UnexpectedPage(TransientError):
     reason_code = "UNEXPECTED_PAGE"
 
 
+class ScreenChanged(TransientError):
+    """A screen of the ERP is not as the integration knows it: a field, button or column
+    it relies on is missing or different (a vendor update, a customised form). Nothing
+    is written on such a screen. The worker holds the workshop's orders (``placed``, no
+    attempt spent) and probes until the screen is back (workers/probing.py).
+
+    :param screen: which screen (``"login"``, ``"worksheet"``, ``"line form"``,
+        ``"lines"``, ...)
+    """
+
+    reason_code = "ERP_SCREEN_CHANGED"
+
+    def __init__(self, reason_text="", screen=None):
+        super().__init__(reason_text)
+        self.screen = screen
+
+
 class LineUnverified(TransientError):
     """A line with the order's uniqueid is on the worksheet, but not with its product and
     amount. Nothing is added over it; an operator (or a later repair) must look."""

@@ -39,14 +39,40 @@ from decimal import Decimal
 
 from core.credentials import Credentials
 
-__all__ = ["Credentials", "Integration", "IntegrationConfig", "LineCheck", "LineOutcome",
-           "Option", "OrderLine", "SeenLine", "Written", "check_lines", "lines_carrying",
-           "outcome_of", "resolve_options"]
+__all__ = ["Credentials", "ErpState", "Integration", "IntegrationConfig", "LineCheck",
+           "LineOutcome", "Option", "OrderLine", "Probe", "SeenLine", "Written", "check_lines",
+           "lines_carrying", "outcome_of", "resolve_options"]
 
 
 class LineOutcome(str, enum.Enum):
     CREATED = "created"  # the line was added by this call
     EXISTED = "existed"  # a line with this uniqueid was already on the worksheet
+
+
+class ErpState(str, enum.Enum):
+    """What the last probe (:meth:`Integration.probe`) found, for ``/alive``'s ``erp``."""
+
+    OK = "ok"  # every screen checked is as the integration knows it
+    CHANGED = "changed"  # a screen is not: ``detail`` names it and what differs
+    UNREACHABLE = "unreachable"  # the ERP did not answer (down, timing out, no browser)
+    LOGIN_FAILED = "login_failed"  # the ERP refused the probe's login
+    UNKNOWN = "unknown"  # not checked yet
+
+
+@dataclass(frozen=True)
+class Probe:
+    """The result of one probe.
+
+    :param state: an :class:`ErpState`
+    :param detail: in words: what was checked, or what is missing or different where
+    :param checked: the screens that passed, in the order they were checked
+    :param artifacts: paths of the screenshot and page saved for a changed screen
+    """
+
+    state: ErpState
+    detail: str = ""
+    checked: tuple = ()
+    artifacts: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -305,6 +331,23 @@ class Integration(abc.ABC):
         :returns: ``{uniqueid: LineCheck or IntegrationError}`` for every line
         """
         raise NotImplementedError(f"{type(self).__name__} cannot read a worksheet")
+
+    #: whether :meth:`probe` checks the ERP's screens. One that cannot stays ``unknown``
+    #: in ``/alive``, and its orders are never held for a changed screen.
+    can_probe = False
+
+    def probe(self, worksheet, credentials):
+        """Check, reading only, every screen the integration relies on: log in, find
+        and open ``worksheet``, open the add-line form and leave it unsaved, read the
+        lines. Nothing is ever written, deleted or saved.
+
+        :param worksheet: the worksheet to open, or None: check as far as possible
+            without one (login, search) and say so in ``detail``
+        :param credentials: the :class:`Credentials` to log in with
+        :returns: a :class:`Probe`. A worksheet that does not exist or is closed is not
+            a changed screen: ``ok``, with ``detail`` saying exactly that.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot probe its ERP")
 
     @abc.abstractmethod
     def close(self):

@@ -27,6 +27,10 @@ An event has:
   ``order.note``       a history row that changes no status, e.g. a repair noted on a
                        ``created`` order (issue 10's duplicate repair)
   ``order.<status>``   any status added later gets its own type the same way
+  ``erp.changed``      not an order's: a screen of the ERP is not as the integration
+                       knows it; the workshop's orders are held (``uniqueid`` empty,
+                       ``status`` the ERP's state, ``reason_text`` what differs)
+  ``erp.ok``           the ERP's screens are as known again; held orders are worked
   ==================== ==================================================================
 
 * ``uniqueid``, ``workshop``, ``status``, ``reason_code``, ``reason_text``, ``note``
@@ -123,6 +127,18 @@ def record(db, history_id, uniqueid, status, at, reason_code=None, reason_text=N
         " attempts, at) VALUES (?,?,?,?,?,?,?,?,?)",
         ("evt_" + uuid.uuid4().hex, event_type(previous, status), uniqueid, status,
          reason_code, reason_text, note, attempts, at))
+
+
+def record_erp(db, kind, state, detail, at):
+    """Write an event about the workshop's ERP, not about an order: ``erp.changed``
+    (a screen is not as the integration knows it, orders held) or ``erp.ok`` (the
+    screens are as known again). ``uniqueid`` is empty, ``status`` the ERP's state
+    (workers/probing.py), ``reason_text`` the probe's detail."""
+    db.execute(
+        "INSERT INTO events (id, type, uniqueid, status, reason_code, reason_text, note,"
+        " attempts, at) VALUES (?,?,?,?,?,?,?,?,?)",
+        ("evt_" + uuid.uuid4().hex, kind, "", state,
+         "ERP_SCREEN_CHANGED" if kind == "erp.changed" else None, detail, None, 0, at))
 
 
 class CursorAhead(ValueError):

@@ -543,6 +543,22 @@ class OrderStore:
                 (OrderStatus.CREATED.value,)).fetchone()
             return row[0] if row else None
 
+    def erp_event(self, kind, state, detail):
+        """Store an ``erp.changed`` or ``erp.ok`` event (:func:`orders.events.record_erp`)."""
+        with self._use(), self._db:
+            events.record_erp(self._db, kind, state, detail, now())
+        self.event_added.set()
+
+    def last_written_worksheet(self):
+        """:returns: the worksheet of the order that last reached ``created``, or None
+        (the ERP probe opens it when no ``PROBE_WORKSHEET`` is set)"""
+        with self._use():
+            row = self._db.execute(
+                "SELECT o.worksheet FROM history h JOIN orders o ON o.uniqueid = h.uniqueid"
+                " WHERE h.status=? ORDER BY h.id DESC LIMIT 1",
+                (OrderStatus.CREATED.value,)).fetchone()
+            return row[0] if row else None
+
     def count_repairs(self, marker=REPAIRED):
         """:returns: how many orders were created after a repair of their line (their
         ``created`` history entry's text contains ``marker``: :data:`REPAIRED`)"""

@@ -2,7 +2,8 @@
 
 import threading
 
-from integrations.base import Integration, LineOutcome, SeenLine, Written, check_lines
+from integrations.base import (ErpState, Integration, LineOutcome, Probe, SeenLine, Written,
+                               check_lines)
 
 
 class FakeIntegration(Integration):
@@ -25,6 +26,8 @@ class FakeIntegration(Integration):
         self.repairs = {}  # uniqueid -> what the read-back repaired for it (its Written)
         self.looks = []  # (worksheet, [uniqueid, ...]) per look
         self.look_failures = []  # exceptions the next looks answer with, one per look
+        self.probes = []  # (worksheet, username) per probe
+        self.probe_answers = []  # Probe results the next probes answer with; then ok
 
     def add_line(self, line, credentials):
         self.calls.append(line.uniqueid)
@@ -62,6 +65,14 @@ class FakeIntegration(Integration):
         seen = [SeenLine(str(product), amount, f"OilMat {uid}")
                 for sheet, product, amount, uid in self.lines if sheet == worksheet]
         return {line.uniqueid: check_lines(seen, line) for line in lines}
+
+    can_probe = True
+
+    def probe(self, worksheet, credentials):
+        self.probes.append((worksheet, credentials.username))
+        if self.probe_answers:
+            return self.probe_answers.pop(0)
+        return Probe(ErpState.OK, "every screen as known", ("login", "worksheet"))
 
     def close(self):
         self.closed += 1

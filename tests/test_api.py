@@ -249,7 +249,7 @@ def test_status_refuses_what_no_order_can_be_called(client, query):
 def test_order_goes_placed_processing_created(client, instance, erp):
     client.post("/create", json=order())
     assert client.put("/start_worker").get_json() == {"worker_before": "stopped",
-                                                      "worker_after": "running"}
+                                                      "worker_after": "running", "resumed": False}
     wait_for(lambda: status(client, "u-1")["status"] == "created", message="created")
     record = status(client, "u-1")
     assert [h["status"] for h in record["history"]] == ["placed", "processing", "created"]
@@ -263,7 +263,7 @@ def test_order_goes_placed_processing_created(client, instance, erp):
 def test_worker_start_stop_are_idempotent(client):
     assert client.put("/stop_worker").get_json() == {"worker_before": "stopped", "worker_after": "stopped"}
     client.put("/start_worker")
-    assert client.put("/start_worker").get_json() == {"worker_before": "running", "worker_after": "running"}
+    assert client.put("/start_worker").get_json() == {"worker_before": "running", "worker_after": "running", "resumed": False}
     assert client.put("/stop_worker").get_json() == {"worker_before": "running", "worker_after": "stopped"}
     assert client.get("/alive").get_json()["worker"] == "stopped"
 

@@ -117,23 +117,28 @@ class Taking:
                        extra={"uniqueid": uniqueid})
         self._ack(row_id)
 
-    def _release_in_hand(self, why):
-        """Put every order in hand back: ``placed``, at the head of the queue.
+    def _release_in_hand(self, why, code=None):
+        """Put every order in hand back: ``placed``, at the head of the queue."""
+        self._release(self._in_hand, why, code)
+        self._in_hand = []
+
+    def _release(self, orders, why, code=None):
+        """Put ``orders`` back: ``placed`` (with reason ``code``, when given), at the head
+        of the queue.
 
         Each item is put back even when its record cannot be written (it then stays
         ``processing``, which the worker takes as readily as ``placed``).
         """
-        for order in self._in_hand:
+        for order in orders:
             try:
-                self.store.move(order.uniqueid, OrderStatus.PLACED,
+                self.store.move(order.uniqueid, OrderStatus.PLACED, reason_code=code,
                                 expect=OrderStatus.PROCESSING, reason_text=why)
             except StorageUnavailable:
                 pass
             self._nack(order.row_id)
-        if self._in_hand:
-            self.log.info("%d order(s) %s", len(self._in_hand), why,
-                          extra={"uniqueids": [order.uniqueid for order in self._in_hand]})
-        self._in_hand = []
+        if orders:
+            self.log.info("%d order(s) %s", len(orders), why,
+                          extra={"uniqueids": [order.uniqueid for order in orders]})
 
     def _nack(self, row_id):
         """Put an item back; if even that fails, remember it for the next sweep (an

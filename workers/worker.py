@@ -13,6 +13,9 @@ the look before giving up -- :mod:`workers.working`'s.
   released (``placed``, back on the queue) and the loop goes on.
 * Between batches the worker runs the instance's *sweep*, which queues orders that are
   stored but whose queue item could not be put (disk full at intake).
+* **A changed ERP screen holds the orders** (:mod:`workers.probing`): the worker probes
+  the ERP's screens at start, while idle and when asked; while a screen is changed it
+  takes no order, spends no attempt, and resumes when a probe passes.
 * **The browser is the integration's business.** The worker builds the integration on
   the first order and keeps it until it stops; when idle it only says for how long
   (:meth:`~integrations.base.Integration.idle`), and before a retry's wait how long that
@@ -25,6 +28,7 @@ import time
 
 from core.errors import StorageUnavailable
 from core.observer import Observer
+from workers.probing import Probing
 from workers.taking import Taking
 from workers.working import Working
 
@@ -40,7 +44,7 @@ IDLE_POLL_SECONDS = 5.0
 SWEEP_SECONDS = 1.0
 
 
-class Worker(Taking, Working):
+class Worker(Taking, Working, Probing):
     """The order worker of one instance.
 
     :param settings: the instance's :class:`~bridge.settings.Settings`
@@ -54,10 +58,12 @@ class Worker(Taking, Working):
     :param sweep: called between batches to queue orders stored but not queued
     :param metrics: a :class:`~core.observer.Observer` told of visits and created orders
         (and, through the integration, of browsers started)
+    :param on_erp_change: called with the ERP watch's state before and after a change
+        (:class:`workers.probing.ErpWatch`)
     """
 
     def __init__(self, settings, store, queue, make_integration, box, logger, sweep=None,
-                 metrics=None):
+                 metrics=None, on_erp_change=None):
         self.settings = settings
         self.metrics = metrics or Observer()
         self.store = store
@@ -76,6 +82,7 @@ class Worker(Taking, Working):
         self._last_sweep = 0.0
         self._unreleased = []  # row ids whose nack failed: retried by the sweep
         self._visiting = False  # in a visit to the ERP (the browser is in use)
+        self._init_probing(on_erp_change)
 
     # -- control (called from request threads) ------------------------------------
 
@@ -131,6 +138,7 @@ class Worker(Taking, Working):
             was_running = self.running
             self._stop.set()
             self.queue.wake()  # a worker waiting for work sees the stop at once
+            self._wakeup.set()  # and one held, waiting for its next probe
             if was_running:
                 self._thread.join(timeout)
                 if not self._thread.is_alive():
@@ -186,9 +194,17 @@ class Worker(Taking, Working):
         """Take one batch and work it, waiting up to ``poll`` seconds for one (None: as
         long as :meth:`_poll_seconds` says). :returns: whether there was one"""
         self._maintain()
+        if self._probe_wanted(idle=False):  # at start, when asked, and while held
+            self._run_probe()
+        if self.erp.held:  # a changed ERP screen: no order is taken (workers/probing.py)
+            self._idle()
+            self._wait_held(poll)
+            return False
         first = self.queue.get(timeout=self._poll_seconds() if poll is None else poll)
         if first is None:
             self._idle()
+            if self._probe_wanted(idle=True):  # every PROBE_INTERVAL_SECONDS
+                self._run_probe()
             return False
         items = [first]
         while len(items) < self.settings.batch_size:

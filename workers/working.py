@@ -37,7 +37,7 @@ import time
 from decimal import Decimal
 
 from core import retry as policy
-from core.errors import LineUnverified, OutcomeUnknown
+from core.errors import LineUnverified, OutcomeUnknown, ScreenChanged
 from core.logcontext import about_orders
 from integrations.base import LineCheck, LineOutcome, OrderLine, Written, outcome_of
 from orders.records import REPAIRED
@@ -46,6 +46,10 @@ from orders.records import REPAIRED
 #: waits for the visit in progress, so this bounds that wait (25 lines at a slow ~1.5 s
 #: each stay well inside supervisor's 120 s stopwaitsecs) at ~2 % extra cost per line.
 VISIT_LINES = 25
+#: why an order went back to ``placed`` with reason ``ERP_SCREEN_CHANGED``
+HELD = ("held: a screen of the ERP is not as the integration knows it; nothing is written "
+        "on it, and the order is worked once a probe finds the screens as known (or after "
+        "PUT /start_worker)")
 #: reads of its worksheet an order whose line may be on it gets before it ends in
 #: ``error`` unread (``OUTCOME_UNKNOWN``); each after a backoff, as a retry
 FINAL_LOOKS = 3
@@ -104,6 +108,11 @@ class Working:
                     self._release_in_hand("released: worker stopped between visits")
                     return
                 retry += work(group)
+                if self.erp.held:  # a changed screen: the rest wait, placed, unspent
+                    self._in_hand = retry + [order for _, rest in groups[n + 1:]
+                                             for order in rest]
+                    self._release_in_hand(HELD, ScreenChanged.reason_code)
+                    return
             self._in_hand = retry
             if not retry:
                 return
@@ -151,12 +160,16 @@ class Working:
         seconds = time.monotonic() - started
         self.log.info("worksheet %s: %d order(s) in %.2f s", worksheet, len(group), seconds)
         self.metrics.visit(seconds, len(group))
-        retry = []
+        retry, held = [], []
         for order in group:
             result = results.get(order.uniqueid)
             if result is None:
                 result = policy.as_bridge_error(
                     RuntimeError("the integration returned no result for this line"))
+            self._worked(order, isinstance(result, (LineOutcome, Written)))
+            if self._holds_for(order, result):
+                held.append((order, result))
+                continue
             order.attempts += 1
             if isinstance(result, (LineOutcome, Written)):
                 outcome, repairs = outcome_of(result)
@@ -189,7 +202,15 @@ class Working:
                 retry.append(order)
             else:
                 self._fail(order, error.reason_code, f"{why}: {error.reason_text}")
+        self._hold_orders(held)
         return retry
+
+    def _hold_orders(self, held):
+        """``held``: ``(order, ScreenChanged)`` pairs of one visit. They go back to
+        ``placed``, their attempt not counted, and the workshop is held."""
+        if held:
+            self._held_by_visit([order for order, _ in held], held[0][1])
+            self._release([order for order, _ in held], HELD, ScreenChanged.reason_code)
 
     def _look(self, group):
         """Read the worksheet of orders that gave up with their line perhaps on it
@@ -208,10 +229,13 @@ class Working:
             results = {order.uniqueid: policy.as_bridge_error(exc) for order in group}
         finally:
             self._visiting = False
-        retry = []
+        retry, held = [], []
         for order in group:
             result = results.get(order.uniqueid)
             code, text = order.gave_up
+            if self._holds_for(order, result):  # the read met a changed screen
+                held.append((order, result))
+                continue
             if isinstance(result, LineCheck):
                 if result.ok:
                     self._created(order, LineOutcome.EXISTED,
@@ -241,6 +265,7 @@ class Working:
                        f"no confirmation and {order.looks} read(s) of the worksheet since "
                        f"failed (last: {error.reason_code}: {error.reason_text}). Look at the "
                        f"worksheet before writing the line by hand; PUT /retry reads it first")
+        self._hold_orders(held)
         return retry
 
     def _backoff(self, attempts):

@@ -32,7 +32,23 @@ def start_worker():
     worker = _instance().worker
     before = worker.state
     worker.start()
-    return jsonify({"worker_before": before, "worker_after": worker.state})
+    resumed = worker.resume()  # orders held for a changed ERP screen: worked again
+    return jsonify({"worker_before": before, "worker_after": worker.state, "resumed": resumed})
+
+
+@bp.put("/probe")
+def probe():
+    """Check the ERP's screens now (workers/probing.py); answers the result. With the
+    worker stopped there is no probe (the integration is the worker's): 409 and the
+    last state."""
+    worker = _instance().worker
+    result = worker.ask_probe()
+    if result is None:
+        last = worker.erp.snapshot()
+        why = ("the worker is stopped: start it (PUT /start_worker) to probe" if not
+               worker.running else "the worker did not answer in time")
+        return jsonify({"error": "probe_not_run", "message": why, "erp": last}), 409
+    return jsonify(result)
 
 
 @bp.put("/stop_worker")
