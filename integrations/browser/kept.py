@@ -12,8 +12,10 @@ to one worksheet.
 import abc
 
 from core import retry as policy
-from core.errors import BridgeError, BrowserError, LineUnverified, TransientError, unconfirmed
-from integrations.base import Integration, check_lines
+from core.errors import (BridgeError, BrowserError, LineUnverified, LoginFailed, ScreenChanged,
+                         TransientError, UnexpectedPage, WorksheetClosed, WorksheetNotFound,
+                         unconfirmed)
+from integrations.base import ErpState, Integration, Probe, check_lines
 from integrations.browser.snapshot import save_failure_artifacts
 from integrations.browser.errors import BROWSER_FAILURES, map_webdriver_error
 from integrations.browser.life import BrowserLife
@@ -109,6 +111,49 @@ class KeptBrowserIntegration(Integration):
         self._guarded(read, worksheet, lines, results, credentials)
         return results
 
+    @property
+    def can_probe(self):
+        return type(self)._probe_screens is not KeptBrowserIntegration._probe_screens
+
+    def probe(self, worksheet, credentials):
+        """The ERP's subclass checks its screens (:meth:`_probe_screens`); this turns
+        what ends the check into a :class:`~integrations.base.Probe`, and saves the page
+        of a changed screen like a failure's."""
+        checked = []
+        try:
+            self._browser_for(credentials)
+            self._probe_screens(worksheet, credentials, checked)
+        except ScreenChanged as exc:
+            paths = self._save_page("probe", exc.reason_code, credentials)
+            return Probe(ErpState.CHANGED, exc.reason_text, tuple(checked), tuple(paths))
+        except LoginFailed as exc:
+            return Probe(ErpState.LOGIN_FAILED, exc.reason_text, tuple(checked))
+        except (WorksheetNotFound, WorksheetClosed) as exc:
+            # the probe's worksheet, not the ERP's screens: nothing to hold orders for
+            return Probe(ErpState.OK, f"worksheet {worksheet}: {exc.reason_code}: "
+                                      f"{exc.reason_text}; checked {', '.join(checked)} only "
+                                      f"(set PROBE_WORKSHEET to an open worksheet)",
+                         tuple(checked))
+        except UnexpectedPage as exc:  # a page it does not know where one it knows belongs
+            paths = self._save_page("probe", ScreenChanged.reason_code, credentials)
+            return Probe(ErpState.CHANGED, exc.reason_text, tuple(checked), tuple(paths))
+        except BridgeError as exc:
+            if isinstance(exc, BrowserError):
+                self.close()
+            return Probe(ErpState.UNREACHABLE, f"{exc.reason_code}: {exc.reason_text}",
+                         tuple(checked))
+        except BROWSER_FAILURES as exc:
+            error = map_webdriver_error(exc)
+            self.close()
+            return Probe(ErpState.UNREACHABLE, f"{error.reason_code}: {error.reason_text}",
+                         tuple(checked))
+        if worksheet is None:
+            return Probe(ErpState.OK, f"no worksheet to open (PROBE_WORKSHEET is not set and "
+                                      f"nothing was written yet): checked "
+                                      f"{', '.join(checked)} only", tuple(checked))
+        return Probe(ErpState.OK, f"checked {', '.join(checked)} (worksheet {worksheet})",
+                     tuple(checked))
+
     def _guarded(self, action, worksheet, lines, results, credentials):
         """Run ``action()``; whatever ends it becomes the result of every line without
         one (:meth:`_fail_rest`), Selenium's errors mapped, a bug's browser replaced."""
@@ -139,6 +184,19 @@ class KeptBrowserIntegration(Integration):
     def _read_lines(self, worksheet, credentials):
         """The lines of ``worksheet`` as the ERP's UI shows them now, as
         :class:`~integrations.base.SeenLine` s; nothing written (:meth:`look`)."""
+
+    def _probe_screens(self, worksheet, credentials, checked):
+        """Check, reading only, every screen the visits rely on, appending each screen's
+        name to ``checked`` once it passed: log in, find and open ``worksheet`` (None: as
+        far as possible without one), open the add-line form and leave it unsaved, read
+        the lines. Writes nothing, ever.
+
+        :raises core.errors.ScreenChanged: naming the screen and what is missing or
+            different
+        :raises core.errors.IntegrationError: as a visit would (login refused, worksheet
+            closed, ERP down)
+        """
+        raise NotImplementedError
 
     def _sending(self, line):
         """Called right before ``line``'s write leaves the browser: from now on, a failure
@@ -182,16 +240,23 @@ class KeptBrowserIntegration(Integration):
         if isinstance(error, BrowserError):
             self.close()
 
+    def _save_page(self, name, reason_code, credentials):
+        """Save the browser's page as ``<name>``'s failure (password scrubbed).
+        :returns: the paths saved (none without a browser, or when saving failed)"""
+        if self._browser is None:
+            return []
+        try:
+            return save_failure_artifacts(self._browser.driver, self.config.artifact_dir,
+                                          name, reason_code, secrets=[credentials.password])
+        except Exception as exc:  # a failure report must not hide the failure
+            self.log.warning("could not save failure artifacts: %s", type(exc).__name__)
+            return []
+
     def _failed(self, error, lines, credentials):
         """Save the failed page (password scrubbed) and log it."""
         paths = []
-        if self._browser is not None and not isinstance(error, BrowserError):
-            try:
-                paths = save_failure_artifacts(self._browser.driver, self.config.artifact_dir,
-                                               lines[0].uniqueid, error.reason_code,
-                                               secrets=[credentials.password])
-            except Exception as exc:  # a failure report must not hide the failure
-                self.log.warning("could not save failure artifacts: %s", type(exc).__name__)
+        if not isinstance(error, BrowserError):
+            paths = self._save_page(lines[0].uniqueid, error.reason_code, credentials)
         self.log.warning("worksheet %s, order %s failed: %s: %s%s", lines[0].worksheet,
                          ", ".join(line.uniqueid for line in lines), error.reason_code,
                          error.reason_text, f" (saved {', '.join(paths)})" if paths else "")
