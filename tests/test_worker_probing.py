@@ -1,6 +1,8 @@
 """The ERP probe and the hold on a changed screen (workers/probing.py), driven through
 the worker's burst mode and the API's test client, with the hand-written fake ERP."""
 
+import time
+
 import pytest
 
 from bridge.settings import load_settings
@@ -8,6 +10,7 @@ from conftest import replace, wait_for
 from core.errors import ConfigError, ScreenChanged
 from integrations.base import ErpState, Probe
 from test_worker import place, status
+from workers.probing import START_SPREAD_SECONDS
 
 CHANGED = ScreenChanged("the line form has no field 'product_nr'", screen="line form")
 
@@ -53,10 +56,12 @@ def test_a_probe_that_passes_resumes_and_every_held_order_is_created_once(instan
 
 def test_a_probe_that_finds_a_changed_screen_at_start_holds_before_any_visit(instance, erp):
     erp.probe_answers = [Probe(ErpState.CHANGED, "lines: no column 'quantity'")]
+    instance.worker._next_probe = 0  # the start's spread is over
+    instance.worker.burst()  # idle: the probe runs
+    assert instance.worker.erp.held and erp.probes == [(None, "admin")]
     place(instance, "s-1")
     instance.worker.burst()
     assert erp.visits == [] and status(instance, "s-1")["status"] == "placed"
-    assert instance.worker.erp.held and erp.probes == [(None, "admin")]
     erp.probe_answers = [Probe(ErpState.UNREACHABLE, "ERP down")]  # held until it is *ok*
     instance.worker._next_probe = 0
     instance.worker.burst()
@@ -64,6 +69,17 @@ def test_a_probe_that_finds_a_changed_screen_at_start_holds_before_any_visit(ins
     instance.worker._next_probe = 0
     instance.worker.burst()
     assert status(instance, "s-1")["status"] == "created"
+
+
+def test_the_first_probe_is_spread_over_the_start_and_a_good_visit_counts_as_one(
+        instance, erp):
+    assert 0 < instance.worker._next_probe - time.monotonic() <= START_SPREAD_SECONDS
+    place(instance, "g-1", worksheet="31")
+    instance.worker.burst()
+    erp_health = instance.alive()["erp"]
+    assert erp.probes == [] and erp_health["state"] == "ok"
+    assert "worksheet 31" in erp_health["detail"] and erp_health["checked_at"]
+    assert instance.worker._next_probe - time.monotonic() > START_SPREAD_SECONDS  # an interval
 
 
 def test_an_order_the_probe_cannot_see_is_held_once_then_spends_its_attempts(
@@ -81,9 +97,11 @@ def test_an_order_the_probe_cannot_see_is_held_once_then_spends_its_attempts(
 
 
 def test_the_probe_opens_probe_worksheet_else_the_last_one_written(instance, erp, settings):
+    instance.worker._next_probe = 0
+    instance.worker.burst()
+    assert erp.probes == [(None, "admin")]  # nothing written yet
     place(instance, "w-1", worksheet="777")
     instance.worker.burst()
-    assert erp.probes == [(None, "admin")]  # at start: nothing written yet
     instance.worker._next_probe = 0
     instance.worker.burst()
     assert erp.probes[-1] == ("777", "admin")
@@ -95,6 +113,7 @@ def test_the_probe_opens_probe_worksheet_else_the_last_one_written(instance, erp
 
 def test_without_a_login_the_state_stays_unknown_and_says_why(instance, erp, settings):
     instance.worker.settings = replace(settings, erp_username="", erp_password="")
+    instance.worker._next_probe = 0
     instance.worker.burst()
     erp_health = instance.alive()["erp"]
     assert erp_health["state"] == "unknown" and "no ERP login" in erp_health["detail"]
@@ -105,7 +124,6 @@ def test_put_probe_answers_the_result_and_409_with_the_worker_stopped(client, in
     answer = client.put("/probe")
     assert answer.status_code == 409 and answer.get_json()["error"] == "probe_not_run"
     instance.worker.start()
-    wait_for(lambda: erp.probes, message="the start probe")
     erp.probe_answers = [Probe(ErpState.CHANGED, "worksheet: no Lines tab")]
     answer = client.put("/probe")
     assert answer.status_code == 200

@@ -5,9 +5,12 @@ not recognise must cost no order and never be written on, so:
 
 * **The probe** (:meth:`~integrations.base.Integration.probe`) reads every screen the
   integration relies on and writes nothing. The worker runs it in its own thread (the
-  integration is used from there alone): first thing after it starts -- ``/alive``
-  answers meanwhile --, every ``PROBE_INTERVAL_SECONDS`` (+-10 %, so a fleet's probes
-  spread) while it has no work, and when asked (``PUT /probe``: :meth:`Probing.ask_probe`).
+  integration is used from there alone): soon after it starts (within
+  ``START_SPREAD_SECONDS``, never later than one interval, at random: a fleet started at
+  once does not start 200 browsers at once; ``/alive`` answers meanwhile), every
+  ``PROBE_INTERVAL_SECONDS`` (+-10 %) while it has no work, and when asked (``PUT
+  /probe``: :meth:`Probing.ask_probe`). A visit that writes a line has passed every
+  screen a probe checks, so it counts as one: a busy worker does not probe.
   It logs in with ``ERP_USERNAME`` when set, else with the login of the last order worked
   (in memory only: after a restart, until the first order, the state stays ``unknown``
   and says why). It opens ``PROBE_WORKSHEET``, else the worksheet last written to.
@@ -38,6 +41,10 @@ from integrations.base import Credentials, ErpState, Probe
 HELD_PROBE_BASE_SECONDS = 5.0
 #: the longest such wait
 HELD_PROBE_MAX_SECONDS = 300.0
+#: the first probe comes within this long of the start (never later than an interval)
+START_SPREAD_SECONDS = 60.0
+#: the screens a visit that went well has passed
+VISITED = ("login", "worksheet", "line form", "lines")
 #: how long ``PUT /probe`` waits for the worker's answer (a visit in progress first ends)
 ASK_TIMEOUT_SECONDS = 120.0
 
@@ -119,8 +126,11 @@ class Probing:
         self._asked = []  # threading.Event s of PUT /probe requests waiting for a probe
         self._asked_lock = threading.Lock()
         self._wakeup = threading.Event()  # a held worker's wait ends early on it
-        self._first_probe = True  # none has run with a login yet
-        self._next_probe = 0.0  # monotonic time of the next interval or held probe
+        interval = self.settings.probe_interval_seconds
+        # the first probe soon after the start, spread so that a fleet started at once
+        # does not start its browsers at once; a visit that goes well counts as one
+        self._next_probe = time.monotonic() + random.uniform(
+            0, min(START_SPREAD_SECONDS, interval or START_SPREAD_SECONDS))
         self._held_probes = 0  # probes since the hold began
         self._last_login = None  # credentials of the last order worked (memory only)
         self._last_worksheet = None  # the worksheet last written to
@@ -159,10 +169,7 @@ class Probing:
             return True
         if self.erp.held:
             return time.monotonic() >= self._next_probe
-        if self._first_probe:
-            return self._probe_login() is not None or not self._next_probe
-        interval = self.settings.probe_interval_seconds
-        return idle and interval > 0 and time.monotonic() >= self._next_probe
+        return idle and time.monotonic() >= self._next_probe
 
     def _run_probe(self):
         """Probe, note the result, hold or resume, and answer who asked."""
@@ -181,10 +188,8 @@ class Probing:
     def _probe_once(self):
         credentials = self._probe_login()
         if credentials is None:
-            self._next_probe = self._next_probe or time.monotonic()
             return Probe(ErpState.UNKNOWN, "no ERP login known yet: ERP_USERNAME is not set "
                                            "and no order has been worked since the start")
-        self._first_probe = False
         integration = self._integration_for_use()
         if not integration.can_probe:
             return Probe(ErpState.UNKNOWN, f"the {integration.name} integration has no probe")
@@ -212,8 +217,20 @@ class Probing:
             self._held_probes += 1
             self._next_probe = now + min(
                 HELD_PROBE_BASE_SECONDS * 2 ** (self._held_probes - 1), HELD_PROBE_MAX_SECONDS)
-        elif not self._first_probe:
-            self._next_probe = now + self.settings.probe_interval_seconds * random.uniform(0.9, 1.1)
+        else:
+            self._next_interval(now)
+
+    def _next_interval(self, now):
+        interval = self.settings.probe_interval_seconds
+        self._next_probe = now + interval * random.uniform(0.9, 1.1) if interval else float("inf")
+
+    def _visit_went_well(self, worksheet):
+        """A visit wrote (or found) a line on ``worksheet``: its screens were as known,
+        which says as much as a probe; the next one is an interval away."""
+        if not self.erp.held:
+            self.erp.checked(Probe(ErpState.OK, f"a visit to worksheet {worksheet} found every "
+                                                f"screen as known", VISITED))
+            self._next_interval(time.monotonic())
 
     def _hold(self, why, probe=None):
         if not self.erp.held:

@@ -203,6 +203,9 @@ class Working:
             else:
                 self._fail(order, error.reason_code, f"{why}: {error.reason_text}")
         self._hold_orders(held)
+        if not held and any(isinstance(result, (LineOutcome, Written))
+                            for result in results.values()):
+            self._visit_went_well(worksheet)
         return retry
 
     def _hold_orders(self, held):
