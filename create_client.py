@@ -3,6 +3,11 @@
     python create_client.py --url http://127.0.0.1:5001 --token $API_TOKEN \\
         --workshop "Bennys Auto" --worksheet 558 --product-nr 10 --amount 5 [--uniqueid ID]
     python create_client.py --url http://127.0.0.1:5001 --file orders.json
+    python create_client.py --url https://bridge.example:8443/w/bennys-auto --cacert cert.pem ...
+
+``--url`` is an instance's own address or its public one behind the fleet's HTTPS front
+door (``https://HOST:PUBLIC_PORT/w/<slug>``); ``--cacert`` names the PEM certificate to
+trust for it (the front door's self-signed one), instead of the system's CAs.
 
 Prints each status change as it is seen. Exit code: 0 when the order is ``created``,
 1 when it ends in ``error`` (or the wait runs out), 2 when the request is refused.
@@ -30,10 +35,23 @@ import requests
 FINAL = {"created": 0, "error": 1, "resolved": 1}
 
 
+class _Session(requests.Session):
+    """A session whose ``verify`` (``--cacert``) is used: plain requests lets the
+    environment's REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE win over it."""
+
+    def merge_environment_settings(self, url, proxies, stream, verify, cert):
+        settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
+        if verify is None and self.verify is not True:
+            settings["verify"] = self.verify
+        return settings
+
+
 def parse(argv):
     p = argparse.ArgumentParser(prog="create_client.py", description=__doc__.splitlines()[0])
     p.add_argument("--url", default=os.environ.get("BRIDGE_URL", "http://127.0.0.1:5001"),
                    help="the instance's base URL (env BRIDGE_URL)")
+    p.add_argument("--cacert", default=None, metavar="FILE",
+                   help="PEM certificate(s) to verify the server with (a self-signed front door)")
     p.add_argument("--token", default=os.environ.get("API_TOKEN"),
                    help="the instance's API token (env API_TOKEN)")
     p.add_argument("--file", default=None,
@@ -62,7 +80,11 @@ def main(argv=None, out=sys.stdout):
     if not args.token:
         print("create_client.py: error: --token or API_TOKEN is required", file=sys.stderr)
         return 2
-    session = requests.Session()
+    if args.cacert is not None and not os.path.isfile(args.cacert):
+        print(f"create_client.py: error: --cacert {args.cacert}: no such file", file=sys.stderr)
+        return 2
+    session = _Session()
+    session.verify = args.cacert or True
     session.headers["Authorization"] = f"Bearer {args.token}"
     if args.file is not None:
         from client_batch import post_file

@@ -3,7 +3,7 @@
 from flask import Flask
 
 from core import ratelimit
-from bridge import auth, http
+from bridge import auth, http, proxy
 from bridge.http import error_response
 from bridge.views import control, docs, events, failed, orders
 from bridge.views import metrics as metrics_view
@@ -34,6 +34,7 @@ def create_app(instance, request_shutdown=None):
     app.json.sort_keys = False
     app.extensions["bridge"] = instance
     http.init_app(app)
+    proxy.init_app(app)  # behind the fleet's front door: the public URL and client address
     # before the token check: a flood of wrong tokens is limited too (core/ratelimit.py)
     ratelimit.init_app(app, instance.settings.rate_limit, instance.settings.api_token,
                        auth.presented_token, _rate_limited, exempt=auth.PUBLIC_ENDPOINTS)

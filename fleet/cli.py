@@ -11,7 +11,7 @@ import os
 import sys
 
 from core.errors import BridgeError
-from fleet import states
+from fleet import frontdoor, states
 from fleet.backup import backup, restore
 from fleet.bytecode import compile_sources
 from fleet.errors import InvalidIntegration, SupervisorUnavailable
@@ -197,11 +197,18 @@ def up(fleet):
     take_over(settings, fleet.registry, lambda line: print(f"manage.py: {line}", file=sys.stderr,
                                                            flush=True))
     fleet.check_grid_port()
-    conf = fleet.write_config()
+    conf = fleet.write_config(starting=True)
+    if frontdoor.runs_front_door(settings):
+        frontdoor.check(settings)  # nginx -t: a bad certificate or key is one line here
     problem = compile_sources(settings.python, ROOT)
     if problem:
         print(f"manage.py: note: {problem}; instances will compile it at each start", file=sys.stderr)
     print(f"manage.py: {browser_pool_line(settings)}", file=sys.stderr)
+    if frontdoor.runs_front_door(settings):
+        print(f"manage.py: front door: https://<this host>:{settings.public_port}/w/<slug>/ "
+              "for each workshop, /manage/ for the management API (nginx)", file=sys.stderr)
+        if fleet.front_door_note:
+            print(f"manage.py: {fleet.front_door_note}", file=sys.stderr)
     sys.stdout.flush()
     os.chdir(ROOT)
     os.execv(sys.executable, [sys.executable, "-m", "supervisor.supervisord", "-n", "-c", str(conf)])

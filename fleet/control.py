@@ -16,7 +16,7 @@ from core.errors import WorkshopHeld
 from core.hold import Hold, holder
 from fleet.errors import (IntegrationInactive, InvalidIntegration, PortTaken, SupervisorUnavailable,
                           WebhookIncomplete)
-from fleet import states
+from fleet import frontdoor, states
 from fleet.grid import runs_local_grid
 from fleet.instances import Instances
 from fleet.schemas import check_options, check_webhook, secret_options
@@ -55,29 +55,40 @@ class Fleet:
         self.supervisor = supervisor or Supervisor(
             settings.socket_path, stop_timeout=settings.stop_wait_seconds + 30)
         self.instances = instances or Instances(settings.instance_host, settings.probe_timeout)
+        #: what the last :meth:`write_config` has to say about the front door's certificate
+        self.front_door_note = None
 
     # -- configuration ----------------------------------------------------------
 
-    def write_config(self):
+    def write_config(self, starting=False):
         """Write supervisord's configuration for every active integration.
+
+        :param starting: for ``up``: make the front door's self-signed certificate if
+            there is none (:mod:`fleet.frontdoor`)
 
         :returns: the path of ``supervisord.conf``
         """
-        programs = {
-            i.program: render_program(self.settings, i)
-            for i in self.registry.all() if i.active
-        }
-        return write_config(self.settings, programs)
+        integrations = self.registry.all()
+        programs = {i.program: render_program(self.settings, i) for i in integrations if i.active}
+        conf = write_config(self.settings, programs)
+        if frontdoor.runs_front_door(self.settings):
+            self.front_door_note = frontdoor.write_config(self.settings, integrations, starting)
+        return conf
 
     def _apply(self, integration):
-        """Rewrite the configuration and have supervisord act on this integration only.
+        """Rewrite the configuration and have supervisord act on this integration only;
+        with a front door, nginx reloads its routes first (a removed workshop takes no
+        new request while its instance finishes the ones it has).
 
         :returns: what supervisord did, or ``"supervisord not running"``
         """
         self.write_config()
         if not self.supervisor.running():
             return "supervisord not running"
-        done = self.supervisor.apply(integration.program)
+        reloaded = ""
+        if frontdoor.runs_front_door(self.settings):
+            reloaded = "; " + frontdoor.reload(self.supervisor)
+        done = self.supervisor.apply(integration.program) + reloaded
         log.info("workshop %r: program %s %s", integration.workshop, integration.program, done)
         return done
 
@@ -86,6 +97,8 @@ class Fleet:
             raise PortTaken(f"port {port} is the management API's (MANAGEMENT_PORT)")
         if port == self.settings.grid_port and runs_local_grid(self.settings):
             raise PortTaken(f"port {port} is the browser pool's (GRID_PORT)")
+        if port == self.settings.public_port:
+            raise PortTaken(f"port {port} is the front door's (PUBLIC_PORT)")
         _check_free(self.settings.instance_host, port,
                     f"port {port} is in use by another program on this machine")
 

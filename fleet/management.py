@@ -17,7 +17,7 @@ import secrets
 from flask import Blueprint, Flask, Response, current_app, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from bridge import params
+from bridge import params, proxy
 from bridge.http import BodyError, read_body, secure_page, stream_limit
 from core import ratelimit
 from core.errors import BridgeError, WorkshopHeld
@@ -77,6 +77,7 @@ def create_app(settings=None, fleet=None):
     # a larger body is a 413, unread when its Content-Length says so (bridge/http.py)
     app.config["MAX_CONTENT_LENGTH"] = stream_limit(MAX_BODY_BYTES)
     app.extensions["fleet"] = fleet
+    proxy.init_app(app)  # behind the front door (/manage/): the client's address and URL
     # an app-wide hook, so it runs before the api blueprint's token check (core/ratelimit.py).
     # The page is not limited: it is the same static text for everyone, costs less than
     # the check, and anonymous traffic from an address (behind a proxy: everyone's) must

@@ -57,6 +57,11 @@ class FleetSettings:
     grid_jar: Path = Path(jar_path())  # GRID_JAR: the Grid's jar (scripts/setup_grid.sh caches the pinned one)
     java: str = ""  # GRID_JAVA: the java that runs it (default: java on PATH)
     browser_pool_note: str = ""  # why BROWSER_POOL, unset, came out local (said once by `up`)
+    # -- the HTTPS front door (fleet/frontdoor.py, docs/operations.md) --
+    public_port: int | None = None  # PUBLIC_PORT: nginx serves the fleet over HTTPS here (unset: no front door)
+    tls_cert: Path | None = None  # TLS_CERT: PEM certificate (chain) for PUBLIC_PORT; unset: a self-signed one in SUPERVISOR_DIR/tls
+    tls_key: Path | None = None  # TLS_KEY: its PEM private key; with TLS_CERT or not at all
+    nginx: str = "/usr/sbin/nginx"  # NGINX: the nginx that runs the front door (Debian's, scripts/setup.sh)
 
     @property
     def browser_park_dir(self):
@@ -93,8 +98,10 @@ def load_fleet_settings(env=None, dotenv=True):
     port = env_number(env, "MANAGEMENT_PORT", FleetSettings.management_port, int)
     if not 1 <= port <= 65535:
         raise ConfigError(f"MANAGEMENT_PORT must be between 1 and 65535, got {port}")
+    pool = _browser_pool(env, port)
     return FleetSettings(
-        **_browser_pool(env, port),
+        **pool,
+        **_front_door(env, port, pool["grid_port"]),
         registry_db=_path(env, "REGISTRY_DB", "task_queue/integrations.db"),
         supervisor_dir=_path(env, "SUPERVISOR_DIR", "task_queue/supervisor"),
         queue_dir=_path(env, "QUEUE_DIR", "task_queue"),
@@ -102,11 +109,11 @@ def load_fleet_settings(env=None, dotenv=True):
         secret_key=env.get("SECRET_KEY", ""),
         secret_key_fallbacks=parse_fallbacks(env.get("SECRET_KEY_FALLBACKS", "")),
         management_token=env.get("MANAGEMENT_TOKEN", ""),
-        management_host=env.get("MANAGEMENT_HOST", "") or FleetSettings.management_host,
+        management_host=_loopback_with_front_door(env, "MANAGEMENT_HOST"),
         management_port=port,
         management_rate_limit=check_rate_limit(
             "MANAGEMENT_RATE_LIMIT", env.get("MANAGEMENT_RATE_LIMIT", "") or DEFAULT_RATE_LIMIT),
-        instance_host=env.get("INSTANCE_HOST", "") or FleetSettings.instance_host,
+        instance_host=_loopback_with_front_door(env, "INSTANCE_HOST"),
         probe_timeout=env_number(env, "PROBE_TIMEOUT", FleetSettings.probe_timeout, float),
         stop_wait_seconds=env_number(env, "STOP_WAIT_SECONDS", FleetSettings.stop_wait_seconds, int),
         python=env.get("FLEET_PYTHON", "") or FleetSettings.python,
@@ -158,6 +165,47 @@ def _browser_pool(env, management_port):
     return dict(browser_pool=pool, browser_slots=slots, grid_port=grid_port,
                 selenium_remote_url=remote, browser_wait_seconds=wait, grid_jar=jar,
                 java=java, browser_pool_note=note, browser_parking=parking == "on")
+
+
+def _front_door(env, management_port, grid_port):
+    """The front door's settings: ``PUBLIC_PORT`` and the certificate's files.
+
+    :raises ConfigError: a port that is no port or another part's, half a certificate
+        (a cert without its key), a file that cannot be read
+    """
+    raw = env.get("PUBLIC_PORT", "").strip()
+    if not raw:
+        return {}
+    if not raw.isdigit() or not 1 <= int(raw) <= 65535:
+        raise ConfigError(f"PUBLIC_PORT must be a port number between 1 and 65535, got {raw!r}")
+    port = int(raw)
+    if port in (management_port, grid_port):
+        raise ConfigError(f"PUBLIC_PORT {port} is taken by "
+                          f"{'MANAGEMENT_PORT' if port == management_port else 'GRID_PORT'}")
+    cert, key = (env.get(name, "").strip() for name in ("TLS_CERT", "TLS_KEY"))
+    if bool(cert) != bool(key):
+        raise ConfigError("TLS_CERT and TLS_KEY go together: set both (PEM files), or neither "
+                          "for a self-signed certificate")
+    paths = {}
+    for name, value in (("TLS_CERT", cert), ("TLS_KEY", key)):
+        if value:
+            path = Path(value).expanduser().resolve()
+            if not path.is_file() or not os.access(path, os.R_OK):
+                raise ConfigError(f"{name} {path}: no such file, or not readable by this user")
+            paths[name.lower()] = path
+    return dict(public_port=port, nginx=env.get("NGINX", "") or FleetSettings.nginx, **paths)
+
+
+def _loopback_with_front_door(env, name):
+    """``MANAGEMENT_HOST``, ``INSTANCE_HOST``: behind a front door only 127.0.0.1, so
+    nothing reaches the fleet but through it (the instances bind there too, see
+    fleet/supervisor_conf.py)."""
+    value = env.get(name, "") or getattr(FleetSettings, name.lower())
+    if env.get("PUBLIC_PORT", "").strip() and value != "127.0.0.1":
+        raise ConfigError(f"{name}={value} and PUBLIC_PORT contradict each other: behind the "
+                          "front door the fleet listens on 127.0.0.1 only (unset "
+                          f"{name})")
+    return value
 
 
 def require(settings, *names):

@@ -97,6 +97,19 @@ class Supervisor:
             if f.faultCode not in (_NOT_RUNNING, _BAD_NAME):
                 raise
 
+    def signal(self, name, signal_name):
+        """Send a signal to a running program (``HUP``: nginx loads its routes again).
+
+        :returns: whether it was sent (False: the program is not running or not configured)
+        """
+        try:
+            self._call("supervisor.signalProcess", name, signal_name)
+        except xmlrpc.client.Fault as f:
+            if f.faultCode in (_NOT_RUNNING, _BAD_NAME):
+                return False
+            raise
+        return True
+
     def apply(self, name):
         """Re-read the configuration and act on one program only.
 

@@ -39,7 +39,8 @@ from string import Template
 
 from core.errors import ConfigError
 from core.names import file_name, program_name
-from fleet import grid
+from fleet import frontdoor, grid
+from fleet.files import write_private
 from fleet.settings import ROOT
 from integrations import AVAILABLE, options_of
 
@@ -137,6 +138,9 @@ def instance_environment(settings, integration):
         "QUEUE_DIR": str(settings.queue_dir),
         "LOG_DIR": str(settings.log_dir),
         **browser_environment(settings),
+        # behind the front door nothing but nginx reaches an instance: an inherited HOST
+        # (an admin's HOST=0.0.0.0 from before) must not open it to the network
+        **({"HOST": "127.0.0.1"} if frontdoor.runs_front_door(settings) else {}),
         "PYTHONUNBUFFERED": "1",
     }
 
@@ -210,6 +214,11 @@ def render_main(settings):
         "BROWSER_PARKING": "on" if settings.browser_parking else "off",
         "GRID_JAR": settings.grid_jar,
         "GRID_JAVA": settings.java,
+        # it rewrites the front door's routes too, and reloads nginx
+        "PUBLIC_PORT": settings.public_port or "",
+        "TLS_CERT": settings.tls_cert or "",
+        "TLS_KEY": settings.tls_key or "",
+        "NGINX": settings.nginx,
         "PYTHONUNBUFFERED": "1",
     }
     return Template((TEMPLATES / "supervisord.conf.in").read_text("utf-8")).substitute(
@@ -219,6 +228,7 @@ def render_main(settings):
         management_command=format_command([settings.python, "-m", "fleet.serve"]),
         management_environment=format_environment(management_env),
         grid_program=render_grid(settings),
+        frontdoor_program=render_front_door(settings),
     )
 
 
@@ -239,11 +249,17 @@ def render_grid(settings):
     )
 
 
-def _write_private(path, text):
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.chmod(path, 0o600)
+def render_front_door(settings):
+    """:returns: the ``[program:nginx]`` section of the front door, or "" without
+        ``PUBLIC_PORT`` (fleet/frontdoor.py)"""
+    if not frontdoor.runs_front_door(settings):
+        return ""
+    return Template((TEMPLATES / "frontdoor.conf.in").read_text("utf-8")).substitute(
+        command=format_command(frontdoor.nginx_argv(settings)),
+        root=_escape(str(ROOT)),
+        stop_wait_seconds=frontdoor.timeout_seconds(settings) + 10,
+        supervisor_dir=_escape(str(settings.supervisor_dir)),
+    )
 
 
 def write_config(settings, programs):
@@ -263,15 +279,13 @@ def write_config(settings, programs):
     for name, (section, launch) in programs.items():
         # the launch file first: a section is never there before the file it names
         for suffix, text in ((".json", launch), (".conf", section)):
-            tmp = base / "programs" / f".{name}{suffix}.tmp"
-            _write_private(tmp, text)
-            os.replace(tmp, base / "programs" / f"{name}{suffix}")
+            write_private(base / "programs" / f"{name}{suffix}", text)
     for stale in [*(base / "programs").glob("*.conf"), *(base / "programs").glob("*.json")]:
         if stale.stem not in programs:
             stale.unlink()
     if grid.runs_local_grid(settings):
-        _write_private(grid.config_path(settings), grid.standalone_toml(settings))
-    _write_private(settings.supervisord_conf, render_main(settings))
+        write_private(grid.config_path(settings), grid.standalone_toml(settings))
+    write_private(settings.supervisord_conf, render_main(settings))
     return settings.supervisord_conf
 
 

@@ -9,7 +9,7 @@ internet), sent with a Content-Security-Policy that allows none.
 
 from html import escape
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from bridge.http import secure_page
 
@@ -21,7 +21,10 @@ def _document():
     # pydantic models, and pydantic plus the models are ~9 MB of an idle instance's RSS.
     from bridge.openapi import build_document
 
-    return build_document(current_app.extensions["bridge"].settings)
+    # the server URL as the client reached it: behind the fleet's front door
+    # https://host:8443/w/<slug> (bridge/proxy.py), else this instance's own address
+    return build_document(current_app.extensions["bridge"].settings,
+                          request.url_root.rstrip("/"))
 
 
 @bp.get("/openapi.json")
