@@ -278,3 +278,51 @@ def test_a_stream_of_orders_through_twenty_reloads_loses_no_request(door, erp):
     for uniqueid in answers:
         worksheet = str(710 + int(uniqueid.rsplit("-", 1)[1]) % 3)
         assert len(erp.lines_with(worksheet, uniqueid)) == 1
+
+
+# -- without a running fleet: settings, the generated files ------------------------------
+
+@pytest.mark.parametrize("extra, said", [
+    (dict(PUBLIC_PORT="84x3"), "PUBLIC_PORT must be a port number"),
+    (dict(PUBLIC_PORT="8443", TLS_CERT="/no/such/cert.pem", TLS_KEY="/no/such/key.pem"),
+     "TLS_CERT /no/such/cert.pem: no such file"),
+    (dict(PUBLIC_PORT="8443", TLS_CERT="/etc/hostname"), "TLS_CERT and TLS_KEY go together"),
+    (dict(PUBLIC_PORT="8443", MANAGEMENT_HOST="0.0.0.0"), "listens on 127.0.0.1 only"),
+])
+def test_bad_front_door_settings_are_one_line_and_exit_2(tmp_path, extra, said):
+    fleet = Fleet(fleet_env(tmp_path, **extra))
+    try:
+        result = fleet.manage("up", check=False)
+    finally:
+        fleet.cleanup()
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("manage.py: error: ") and said in result.stderr
+
+
+def test_a_key_that_is_not_the_certificates_stops_up_with_nginx_s_line(tmp_path):
+    from fleet.frontdoor import make_self_signed
+
+    make_self_signed(tmp_path / "cert.pem", tmp_path / "key.pem", ["localhost"])
+    make_self_signed(tmp_path / "other.pem", tmp_path / "other-key.pem", ["localhost"])
+    fleet = Fleet(fleet_env(tmp_path, PUBLIC_PORT=free_port(), TLS_CERT=tmp_path / "cert.pem",
+                            TLS_KEY=tmp_path / "other-key.pem"))
+    try:
+        result = fleet.manage("up", check=False)
+    finally:
+        fleet.cleanup()
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "nginx configuration is refused" in result.stderr and "key values mismatch" in result.stderr
+
+
+def test_routes_hold_slugs_and_ports_only(tmp_path):
+    from fleet.frontdoor import render_routes
+    from fleet.registry import Registry
+
+    registry = Registry(tmp_path / "r.db", "k" * 40)
+    registry.add("Default", "erp_sim", "http://127.0.0.1:9", 5001, "t" * 20)  # nginx's keyword
+    registry.add("Garage; include /etc/passwd", "erp_sim", "http://127.0.0.1:9", 5002, "t" * 20,
+                 active=False)
+    routes = render_routes(registry.all())
+    assert routes.splitlines()[1:] == ["map /w/$fd_slug $fd_port {", '    default "";',
+                                       "    /w/default 5001;",
+                                       "    /w/garage-include-etc-passwd inactive;", "}"]
