@@ -110,6 +110,17 @@ def test_a_batch_on_one_sale_is_written_once_and_redelivery_adds_nothing(server,
     assert tryton_lines(server, worksheet) == expect(lines)
 
 
+def test_codes_that_prefix_each_other_each_get_their_own_product(server, integration):
+    """One dialog kept open for the whole batch ("Add and New"), each product picked from a
+    completion started at once: "1" lists 1, 10-19, 100-199, ... and must still be 1."""
+    worksheet = next(_references)
+    lines = [line(worksheet, "100", "1"), line(worksheet, "10", "2"), line(worksheet, "1", "3"),
+             line(worksheet, "10", "4"), line(worksheet, "101", "5")]
+    results = integration.add_lines(worksheet, lines, ADMIN)
+    assert codes(results) == {one.uniqueid: LineOutcome.CREATED for one in lines}
+    assert tryton_lines(server, worksheet) == expect(lines)
+
+
 def test_uniqueid_is_matched_as_a_whole_word(server, integration):
     worksheet = next(_references)
     longer = line(worksheet, uniqueid="abc1234")

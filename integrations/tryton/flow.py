@@ -142,9 +142,9 @@ class TrytonIntegration(KeptBrowserIntegration):
         :returns: ``(form, lines still to write one by one)``
         """
         added = []
-        for line in lines:
+        for index, line in enumerate(lines):
             try:
-                self._fill_in(form, line)
+                self._fill_in(form, line, more=index < len(lines) - 1)
             except _LINE_REFUSALS as exc:  # its dialog was discarded; the others go on
                 results[line.uniqueid] = exc
                 self._failed(exc, [line], credentials)
@@ -234,8 +234,12 @@ class TrytonIntegration(KeptBrowserIntegration):
         # now; the worker's retry, after its backoff, reads the sale first again.
         raise error
 
-    def _fill_in(self, form, line):
-        """Fill in a new line's dialog and add it to the (unsaved) sale."""
+    def _fill_in(self, form, line, more=False):
+        """Fill in a new line's dialog and add it to the (unsaved) sale.
+
+        :param more: another line follows: the dialog is kept open for it ("Add and
+            New": no dialog closing and opening again per line)
+        """
         dialog = form.new_line()
         try:
             dialog.fill(str(line.product_nr).strip(), amount_text(line.product_amount),
@@ -247,7 +251,8 @@ class TrytonIntegration(KeptBrowserIntegration):
             except (IntegrationError, *BROWSER_FAILURES):
                 pass  # the fresh page drops it anyway
             raise
-        dialog.add()
+        if dialog.add(more):
+            form.open_dialog = dialog
         self.log.debug("worksheet %s: line for order %s filled in", line.worksheet, line.uniqueid)
 
     def _open_sale(self, worksheet, credentials):

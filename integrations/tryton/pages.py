@@ -405,6 +405,8 @@ class SaleForm:
         self.state = shown["state"]
         self.add_disabled = shown["add_disabled"]
         self.record_id = shown["id"]
+        #: a line dialog kept open for the next line (:meth:`LineDialog.add`)
+        self.open_dialog = None
 
     def check(self, reference, writable=True):
         """:raises UnexpectedPage: unless this is the sale with ``reference``
@@ -448,7 +450,11 @@ class SaleForm:
         self.save()
 
     def new_line(self):
-        """:returns: the :class:`LineDialog` of a new line"""
+        """:returns: the :class:`LineDialog` of a new line: the one left open by
+        :meth:`LineDialog.add` ``(more=True)``, showing a new record, else a new one"""
+        dialog, self.open_dialog = self.open_dialog, None
+        if dialog is not None:
+            return dialog
         self.sao.driver.execute_script(self.NEW_LINE_JS)
         return LineDialog(self.sao)
 
@@ -457,6 +463,9 @@ class SaleForm:
 
         :raises core.errors.IntegrationError: what Tryton answered instead
         """
+        dialog, self.open_dialog = self.open_dialog, None
+        if dialog is not None:
+            dialog.discard()  # its new, empty record goes; the lines added before stay
         self.sao.browser.click(self.SAVE)
         self.sao.wait(self.SAVED_JS, "the sale to be saved")
 
@@ -528,6 +537,24 @@ class LineDialog:
     return {names: Array.from(menu.querySelectorAll('li.completion'), function (li) {
         return li.textContent.trim(); })};
     """
+    # sao's completion searches 300 ms after the last key (a timer per key, dropped when
+    # the text has changed since): its own search for the text typed is started at once
+    # instead. The timer's turn still comes and searches again; its answer is dropped by
+    # sao once a product is chosen (the field's text is then the product's name).
+    COMPLETE_NOW_JS = _SAO_JS + """
+    var d = document.querySelector('""" + DIALOG + """');
+    var input = d && d.querySelector('input[name=product]');
+    var screen = linesWidget() && linesWidget().screen;
+    var view = screen && screen.current_view;
+    var widget = view && view.widgets && fieldWidget(view, 'product');
+    var completion = widget && widget.wid_completion;
+    if (!input || !completion || !completion.input || completion.input[0] !== input
+            || input.value !== arguments[0] || typeof completion._input !== 'function') {
+        return false;
+    }
+    completion._input(input.value);
+    return true;
+    """
     #: times the product code is typed again when sao has wiped it
     PRODUCT_TYPINGS = 3
     PICK_JS = """
@@ -564,6 +591,40 @@ class LineDialog:
     # By their place and kind in the dialog's footer, which both series share (8.0 also
     # gives them ids, save and delete_; 7.0 does not).
     ADD = (By.CSS_SELECTOR, DIALOG + " .modal-footer button.btn-primary[type=submit]")
+    # "Add and New" (the footer's btn-default, in both series; 8.0 also gives it the id
+    # new_): sao validates the record, keeps it in the Lines and shows a new one in the
+    # same dialog -- no fade out and in, no new dialog to settle. Pressed in the same
+    # script that notes which record was shown, so the wait below can tell them apart.
+    ADD_MORE_JS = _SAO_JS + """
+    var d = document.querySelector('""" + DIALOG + """');
+    var button = d && d.querySelector('.modal-footer button.btn-default[type=button]');
+    var widget = linesWidget();
+    var record = widget && widget.screen && widget.screen.current_record;
+    if (!button || button.disabled || !record) { return null; }
+    button.click();
+    return record.id;
+    """
+    # The new record is shown: another current record of the Lines' screen, the one
+    # added still in its group with the product and description it was given, the
+    # product field empty, the Type filled in, the focus put back into the dialog
+    # (sao's set_cursor, the last thing it does after showing the new record).
+    NEXT_READY_JS = _SAO_JS + """
+    var d = document.querySelector('""" + DIALOG + """');
+    if (!d) { return {closed: true}; }
+    var screen = linesWidget().screen;
+    var record = screen.current_record;
+    if (!record || record.id === args.added) { return null; }
+    var added = screen.group.get(args.added);
+    if (!added) { return {lost: 'the line is not in the sale'}; }
+    var product = String(added.field_get_client('product') || '');
+    var description = added.field_get_client('description');
+    if (product.indexOf(args.prefix) !== 0 || description !== args.text) {
+        return {lost: 'the line holds ' + JSON.stringify([product, description])};
+    }
+    var input = d.querySelector('input[name=product]'), type = d.querySelector('select[name=type]');
+    if (!input || input.value !== '' || !type || !type.value) { return null; }
+    return d.contains(document.activeElement) ? {shown: true} : null;
+    """
     DISCARD = (By.CSS_SELECTOR, DIALOG + " .modal-footer button.btn-link")
     CLOSED_JS = "return !document.querySelector('" + DIALOG + "');"
 
@@ -578,6 +639,7 @@ class LineDialog:
         :raises InvalidAmount: when Tryton does not take ``amount`` as it is (it rounds
             a quantity to its unit's digits: 2.5 of a product sold per unit becomes 3)
         """
+        self.filled = (product_code, text)
         self._choose_product(product_code)
         self._type_quantity(amount)
         self.sao.type(self.DESCRIPTION, text, clear=True)
@@ -605,6 +667,7 @@ class LineDialog:
     def _choose_product(self, code):
         for typing in range(self.PRODUCT_TYPINGS):
             self.sao.type(self.PRODUCT, code, clear=typing > 0)
+            self.sao.driver.execute_script(self.COMPLETE_NOW_JS, code)
             found = self.sao.wait(self.COMPLETION_JS, f"the products matching {code!r}",
                                   code=code)
             if "names" in found:
@@ -668,11 +731,28 @@ class LineDialog:
         self.sao.browser.wait_until(typed, "the quantity input")
         return found[-1]
 
-    def add(self):
-        """Add the line to the sale (not saved yet: :meth:`SaleForm.save`)."""
+    def add(self, more=False):
+        """Add the line to the sale (not saved yet: :meth:`SaleForm.save`).
+
+        :param more: another line follows: "Add and New", the dialog stays and shows a
+            new record (checked: the line just filled is in the sale with its product
+            and description)
+        :returns: whether the dialog stayed open for the next line
+        :raises UnexpectedPage: when the line filled is not in the sale after it
+        """
         self.values()  # nothing focused, nothing running: only then is Add safe
+        if more:
+            added = self.sao.driver.execute_script(self.ADD_MORE_JS)
+            if added is not None:
+                code, text = self.filled
+                shown = self.sao.wait(self.NEXT_READY_JS, "a new line in the line dialog",
+                                      added=added, prefix=f"[{code}] ", text=text)
+                if "lost" in shown:
+                    raise UnexpectedPage(f"After Add and New, {shown['lost']}")
+                return "shown" in shown
         self.sao.browser.click(self.ADD)
         self.sao.wait(self.CLOSED_JS, "the line dialog to close")
+        return False
 
     def discard(self):
         """Drop the new line and close the dialog."""
