@@ -15,7 +15,7 @@ import tempfile
 from werkzeug.serving import make_server
 
 from erp_sim.app import create_app
-from erp_sim.config import FLAVORS, SimConfig
+from erp_sim.config import FLAVORS, REVISIONS, SimConfig
 
 
 def _latency(text):
@@ -36,6 +36,15 @@ def _share(text):
     return value
 
 
+def _revision_from_env():
+    text = os.environ.get("ERP_SIM_UI_REVISION", "").strip()
+    if not text:
+        return SimConfig.ui_revision
+    if text not in {str(n) for n in REVISIONS}:
+        sys.exit(f"ERP_SIM_UI_REVISION must be one of {', '.join(map(str, REVISIONS))}")
+    return int(text)
+
+
 def _user(text):
     name, sep, password = text.partition(":")
     if not (name and sep and password):
@@ -52,6 +61,12 @@ def parse_args(argv=None):
     parser.add_argument("--flavor", choices=FLAVORS, default=SimConfig.flavor,
                         help="classic: server-rendered pages (default); spa: a JavaScript "
                              "single-page app over JSON calls")
+    parser.add_argument("--ui-revision", type=int, choices=REVISIONS,
+                        default=_revision_from_env(),
+                        help="the screens' revision: 1 as always (default; "
+                             "$ERP_SIM_UI_REVISION when set), 2 after a vendor update that "
+                             "renamed a field and a button and reordered the lines table; "
+                             "switchable while running: PUT /_sim/ui_revision")
     parser.add_argument("--user", type=_user, action="append", default=[],
                         metavar="NAME:PASSWORD",
                         help="an extra user besides admin/admin (repeatable)")
@@ -91,19 +106,25 @@ def main(argv=None):
                        save_delay=args.save_delay, users=tuple(args.user),
                        latency=args.latency, error_rate=args.error_rate,
                        rerender=args.rerender, slow_save=args.slow_save,
-                       lock_rate=args.lock_rate, seed=args.seed)
+                       lock_rate=args.lock_rate, seed=args.seed,
+                       ui_revision=args.ui_revision)
     server = make_server(args.host, args.port, create_app(config), threaded=True)
     # SIGTERM (the test helper, supervisord) should clean up like Ctrl-C does.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     print(f"erp_sim listening on http://{args.host}:{server.server_port}/ "
           f"(db {db_path}, flavor {config.flavor}, session ttl {config.session_ttl:g}s, "
-          f"save delay {config.save_delay:g}s{_chaos_summary(config)})", flush=True)
+          f"save delay {config.save_delay:g}s{_revision(config)}{_chaos_summary(config)})",
+          flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
         server.server_close()
+
+
+def _revision(config):
+    return f", ui revision {config.ui_revision}" if config.ui_revision != 1 else ""
 
 
 def _chaos_summary(config):

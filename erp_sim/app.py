@@ -2,7 +2,7 @@
 
 from flask import Flask
 
-from erp_sim import auth, chaos, db, request_log, sim_api, spa, worksheets
+from erp_sim import auth, chaos, db, request_log, revisions, sim_api, spa, worksheets
 from erp_sim.config import SimConfig
 from erp_sim.errors import handle_http_error
 
@@ -22,6 +22,7 @@ def create_app(config):
     db.init_app(app)
     request_log.init_app(app)  # before chaos: it logs the answer chaos leaves
     chaos.init_app(app)
+    revisions.init_app(app)  # after chaos: a page is edited, then chaos delays or replaces it
     if config.flavor == "spa":
         spa.init_app(app)
     else:

@@ -9,6 +9,8 @@ import secrets
 from dataclasses import dataclass, field
 
 FLAVORS = ("classic", "spa")
+#: the screens' revisions (erp_sim/revisions.py)
+REVISIONS = (1, 2)
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,9 @@ class SimConfig:
     slow_save: float = 0.0
     #: chaos: share of worksheet opens and saves (0-1) that find it locked by another user
     lock_rate: float = 0.0
+    #: the screens' revision at start (erp_sim/revisions.py): 1 as always, 2 after a
+    #: vendor update that moved and renamed fields, buttons and columns
+    ui_revision: int = 1
     #: seed of the chaos random numbers; ``None`` for a different run each time
     seed: int = None
     #: signs the session cookie; random per process, so a restart logs everyone out
@@ -45,6 +50,8 @@ class SimConfig:
             raise ValueError(f"flavor must be one of {', '.join(FLAVORS)}")
         if self.session_ttl <= 0 or self.save_delay < 0 or self.slow_save < 0:
             raise ValueError("session_ttl must be > 0, save_delay and slow_save >= 0")
+        if self.ui_revision not in REVISIONS:
+            raise ValueError(f"ui_revision must be one of {', '.join(map(str, REVISIONS))}")
         for name in ("error_rate", "lock_rate"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be between 0 and 1")

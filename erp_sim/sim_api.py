@@ -11,7 +11,7 @@ import time
 
 from flask import Blueprint, current_app, jsonify, request
 
-from erp_sim import validation
+from erp_sim import revisions, validation
 from erp_sim.db import get_db, writing
 from erp_sim.request_log import get_log
 from erp_sim.worksheets import find_worksheet, product_exists
@@ -119,6 +119,19 @@ def requests_handled():
 @bp.delete("/requests")
 def clear_requests():
     return jsonify(cleared=get_log().clear())
+
+
+@bp.route("/ui_revision", methods=("GET", "PUT"))
+def ui_revision():
+    """The revision of the screens (erp_sim/revisions.py); a PUT switches it from the next
+    page on, while the ERP runs: a test changes the screens under a running bridge."""
+    if request.method == "PUT":
+        body = request.get_json(silent=True)
+        try:
+            revisions.switch(body.get("revision") if isinstance(body, dict) else None)
+        except ValueError as exc:
+            return jsonify(error="invalid revision", fields={"revision": str(exc)}), 400
+    return jsonify(revision=revisions.current())
 
 
 @bp.post("/sessions/expire")

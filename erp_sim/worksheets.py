@@ -10,7 +10,7 @@ import time
 from flask import (Blueprint, abort, current_app, flash, redirect, render_template, request,
                    url_for)
 
-from erp_sim import validation
+from erp_sim import revisions, validation
 from erp_sim.auth import BAD_TOKEN, csrf_ok
 from erp_sim.chaos import confirm_slowly, locked_message
 from erp_sim.db import get_db, writing
@@ -179,7 +179,8 @@ def add_line(number):
     sheet = find_worksheet(number)
     if sheet is None:
         abort(404)
-    return _after_change(sheet, *save_line(sheet, request.form, csrf_ok()), LINE_ADDED)
+    return _after_change(sheet, *save_line(sheet, revisions.line_form(request.form), csrf_ok()),
+                         LINE_ADDED)
 
 
 @bp.route("/worksheets/<number>/lines/<line_id>/delete", methods=("POST",))

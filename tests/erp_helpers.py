@@ -152,16 +152,18 @@ class ErpSimServer(ServerProcess):
     :param flavor: ``--flavor`` ("classic" or "spa"), or ``None`` for the default
     :param extra_args: further command-line arguments (chaos flags, ``--user``)
     :param startup_timeout: seconds allowed from spawn to a healthy answer
+    :param ui_revision: ``--ui-revision`` (1 or 2), or ``None`` for the default
     """
 
     LISTENING = r"erp_sim listening on (http://[^/\s]+)"
     HEALTH_PATH = "/_sim/health"
 
     def __init__(self, session_ttl=None, save_delay=None, db_path=None, flavor=None,
-                 extra_args=(), startup_timeout=15.0):
+                 extra_args=(), startup_timeout=15.0, ui_revision=None):
         args = ["--port", "0"]
         for flag, value in (("--session-ttl", session_ttl), ("--save-delay", save_delay),
-                            ("--db", db_path), ("--flavor", flavor)):
+                            ("--db", db_path), ("--flavor", flavor),
+                            ("--ui-revision", ui_revision)):
             if value is not None:
                 args += [flag, str(value)]
         super().__init__([sys.executable, "-m", "erp_sim", *args, *extra_args],
@@ -187,6 +189,16 @@ class ErpSimServer(ServerProcess):
         response = requests.get(f"{self.url}/_sim/requests", timeout=5)
         response.raise_for_status()
         return response.json()["requests"]
+
+    def clear_requests(self):
+        """Forget the requests handled so far (``DELETE /_sim/requests``)."""
+        requests.delete(f"{self.url}/_sim/requests", timeout=5).raise_for_status()
+
+    def set_ui_revision(self, revision):
+        """Switch the screens' revision while the ERP runs (``PUT /_sim/ui_revision``):
+        2 moves and renames what the integration relies on, 1 is as always."""
+        requests.put(f"{self.url}/_sim/ui_revision", json={"revision": revision},
+                     timeout=5).raise_for_status()
 
     def expire_sessions(self):
         """End every login (``POST /_sim/sessions/expire``)."""
