@@ -13,7 +13,7 @@ delete some of them, and write a line again.
 
 import contextlib
 
-from core.errors import LineUnverified
+from core.errors import LineUnverified, ScreenChanged
 from integrations.base import LineOutcome, Written, check_lines, outcome_of
 
 #: rounds of repair (delete, write again, read back) before a line is called unverified
@@ -41,11 +41,33 @@ def verified_or_retried(results, maybe_on_sheet):
         raise
 
 
+def misread(todo, results, wrong):
+    """The first read-back of a visit agrees with none of the lines just saved: not
+    lines to repair, but a lines table the integration no longer reads right (a column
+    moved, another field under the same name) -- repairing would delete right lines.
+
+    It takes two lines or more saved in the visit, none of them with a right line on
+    the sheet: one wrong line alone is what repairs are for (sao's comment line, a
+    save lost).
+
+    :param todo: ``{uniqueid: line}`` checked; ``wrong``: the failed checks among them
+    :raises ScreenChanged: then (the orders are held, nothing is deleted or written)
+    """
+    saved = [uniqueid for uniqueid in todo
+             if outcome_of(results[uniqueid])[0] is LineOutcome.CREATED]
+    if len(saved) >= 2 and all(uniqueid in wrong and wrong[uniqueid].keep is None
+                               for uniqueid in saved):
+        shown = "; ".join(f"{uniqueid}: {wrong[uniqueid].shown()}" for uniqueid in saved)
+        raise ScreenChanged(f"lines: the read-back agrees with none of the {len(saved)} "
+                            f"lines just saved ({shown})", screen="lines")
+
+
 def verify_visit(lines, results, read, delete, rewrite, log):
     """Check every line the visit answered with success against the worksheet read back.
 
     Exactly one line carrying the uniqueid with the order's product and amount: the
-    result stands. Extra lines carrying it: removed, keeping one. A line carrying it with
+    result stands. A first read that agrees with none of the lines just saved raises
+    :class:`~core.errors.ScreenChanged` before anything is repaired (:func:`misread`). Extra lines carrying it: removed, keeping one. A line carrying it with
     another product or amount: removed, and the order's line written again (when no
     right one is left). A right line that is gone: written again. Each repair is added
     to the line's result as a :class:`Written` note; what is still wrong after
@@ -69,6 +91,8 @@ def verify_visit(lines, results, read, delete, rewrite, log):
         wrong = {uniqueid: check for uniqueid, check in wrong.items() if not check.ok}
         if not wrong:
             break
+        if attempt == 0:
+            misread(todo, results, wrong)
         if attempt == REPAIR_ROUNDS:
             for uniqueid, check in wrong.items():
                 line = todo[uniqueid]

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from core.errors import ErpUnavailable, LineUnverified
+from core.errors import ErpUnavailable, LineUnverified, ScreenChanged
 from integrations.base import (LineOutcome, OrderLine, SeenLine, Written, check_lines,
                                outcome_of)
 from integrations.verify import REPAIR_ROUNDS, verified_or_retried, verify_visit
@@ -126,3 +126,28 @@ def test_a_visit_ended_by_an_error_leaves_no_line_counted_as_written():
     assert set(results) == {"b"}  # the caller gives the others the error that ended it
     # written or seen there: their error will say the line may be on the worksheet
     assert maybe_on_sheet == {"a", "c"}
+
+
+def test_a_read_back_agreeing_with_none_of_the_lines_just_saved_is_a_changed_screen():
+    """Issue 27: e.g. amount and product columns swapped -- a repair would delete right
+    lines. Nothing is deleted or written; the visit ends in ScreenChanged (orders held)."""
+    sheet = Sheet(("2.5", "7", "OilMat a"), ("1", "7", "OilMat b"))
+    results = {"a": LineOutcome.CREATED, "b": LineOutcome.CREATED}
+    with pytest.raises(ScreenChanged) as raised:
+        sheet.verify([line("a"), line("b", amount="1")], results)
+    assert raised.value.screen == "lines" and "none of the 2 lines" in raised.value.reason_text
+    assert sheet.deleted == [] and sheet.written == []
+
+
+@pytest.mark.parametrize("rows, results", [
+    # one of the two lines just saved agrees
+    ([("8", "2.5", "OilMat a"), ("7", "1", "OilMat b")],
+     {"a": LineOutcome.CREATED, "b": LineOutcome.CREATED}),
+    # one line just saved; the other was there before (a clerk's edit, say)
+    ([("8", "2.5", "OilMat a"), ("8", "1", "OilMat b")],
+     {"a": LineOutcome.CREATED, "b": LineOutcome.EXISTED}),
+])
+def test_wrong_lines_are_repaired_when_not_every_line_just_saved_disagrees(rows, results):
+    sheet = Sheet(*rows)
+    sheet.verify([line("a"), line("b", amount="1")], results)
+    assert outcome_of(results["a"])[1] == ("removed 1 wrong line and wrote it again",)
