@@ -15,11 +15,12 @@ from decimal import Decimal
 import pytest
 
 from core.errors import (BrowserError, ErpTimeout, ErpUnavailable, InvalidAmount, LoginFailed,
-                         ProductNotFound, UnexpectedPage, WorksheetClosed, WorksheetNotFound)
+                         ProductNotFound, ScreenChanged, UnexpectedPage, WorksheetClosed,
+                         WorksheetNotFound)
 from erp_helpers import closed_port_url, make_integration
 from erp_tryton import rpc
 from integrations import get_integration_class
-from integrations.base import Credentials, LineOutcome, OrderLine, Written
+from integrations.base import Credentials, ErpState, LineOutcome, OrderLine, Written
 from stands import kill_browsers_of_this_process, settle
 from tryton_helpers import TrytonServer, tryton_build  # noqa: F401  (a fixture)
 
@@ -325,29 +326,48 @@ def test_refusals_keep_their_reason_codes_in_french(french):
     assert tryton_lines(server, worksheet) == []
 
 
-def test_a_sale_form_without_its_lines_is_unexpected_page_naming_them(tryton_build, log,
-                                                                      tmp_path):
-    """A Tryton whose sale form was customised without the Lines list: nothing can be
-    written there, and the error says what is missing instead of timing out."""
+def test_a_customised_sale_form_is_a_changed_screen_held_then_written_once_when_back(
+        tryton_build, log, tmp_path):
+    """A Tryton whose sale form an admin customised without the Lines list (a view that
+    inherits the form, as Tryton's own customisation does): the probe says ``changed``
+    naming what is missing, a visit writes nothing and answers ERP_SCREEN_CHANGED (the
+    worker holds the orders); with the customisation gone, the probe passes and the line
+    is written once -- read through JSON-RPC. A closed or unknown probe worksheet is no
+    changed screen."""
     with TrytonServer(tmp_path / "data") as server:
         client = server.client()
         form, = client.model("ir.ui.view", "search_read",
                              [("model", "=", "sale.sale"), ("type", "=", "form"),
                               ("inherit", "=", None)], 0, 1, None, ["id"])
-        client.model("ir.ui.view", "create", [{
+        custom = client.model("ir.ui.view", "create", [{
             "model": "sale.sale", "inherit": form["id"], "priority": 100,
             "arch": '<data><xpath expr="//field[@name=\'lines\']" position="replace"/>'
                     '</data>'}])
         integration = build(server.url, tmp_path / "artifacts", log)
         try:
             one = line(next(_references))
+            probe = integration.probe(one.worksheet, ADMIN)
+            assert probe.state == ErpState.CHANGED and "no field lines" in probe.detail
+            assert any(path.endswith(".png") for path in probe.artifacts)
             result = integration.add_lines(one.worksheet, [one], ADMIN)[one.uniqueid]
+            assert isinstance(result, ScreenChanged), result
+            assert "no field lines" in result.reason_text
+            assert tryton_lines(server, one.worksheet) == []
+            client.model("ir.ui.view", "delete", custom)
+            integration.close()  # sao caches the views it loaded: a fresh one reads them
+            probe = integration.probe(one.worksheet, ADMIN)
+            assert probe.state == ErpState.OK, probe
+            assert probe.checked == ("login", "search", "worksheet", "line form", "lines")
+            assert tryton_lines(server, one.worksheet) == []  # the probe wrote nothing
+            for worksheet, code in (("950", "WORKSHEET_CLOSED"), ("5000", "WORKSHEET_NOT_FOUND")):
+                probe = integration.probe(worksheet, ADMIN)
+                assert probe.state == ErpState.OK and code in probe.detail, probe
+            assert integration.probe(None, ADMIN).checked == ("login", "search")
+            assert integration.add_lines(one.worksheet, [one], ADMIN) == {
+                one.uniqueid: LineOutcome.CREATED}
         finally:
             integration.close()
-        assert isinstance(result, UnexpectedPage), result
-        assert "no field lines" in result.reason_text
-        assert any(name.endswith(".png") for name in os.listdir(tmp_path / "artifacts"))
-        assert tryton_lines(server, one.worksheet) == []
+        assert tryton_lines(server, one.worksheet) == expect([one])
 
 
 @pytest.mark.parametrize("text, number_format, amount", [

@@ -290,6 +290,30 @@ class TrytonIntegration(KeptBrowserIntegration):
             self._sale_ids[worksheet] = form.record_id
         return form.check(worksheet, writable=False)
 
+    # -- the probe (workers/probing.py): every screen a visit uses, nothing written -----
+
+    def _probe_screens(self, worksheet, credentials, checked):
+        """sao and its login, the Sales list searched by Reference, the sale's form (by
+        its field names), its line dialog (opened, checked, discarded: nothing is added
+        to the sale) and its Lines list (by its columns' field names)."""
+        sao = self._sao_for(credentials)
+        if worksheet is None:
+            # a search that finds nothing: the list and the login, no sale opened
+            domain = quote(json.dumps([["id", "=", -1]]), safe="")
+            sao.open(f"model/sale.sale;domain={domain}", True)
+            self._fresh_page = True
+            self._after_login(sao, lambda: pages.SaleList(sao, "(none)"), credentials)
+            checked += ["login", "search"]
+            return
+        form = self._open_sale(worksheet, credentials)
+        checked += ["login", "search", "worksheet"]
+        form.check(worksheet)  # closed: said so, not a changed screen (kept.probe)
+        form.new_line().discard()
+        checked.append("line form")
+        form.lines()
+        checked.append("lines")
+        self._fresh_page = not self._sao.close_tab()
+
     def _after_login(self, sao, screen, credentials):
         """``screen()``; when it finds sao's login dialog instead, log in and try again."""
         try:

@@ -30,7 +30,7 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
-from core.errors import (ErpTimeout, InvalidAmount, LoginFailed, ProductNotFound,
+from core.errors import (ErpTimeout, InvalidAmount, LoginFailed, ProductNotFound, ScreenChanged,
                          SessionExpired, UnexpectedPage, WorksheetClosed, WorksheetNotFound)
 from integrations.base import SeenLine
 from integrations.tryton.messages import RPC_HOOK_JS, erp_error
@@ -399,8 +399,9 @@ class SaleForm:
         self.sao = sao
         shown = sao.wait(self.READY_JS, "the sale's form", fields=SALE_FIELDS, quiet=QUIET_MS)
         if "missing" in shown:
-            raise UnexpectedPage(f"The sale's form has no field {', '.join(shown['missing'])} "
-                                 f"(sao's form view of sale.sale): not a form to write on")
+            raise ScreenChanged(f"The sale's form has no field {', '.join(shown['missing'])} "
+                                f"(sao's form view of sale.sale): not a form to write on",
+                                screen="worksheet")
         self.reference = shown["reference"]
         self.state = shown["state"]
         self.add_disabled = shown["add_disabled"]
@@ -427,8 +428,9 @@ class SaleForm:
         shown = self.sao.wait(self.LINES_JS, "the sale's lines",
                               columns=(PRODUCT, DESCRIPTION, QUANTITY), quiet=QUIET_MS)
         if "missing" in shown:
-            raise UnexpectedPage(f"The sale's Lines list has no column "
-                                 f"{', '.join(shown['missing'])}: its lines cannot be read")
+            raise ScreenChanged(f"The sale's Lines list has no column "
+                                f"{', '.join(shown['missing'])}: its lines cannot be read",
+                                screen="lines")
         return [seen_line(index, cells, shown["format"])
                 for index, cells in enumerate(shown["rows"])]
 
@@ -628,9 +630,26 @@ class LineDialog:
     DISCARD = (By.CSS_SELECTOR, DIALOG + " .modal-footer button.btn-link")
     CLOSED_JS = "return !document.querySelector('" + DIALOG + "');"
 
+    # What a line is written with, by field name and by place: missing in a customised
+    # or changed dialog, nothing is typed into it.
+    PARTS_JS = """
+    var d = document.querySelector('""" + DIALOG + """');
+    var wanted = {quantity: 'input[name=quantity]', description: 'textarea[name=description]',
+                  unit: 'input[name=unit]',
+                  add: '.modal-footer button.btn-primary[type=submit]',
+                  discard: '.modal-footer button.btn-link'};
+    return Object.keys(wanted).filter(function (name) {
+        return !d.querySelector(wanted[name]); });
+    """
+
     def __init__(self, sao):
         self.sao = sao
+        self.filled = None  # (code, text) once fill() has checked them, just before add()
         sao.wait(self.READY_JS, "the line dialog", quiet=QUIET_MS)
+        missing = sao.driver.execute_script(self.PARTS_JS)
+        if missing:
+            raise ScreenChanged(f"The line dialog has no {', '.join(missing)} (sao's form "
+                                f"view of sale.line)", screen="line form")
 
     def fill(self, product_code, amount, text):
         """Fill in the line and check that the dialog holds exactly these values.
@@ -639,7 +658,7 @@ class LineDialog:
         :raises InvalidAmount: when Tryton does not take ``amount`` as it is (it rounds
             a quantity to its unit's digits: 2.5 of a product sold per unit becomes 3)
         """
-        self.filled = (product_code, text)
+        self.filled = None
         self._choose_product(product_code)
         self._type_quantity(amount)
         self.sao.type(self.DESCRIPTION, text, clear=True)
@@ -659,6 +678,8 @@ class LineDialog:
                                 f"{shown['unit']}: not a quantity it takes for this product")
         if shown["description"] != text:
             raise UnexpectedPage(f"The description reads {shown['description']!r}")
+        # Checked with nothing focused and no request running: what Add needs too.
+        self.filled = (product_code, text)
 
     def values(self):
         """What the dialog shows, once no field has the focus and no request runs."""
@@ -740,11 +761,13 @@ class LineDialog:
         :returns: whether the dialog stayed open for the next line
         :raises UnexpectedPage: when the line filled is not in the sale after it
         """
-        self.values()  # nothing focused, nothing running: only then is Add safe
-        if more:
+        filled, self.filled = self.filled, None  # the next record is not checked yet
+        if filled is None:
+            self.values()  # nothing focused, nothing running: only then is Add safe
+        if more and filled is not None:
             added = self.sao.driver.execute_script(self.ADD_MORE_JS)
             if added is not None:
-                code, text = self.filled
+                code, text = filled
                 shown = self.sao.wait(self.NEXT_READY_JS, "a new line in the line dialog",
                                       added=added, prefix=f"[{code}] ", text=text)
                 if "lost" in shown:
