@@ -38,6 +38,9 @@ def _integration_options(p, creating):
                    "Webhooks)" + ("; '' removes the webhook" if not creating else ""))
     p.add_argument("--webhook-secret", help="whsec_<base64 key> that signs them ('-' reads one "
                    "line from stdin, after --password and --option values)")
+    p.add_argument("--probe-worksheet", help="worksheet the ERP probe opens, reading only "
+                   "(default: the last one written to)" + ("; '' for that default"
+                                                           if not creating else ""))
     p.add_argument("--inactive", dest="active", action="store_false", default=None,
                    help="registered but not run")
     if not creating:
@@ -56,6 +59,8 @@ def build_parser():
         sub.add_parser(name, help=text).add_argument("--json", action="store_true", help="JSON output")
     for name in ("activate", "deactivate"):
         sub.add_parser(name, help=f"{name} an integration").add_argument("workshop")
+    sub.add_parser("probe", help="check an integration's ERP screens now, reading only; exit "
+                   "1 unless they are as known").add_argument("workshop")
     sub.add_parser("up", help="run supervisord in the foreground with every active integration")
     sub.add_parser("backup", help="copy the registry and every workshop's records and "
                    "queue into DIR, while orders flow").add_argument("dir", metavar="DIR")
@@ -88,7 +93,7 @@ def _options(items):
 def _spec_fields(args):
     fields = {k: getattr(args, k) for k in
               ("workshop", "erp_system", "erp_url", "port", "username", "password", "active", "api_token",
-               "webhook_url", "webhook_secret")}
+               "webhook_url", "webhook_secret", "probe_worksheet")}
     if fields["password"] == "-":
         fields["password"] = _stdin_line()
     if args.options is not None:
@@ -110,8 +115,11 @@ def _status_row(o):
     health = o["health"]
     if health == states.HELD:  # another process holds the workshop's data: which one
         health = f"held by pid {o['hold']['pid']}"
+    erp = o.get("erp") or {}
+    erp_state = (erp.get("state", "-") + (" (orders held)" if erp.get("held") else "")) if erp else "-"
     return {"workshop": o["workshop"], "active": "yes" if o["active"] else "no", "port": o["port"],
             "process": o["process"]["state"], "health": health, "worker": o["worker"] or "-",
+            "erp": erp_state,
             "queue": "-" if o["queue_length"] is None else o["queue_length"],
             "last error": f"{error['reason_code']} {error['at']}" if error else "-"}
 
@@ -138,6 +146,12 @@ def run(args, fleet, out=None):
     elif cmd in ("activate", "deactivate"):
         integration, done = fleet.set_active(args.workshop, cmd == "activate")
         print(f"{cmd}d {integration.workshop!r} (supervisor: {done})", file=out)
+    elif cmd == "probe":
+        integration, erp = fleet.probe(args.workshop)
+        held = "; orders held" if erp.get("held") else ""
+        print(f"{integration.workshop!r}: ERP {erp.get('state')}: {erp.get('detail')}{held}",
+              file=out)
+        return 0 if erp.get("state") == "ok" else 1
     elif cmd == "list":
         rows = [i.public() for i in fleet.registry.all()]
         if args.json:
@@ -156,8 +170,8 @@ def run(args, fleet, out=None):
             print(json.dumps(overview, ensure_ascii=False, indent=2), file=out)
         else:
             print(_table([_status_row(o) for o in overview],
-                         ["workshop", "active", "port", "process", "health", "worker", "queue",
-                          "last error"]), file=out)
+                         ["workshop", "active", "port", "process", "health", "worker", "erp",
+                          "queue", "last error"]), file=out)
     elif cmd == "up":
         up(fleet)
     elif cmd == "backup":

@@ -125,7 +125,8 @@ class Fleet:
             spec.workshop, spec.erp_system, spec.erp_url, spec.port, token,
             username=spec.username, password=spec.password, active=spec.active,
             options=spec.options, secret=secret_options(spec.erp_system),
-            webhook_url=spec.webhook_url, webhook_secret=spec.webhook_secret)
+            webhook_url=spec.webhook_url, webhook_secret=spec.webhook_secret,
+            probe_worksheet=spec.probe_worksheet)
         return integration, token, self._apply(integration)
 
     def reconfigure(self, workshop, change):
@@ -232,6 +233,16 @@ class Fleet:
         answer = self.instances.command(integration.port, self.registry.api_token(integration), command)
         return integration, answer
 
+    def probe(self, workshop):
+        """Have the instance check its ERP's screens now, reading only (``PUT /probe``).
+
+        :returns: ``(integration, the instance's erp object)``
+        :raises InstanceUnreachable: no answer, or its worker is stopped (no probe runs)
+        """
+        integration = self._active(workshop)
+        return integration, self.instances.probe(integration.port,
+                                                 self.registry.api_token(integration))
+
     # -- reading ----------------------------------------------------------------
 
     def get(self, workshop):
@@ -296,6 +307,8 @@ class Fleet:
             "queue_length": alive.get("queue_length") if alive else None,
             "last_success": alive.get("last_success") if alive else None,
             "last_error": alive.get("last_error") if alive else None,
+            # the ERP's screens as its last probe found them; ``held``: orders held
+            "erp": alive.get("erp") if alive else None,
         }
 
     def _active(self, workshop):

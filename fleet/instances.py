@@ -8,6 +8,9 @@ from fleet.errors import InstanceUnreachable
 
 #: endpoints of an instance that the management API passes commands to
 COMMANDS = ("start_worker", "stop_worker", "kill")
+#: how long a probe may take: a visit in progress ends first, then a login and a few
+#: pages (the instance itself gives up after workers.probing.ASK_TIMEOUT_SECONDS)
+PROBE_TIMEOUT_SECONDS = 130.0
 
 
 class Instances:
@@ -101,3 +104,26 @@ class Instances:
             return r.json()
         except ValueError:
             return {}
+
+    def probe(self, port, api_token, timeout=PROBE_TIMEOUT_SECONDS):
+        """``PUT /probe`` on one instance: it checks its ERP's screens, reading only
+        (workers/probing.py), and answers what it found.
+
+        :returns: the instance's ``erp`` object (``state``, ``detail``, ``held``, ...)
+        :raises InstanceUnreachable: no answer; or the probe did not run (the worker is
+            stopped), with the instance's reason
+        """
+        try:
+            r = requests.put(self._url(port, "probe"), timeout=timeout,
+                             headers={"Authorization": f"Bearer {api_token}"})
+        except requests.RequestException as e:
+            raise InstanceUnreachable(
+                f"the instance on port {port} did not answer ({e.__class__.__name__})") from None
+        try:
+            answer = r.json()
+        except ValueError:
+            answer = {}
+        if r.status_code != 200:
+            why = answer.get("message") or f"it answered {r.status_code}"
+            raise InstanceUnreachable(f"the instance on port {port} did not probe: {why}")
+        return answer

@@ -283,6 +283,14 @@ def instance_command(workshop, command):
     return _answer(integration, instance=answer)
 
 
+@api.post("/integrations/<workshop>/probe")
+def probe(workshop):
+    """The instance checks its ERP's screens now, reading only (workers/probing.py)."""
+    integration, erp = _fleet().probe(workshop)
+    log.info("workshop %r: probe: %s", integration.workshop, erp.get("state"))
+    return _answer(integration, erp=erp)
+
+
 # -- failed orders (fleet/orders.py) ---------------------------------------------------
 
 

@@ -20,7 +20,7 @@ _REF = "#/components/schemas/{model}"
 _MODELS = (schemas.IntegrationSpec, schemas.IntegrationChange, schemas.Overview, schemas.Health,
            schemas.Created, schemas.Changed, schemas.Removed, schemas.ProcessChanged,
            schemas.InstanceAnswered, schemas.Error, schemas.OrderPage, schemas.OrderActed,
-           schemas.OrderArtifacts, schemas.Pool)
+           schemas.OrderArtifacts, schemas.Pool, schemas.Probed)
 
 _ERRORS = {
     400: "Invalid field, body or query parameter (the message names each and its rule)",
@@ -122,6 +122,9 @@ def _paths():
                             ("kill", "Shut the instance down (it stays down)")):
         paths[f"/integrations/{{workshop}}/{action}"] = {
             "put": _one(summary, schemas.InstanceAnswered, (409, 502))}
+    paths["/integrations/{workshop}/probe"] = {"post": _one(
+        "Have the instance check its ERP's screens now, reading only (502: no answer, or "
+        "its worker is stopped)", schemas.Probed, (409, 502))}
     paths.update(_order_paths())
     return paths
 

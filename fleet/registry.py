@@ -40,7 +40,8 @@ CREATE TABLE IF NOT EXISTS integrations (
     options TEXT NOT NULL DEFAULT '{}',    -- JSON, see Integration.options
     webhook_url TEXT NOT NULL DEFAULT '',  -- WEBHOOK_URL of the instance ('' for none)
     webhook_secret TEXT,                   -- Fernet token of its WEBHOOK_SECRET, or NULL
-    slug TEXT                              -- its public path /w/<slug>/, given once (format 2)
+    slug TEXT,                             -- its public path /w/<slug>/, given once (format 2)
+    probe_worksheet TEXT NOT NULL DEFAULT ''  -- PROBE_WORKSHEET of the instance (format 3)
 );
 CREATE UNIQUE INDEX IF NOT EXISTS integrations_slug ON integrations (slug);
 """
@@ -82,6 +83,8 @@ class Integration:
     #: its part of the front door's paths, ``/w/<slug>/``: made from the name when it
     #: was added (``-2``, ``-3`` when taken) and never changed, so its URL stays
     slug: str = ""
+    #: the worksheet its ERP probe opens, reading only ("" for the last one written to)
+    probe_worksheet: str = ""
 
     @property
     def program(self):
@@ -178,7 +181,7 @@ class Registry:
 
     def add(self, workshop, erp_system, erp_url, port, api_token, username=None,
             password=None, active=True, options=None, secret=(), webhook_url=None,
-            webhook_secret=None):
+            webhook_secret=None, probe_worksheet=None):
         """Register a new integration.
 
         :param options: the ERP's options, ``{name: value}`` in plain text
@@ -197,7 +200,8 @@ class Registry:
                    api_token=self._seal_token(api_token), created_at=at, updated_at=at,
                    options=self._options_column(options or {}, secret),
                    webhook_url=webhook_url or "",
-                   webhook_secret=self._seal_token(webhook_secret) if webhook_secret else None)
+                   webhook_secret=self._seal_token(webhook_secret) if webhook_secret else None,
+                   probe_worksheet=probe_worksheet or "")
         with closing(self._connect()) as db:
             # one writer from the checks to the insert: the slug picked is still free
             db.execute("BEGIN IMMEDIATE")
@@ -221,13 +225,14 @@ class Registry:
         stored ones), with ``secret``: the names of those to seal.
         ``webhook_url``: the new URL, ``""`` for none (which drops the secret too).
         ``webhook_secret``: the new secret in plain text.
+        ``probe_worksheet``: the worksheet its probe opens, ``""`` for the last written to.
 
         :returns: ``(before, after)``
         """
         before = self.get(workshop)
         changes = {k: v for k, v in changes.items() if v is not None}
         row = {}
-        for name in ("erp_system", "erp_url", "port"):
+        for name in ("erp_system", "erp_url", "port", "probe_worksheet"):
             if name in changes:
                 row[name] = changes[name]
         if "active" in changes:
@@ -348,7 +353,8 @@ class Registry:
             created_at=row["created_at"], updated_at=row["updated_at"],
             credentials=row["credentials"], api_token=row["api_token"],
             options=json.loads(row["options"]), webhook_url=row["webhook_url"],
-            webhook_secret=row["webhook_secret"], slug=row["slug"])
+            webhook_secret=row["webhook_secret"], slug=row["slug"],
+            probe_worksheet=row["probe_worksheet"])
 
 
 def _dumps(options):
@@ -386,9 +392,15 @@ def _add_slugs(db):
     db.execute("CREATE UNIQUE INDEX integrations_slug ON integrations (slug)")
 
 
+def _add_probe_worksheet(db):
+    """Format 2 -> 3: the worksheet each instance's ERP probe opens (issue 27); none set."""
+    db.execute("ALTER TABLE integrations ADD COLUMN probe_worksheet TEXT NOT NULL DEFAULT ''")
+
+
 #: the registry's format (core/fileformat.py); a new step goes at the end, never edited
 FORMAT = FileFormat("the registry", lambda db: run_script(db, SCHEMA),
-                    [_before_versions, _add_slugs], lambda db: has_table(db, "integrations"))
+                    [_before_versions, _add_slugs, _add_probe_worksheet],
+                    lambda db: has_table(db, "integrations"))
 
 
 def _find(db, workshop):

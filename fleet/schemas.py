@@ -18,6 +18,7 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
                       StringConstraints, TypeAdapter, ValidationError, ValidationInfo, WithJsonSchema,
                       field_validator, model_validator)
 
+from bridge.fields import IDENTIFIER_PATTERN
 from fleet.errors import InvalidIntegration
 from core import checks
 from core.names import normal_name
@@ -148,6 +149,13 @@ WebhookSecret = Annotated[str, *_text(
     WEBHOOK_SECRET_PATTERN, lambda _v: "must be whsec_ followed by a key of 24 to 64 bytes in "
     "base64", "WEBHOOK_SECRET: signs every delivery; sealed at rest, never shown", 38, 94)]
 
+#: the worksheet an instance's ERP probe opens (bridge/settings.py's PROBE_WORKSHEET)
+ProbeWorksheet = Annotated[str, *_text(
+    f"(?:{IDENTIFIER_PATTERN.strip('^$')})?",
+    lambda _v: "must be a worksheet number: 1-32 letters, digits or . _ / - starting with a "
+               "letter or digit, or \"\"", "PROBE_WORKSHEET: the worksheet the ERP probe opens, "
+    "reading only; \"\" for the last one written to", 0, 32)]
+
 
 #: an option's name as an ERP declares it; ERP_OPTION_<NAME in upper case> for the instance
 OPTION_NAME_PATTERN = "[a-z][a-z0-9_]{0,62}"
@@ -253,6 +261,7 @@ class IntegrationSpec(_Strict):
     #: both or neither (the document says so with ``dependentRequired``); not null
     webhook_url: WebhookUrlSet = None
     webhook_secret: WebhookSecret = None
+    probe_worksheet: Optional[ProbeWorksheet] = None
 
     @model_validator(mode="after")
     def _webhook_url_and_secret(self):
@@ -302,6 +311,8 @@ class IntegrationChange(_Strict):
     #: checked against the stored ones when applied (:func:`check_webhook`)
     webhook_url: Optional[WebhookUrl] = None
     webhook_secret: Optional[WebhookSecret] = None
+    #: ``""``: the probe opens the worksheet last written to
+    probe_worksheet: Optional[ProbeWorksheet] = None
 
     @model_validator(mode="after")
     def _not_removed_and_set(self):
@@ -361,6 +372,8 @@ class Integration(BaseModel):
     slug: str
     webhook_url: str = ""
     has_webhook_secret: bool = False
+    #: the worksheet its ERP probe opens ("" for the last one written to)
+    probe_worksheet: str = ""
     #: the options set for it (an option not listed takes the ERP's default); a secret
     #: one's value is shown as ``********``
     options: dict[str, str]
@@ -399,6 +412,9 @@ class Health(Integration):
     queue_length: Optional[int]
     last_success: Optional[str]
     last_error: Optional[dict]
+    #: the instance's ``erp`` from ``/alive``: its ERP's screens as last probed, and
+    #: whether its orders are held for a changed one
+    erp: Optional[dict] = None
 
 
 class Overview(BaseModel):
@@ -428,6 +444,15 @@ class ProcessChanged(BaseModel):
 class InstanceAnswered(BaseModel):
     integration: Integration
     instance: dict
+
+
+class Probed(BaseModel):
+    """``POST /integrations/<workshop>/probe``: what the instance's probe found."""
+
+    integration: Integration
+    erp: dict = Field(description="The instance's erp object: state (ok, changed, "
+                                  "unreachable, login_failed, unknown), checked_at, detail, "
+                                  "checked, artifacts, held.")
 
 
 class Error(BaseModel):

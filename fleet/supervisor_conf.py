@@ -135,6 +135,7 @@ def instance_environment(settings, integration):
         "WEBHOOK_URL": integration.webhook_url,
         "WEBHOOK_SECRET": "",
         "WEBHOOK_SECRET_SEALED": integration.webhook_secret or "",
+        "PROBE_WORKSHEET": integration.probe_worksheet,
         "QUEUE_DIR": str(settings.queue_dir),
         "LOG_DIR": str(settings.log_dir),
         **browser_environment(settings),

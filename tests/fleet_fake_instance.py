@@ -1,7 +1,7 @@
 """A hand-written stand-in for api.py, for the fleet's unit tests only.
 
 ``python tests/fleet_fake_instance.py PORT WORKSHOP`` answers /alive, /start_worker,
-/stop_worker and /kill like an instance does (same JSON, same Bearer token from
+/stop_worker, /probe (it finds a changed screen) and /kill like an instance does (same JSON, same Bearer token from
 API_TOKEN), exits 0 on SIGTERM and after /kill. ``FAKE_HANG_ALIVE=1`` makes /alive hang,
 to show that one hung instance does not slow the overview. No queue, no ERP.
 """
@@ -29,7 +29,8 @@ def build(workshop, token, server_box):
             if os.environ.get("FAKE_HANG_ALIVE"):
                 time.sleep(30)
             return answer({"api": "running", "worker": state["worker"], "workshop": workshop,
-                           "queue_length": 0, "last_success": None, "last_error": None})
+                           "queue_length": 0, "last_success": None, "last_error": None,
+                           "erp": state.get("erp")})
         if request.headers.get("Authorization") != f"Bearer {token}":
             return answer({"error": "UNAUTHORIZED"}, 401)
         if request.method != "PUT":
@@ -40,6 +41,13 @@ def build(workshop, token, server_box):
         if request.path == "/stop_worker":
             state["worker"] = "stopped"
             return answer({"worker": "stopped"})
+        if request.path == "/probe":  # a probe that finds the line form changed
+            if state["worker"] != "running":
+                return answer({"error": "probe_not_run", "message": "the worker is stopped: "
+                               "start it (PUT /start_worker) to probe"}, 409)
+            state["erp"] = {"state": "changed", "detail": "line form: no field 'product_nr'",
+                            "checked": ["login", "worksheet"], "held": True}
+            return answer(state["erp"])
         if request.path == "/kill":
             threading.Timer(0.2, lambda: server_box[0].shutdown()).start()
             return answer({"api": "stopping", "worker": state["worker"]})

@@ -4,7 +4,8 @@ Each folder under tests/fixtures/ holds the files one release left behind
 (tests/fixtures/write_fixtures.py): ``before-format-versions`` is the last release that
 wrote no format version, ``format-1`` the first that did. Every later release keeps
 them and adds its own when it changes a format (``registry-slugs``: the registry's
-format 2, with the front door's slugs), so it proves that it still reads what its
+format 2, with the front door's slugs; ``registry-probe-worksheet``: format 3, with the
+ERP probe's worksheet), so it proves that it still reads what its
 predecessors wrote: registry, order records with their history and events, and the
 queue. Each test works on a copy (opening an older file migrates it).
 """
@@ -59,6 +60,9 @@ def test_the_registry_opens_with_every_integration_and_its_secrets(release):
     # format 2: the front door's slugs, given to the rows an older release wrote
     assert {w: i.slug for w, i in integrations.items()} == {"Bennys Auto": "bennys-auto",
                                                             "Garage Tre": "garage-tre"}
+    # format 3: the ERP probe's worksheet ("" in what an older release wrote)
+    assert integrations["Garage Tre"].probe_worksheet == ("P-1" if before >= 3 else "")
+    assert integrations["Bennys Auto"].probe_worksheet == ""
     assert version(path) == REGISTRY_FORMAT.version
     assert (release / f"registry.db.v{before}.bak").is_file() == (before < REGISTRY_FORMAT.version)
 

@@ -122,3 +122,21 @@ def test_a_registry_of_a_newer_release_is_refused_in_one_line(fleet):
     with sqlite3.connect(fleet.env["REGISTRY_DB"]) as db:
         db.execute("PRAGMA user_version=99")
     one_line_error(fleet.manage("list", check=False), "is of format 99, written by a newer release")
+
+
+def test_probe_worksheet_reaches_the_instance_and_a_bad_one_is_one_line(fleet):
+    fleet.add("Bennys Auto", URL)
+    fleet.manage("update", "Bennys Auto", "--probe-worksheet", "P-12")
+    assert json.loads(fleet.manage("list", "--json").stdout)[0]["probe_worksheet"] == "P-12"
+    programs = Path(fleet.env["SUPERVISOR_DIR"], "programs")
+    _, env = launch.read(next(programs.glob("*.json")))
+    assert env["PROBE_WORKSHEET"] == "P-12"
+    one_line_error(fleet.manage("update", "Bennys Auto", "--probe-worksheet", "no such sheet",
+                                check=False), "probe_worksheet")
+    fleet.manage("update", "Bennys Auto", "--probe-worksheet", "")
+    assert json.loads(fleet.manage("list", "--json").stdout)[0]["probe_worksheet"] == ""
+
+
+def test_probe_of_an_instance_that_does_not_run_is_one_line(fleet):
+    fleet.add("Bennys Auto", URL)
+    one_line_error(fleet.manage("probe", "Bennys Auto", check=False), "did not answer")

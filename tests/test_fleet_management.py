@@ -251,6 +251,24 @@ def test_worker_commands_reach_the_instance_with_its_token(client, fleet, fake_i
     assert r.status_code == 502 and r.json["error"] == "INSTANCE_UNREACHABLE"
 
 
+def test_a_probe_reaches_the_instance_and_its_finding_shows_in_the_overview(
+        client, fleet, fake_instances):
+    port = free_port()
+    token = create(client, B, port=port).json["api_token"]
+    fake_instances(B, port, token)
+    fleet.supervisor.states[fleet.get(B).program] = states.RUNNING
+    assert client.get(path(B)).json["erp"] is None  # not probed yet
+    r = client.post(path(B, "probe"))
+    assert r.status_code == 200, r.json
+    assert r.json["erp"]["state"] == "changed" and r.json["erp"]["held"]
+    assert r.json["integration"]["workshop"] == B
+    assert client.get(path(B)).json["erp"]["detail"] == "line form: no field 'product_nr'"
+    client.put(path(B, "stop_worker"))
+    r = client.post(path(B, "probe"))  # no worker, no probe: the instance's reason
+    assert r.status_code == 502 and "worker is stopped" in r.json["message"]
+    assert client.post(path("Nobody", "probe")).status_code == 404
+
+
 def test_hung_instances_do_not_slow_the_overview(client, fleet, fake_instances):
     for n in range(6):
         port = free_port()

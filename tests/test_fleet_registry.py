@@ -128,4 +128,13 @@ def test_a_registry_of_format_1_gets_slugs_oldest_first(tmp_path):
     slugs = {i.workshop: i.slug for i in Registry(path, KEY).all()}
     assert slugs == {"Bennys-Auto": "bennys-auto", "Bennys Auto": "bennys-auto-2",
                      "Garage Tre": "garage-tre"}
-    assert (tmp_path / "integrations.db.v1.bak").is_file() and FORMAT.version == 2
+    assert (tmp_path / "integrations.db.v1.bak").is_file() and FORMAT.version >= 2
+
+
+def test_the_probe_worksheet_is_stored_changed_and_cleared(registry):
+    """Registry format 3: the worksheet an instance's ERP probe opens (issue 27)."""
+    added = registry.add("Probe Garage", "erp_sim", "http://127.0.0.1:5080", 5301, "t" * 20,
+                         probe_worksheet="P-7")
+    assert added.probe_worksheet == "P-7" and added.public()["probe_worksheet"] == "P-7"
+    _, changed = registry.update("Probe Garage", probe_worksheet="")
+    assert changed.probe_worksheet == ""
