@@ -13,6 +13,8 @@ So ``up`` first finds them, by what each holds:
 * an instance by its hold on ``QUEUE_DIR/<workshop>``;
 * the management API by its hold ``SUPERVISOR_DIR/management.hold``;
 * the fleet's own Grid by the process group named in ``SUPERVISOR_DIR/grid.pid``;
+* the front door's nginx by ``SUPERVISOR_DIR/nginx/nginx.pid`` (it holds ``PUBLIC_PORT``:
+  a new nginx could not listen there);
 
 and stops them as supervisord would have: SIGTERM to every instance at once, so each
 finishes or releases the order in hand (waiting up to ``STOP_WAIT_SECONDS``, then
@@ -33,7 +35,7 @@ from pathlib import Path
 
 from core.hold import HOLD_FILE, describe, holder, process_stat, running
 from core.names import file_name
-from fleet import grid
+from fleet import frontdoor, grid
 from fleet.settings import MANAGEMENT_HOLD
 
 #: seconds the Grid and the management API get after SIGTERM (their supervisor sections'
@@ -107,10 +109,26 @@ def find(settings, registry):
     info = holder(settings.supervisor_dir, MANAGEMENT_HOLD)
     if info is not None:
         sort(LeftBehind("the management API", info["pid"], info))
+    master = _nginx_master(settings)
+    if master is not None:
+        sort(LeftBehind("the front door (nginx)", master))
     leader = _grid_leader(settings)
     if leader is not None:
         sort(LeftBehind("the browser pool (Selenium Grid)", leader, group=True))
     return to_stop, left_alone
+
+
+def _nginx_master(settings):
+    """The front door's nginx master, if it still runs (its pid file, and a command line
+    naming this fleet's nginx.conf: a pid used again by another process is not it)."""
+    try:
+        pid = int((frontdoor.nginx_dir(settings) / "nginx.pid").read_text().strip())
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            command = f.read()
+    except (OSError, ValueError):
+        return None
+    conf = str(frontdoor.nginx_dir(settings) / "nginx.conf").encode()
+    return pid if b"nginx" in command and conf in command and running(pid) else None
 
 
 def _grid_leader(settings):
