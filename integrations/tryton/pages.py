@@ -16,9 +16,10 @@ list is ``widgets.lines[0]``, its New and Delete buttons that widget's ``but_new
 ``but_del``, and a cell's column is found through the tree view's columns (their field
 name and the id of their header, which every cell names in ``headers``). Numbers are
 read in the user's locale, as sao writes them (``toLocaleString`` in sao's language).
-A page that lacks a field the integration needs is :class:`UnexpectedPage` naming it;
+A page that lacks a field the integration needs is :class:`ScreenChanged` naming it;
 a wait that times out with no request running is one too (the page is not what was
-expected, and the ERP is not slow), with what was awaited.
+expected, and the ERP is not slow), with what was awaited: the worker holds the orders
+until a probe finds the screens as known (workers/probing.py).
 """
 
 import re
@@ -188,8 +189,9 @@ class Sao:
         except ErpTimeout as exc:
             if busy[0]:
                 raise  # Tryton is still answering: slow, not a page we do not know
-            raise UnexpectedPage(f"{exc}: no request was running, so the page is not the "
-                                 f"one expected") from None
+            # nothing more is coming: what is shown is not the screen awaited
+            raise ScreenChanged(f"{exc}: no request was running, so the page is not the "
+                                f"one expected", screen=what) from None
 
     def type(self, locator, text, clear=False):
         """Type ``text`` into the element at ``locator`` (CSS), as a person would.
@@ -721,12 +723,13 @@ class LineDialog:
         value -- the browser's locale-free reading -- is checked; should a browser
         read it otherwise, it is typed again with sao's decimal separator. What sao
         then shows is checked by :meth:`fill`."""
-        texts = [amount]
-        if "." in amount:
-            decimal = self.sao.driver.execute_script(self.DECIMAL_POINT_JS)
-            if decimal != ".":
-                texts.append(amount.replace(".", decimal))
-        for text in texts:
+        def texts():
+            yield amount
+            if "." in amount:  # asked only when the browser did not take the point
+                decimal = self.sao.driver.execute_script(self.DECIMAL_POINT_JS)
+                if decimal != ".":
+                    yield amount.replace(".", decimal)
+        for text in texts():
             field = self._type_into_quantity(text)
             try:
                 value = self.sao.driver.execute_script(self.NUMBER_VALUE_JS, field)
