@@ -165,10 +165,12 @@ class UnexpectedPage(TransientError):
     reason_code = "UNEXPECTED_PAGE"
 
 
-class ScreenChanged(TransientError):
+class ScreenChanged(UnexpectedPage):
     """A screen of the ERP is not as the integration knows it: a field, button or column
-    it relies on is missing or different (a vendor update, a customised form). Nothing
-    is written on such a screen. The worker holds the workshop's orders (``placed``, no
+    it relies on is missing or different (a vendor update, a series it does not know, a
+    customised form), or a page it does not recognise where one of its screens belongs.
+    An :class:`UnexpectedPage` the integration has looked at closely enough to say so:
+    nothing is written on such a screen. The worker holds the workshop's orders (``placed``, no
     attempt spent) and probes until the screen is back (workers/probing.py).
 
     :param screen: which screen (``"login"``, ``"worksheet"``, ``"line form"``,

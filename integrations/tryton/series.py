@@ -8,7 +8,7 @@ workshop's Tryton may be either. A version the integration does not know is
 written on a screen that is not understood may land in the wrong place.
 """
 
-from core.errors import UnexpectedPage
+from core.errors import ScreenChanged
 from integrations.tryton.messages import DIALOGS
 
 _DIALOGS = {kind: f".modal.in.{kind}" for kind in DIALOGS}
@@ -35,11 +35,13 @@ SERIES = {
 def series_of(version):
     """The entry of :data:`SERIES` for sao ``version`` (``"7.0.56"``).
 
-    :raises UnexpectedPage: for a series the integration does not know
+    :raises ScreenChanged: for a series the integration does not know (an upgrade:
+        the workshop's orders are held until it is known)
     """
     known = SERIES.get(".".join(str(version).split(".")[:2]))
     if known is None:
-        raise UnexpectedPage(f"The ERP runs sao {version}, a Tryton series the integration "
-                             f"does not know (it knows {' and '.join(sorted(SERIES))}): "
-                             f"nothing is written on screens it may not understand")
+        raise ScreenChanged(f"The ERP runs sao {version}, a Tryton series the integration "
+                            f"does not know (it knows {' and '.join(sorted(SERIES))}): "
+                            f"nothing is written on screens it may not understand",
+                            screen="sao")
     return known
