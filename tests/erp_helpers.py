@@ -190,6 +190,13 @@ class ErpSimServer(ServerProcess):
         response.raise_for_status()
         return response.json()["requests"]
 
+    def line_writes(self):
+        """The writes of lines among :meth:`requests_handled`: both flavours' adds (POST
+        .../lines) and deletes (classic POST .../lines/ID/delete, SPA DELETE
+        .../lines/ID) -- whatever reached a line's address but a read."""
+        return [entry for entry in self.requests_handled()
+                if entry["method"] in ("POST", "DELETE") and "/lines" in entry["path"]]
+
     def clear_requests(self):
         """Forget the requests handled so far (``DELETE /_sim/requests``)."""
         requests.delete(f"{self.url}/_sim/requests", timeout=5).raise_for_status()

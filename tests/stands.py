@@ -73,6 +73,20 @@ class Stand:
         own write path (a clerk's duplicate, a wrong line)."""
         raise NotImplementedError
 
+    def change_screens(self, changed=True):
+        """Show the ERP's screens changed, as after a vendor update (issue 27): fields,
+        a button and the lines table's columns moved or renamed; ``changed=False``: as
+        they were. :raises NotImplementedError: when this stand cannot (yet)"""
+        raise NotImplementedError(f"the {self.name} stand cannot present a changed screen yet")
+
+    def forget_writes(self):
+        """Start the ERP's own record of the writes it received afresh (None: it keeps none)."""
+
+    def writes(self):
+        """The writes of lines (adds and deletes) the ERP received since
+        :meth:`forget_writes`, by its own record; None when it keeps none."""
+        return None
+
     def options(self):
         """The ERP's own options (``IntegrationConfig.options``)."""
         return {}
@@ -123,6 +137,15 @@ class ErpSimStand(Stand):
 
     def plant(self, worksheet, product, amount, text):
         self.server.plant_line(worksheet, product, str(amount), text)
+
+    def change_screens(self, changed=True):
+        self.server.set_ui_revision(2 if changed else 1)
+
+    def forget_writes(self):
+        self.server.clear_requests()
+
+    def writes(self):
+        return self.server.line_writes()
 
 
 class TrytonStand(Stand):

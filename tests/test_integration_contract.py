@@ -17,9 +17,9 @@ from decimal import Decimal
 import pytest
 
 from core.errors import (BrowserError, ErpUnavailable, InvalidAmount, LoginFailed,
-                         ProductNotFound, WorksheetClosed, WorksheetNotFound)
+                         ProductNotFound, ScreenChanged, WorksheetClosed, WorksheetNotFound)
 from integrations import get_integration_class
-from integrations.base import Credentials, LineOutcome, Written
+from integrations.base import Credentials, ErpState, LineOutcome, Written
 from stands import LOG, Line, contract_stands, kill_browsers_of_this_process, settle
 from tests.erp_helpers import closed_port_url, order
 
@@ -252,6 +252,77 @@ class TestIntegrationContract:
         results = settle(integration, sheet, lines, stand.admin)  # the worker's retry
         assert set(results.values()) <= {LineOutcome.CREATED, LineOutcome.EXISTED}
         assert sorted(line.text for line in stand.lines(sheet)) == sorted(l.text for l in lines)
+
+
+class TestScreenDrift:
+    """Issue 27 on every ERP: a changed screen is noticed by the probe and by a visit,
+    never written on (checked through the ERP's own read path and, where it keeps one,
+    its own record of the writes it received), and once the screens are back every line
+    is written exactly once."""
+
+    @pytest.fixture
+    def changed(self, name, stand, integration):
+        """The stand showing changed screens for the test; as they were afterwards."""
+        if not integration.can_probe:
+            pytest.skip(f"the {integration.name} integration has no probe of its screens yet")
+        try:
+            stand.change_screens()
+        except NotImplementedError as exc:
+            pytest.skip(str(exc))
+        yield stand
+        stand.change_screens(False)
+
+    def test_probe_says_changed_naming_the_screen_then_ok_when_back(self, changed, integration):
+        sheet = changed.next_worksheet()
+        changed.plant(sheet, changed.products[0], "1", "OilMat probe-one")  # a line to read
+        probe = integration.probe(sheet, changed.admin)
+        assert probe.state == ErpState.CHANGED, probe
+        assert probe.detail and probe.artifacts, probe  # what differs, and the page saved
+        changed.change_screens(False)
+        probe = integration.probe(sheet, changed.admin)
+        assert probe.state == ErpState.OK, probe
+        assert {"login", "worksheet", "lines", "line form"} <= set(probe.checked), probe
+
+    def test_a_visit_on_a_changed_screen_writes_nothing_then_each_line_once(self, changed,
+                                                                           integration):
+        sheet = changed.next_worksheet()
+        there = order(sheet, product_nr=changed.products[0], amount="2")
+        wrong = order(sheet, product_nr=changed.products[1], amount="3")
+        new = [order(sheet, product_nr=changed.products[2]), order(sheet, changed.products[0])]
+        changed.plant(sheet, there.product_nr, "2", there.text)
+        changed.plant(sheet, there.product_nr, "2", there.text)  # a duplicate to remove...
+        changed.plant(sheet, changed.products[3], "3", wrong.text)  # ...and a wrong line
+        before = changed.lines(sheet)
+        changed.forget_writes()
+        batch = [there, wrong, *new]
+        results = integration.add_lines(sheet, batch, changed.admin)
+        assert {type(result) for result in results.values()} == {ScreenChanged}, results
+        assert {result.reason_code for result in results.values()} == {"ERP_SCREEN_CHANGED"}
+        assert changed.lines(sheet) == before  # nothing added, deleted or rewritten
+        assert changed.writes() in (None, []), changed.writes()
+        changed.change_screens(False)
+        assert integration.probe(sheet, changed.admin).state == ErpState.OK
+        results = integration.add_lines(sheet, batch, changed.admin)
+        assert results == {
+            there.uniqueid: Written(LineOutcome.EXISTED, ("removed 1 duplicate line",)),
+            wrong.uniqueid: Written(LineOutcome.EXISTED,
+                                    ("removed 1 wrong line and wrote it again",)),
+            new[0].uniqueid: LineOutcome.CREATED, new[1].uniqueid: LineOutcome.CREATED}
+        assert sorted(changed.lines(sheet), key=lambda line: line.text) == sorted(
+            [Line(one.product_nr, Decimal(one.product_amount), one.text) for one in batch],
+            key=lambda line: line.text)
+
+    @pytest.mark.parametrize("which, code", [("missing", "WORKSHEET_NOT_FOUND"),
+                                             ("closed", "WORKSHEET_CLOSED")])
+    def test_probe_of_a_worksheet_missing_or_closed_says_so_and_is_no_change(
+            self, stand, integration, which, code):
+        if not integration.can_probe:
+            pytest.skip(f"the {integration.name} integration has no probe of its screens yet")
+        sheet = stand.missing_worksheet if which == "missing" else stand.closed_worksheet
+        probe = integration.probe(sheet, stand.admin)
+        assert probe.state == ErpState.OK, probe
+        assert f"worksheet {sheet}: {code}" in probe.detail, probe
+        assert "PROBE_WORKSHEET" in probe.detail
 
 
 class _Trigger(threading.Thread):

@@ -108,6 +108,29 @@ class ErpSimIntegration(KeptBrowserIntegration):
 
         self._verify_visit(lines, results, credentials, read, delete, rewrite)
 
+    def _probe_screens(self, worksheet, credentials, checked):
+        """Log in (when the ERP asks), check the search form, open ``worksheet`` as a
+        visit does, open its add-line form (the SPA's dialog) and check it, leaving it
+        unsaved, then check and read the lines table. Every page object checks what it
+        relies on (:mod:`integrations.erp_sim.screens`); nothing is typed into a form
+        that sends a line or a delete."""
+        search = self._load(self.pages.START_PATH, credentials, self.pages.SearchPage)
+        checked.append("login")
+        search.check()
+        checked.append("search")
+        if worksheet is None:
+            return
+        sheet = self._open_worksheet(worksheet, credentials)
+        checked.append("worksheet")
+        refusal = [m for m in (sheet.closed_message(), sheet.locked_message()) if m]
+        if not refusal:  # a sheet that takes no lines shows no add-line form to check
+            sheet.inspect_line_form()
+            checked.append("line form")
+        sheet.line_rows()
+        checked.append("lines")
+        if refusal:
+            raise self.pages.erp_error(refusal)
+
     def _read_lines(self, worksheet, credentials):
         return self._seen(self._open_worksheet(worksheet, credentials))
 

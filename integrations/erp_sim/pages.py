@@ -4,12 +4,14 @@ A service of a page returns the page object of the screen it leads to, or raises
 bridge error for what the ERP said (:mod:`integrations.erp_sim.messages`).
 """
 
+import json
 import sys
 from urllib.parse import urlencode
 
 from selenium.webdriver.common.by import By
 
-from core.errors import ErpUnavailable, SessionExpired, UnexpectedPage
+from core.errors import ErpUnavailable, ScreenChanged, SessionExpired, UnexpectedPage
+from integrations.browser import css_selector
 from integrations.erp_sim import screens
 from integrations.erp_sim.messages import erp_error
 from integrations.erp_sim.screens import (LINE_ROWS_JS, ErrorPage, LineTable, LoginForm, Page,
@@ -57,6 +59,8 @@ class WorksheetSearchPage(ClassicPage, SearchForm):
     LOADED = (By.ID, "search-form")
     NUMBER = (By.NAME, "number")
     SUBMIT = (By.ID, "search-submit")
+    # what search_address relies on: a GET form to /worksheets
+    RELIES_ON = ((By.CSS_SELECTOR, '#search-form[method="get"][action$="/worksheets"]'),)
 
 
 class WorksheetPage(ClassicPage, LineTable):
@@ -65,8 +69,12 @@ class WorksheetPage(ClassicPage, LineTable):
     AMOUNT = (By.NAME, "amount")
     TEXT = (By.NAME, "text")
     SUBMIT = (By.ID, "add-line-submit")
-    # Everything the flow reads from a worksheet, in one round trip. A server-rendered
-    # page does not change once loaded, so it is read once per page object.
+    #: the add-line form's fields and button, as CSS inside the form
+    FORM = [f"#add-line-form {css_selector(locator)}"
+            for locator in (PRODUCT_NR, AMOUNT, TEXT, SUBMIT)]
+    # Everything the flow reads from a worksheet, in one round trip: what it shows and
+    # the shape of what the flow relies on. A server-rendered page does not change once
+    # loaded, so it is read once per page object.
     _STATE_JS = LINE_ROWS_JS + """
         function texts(css) {
             return Array.from(document.querySelectorAll(css), function (e) {
@@ -77,8 +85,8 @@ class WorksheetPage(ClassicPage, LineTable):
         return {number: sheet ? sheet.getAttribute('data-number') : null,
                 closed: texts('#closed-banner'), locked: texts('#locked-banner'),
                 errors: texts('#form-errors li'), lines: texts('#lines tr.line td.text'),
-                rows: rows()};
-    """
+                rows: rows(), shape: shape(), form_missing: missing(%s)};
+    """ % json.dumps(FORM)
 
     LANDED_JS = _STATE_JS
 
@@ -111,11 +119,20 @@ class WorksheetPage(ClassicPage, LineTable):
         return list(self._read("errors"))
 
     def lines(self):
-        """The texts of the worksheet's lines."""
+        """The texts of the worksheet's lines. :raises ScreenChanged: see :meth:`check_lines`"""
+        self.check_lines()
         return list(self._read("lines"))
 
     def _line_rows(self):
         return self._read("rows")
+
+    def _shape(self):
+        return self._read("shape")
+
+    def check_line_form(self):
+        missing = self._read("form_missing")
+        if missing:
+            raise ScreenChanged(f"line form: {', '.join(missing)} not found", screen="line form")
 
     def refusals(self):
         """The form's errors, else the banners: what the ERP said instead of the change."""
@@ -128,10 +145,13 @@ class WorksheetPage(ClassicPage, LineTable):
         browser pool each command is a hop through the Grid): one command a line fewer.
 
         :raises WorksheetClosed: or :class:`WorksheetLocked`, when it takes no lines
+        :raises ScreenChanged: when the form or the lines table is not as known
         """
         refusal = self.closed_message() or self.locked_message()
         if refusal:
             raise erp_error([refusal])
+        self.check_lines()
+        self.check_line_form()
         self._form = [(self.PRODUCT_NR, product_nr), (self.AMOUNT, amount), (self.TEXT, text)]
 
     def submit_line(self, text):

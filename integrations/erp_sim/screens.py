@@ -15,7 +15,8 @@ from selenium.common.exceptions import JavascriptException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 
-from core.errors import ErpTimeout, SessionExpired, UnexpectedPage, WorksheetNotFound
+from core.errors import (ErpTimeout, ScreenChanged, SessionExpired, UnexpectedPage,
+                         WorksheetNotFound)
 from integrations.browser import PAGE_SUMMARY_JS, css_selector, still_on_js, summary_reason
 
 # Whether the page has finished loading, says it is not busy (an SPA marks itself
@@ -23,8 +24,15 @@ from integrations.browser import PAGE_SUMMARY_JS, css_selector, still_on_js, sum
 # arguments[0]): only then is "none of the expected screens" final.
 _SETTLED_JS = (f"return !{still_on_js(0)}"
                " && !document.querySelector('[data-busy=\"1\"]');")
-#: JavaScript defining ``rows()``: every line of ``table#lines`` as its cells show it.
-#: Both flavours' worksheet scripts include it; :func:`sheet_lines` reads its result.
+_MISSING_FN = """
+function missing(selectors) {
+    return selectors.filter(function (css) { return !document.querySelector(css); });
+}
+"""
+#: JavaScript defining ``rows()``: every line of ``table#lines`` as its cells show it;
+#: ``shape()``: the table's header columns and each line's cells by class (what
+#: :func:`check_line_table` checks), null without a table; and ``missing(selectors)``.
+#: Both flavours' worksheet scripts include it; :func:`sheet_lines` reads ``rows()``.
 LINE_ROWS_JS = """
 function rows() {
     return Array.from(document.querySelectorAll('#lines tr.line'), function (row) {
@@ -36,7 +44,22 @@ function rows() {
                 amount: cell('td.amount'), text: cell('td.text')};
     });
 }
-"""
+function shape() {
+    var table = document.querySelector('#lines');
+    if (!table) { return null; }
+    return {columns: table.querySelectorAll('thead th').length,
+            rows: Array.from(table.querySelectorAll('tr.line'), function (row) {
+                var id = row.getAttribute('data-line-id');
+                return {cells: Array.from(row.children, function (cell) { return cell.className; }),
+                        delete: !!row.querySelector('button.delete-line[data-line-id="' + id + '"]')};
+            })};
+}
+""" + _MISSING_FN
+#: the cells of a line of ``table#lines``, by class, in the order both flavours show them;
+#: an open sheet that takes changes has one more, ``td.actions`` (the Delete button)
+LINE_CELLS = ("line-id", "product-nr", "product-name", "amount", "text")
+#: JavaScript that answers the CSS selectors (``arguments[0]``) nothing on the page matches
+MISSING_JS = _MISSING_FN + "return missing(arguments[0]);"
 
 
 @functools.lru_cache(maxsize=None)
@@ -166,6 +189,32 @@ def sheet_lines(rows):
     return lines
 
 
+def check_line_table(shape, takes_changes):
+    """Check the lines table's shape (``shape()`` of :data:`LINE_ROWS_JS`) before a line
+    of it is read, kept or deleted: its header has the columns the integration knows,
+    and every line has its cells, by class, in the known order (and a Delete button of
+    its own where the sheet takes changes). By structure only: the column headings'
+    words are the user's language, and revision 1's headings carry no attribute.
+
+    :param takes_changes: the sheet is open and not locked (so it shows the actions column)
+    :raises ScreenChanged: naming what is missing or different
+    """
+    if shape is None:
+        raise ScreenChanged("lines: the worksheet shows no lines table (table#lines)",
+                            screen="lines")
+    want = LINE_CELLS + (("actions",) if takes_changes else ())
+    if shape["columns"] != len(want):
+        raise ScreenChanged(f"lines: the lines table has {shape['columns']} header columns, "
+                            f"not {len(want)} ({', '.join(want)})", screen="lines")
+    for row in shape["rows"]:
+        if tuple(row["cells"]) != want:
+            raise ScreenChanged(f"lines: a line's cells are {', '.join(row['cells'])}, not "
+                                f"{', '.join(want)}", screen="lines")
+        if takes_changes and not row["delete"]:
+            raise ScreenChanged("lines: a line has no Delete button "
+                                "(button.delete-line[data-line-id])", screen="lines")
+
+
 def canonical_number(number):
     """``" 007"`` -> ``"7"``: a worksheet number as the ERP shows it."""
     number = str(number).strip()
@@ -189,6 +238,8 @@ class Page:
     #: body of a JavaScript function whose result :func:`land` hands to :meth:`landed`
     #: in the same round trip that found the screen (None: nothing)
     LANDED_JS = None
+    #: the screen's name in a :class:`~core.errors.ScreenChanged`
+    SCREEN = None
 
     def __init__(self, browser, wait=True):
         """
@@ -222,6 +273,15 @@ class Page:
     def landed(self, state):
         """Take the :attr:`LANDED_JS` result :func:`land` read when it found the screen."""
 
+    def check_screen(self, *locators):
+        """Check, in one round trip, that the elements at ``locators`` are on the screen.
+
+        :raises ScreenChanged: naming this screen and what is missing
+        """
+        absent = self.driver.execute_script(MISSING_JS, [css_selector(l) for l in locators])
+        if absent:
+            raise ScreenChanged(f"{self.SCREEN}: {', '.join(absent)} not found", screen=self.SCREEN)
+
     def first_text(self, css):
         """Text of the first element matching ``css``, or ``None`` when there is none."""
         texts = self.browser.texts(css)
@@ -240,6 +300,7 @@ class LoginForm(Page):
     """A login screen with :attr:`USERNAME`, :attr:`PASSWORD` and :attr:`SUBMIT`."""
 
     USERNAME = PASSWORD = SUBMIT = None
+    SCREEN = "login"
 
     def login(self, credentials, *then):
         """Log in; the ERP then shows the worksheet search, or the screen the login
@@ -248,7 +309,9 @@ class LoginForm(Page):
         :param credentials: a :class:`integrations.base.Credentials`
         :returns: the flavour's ``SearchPage`` (or one of ``then``)
         :raises LoginFailed: when the ERP rejects the username or password
+        :raises ScreenChanged: when a field or the button is not there
         """
+        self.check_screen(self.USERNAME, self.PASSWORD, self.SUBMIT)
         self.browser.fill([(self.USERNAME, credentials.username),
                            (self.PASSWORD, credentials.password)])
         sent = self.send(self.SUBMIT, "the login")
@@ -264,6 +327,14 @@ class SearchForm(Page):
     """A worksheet search with :attr:`NUMBER` and :attr:`SUBMIT`."""
 
     NUMBER = SUBMIT = None
+    SCREEN = "search"
+    #: further elements the flow relies on (the classic pages: the form's method and
+    #: address, which the flow loads itself)
+    RELIES_ON = ()
+
+    def check(self):
+        """:raises ScreenChanged: when what the search relies on is not there"""
+        self.check_screen(self.NUMBER, self.SUBMIT, *self.RELIES_ON)
 
     def open_worksheet(self, number):
         """Search for worksheet ``number`` and open it.
@@ -272,7 +343,9 @@ class SearchForm(Page):
         :raises WorksheetNotFound: when the ERP has no such worksheet
         :raises WorksheetLocked: when another user is editing it
         :raises SessionExpired: when the ERP asks for a login instead
+        :raises ScreenChanged: when the search form is not as known
         """
+        self.check()
         self.browser.fill([(self.NUMBER, str(number))])
         sent = self.send(self.SUBMIT, "the worksheet search")
         return search_result(self.site, self.land(self.site.WorksheetPage, type(self), after=sent),
@@ -313,9 +386,16 @@ class LineTable(Page):
     button on each (``tr.line[data-line-id] button.delete-line``).
 
     A flavour's ``WorksheetPage`` implements :meth:`number`, :meth:`closed_message`,
-    :meth:`locked_message`, :meth:`refusals` and ``_line_rows()`` (the rows as
-    :data:`LINE_ROWS_JS` reads them).
+    :meth:`locked_message`, :meth:`refusals`, :meth:`check_line_form`, ``_line_rows()``
+    (the rows as :data:`LINE_ROWS_JS` reads them) and ``_shape()`` (the table's shape).
+
+    Nothing of the table is read, kept or deleted before its shape passed
+    :func:`check_line_table` on this page object (:meth:`check_lines`), and no line is
+    written before the add-line form passed :meth:`check_line_form`: a changed screen
+    raises :class:`~core.errors.ScreenChanged` instead.
     """
+
+    SCREEN = "worksheet"
 
     def number(self):
         """The worksheet number shown, as a string."""
@@ -333,15 +413,41 @@ class LineTable(Page):
         """The ERP's messages refusing the last change (a line added or deleted)."""
         raise NotImplementedError
 
+    def check_line_form(self):
+        """Check the add-line form (or dialog) has every field and the button the flow
+        uses; nothing is typed or sent.
+
+        :raises ScreenChanged: naming the form and what is missing
+        """
+        raise NotImplementedError
+
+    def inspect_line_form(self):
+        """Open the add-line form as a user would, check it (:meth:`check_line_form`) and
+        leave it unsaved; for the probe. Nothing is typed or sent."""
+        self.check_line_form()
+
     def _line_rows(self):
         raise NotImplementedError
+
+    def _shape(self):
+        raise NotImplementedError
+
+    def takes_changes(self):
+        """Whether the sheet shows that it takes changes: open, and not locked."""
+        return not (self.closed_message() or self.locked_message())
+
+    def check_lines(self):
+        """:raises ScreenChanged: when the lines table is not as known (:func:`check_line_table`)"""
+        check_line_table(self._shape(), self.takes_changes())
 
     def line_rows(self):
         """The worksheet's lines as the user sees them, oldest first.
 
         :returns: a list of :class:`SheetLine`
         :raises UnexpectedPage: when a line is not shown whole
+        :raises ScreenChanged: when the lines table is not as known
         """
+        self.check_lines()
         return sheet_lines(self._line_rows())
 
     def line_ids(self):

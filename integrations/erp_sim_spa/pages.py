@@ -10,11 +10,12 @@ import sys
 
 from selenium.webdriver.common.by import By
 
-from core.errors import ErpUnavailable, SessionExpired, UnexpectedPage
+from core.errors import ErpUnavailable, ScreenChanged, SessionExpired, UnexpectedPage
+from integrations.browser import css_selector
 from integrations.erp_sim import screens
 from integrations.erp_sim.messages import erp_error
 from integrations.erp_sim.screens import (LINE_ROWS_JS, ErrorPage, LineTable, LoginForm, Page,
-                                          SearchForm)
+                                          SearchForm, check_line_table)
 
 START_PATH = ""
 SETTLED = "#app[data-busy='0']"
@@ -39,6 +40,7 @@ var chosen = document.querySelector('#product-chosen');
 return {view: app.getAttribute('data-view'), number: sheet ? sheet.getAttribute('data-number') : null,
         closed: texts('#closed-banner'), locked: texts('#locked-banner'),
         banner: texts('#error-banner'), lines: texts('#lines tr.line td.text'), rows: rows(),
+        shape: shape(), open_missing: missing(arguments[0]), form_missing: missing(arguments[1]),
         sheet_errors: texts('#form-errors li'),
         dialog: dialog ? dialog.getAttribute('data-state') : null,
         errors: texts('#dialog-errors li'),
@@ -101,10 +103,13 @@ class WorksheetPage(SpaPage, LineTable):
     AMOUNT = (By.ID, "amount")
     TEXT = (By.ID, "text")
     SUBMIT = (By.ID, "add-line-submit")
+    #: the add-line dialog's fields and button, as CSS inside the dialog
+    FORM = [f"#add-line-dialog {css_selector(locator)}"
+            for locator in (PRODUCT_SEARCH, AMOUNT, TEXT, SUBMIT)]
 
     def state(self):
         """What the screen shows now (a dict; see ``_STATE_JS``)."""
-        return self.driver.execute_script(_STATE_JS)
+        return self.driver.execute_script(_STATE_JS, [css_selector(self.OPEN_DIALOG)], self.FORM)
 
     def number(self):
         """The worksheet number shown, as a string."""
@@ -119,11 +124,49 @@ class WorksheetPage(SpaPage, LineTable):
         return next(iter(self.state()["locked"]), None)
 
     def lines(self):
-        """The texts of the worksheet's lines."""
-        return self.state()["lines"]
+        """The texts of the worksheet's lines.
+
+        :raises ScreenChanged: when the lines table is not as known
+        """
+        return self.check_lines()["lines"]
+
+    def check_lines(self):
+        """One look: :returns: the :meth:`state` whose lines table passed its check"""
+        state = self.state()
+        check_line_table(state["shape"], not (state["closed"] or state["locked"]))
+        return state
 
     def _line_rows(self):
         return self.state()["rows"]
+
+    def _shape(self):
+        return self.state()["shape"]
+
+    def check_line_form(self, state=None):
+        """The Add button, and once the dialog is open its fields and button.
+
+        :param state: the :meth:`state` just read (None: read it)
+        """
+        state = state or self.state()
+        missing = state["open_missing"] if state["dialog"] is None else state["form_missing"]
+        if missing:
+            raise ScreenChanged(f"line form: {', '.join(missing)} not found", screen="line form")
+
+    def inspect_line_form(self):
+        """Open the add-line dialog, check it, and leave it unsaved (the next page load
+        forgets it)."""
+        self._open_checked_dialog(self.state())
+
+    def _open_checked_dialog(self, state):
+        """Open the add-line dialog unless it is open (``state``: as just read), checking
+        the Add button before the click and the dialog after it; nothing is typed."""
+        if state["dialog"] is None:
+            self.check_line_form(state)
+            self.browser.click(self.OPEN_DIALOG)
+            self.browser.wait_until(lambda driver: driver.find_elements(*self.DIALOG),
+                                    "the add-line dialog")
+            state = None
+        self.check_line_form(state)
 
     def refusals(self):
         """What the ERP said instead of the change: the sheet's errors (a delete), else
@@ -138,15 +181,14 @@ class WorksheetPage(SpaPage, LineTable):
         :raises ProductNotFound: when no suggestion is that product
         :raises WorksheetClosed: or :class:`WorksheetLocked`, when it takes no lines
         :raises ErpUnavailable: when the product search failed (the error banner)
+        :raises ScreenChanged: when the dialog or the lines table is not as known
         """
         state = self.state()
         refusal = state["closed"] or state["locked"]
         if refusal:
             raise erp_error(refusal)
-        if state["dialog"] is None:
-            self.browser.click(self.OPEN_DIALOG)
-            self.browser.wait_until(lambda driver: driver.find_elements(*self.DIALOG),
-                                    "the add-line dialog")
+        check_line_table(state["shape"], True)
+        self._open_checked_dialog(state)
         self.await_call(lambda: self.browser.fill([(self.PRODUCT_SEARCH, product_nr)]),
                         "the product suggestions")
         state = self._checked_state()

@@ -1,0 +1,144 @@
+"""End to end, issue 27: the ERP's screens change under a workshop with orders flowing.
+
+A real ``api.py`` process, a real erp_sim, real headless Chromium. erp_sim is switched
+to UI revision 2 (a vendor update: a field and a button renamed, the lines table's
+columns moved) while orders are being written: within one probe interval ``/alive``
+says ``changed`` and held, the orders stay ``placed`` (none in ``error``), and the ERP
+receives no write of a line (its own request log); switched back, the probe passes and
+every order is created exactly once (read through ``/_sim/worksheets/<n>``). An idle
+workshop notices it by its interval probe. And the bad input: a ``PROBE_WORKSHEET`` that does not exist or is closed is said so, and holds
+nothing.
+
+``make test`` runs the classic flavour with a few orders; ``make chaos`` both flavours
+with more (``DRIFT_ORDERS``, ``DRIFT_FLAVORS``).
+"""
+
+import os
+import time
+
+import pytest
+
+from conftest import wait_for
+from erp_helpers import ErpSimServer
+from instance_helpers import RunningInstance
+
+pytestmark = pytest.mark.e2e
+
+#: orders posted before the change and again while it is held
+ORDERS = int(os.environ.get("DRIFT_ORDERS", "4"))
+#: erp_sim's flavours to run it on
+FLAVORS = os.environ.get("DRIFT_FLAVORS", "classic").split(",")
+#: PROBE_INTERVAL_SECONDS of the instance under test
+INTERVAL = 2.0
+SYSTEMS = {"classic": "erp_sim", "spa": "erp_sim_spa"}
+
+
+def alive_erp(instance):
+    return instance.session.get(instance.url + "/alive", timeout=5).json()["erp"]
+
+
+def post(instance, prefix, count, sheets):
+    """Post ``count`` orders over ``sheets``. :returns: ``{uniqueid: worksheet}``"""
+    orders = {f"{prefix}-{n}": sheets[n % len(sheets)] for n in range(count)}
+    for n, (uniqueid, sheet) in enumerate(orders.items()):
+        answer = instance.create(uniqueid=uniqueid, worksheet=str(sheet), product_nr="10",
+                                 product_amount=str(n + 1))
+        assert answer.status_code == 200, answer.text
+    return orders
+
+
+@pytest.mark.parametrize("flavor", FLAVORS)
+def test_a_changed_screen_holds_the_orders_and_nothing_is_written_until_it_is_back(
+        tmp_path, flavor):
+    sheets = (610, 611) if flavor == "classic" else (620, 621)
+    with ErpSimServer(flavor=flavor, save_delay=0.05) as erp:
+        instance = RunningInstance(tmp_path, erp.url, ERP_SYSTEM=SYSTEMS[flavor],
+                                   PROBE_INTERVAL_SECONDS=str(INTERVAL)).start()
+        try:
+            flowing = post(instance, f"drift-{flavor}-a", ORDERS, sheets)
+            # orders flowing: the screens change once the first line is on a worksheet
+            first = next(iter(flowing))
+            wait_for(lambda: erp.lines_with(flowing[first], first), 60, 0.05,
+                     "the first line written")
+            erp.set_ui_revision(2)
+            changed_at = time.monotonic()
+            erp_state = wait_for(lambda: (e := alive_erp(instance))["state"] == "changed"
+                                 and e["held"] and e, INTERVAL + 30, 0.05, "state changed")
+            noticed = time.monotonic() - changed_at
+            erp.clear_requests()
+            sheets_then = {sheet: erp.worksheet(sheet)["lines"] for sheet in sheets}
+            held = post(instance, f"drift-{flavor}-b", ORDERS, sheets)
+            time.sleep(3 * INTERVAL)  # held probes run (5 s backoff); the worker takes nothing
+            statuses = {uid: instance.status(uid) for uid in {**flowing, **held}}
+            assert not [uid for uid, r in statuses.items() if r["status"] == "error"], statuses
+            waiting = {uid: r for uid, r in statuses.items() if r["status"] != "created"}
+            assert set(held) <= set(waiting)
+            assert {r["status"] for r in waiting.values()} == {"placed"}, waiting
+            assert all(r["attempts"] == 0 for uid, r in waiting.items() if uid in held)
+            assert erp.line_writes() == [], "a line was written on a changed screen"
+            assert {sheet: erp.worksheet(sheet)["lines"] for sheet in sheets} == sheets_then
+            assert alive_erp(instance)["state"] == "changed"
+
+            erp.set_ui_revision(1)
+            back_at = time.monotonic()
+            wait_for(lambda: (e := alive_erp(instance))["state"] == "ok" and not e["held"],
+                     60, 0.1, "the probe passing again")
+            resumed = time.monotonic() - back_at
+            done = instance.wait_final(list({**flowing, **held}), timeout=120)
+        finally:
+            instance.stop()
+        orders = {**flowing, **held}
+        assert {uid: r["status"] for uid, r in done.items()} == dict.fromkeys(orders, "created")
+        once = {uid: len(erp.lines_with(sheet, uid)) for uid, sheet in orders.items()}
+        assert once == dict.fromkeys(orders, 1), once
+        print(f"\n{flavor}: changed noticed {noticed:.1f} s after the switch "
+              f"({erp_state['detail']}); held orders resumed {resumed:.1f} s after it was back")
+
+
+def test_an_idle_workshop_notices_a_changed_screen_within_one_probe_interval(tmp_path):
+    """No order flowing, so no visit sees it: the interval probe must, on the worksheet
+    last written to."""
+    with ErpSimServer(save_delay=0.05) as erp:
+        instance = RunningInstance(tmp_path, erp.url,
+                                   PROBE_INTERVAL_SECONDS=str(INTERVAL)).start()
+        try:
+            done = instance.wait_final(list(post(instance, "idle", 1, [613])), timeout=60)
+            assert done["idle-0"]["status"] == "created"
+            wait_for(lambda: (a := instance.session.get(instance.url + "/alive", timeout=5)
+                              .json())["queue_length"] == 0 and not a["current_orders"],
+                     10, 0.05, "an idle worker")
+            erp.clear_requests()
+            erp.set_ui_revision(2)
+            changed_at = time.monotonic()
+            erp_state = wait_for(lambda: (e := alive_erp(instance))["state"] == "changed"
+                                 and e, INTERVAL * 1.1 + 10, 0.05, "state changed")
+            noticed = time.monotonic() - changed_at
+            erp.set_ui_revision(1)
+            wait_for(lambda: alive_erp(instance)["state"] == "ok", 60, 0.1, "ok again")
+        finally:
+            instance.stop()
+        # the next interval probe (INTERVAL +-10 %) plus the probe itself (~1 s)
+        assert noticed <= INTERVAL * 1.1 + 3, noticed
+        assert erp_state["held"] and erp_state["detail"].startswith(("line form", "lines"))
+        assert erp.line_writes() == []
+        print(f"\nidle: changed noticed by the interval probe {noticed:.1f} s after the "
+              f"switch (PROBE_INTERVAL_SECONDS={INTERVAL:g}): {erp_state['detail']}")
+
+
+@pytest.mark.parametrize("sheet, code", [("1500", "WORKSHEET_NOT_FOUND"),
+                                         ("950", "WORKSHEET_CLOSED")])
+def test_a_probe_worksheet_missing_or_closed_is_said_and_holds_nothing(tmp_path, sheet, code):
+    with ErpSimServer(save_delay=0.05) as erp:
+        instance = RunningInstance(tmp_path, erp.url, PROBE_WORKSHEET=sheet).start()
+        try:
+            answer = instance.session.put(instance.url + "/probe", timeout=130)
+            assert answer.status_code == 200, answer.text
+            probe = answer.json()
+            assert probe["state"] == "ok" and not probe["held"], probe
+            assert f"worksheet {sheet}: {code}" in probe["detail"], probe
+            post(instance, f"probe-{sheet}", 1, [612])
+            record = instance.wait_final([f"probe-{sheet}-0"], timeout=60)[f"probe-{sheet}-0"]
+            assert record["status"] == "created", record
+        finally:
+            instance.stop()
+        assert len(erp.lines_with(612, f"probe-{sheet}-0")) == 1
