@@ -12,7 +12,13 @@ Each part's section in docs/benchmarks.md starts with a ``<!-- bench:NAME DATE -
 line. A part not run this time keeps its section from the last run that wrote it, so
 ``make bench`` (everything but the fleet under load, several minutes) and
 ``make bench-fleet`` (the fleet: density, and the load table, most of an hour) each
-rewrite their own sections only.
+rewrite their own sections only. Hand-written notes in a section, between
+``<!-- notes -->`` and ``<!-- /notes -->``, are kept when its part is run again (what
+changed, why a figure moved: the figures themselves are the run's).
+
+The Tryton part is three runs (:data:`TRYTON_RUNS`, about 6-8 minutes each): 8.0 in
+English (issue 9), 8.0 in German and 7.0 LTS in French (issue 25), each against its
+own naive baseline, with a table of the three ratios on top.
 """
 
 import argparse
@@ -32,7 +38,10 @@ PARTS = ("instance", "single", "fleet", "fleet-load", "tryton", "readback")
 #: orders), with the pool and with BROWSER_POOL=local
 FLEET_LOAD = ("--matrix", "1x60,1x60w30,20x30,50x50,200x100", "--pools", "grid,local", "--minutes", "3",
               "--via", "flock /tmp/browser.lock make bench-fleet")
+#: the Tryton runs of ``make bench``: (series, the admin's language), issues 9 and 25
+TRYTON_RUNS = (("8.0", "en"), ("8.0", "de"), ("7.0", "fr"))
 _MARKER = re.compile(r"^<!-- bench:(\S+) (.*?) -->$", re.M)
+_NOTES = re.compile(r"^<!-- notes -->\n.*?^<!-- /notes -->$", re.M | re.S)
 
 
 def run(script, *args):
@@ -61,12 +70,56 @@ def measure(name):
     if name == "readback":
         return run("bench_readback.py", "--systems", "classic,spa", "--orders", "40")
     if name == "tryton":
-        return run("bench_tryton.py", "--orders", "40", "--sales", "4")
+        return tryton()
     if name == "fleet":
         return run_to_file("bench_fleet_density.py", "--count", "50")
     if name == "fleet-load":
         return run_to_file("bench_fleet_load.py", *FLEET_LOAD)
     raise ValueError(name)
+
+
+def tryton():
+    """The Tryton runs of :data:`TRYTON_RUNS` one after the other, a table of their
+    ratios first, then each run's own section (command, machine, tables)."""
+    rows, parts = [], []
+    for series, language in TRYTON_RUNS:
+        label = f"{series}{' LTS' if series == '7.0' else ''}, `{language}`"
+        out = run("bench_tryton.py", "--orders", "40", "--sales", "4", "--series", series,
+                  "--language", language)
+        out = out.replace("## bench_tryton.py\n", f"## Tryton {label}: bench_tryton.py\n", 1)
+        parts.append(re.sub(r"^## ", "### ", out.strip("\n"), flags=re.M))
+        figures = re.findall(r"\| ([\d.]+) \|\n", out)  # the s/line of both conditions
+        ratio = re.search(r"\*\*([\d.]+)x\*\*", out)
+        if len(figures) >= 2 and ratio:
+            verdict = "met" if float(ratio.group(1)) >= 3 else "**NOT met**"
+            rows.append(f"| {label} | {figures[0]} | {figures[1]} | "
+                        f"{ratio.group(1)}x ({verdict}) |")
+        else:
+            rows.append(f"| {label} | failed | | see below |")
+    runs = ", ".join(f"{series} in `{language}`" for series, language in TRYTON_RUNS)
+    head = f"""## Tryton through sao: the integration against a naive baseline (issues 9 and 25)
+
+`make bench` runs `bench/bench_tryton.py --orders 40 --sales 4 --series S --language L`
+once per series and language, one after the other ({runs}): each on a
+fresh stand-up, the integration and its naive baseline in the same run, every line
+checked through Tryton's JSON-RPC. Target (issue 25, item 6): lines/min at least 3x the
+naive baseline's on both series.
+
+| series, admin's language | integration, s/line | naive baseline, s/line | ratio (target 3x) |
+| --- | --- | --- | --- |
+""" + "\n".join(rows)
+    return "\n\n".join([head, *parts]) + "\n"
+
+
+def keep_notes(old, new):
+    """``new`` with the hand-written notes of ``old`` (``<!-- notes -->`` ...), if any,
+    after its first paragraph of tables (the head of the section)."""
+    notes = _NOTES.search(old or "")
+    if not notes or _NOTES.search(new):
+        return new
+    first = re.search(r"^### ", new, re.M)  # before the first run's own section
+    at = first.start() if first else len(new)
+    return new[:at].rstrip("\n") + "\n\n" + notes.group(0) + "\n\n" + new[at:]
 
 
 def sections(text):
@@ -102,7 +155,8 @@ def main():
         parser.error(f"unknown part(s) {', '.join(sorted(unknown))}; the parts: {', '.join(PARTS)}")
     kept = sections(OUT.read_text(encoding="utf-8")) if OUT.exists() else {}
     now = f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
-    fresh = {name: measure(name) for name in PARTS if name in chosen}
+    fresh = {name: keep_notes(kept.get(name, (None, ""))[1], measure(name))
+             for name in PARTS if name in chosen}
     OUT.write_text(assemble(kept, fresh, now), encoding="utf-8")
     print(f"wrote {OUT} ({', '.join(fresh)})")
 
