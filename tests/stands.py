@@ -224,6 +224,29 @@ class TrytonStand(Stand):
     def options(self):
         return {"database": "workshop"}
 
+    def change_screens(self, changed=True):
+        """As an admin customises Tryton: a view inheriting the sale's form that removes
+        its Lines list (Tryton's own way, ``ir.ui.view`` with ``inherit``); deleted again
+        for ``changed=False``. make test leaves the contract's drift cases out on Tryton
+        (``TRYTON_MATRIX=1``, make chaos, runs them): tests/test_integration_tryton.py's
+        customised-form test covers the same there, in one stand-up."""
+        if not os.environ.get("TRYTON_MATRIX"):
+            raise NotImplementedError("Tryton's drift cases run under make chaos "
+                                      "(TRYTON_MATRIX=1); make test covers them in "
+                                      "test_integration_tryton.py")
+        custom = getattr(self, "_custom_view", None)
+        if changed and custom is None:
+            form, = self._client.model("ir.ui.view", "search_read",
+                                       [("model", "=", "sale.sale"), ("type", "=", "form"),
+                                        ("inherit", "=", None)], 0, 1, None, ["id"])
+            self._custom_view = self._client.model("ir.ui.view", "create", [{
+                "model": "sale.sale", "inherit": form["id"], "priority": 100,
+                "arch": '<data><xpath expr="//field[@name=\'lines\']" position="replace"/>'
+                        '</data>'}])
+        elif not changed and custom is not None:
+            self._client.model("ir.ui.view", "delete", custom)
+            self._custom_view = None
+
 
 #: one stand per ERP, by the name of its integration
 STANDS = {
