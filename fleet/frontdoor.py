@@ -28,6 +28,7 @@ from pathlib import Path
 
 from core.errors import ConfigError
 from fleet.files import write_private
+from fleet.instances import PROBE_TIMEOUT_SECONDS
 from fleet.settings import ROOT
 
 TEMPLATES = ROOT / "supervisor"
@@ -103,8 +104,9 @@ def make_self_signed(cert_path, key_path, names, days=825):
 
 def timeout_seconds(settings):
     """Above the slowest answer behind the door: a management call that waits for an
-    instance to stop (``STOP_WAIT_SECONDS`` + 30, :class:`fleet.supervisor_client.Supervisor`)."""
-    return settings.stop_wait_seconds + 30
+    instance to stop (``STOP_WAIT_SECONDS`` + 30, :class:`fleet.supervisor_client.Supervisor`),
+    or for an instance's ERP probe (``PROBE_TIMEOUT_SECONDS`` of :mod:`fleet.instances`)."""
+    return max(settings.stop_wait_seconds, PROBE_TIMEOUT_SECONDS) + 30
 
 
 def render_nginx(settings, cert, key):
