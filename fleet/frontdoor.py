@@ -106,7 +106,7 @@ def timeout_seconds(settings):
     """Above the slowest answer behind the door: a management call that waits for an
     instance to stop (``STOP_WAIT_SECONDS`` + 30, :class:`fleet.supervisor_client.Supervisor`),
     or for an instance's ERP probe (``PROBE_TIMEOUT_SECONDS`` of :mod:`fleet.instances`)."""
-    return max(settings.stop_wait_seconds, PROBE_TIMEOUT_SECONDS) + 30
+    return int(max(settings.stop_wait_seconds, PROBE_TIMEOUT_SECONDS)) + 30  # nginx: whole seconds
 
 
 def render_nginx(settings, cert, key):
