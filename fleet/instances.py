@@ -70,16 +70,17 @@ class Instances:
         :returns: the texts in the same order (None where there was none)"""
         return self._many(self.metrics, targets)
 
-    def request(self, port, api_token, method, path, params=None):
+    def request(self, port, api_token, method, path, params=None, timeout=None):
         """Any other request to one instance with its own token (the order endpoints).
 
         :param path: the instance's path, its parts already URL-quoted
+        :param timeout: seconds; by default the overview's timeout, at least 10
         :returns: the :class:`requests.Response` (whatever its status)
         :raises InstanceUnreachable: no answer in time
         """
         try:
             return requests.request(method, self._url(port, path.lstrip("/")), params=params,
-                                    timeout=max(self.timeout, 10.0),
+                                    timeout=timeout or max(self.timeout, 10.0),
                                     headers={"Authorization": f"Bearer {api_token}"})
         except requests.RequestException as e:
             raise InstanceUnreachable(
@@ -113,12 +114,7 @@ class Instances:
         :raises InstanceUnreachable: no answer; or the probe did not run (the worker is
             stopped), with the instance's reason
         """
-        try:
-            r = requests.put(self._url(port, "probe"), timeout=timeout,
-                             headers={"Authorization": f"Bearer {api_token}"})
-        except requests.RequestException as e:
-            raise InstanceUnreachable(
-                f"the instance on port {port} did not answer ({e.__class__.__name__})") from None
+        r = self.request(port, api_token, "PUT", "probe", timeout=timeout)
         try:
             answer = r.json()
         except ValueError:

@@ -85,8 +85,9 @@ class ErpWatch:
 
     def checked(self, probe):
         """Note a probe's result."""
-        self._change(lambda: setattr(self, "_probe", probe) or setattr(
-            self, "_checked_at", _now()))
+        def change():
+            self._probe, self._checked_at = probe, _now()
+        self._change(change)
 
     def hold(self, why, probe=None):
         """Hold the workshop's orders; ``probe``: what a visit saw, as a probe's result."""

@@ -166,12 +166,13 @@ class Working:
             if result is None:
                 result = policy.as_bridge_error(
                     RuntimeError("the integration returned no result for this line"))
-            self._worked(order, isinstance(result, (LineOutcome, Written)))
+            written = isinstance(result, (LineOutcome, Written))
+            self._worked(order, written)
             if self._holds_for(order, result):
                 held.append((order, result))
                 continue
             order.attempts += 1
-            if isinstance(result, (LineOutcome, Written)):
+            if written:
                 outcome, repairs = outcome_of(result)
                 self.store.note_attempt(order.uniqueid)
                 if repairs:
