@@ -332,6 +332,15 @@ def test_routes_hold_slugs_and_ports_only(tmp_path):
                                        "    /w/garage-include-etc-passwd inactive;", "}"]
 
 
+def _ended(pid):
+    """Whether ``pid`` is gone or a zombie (ended, not yet reaped by whoever inherited it)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
 def test_up_after_a_kill_9_stops_the_nginx_left_behind(door):
     """The last test of the fleet: kill -9 of supervisord leaves nginx holding
     PUBLIC_PORT; the next ``up`` stops it (fleet/takeover.py) and starts its own."""
@@ -348,7 +357,8 @@ def test_up_after_a_kill_9_stops_the_nginx_left_behind(door):
                  "up to stop the old nginx")
         wait_for(lambda: door.nginx_pid() not in (None, old), 30, 0.1, "a new nginx")
         wait_for(lambda: _status(door, SLUG) == 200, 30, 0.1, "the front door after up")
-        assert not os.path.exists(f"/proc/{old}")
+        # it ends a moment after up says so (a graceful quit; then a zombie until reaped)
+        wait_for(lambda: _ended(old), 30, 0.1, "the old nginx to end")
     finally:  # whatever up did not stop must not outlive the test
         for pid in orphans:
             try:
