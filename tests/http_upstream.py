@@ -15,12 +15,18 @@ import threading
 #: the body of ``/big``: large enough that half of it is many TCP segments
 BIG_BODY = bytes(range(256)) * 4096
 
-FORM_PAGE = """<!DOCTYPE html><html><head><title>Form</title></head><body>
+# Both pages name an inline icon: otherwise the browser asks for /favicon.ico right after
+# the page, and a POST sent while that answer is still on the kept-alive connection goes
+# out on a fresh one instead (CI saw conn=2 seq=1), which is exactly what the resend tests
+# must not leave to chance.
+ICON = '<link rel="icon" href="data:,">'
+
+FORM_PAGE = """<!DOCTYPE html><html><head><title>Form</title>""" + ICON + """</head><body>
 <form method="post" action="/submit"><input name="line" value="{line}">
 <button id="go" type="submit">Add</button></form></body></html>"""
 
 # The SPA way: the same POST sent by fetch(), its outcome written into the page.
-FETCH_PAGE = """<!DOCTYPE html><html><head><title>Fetch</title></head><body>
+FETCH_PAGE = """<!DOCTYPE html><html><head><title>Fetch</title>""" + ICON + """</head><body>
 <div id="result">pending</div><script>
 function post(line) {
   fetch('/submit-json', {method: 'POST', headers: {'Content-Type': 'application/json'},

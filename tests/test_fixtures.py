@@ -43,8 +43,14 @@ def release(request, tmp_path):
 
 
 def version(path):
-    with sqlite3.connect(path) as db:
+    # Read-only and immutable, and closed here: ``with sqlite3.connect()`` only commits, so
+    # a WAL database left open until garbage collection keeps a -wal file beside the
+    # checked-in fixture, which vanished under a later copytree in CI.
+    db = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
+    try:
         return db.execute("PRAGMA user_version").fetchone()[0]
+    finally:
+        db.close()
 
 
 def test_the_registry_opens_with_every_integration_and_its_secrets(release):
