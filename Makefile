@@ -15,23 +15,28 @@ test: setup
 	$(PY) -m compileall -q -q api.py manage.py core orders bridge integrations workers fleet erp_sim erp_tryton
 	$(PY) -m pytest -q --durations=40
 
-# The full chaos run of issue 3: 300 orders over 20 worksheets, both ERP flavors.
+# The full chaos run of issue 3: 300 orders over 20 worksheets, both ERP flavors (make
+# test: 12 orders, classic), and the flow's chaos case on both (make test: classic).
 # Issue 25: Tryton 7.0 LTS in German through api.py (with a kill -9), and the contract on
 # both Tryton series x de, fr, es, nl (tests/stands.py, TRYTON_MATRIX).
 # Then issue 10's hostile network: 100 orders per ERP behind the fault-injecting proxy,
 # and erp_sim's chaos options together with the proxy (12 orders per flavour: with both,
 # the SPA takes ~25 s an order). Issue 27: erp_sim's screens changed and back under 20
-# orders flowing, in both flavours (make test: the classic one, 4 orders).
+# orders flowing, in both flavours, and through a proxy altering its pages (make test: the
+# classic one, 4 orders, the column order). The front door: 20 reloads (make test: 10).
 chaos: setup
-	CHAOS_ORDERS=300 CHAOS_WORKSHEETS=20 $(PY) -m pytest -q -s tests/test_e2e_chaos.py
+	CHAOS_ORDERS=300 CHAOS_WORKSHEETS=20 CHAOS_FLAVORS=classic,spa $(PY) -m pytest -q -s tests/test_e2e_chaos.py
+	FLOW_CHAOS=erp_sim,erp_sim_spa $(PY) -m pytest -q tests/test_integration_erp_sim_flow.py -k chaos
 	E2E_TRYTON_ORDERS=40 E2E_TRYTON_KILL_ORDERS=40 $(PY) -m pytest -q -s tests/test_e2e_tryton.py
 	E2E_TRYTON_SERIES=7.0 E2E_TRYTON_LANGUAGE=de E2E_TRYTON_ORDERS=40 E2E_TRYTON_KILL_ORDERS=40 \
 	  $(PY) -m pytest -q -s tests/test_e2e_tryton.py
 	TRYTON_MATRIX=1 $(PY) -m pytest -q tests/test_integration_contract.py -k matrix
 	NETFAULT_ORDERS=100 NETFAULT_TRYTON_ORDERS=100 NETFAULT_TRYTON_RATE=0.01 NETFAULT_WORKSHEETS=10 \
 	  $(PY) -m pytest -q -s tests/test_e2e_netfaults.py
-	NETFAULT_WITH_ERP_CHAOS=1 $(PY) -m pytest -q -s tests/test_e2e_netfaults.py -k erp_sim
-	DRIFT_ORDERS=20 DRIFT_FLAVORS=classic,spa $(PY) -m pytest -q -s tests/test_e2e_screen_drift.py
+	NETFAULT_WITH_ERP_CHAOS=1 NETFAULT_ORDERS=12 $(PY) -m pytest -q -s tests/test_e2e_netfaults.py -k erp_sim
+	FRONTDOOR_RELOADS=20 $(PY) -m pytest -q tests/test_fleet_frontdoor.py -k reloads
+	DRIFT_ORDERS=20 DRIFT_FLAVORS=classic,spa DRIFT_PROXY_EDITS=columns,names \
+	  $(PY) -m pytest -q -s tests/test_e2e_screen_drift.py
 
 # The long fuzz run of issue 8: schemathesis against the instance's and the management
 # API's OpenAPI documents, >= 5,000 requests in all (make test runs a bounded few).

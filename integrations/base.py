@@ -349,6 +349,12 @@ class Integration(abc.ABC):
         """
         raise NotImplementedError(f"{type(self).__name__} cannot probe its ERP")
 
+    def trust_screens(self):
+        """An operator resumed a held workshop (``PUT /start_worker``): forget what made
+        the integration doubt its reads (lines verified before that a sheet no longer
+        shows, e.g. because people changed it). Called from a request thread; nothing to
+        forget by default."""
+
     @abc.abstractmethod
     def close(self):
         """Release the browser and any other resource. Safe to call at any time."""

@@ -28,6 +28,7 @@ class FakeIntegration(Integration):
         self.look_failures = []  # exceptions the next looks answer with, one per look
         self.probes = []  # (worksheet, username) per probe
         self.probe_answers = []  # Probe results the next probes answer with; then ok
+        self.trusted = 0  # times an operator's resume said to trust the screens
 
     def add_line(self, line, credentials):
         self.calls.append(line.uniqueid)
@@ -54,6 +55,9 @@ class FakeIntegration(Integration):
             error, self.visit_error = self.visit_error, None
             raise error
         return super().add_lines(worksheet, lines, credentials)
+
+    def trust_screens(self):
+        self.trusted += 1
 
     can_look = True
 

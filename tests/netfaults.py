@@ -47,6 +47,10 @@ probability, so the probabilities must add up to at most 1 and a fault fires on 
 that share of the requests it applies to. A sequential client therefore sees the same
 faults on every run; parallel connections may interleave their arrivals differently.
 
+Besides faults, the proxy can alter what the upstream answered on its way to the client
+(:meth:`FaultyProxy.set_rewrite`): the pages of an ERP changed as a vendor update or a
+customisation would change them, which is how issue 27 is checked from outside.
+
 Every request is logged (:attr:`FaultyProxy.log`, :class:`LogEntry`, in the order
 answers went out) and every fault
 counted (:attr:`FaultyProxy.counts`).
@@ -244,6 +248,7 @@ class FaultyProxy:
         self._listener = None
         self._acceptor = None
         self.url = None  # "http://127.0.0.1:PORT", set by start()
+        self._rewrite = None
         self.set_faults(faults, when)
 
     # -- configuration and results ---------------------------------------------------
@@ -263,6 +268,15 @@ class FaultyProxy:
         with self._lock:
             self._faults = faults
             self._fired = [0] * len(faults)
+
+    def set_rewrite(self, rewrite):
+        """Alter every upstream answer from now on (``None``: pass them on as they are).
+
+        :param rewrite: ``rewrite(request, content_type, body) -> body`` (bytes); the
+            answer goes on with the body it returns and a ``Content-Length`` to match
+        """
+        with self._lock:
+            self._rewrite = rewrite
 
     @property
     def log(self):
@@ -392,6 +406,13 @@ class FaultyProxy:
                 answer = self._forward(request)
                 if answer.from_upstream:
                     entry = dataclasses.replace(entry, upstream_status=answer.status)
+                    with self._lock:
+                        rewrite = self._rewrite
+                    if rewrite is not None:
+                        kind_of = next((v for k, v in answer.headers
+                                        if k.lower() == "content-type"), "")
+                        answer = dataclasses.replace(
+                            answer, body=rewrite(request, kind_of, answer.body))
         except OSError:
             self._record(entry)
             raise

@@ -5,7 +5,9 @@ to UI revision 2 (a vendor update: a field and a button renamed, the lines table
 columns moved) while orders are being written: within one probe interval ``/alive``
 says ``changed`` and held, the orders stay ``placed`` (none in ``error``), and the ERP
 receives no write of a line (its own request log); switched back, the probe passes and
-every order is created exactly once (read through ``/_sim/worksheets/<n>``). An idle
+every order is created exactly once (read through ``/_sim/worksheets/<n>``). The same
+with erp_sim unchanged and a proxy altering its pages on their way (the issue's own
+check: names, markup, the column order). An idle
 workshop notices it by its interval probe. And the bad input: a ``PROBE_WORKSHEET`` that does not exist or is closed is said so, and holds
 nothing.
 
@@ -13,7 +15,9 @@ nothing.
 with more (``DRIFT_ORDERS``, ``DRIFT_FLAVORS``).
 """
 
+import collections
 import os
+import re
 import time
 
 import pytest
@@ -21,6 +25,7 @@ import pytest
 from conftest import wait_for
 from erp_helpers import ErpSimServer
 from instance_helpers import RunningInstance
+from netfaults import FaultyProxy
 
 pytestmark = pytest.mark.e2e
 
@@ -47,6 +52,51 @@ def post(instance, prefix, count, sheets):
     return orders
 
 
+def drift_and_back(instance, erp, sheets, prefix, change, restore):
+    """Orders flowing; ``change()`` the screens once the first line is on a worksheet:
+    within one probe interval the state is ``changed`` and held, further orders stay
+    ``placed`` with no attempt spent, none ends in ``error``, and the ERP receives no
+    write of a line (its own request log) and its worksheets stay as they were; then
+    ``restore()``: the probe passes and every order is created exactly once (read
+    through ``/_sim/worksheets/<n>``).
+
+    :returns: ``(seconds until changed was noticed, seconds until resumed, /alive erp)``
+    """
+    flowing = post(instance, f"{prefix}-a", ORDERS, sheets)
+    first = next(iter(flowing))
+    wait_for(lambda: erp.lines_with(flowing[first], first), 60, 0.05, "the first line written")
+    change()
+    changed_at = time.monotonic()
+    erp_state = wait_for(lambda: (e := alive_erp(instance))["state"] == "changed"
+                         and e["held"] and e, INTERVAL + 30, 0.05, "state changed")
+    noticed = time.monotonic() - changed_at
+    erp.clear_requests()
+    sheets_then = {sheet: erp.worksheet(sheet)["lines"] for sheet in sheets}
+    held = post(instance, f"{prefix}-b", ORDERS, sheets)
+    time.sleep(3 * INTERVAL)  # held probes run (5 s backoff); the worker takes nothing
+    statuses = {uid: instance.status(uid) for uid in {**flowing, **held}}
+    assert not [uid for uid, r in statuses.items() if r["status"] == "error"], statuses
+    waiting = {uid: r for uid, r in statuses.items() if r["status"] != "created"}
+    assert set(held) <= set(waiting)
+    assert {r["status"] for r in waiting.values()} == {"placed"}, waiting
+    assert all(r["attempts"] == 0 for uid, r in waiting.items() if uid in held)
+    assert erp.line_writes() == [], "a line was written on a changed screen"
+    assert {sheet: erp.worksheet(sheet)["lines"] for sheet in sheets} == sheets_then
+    assert alive_erp(instance)["state"] == "changed"
+
+    restore()
+    back_at = time.monotonic()
+    wait_for(lambda: (e := alive_erp(instance))["state"] == "ok" and not e["held"],
+             60, 0.1, "the probe passing again")
+    resumed = time.monotonic() - back_at
+    orders = {**flowing, **held}
+    done = instance.wait_final(list(orders), timeout=120)
+    assert {uid: r["status"] for uid, r in done.items()} == dict.fromkeys(orders, "created")
+    once = {uid: len(erp.lines_with(sheet, uid)) for uid, sheet in orders.items()}
+    assert once == dict.fromkeys(orders, 1), once
+    return noticed, resumed, erp_state
+
+
 @pytest.mark.parametrize("flavor", FLAVORS)
 def test_a_changed_screen_holds_the_orders_and_nothing_is_written_until_it_is_back(
         tmp_path, flavor):
@@ -55,44 +105,77 @@ def test_a_changed_screen_holds_the_orders_and_nothing_is_written_until_it_is_ba
         instance = RunningInstance(tmp_path, erp.url, ERP_SYSTEM=SYSTEMS[flavor],
                                    PROBE_INTERVAL_SECONDS=str(INTERVAL)).start()
         try:
-            flowing = post(instance, f"drift-{flavor}-a", ORDERS, sheets)
-            # orders flowing: the screens change once the first line is on a worksheet
-            first = next(iter(flowing))
-            wait_for(lambda: erp.lines_with(flowing[first], first), 60, 0.05,
-                     "the first line written")
-            erp.set_ui_revision(2)
-            changed_at = time.monotonic()
-            erp_state = wait_for(lambda: (e := alive_erp(instance))["state"] == "changed"
-                                 and e["held"] and e, INTERVAL + 30, 0.05, "state changed")
-            noticed = time.monotonic() - changed_at
-            erp.clear_requests()
-            sheets_then = {sheet: erp.worksheet(sheet)["lines"] for sheet in sheets}
-            held = post(instance, f"drift-{flavor}-b", ORDERS, sheets)
-            time.sleep(3 * INTERVAL)  # held probes run (5 s backoff); the worker takes nothing
-            statuses = {uid: instance.status(uid) for uid in {**flowing, **held}}
-            assert not [uid for uid, r in statuses.items() if r["status"] == "error"], statuses
-            waiting = {uid: r for uid, r in statuses.items() if r["status"] != "created"}
-            assert set(held) <= set(waiting)
-            assert {r["status"] for r in waiting.values()} == {"placed"}, waiting
-            assert all(r["attempts"] == 0 for uid, r in waiting.items() if uid in held)
-            assert erp.line_writes() == [], "a line was written on a changed screen"
-            assert {sheet: erp.worksheet(sheet)["lines"] for sheet in sheets} == sheets_then
-            assert alive_erp(instance)["state"] == "changed"
-
-            erp.set_ui_revision(1)
-            back_at = time.monotonic()
-            wait_for(lambda: (e := alive_erp(instance))["state"] == "ok" and not e["held"],
-                     60, 0.1, "the probe passing again")
-            resumed = time.monotonic() - back_at
-            done = instance.wait_final(list({**flowing, **held}), timeout=120)
+            noticed, resumed, erp_state = drift_and_back(
+                instance, erp, sheets, f"drift-{flavor}", lambda: erp.set_ui_revision(2),
+                lambda: erp.set_ui_revision(1))
         finally:
             instance.stop()
-        orders = {**flowing, **held}
-        assert {uid: r["status"] for uid, r in done.items()} == dict.fromkeys(orders, "created")
-        once = {uid: len(erp.lines_with(sheet, uid)) for uid, sheet in orders.items()}
-        assert once == dict.fromkeys(orders, 1), once
-        print(f"\n{flavor}: changed noticed {noticed:.1f} s after the switch "
-              f"({erp_state['detail']}); held orders resumed {resumed:.1f} s after it was back")
+    print(f"\n{flavor}: changed noticed {noticed:.1f} s after the switch "
+          f"({erp_state['detail']}); held orders resumed {resumed:.1f} s after it was back")
+
+
+#: what a proxy between the browser and erp_sim's classic pages changes on their way, as
+#: the issue's outside check does -- erp_sim itself stays as it is: (pattern, replacement)
+PROXY_EDITS = {
+    # the lines table's columns in another order: whole cells move, their classes with them
+    "columns": (
+        (r"<th>Product nr</th><th>Product</th><th>Amount</th>",
+         "<th>Amount</th><th>Product nr</th><th>Product</th>"),
+        (r'(<td class="product-nr">[^<]*</td><td class="product-name">[^<]*</td>)'
+         r'(<td class="amount">[^<]*</td>)', r"\2\1"),
+    ),
+    # names and markup: the product field and the save button renamed, the rows of the
+    # lines table another class (read as lines, they would be no lines at all)
+    "names": (
+        (r'(name|id|for)="product_nr"', r'\1="item_no"'),
+        (r'id="add-line-submit"', 'id="line-save"'),
+        (r'<tr class="line"', '<tr class="row"'),
+    ),
+}
+#: which of them ``make test`` runs (``make chaos``: all)
+PROXY_KINDS = os.environ.get("DRIFT_PROXY_EDITS", "columns").split(",")
+
+
+def altering(edits, applied):
+    """A :meth:`FaultyProxy.set_rewrite` function making ``edits`` to every HTML page;
+    ``applied`` counts each edit's replacements (an edit that never applied would make
+    the test prove nothing)."""
+    compiled = [(re.compile(pattern), replacement) for pattern, replacement in edits]
+
+    def rewrite(request, content_type, body):
+        if not content_type.startswith("text/html"):
+            return body
+        text = body.decode()
+        for index, (pattern, replacement) in enumerate(compiled):
+            text, count = pattern.subn(replacement, text)
+            applied[index] += count
+        return text.encode()
+    return rewrite
+
+
+@pytest.mark.parametrize("kind", PROXY_KINDS)
+def test_pages_altered_on_their_way_to_the_browser_hold_the_orders_until_they_are_not(
+        tmp_path, kind):
+    """The issue's own check: erp_sim unchanged, a proxy in front of it alters its pages
+    (``PROXY_EDITS``) while orders flow, then stops altering them."""
+    sheets = (614, 615) if kind == "columns" else (616, 617)
+    applied = collections.Counter()
+    with ErpSimServer(save_delay=0.05) as erp, FaultyProxy(erp.url) as proxy:
+        instance = RunningInstance(tmp_path, proxy.url,
+                                   PROBE_INTERVAL_SECONDS=str(INTERVAL)).start()
+        try:
+            noticed, resumed, erp_state = drift_and_back(
+                instance, erp, sheets, f"proxy-{kind}",
+                lambda: proxy.set_rewrite(altering(PROXY_EDITS[kind], applied)),
+                lambda: proxy.set_rewrite(None))
+        finally:
+            instance.stop()
+        assert not proxy.errors
+    assert all(applied[index] for index in range(len(PROXY_EDITS[kind]))), applied
+    assert erp_state["detail"].removeprefix("seen by a visit: ").startswith(
+        ("line form", "lines", "worksheet")), erp_state
+    print(f"\nproxy, {kind}: changed noticed {noticed:.1f} s after the pages were altered "
+          f"({erp_state['detail']}); held orders resumed {resumed:.1f} s after they were not")
 
 
 def test_an_idle_workshop_notices_a_changed_screen_within_one_probe_interval(tmp_path):

@@ -46,9 +46,10 @@ def test_not_found_about_another_number_is_no_verdict_on_this_one(said):
 KNOWN = ["line-id", "product-nr", "product-name", "amount", "text"]
 
 
-def shape(columns, *rows, delete=True):
-    return {"columns": columns, "rows": [{"cells": list(cells), "delete": delete}
-                                         for cells in rows]}
+def shape(columns, *rows, delete=True, others=0):
+    """``others``: rows of the table's body that are not ``tr.line``"""
+    return {"columns": columns, "body_rows": len(rows) + others,
+            "rows": [{"cells": list(cells), "delete": delete} for cells in rows]}
 
 
 @pytest.mark.parametrize("table, takes_changes", [
@@ -67,6 +68,8 @@ def test_a_lines_table_as_known_passes(table, takes_changes):
      "a line's cells are text, amount"),  # the same cells in another order
     (shape(6, KNOWN + ["actions"], delete=False), True, "no Delete button"),
     (shape(6, KNOWN + ["actions"]), False, "6 header columns"),
+    # lines renamed (tr.row, say): read as "no lines", every line would be written again
+    (shape(6, others=2), True, "2 rows, of which 0 are lines"),
 ])
 def test_a_changed_lines_table_is_a_changed_screen_naming_what_differs(table, takes_changes,
                                                                          said):

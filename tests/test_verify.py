@@ -10,7 +10,8 @@ import pytest
 from core.errors import ErpUnavailable, LineUnverified, ScreenChanged
 from integrations.base import (LineOutcome, OrderLine, SeenLine, Written, check_lines,
                                outcome_of)
-from integrations.verify import REPAIR_ROUNDS, verified_or_retried, verify_visit
+from integrations.verify import (KNOWN_QUORUM, REPAIR_ROUNDS, KnownLines, check_known,
+                                 verified_or_retried, verify_visit)
 
 LOG = logging.getLogger("test.verify")
 
@@ -43,8 +44,9 @@ class Sheet:
         self.rows.append(SeenLine(product, one.product_amount, one.text, self.next_ref))
         self.next_ref += 1
 
-    def verify(self, lines, results):
-        return verify_visit(lines, results, self.read, self.delete, self.rewrite, LOG)
+    def verify(self, lines, results, known=(), doubted=()):
+        return verify_visit(lines, results, self.read, self.delete, self.rewrite, LOG,
+                            known=known, doubted=doubted)
 
 
 def test_check_lines_sorts_right_extra_and_wrong_and_matches_whole_words():
@@ -79,21 +81,38 @@ def test_a_duplicate_is_removed_keeping_one_and_said():
     assert [row.ref for row in sheet.rows] == [0]
 
 
-def test_a_wrong_line_is_removed_and_written_again():
-    sheet = Sheet((None, None, "OilMat a"))  # saved as a comment line
-    results = {"a": LineOutcome.CREATED}
+def test_a_wrong_line_found_on_a_retry_is_removed_and_written_again():
+    sheet = Sheet((None, None, "OilMat a"))  # saved as a comment line by an earlier visit
+    results = {"a": LineOutcome.EXISTED}
     sheet.verify([line("a")], results)
     assert outcome_of(results["a"]) == (
-        LineOutcome.CREATED, ("removed 1 wrong line and wrote it again",))
+        LineOutcome.EXISTED, ("removed 1 wrong line and wrote it again",))
     assert [(row.product_nr, row.amount) for row in sheet.rows] == [("7", Decimal("2.5"))]
 
 
-def test_a_line_gone_missing_is_written_again():
-    sheet = Sheet()
-    results = {"a": LineOutcome.CREATED}
-    sheet.verify([line("a")], results)
+def test_a_line_gone_missing_beside_a_right_one_is_written_again():
+    sheet = Sheet(("7", "1", "OilMat b"))
+    results = {"a": LineOutcome.CREATED, "b": LineOutcome.CREATED}
+    sheet.verify([line("a"), line("b", amount="1")], results)
     assert results["a"] == Written(LineOutcome.CREATED, ("wrote the missing line again",))
+    assert results["b"] == LineOutcome.CREATED
     assert sheet.written == ["a"]
+
+
+@pytest.mark.parametrize("rows", [
+    [],  # the one line just saved is not there (or its text is read from another column)
+    [(None, None, "OilMat a")],  # there, but without product or amount
+    [("2.5", "7", "OilMat a")],  # product and amount swapped
+])
+def test_one_line_just_saved_that_the_read_back_disagrees_with_is_a_changed_screen(rows):
+    """Issue 27, item 5: orders mostly come one per visit, so one line is enough; nothing
+    is deleted or written again (a misread table would lose or double a right line)."""
+    sheet = Sheet(*rows)
+    results = {"a": LineOutcome.CREATED}
+    with pytest.raises(ScreenChanged) as raised:
+        sheet.verify([line("a")], results)
+    assert raised.value.screen == "lines" and "1 just saved" in raised.value.reason_text
+    assert sheet.deleted == [] and sheet.written == []
 
 
 def test_what_cannot_be_repaired_is_line_unverified_not_created():
@@ -135,19 +154,113 @@ def test_a_read_back_agreeing_with_none_of_the_lines_just_saved_is_a_changed_scr
     results = {"a": LineOutcome.CREATED, "b": LineOutcome.CREATED}
     with pytest.raises(ScreenChanged) as raised:
         sheet.verify([line("a"), line("b", amount="1")], results)
-    assert raised.value.screen == "lines" and "none of the 2 lines" in raised.value.reason_text
+    assert raised.value.screen == "lines" and "none of the 2 line(s)" in raised.value.reason_text
     assert sheet.deleted == [] and sheet.written == []
 
 
-@pytest.mark.parametrize("rows, results", [
-    # one of the two lines just saved agrees
+@pytest.mark.parametrize("rows, results, changed", [
+    # one of the two lines just saved agrees: the table reads right, the other is repaired
     ([("8", "2.5", "OilMat a"), ("7", "1", "OilMat b")],
-     {"a": LineOutcome.CREATED, "b": LineOutcome.CREATED}),
-    # one line just saved; the other was there before (a clerk's edit, say)
+     {"a": LineOutcome.CREATED, "b": LineOutcome.CREATED}, False),
+    # one line just saved; the other, there before, reads right
+    ([("8", "2.5", "OilMat a"), ("7", "1", "OilMat b")],
+     {"a": LineOutcome.CREATED, "b": LineOutcome.EXISTED}, False),
+    # one line just saved; the other, there before, is wrong too: nothing agrees
     ([("8", "2.5", "OilMat a"), ("8", "1", "OilMat b")],
-     {"a": LineOutcome.CREATED, "b": LineOutcome.EXISTED}),
+     {"a": LineOutcome.CREATED, "b": LineOutcome.EXISTED}, True),
+    # nothing saved in this visit (a retry): what it found is repaired
+    ([("8", "2.5", "OilMat a"), ("8", "1", "OilMat b")],
+     {"a": LineOutcome.EXISTED, "b": LineOutcome.EXISTED}, False),
 ])
-def test_wrong_lines_are_repaired_when_not_every_line_just_saved_disagrees(rows, results):
+def test_wrong_lines_are_repaired_only_when_some_line_of_the_visit_reads_right(rows, results,
+                                                                              changed):
     sheet = Sheet(*rows)
-    sheet.verify([line("a"), line("b", amount="1")], results)
+    if changed:
+        with pytest.raises(ScreenChanged):
+            sheet.verify([line("a"), line("b", amount="1")], results)
+        assert sheet.deleted == [] and sheet.written == []
+    else:
+        sheet.verify([line("a"), line("b", amount="1")], results)
+        assert outcome_of(results["a"])[1] == ("removed 1 wrong line and wrote it again",)
+
+
+# -- lines verified before: a table read wrong told apart from a wrong sheet ----------
+
+EARLIER = (line("e1", "7", "1"), line("e2", "8", "2"))
+EARLIER_ROWS = (("7", "1", "OilMat e1"), ("8", "2", "OilMat e2"))
+
+
+@pytest.mark.parametrize("rows", [
+    [("1", "7", "OilMat e1"), ("2", "8", "OilMat e2")],  # product and amount read swapped
+    [("7", "1", "other text"), ("8", "2", "more text")],  # the text read from elsewhere
+])
+def test_a_read_where_no_line_verified_before_reads_right_is_a_changed_screen(rows):
+    sheet = Sheet(*rows)
+    with pytest.raises(ScreenChanged) as raised:
+        check_known(sheet.read(), EARLIER)
+    assert "none of the 2 lines verified" in raised.value.reason_text
+    # ...and the repair of a line found there (a retry's EXISTED line) does not happen
+    sheet.rows.append(SeenLine("2.5", Decimal("7"), "OilMat a", 9))
+    results = {"a": LineOutcome.EXISTED}
+    with pytest.raises(ScreenChanged):
+        sheet.verify([line("a")], results, known=EARLIER)
+    assert sheet.deleted == [] and sheet.written == []
+
+
+@pytest.mark.parametrize("rows", [
+    EARLIER_ROWS,
+    (("7", "1", "OilMat e1"), ("9", "5", "OilMat e2")),  # a clerk changed one of them
+    (("7", "1", "OilMat e1"),),  # ...or deleted it
+])
+def test_a_read_where_a_line_verified_before_reads_right_passes(rows):
+    check_known(Sheet(*rows).read(), EARLIER)
+
+
+def test_fewer_lines_verified_than_the_quorum_judge_nothing():
+    assert KNOWN_QUORUM == 2
+    check_known(Sheet(("1", "7", "OilMat e1")).read(), EARLIER[:1])
+
+
+def test_a_line_verified_before_reading_right_lets_a_lone_wrong_line_be_repaired():
+    """The table reads right (a line verified earlier is as it was), so the one line just
+    saved that reads wrong is a wrong line, repaired at once -- no hold."""
+    sheet = Sheet(*EARLIER_ROWS, (None, None, "OilMat a"))
+    results = {"a": LineOutcome.CREATED}
+    sheet.verify([line("a")], results, known=EARLIER)
     assert outcome_of(results["a"])[1] == ("removed 1 wrong line and wrote it again",)
+
+
+def test_known_lines_are_kept_per_worksheet_bounded_and_forgotten_on_trust():
+    known = KnownLines(per_worksheet=2, worksheets=2)
+    known.remember("5", [line("a"), line("b"), line("c")])
+    assert [one.uniqueid for one in known.on("5")] == ["b", "c"]
+    assert [one.uniqueid for one in known.on("5", besides={"c"})] == ["b"]
+    known.remember("6", [line("d")])
+    known.remember("7", [line("e")])
+    assert known.on("5") == ()  # the least recently verified worksheet went
+    known.forget()
+    assert known.on("6") == known.on("7") == ()
+
+
+def test_a_line_in_doubt_found_wrong_again_is_not_repaired_unless_the_table_is_vouched_for():
+    """Its save was read back wrong (the visit held the workshop); the retry finds it on
+    the sheet still wrong: a misread table as likely as a wrong line, so no repair --
+    unless a line verified before reads right."""
+    sheet = Sheet(("2.5", "7", "OilMat a"))
+    with pytest.raises(ScreenChanged):
+        sheet.verify([line("a")], {"a": LineOutcome.EXISTED}, doubted={"a"})
+    assert sheet.deleted == [] and sheet.written == []
+    sheet = Sheet(("2.5", "7", "OilMat a"), *EARLIER_ROWS)
+    results = {"a": LineOutcome.EXISTED}
+    sheet.verify([line("a")], results, known=EARLIER, doubted={"a"})
+    assert outcome_of(results["a"])[1] == ("removed 1 wrong line and wrote it again",)
+
+
+def test_a_doubt_ends_when_the_line_is_verified_or_an_operator_resumes():
+    known = KnownLines()
+    known.doubt(["a", "b"])
+    assert known.doubted(["a", "b", "c"]) == {"a", "b"}
+    known.remember("5", [line("a")])
+    assert known.doubted(["a", "b"]) == {"b"}
+    known.forget()
+    assert known.doubted(["b"]) == set()

@@ -142,7 +142,9 @@ def test_a_held_worker_resumed_by_an_operator_works_its_orders(client, instance,
     instance.worker.start()
     wait_for(lambda: instance.worker.erp.held, message="held")
     assert status(instance, "p-1")["status"] == "placed"
+    assert erp.trusted == 0
     assert client.put("/start_worker").get_json()["resumed"] is True
+    assert erp.trusted == 1  # what made the integration doubt its reads is forgotten
     wait_for(lambda: status(instance, "p-1")["status"] == "created", message="created")
 
 

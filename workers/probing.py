@@ -157,6 +157,9 @@ class Probing:
         it was held"""
         if not self.erp.release():
             return False
+        integration = self._integration
+        if integration is not None:  # the operator vouches for the sheets as they are
+            integration.trust_screens()
         self.log.warning("ERP hold ended by an operator; held orders are worked again")
         self._wakeup.set()
         self.queue.wake()

@@ -15,11 +15,11 @@ from core import retry as policy
 from core.errors import (BridgeError, BrowserError, LineUnverified, LoginFailed, ScreenChanged,
                          TransientError, UnexpectedPage, WorksheetClosed, WorksheetNotFound,
                          unconfirmed)
-from integrations.base import ErpState, Integration, Probe, check_lines
+from integrations.base import ErpState, Integration, LineOutcome, Probe, Written, check_lines
 from integrations.browser.snapshot import save_failure_artifacts
 from integrations.browser.errors import BROWSER_FAILURES, map_webdriver_error
 from integrations.browser.life import BrowserLife
-from integrations.verify import verify_visit
+from integrations.verify import KnownLines, check_known, verify_visit
 
 
 class KeptBrowserIntegration(Integration):
@@ -34,6 +34,8 @@ class KeptBrowserIntegration(Integration):
         # uniqueids of this visit's lines that may be on the worksheet: their write was
         # sent, or they were seen there (_sending, verified_or_retried)
         self._maybe_on_sheet = set()
+        # lines verified per worksheet: what a read of its lines must still show
+        self.known = KnownLines()
 
     @property
     def _browser(self):
@@ -189,7 +191,7 @@ class KeptBrowserIntegration(Integration):
         """Check, reading only, every screen the visits rely on, appending each screen's
         name to ``checked`` once it passed: log in, find and open ``worksheet`` (None: as
         far as possible without one), open the add-line form and leave it unsaved, read
-        the lines. Writes nothing, ever.
+        the lines, and check them with :meth:`_check_read`. Writes nothing, ever.
 
         :raises core.errors.ScreenChanged: naming the screen and what is missing or
             different
@@ -223,10 +225,34 @@ class KeptBrowserIntegration(Integration):
     def _verify_visit(self, lines, results, credentials, read, delete, rewrite):
         """:func:`integrations.verify.verify_visit` with this ERP's ``read``, ``delete`` and
         ``rewrite``; a line it cannot confirm gets its failure page saved, like any failure."""
-        verify_visit(lines, results, read, delete, rewrite, self.log)
+        worksheet = str(lines[0].worksheet).strip()
+        mine = {line.uniqueid for line in lines}
+        doubted = self.known.doubted(mine)
+        try:
+            verify_visit(lines, results, read, delete, rewrite, self.log,
+                         known=self.known.on(worksheet, besides=mine), doubted=doubted)
+        except ScreenChanged:
+            self.known.doubt([uid for uid in mine if uid in doubted or isinstance(
+                results.get(uid), (LineOutcome, Written))])
+            raise
         for line in lines:
             if isinstance(results.get(line.uniqueid), LineUnverified):
                 self._failed(results[line.uniqueid], [line], credentials)
+        self.known.remember(worksheet, [
+            line for line in lines
+            if isinstance(results.get(line.uniqueid), (LineOutcome, Written))])
+
+    def _check_read(self, worksheet, seen, besides=()):
+        """Check the lines just read from ``worksheet`` against those verified on it
+        before (:func:`integrations.verify.check_known`), before anything is written or
+        judged on them: by a visit's first read and by the probe.
+
+        :raises ScreenChanged: when none of them reads as verified
+        """
+        check_known(seen, self.known.on(str(worksheet).strip(), besides=besides))
+
+    def trust_screens(self):
+        self.known.forget()
 
     # -- failures -------------------------------------------------------------------------
 

@@ -67,6 +67,7 @@ class ErpSimIntegration(KeptBrowserIntegration):
     def _write_all(self, worksheet, lines, credentials, results):
         sheet = self._open_worksheet(worksheet, credentials)
         present = sheet.lines()
+        self._check_read(worksheet, self._seen(sheet), besides={l.uniqueid for l in lines})
         for line in lines:
             if line.uniqueid in results:
                 continue  # the same order twice in one batch
@@ -126,7 +127,7 @@ class ErpSimIntegration(KeptBrowserIntegration):
         if not refusal:  # a sheet that takes no lines shows no add-line form to check
             sheet.inspect_line_form()
             checked.append("line form")
-        sheet.line_rows()
+        self._check_read(worksheet, self._seen(sheet))
         checked.append("lines")
         if refusal:
             raise self.pages.erp_error(refusal)

@@ -48,6 +48,8 @@ function shape() {
     var table = document.querySelector('#lines');
     if (!table) { return null; }
     return {columns: table.querySelectorAll('thead th').length,
+            body_rows: table.querySelectorAll('tr').length
+                       - table.querySelectorAll('thead tr').length,
             rows: Array.from(table.querySelectorAll('tr.line'), function (row) {
                 var id = row.getAttribute('data-line-id');
                 return {cells: Array.from(row.children, function (cell) { return cell.className; }),
@@ -192,7 +194,7 @@ def sheet_lines(rows):
 def check_line_table(shape, takes_changes):
     """Check the lines table's shape (``shape()`` of :data:`LINE_ROWS_JS`) before a line
     of it is read, kept or deleted: its header has the columns the integration knows,
-    and every line has its cells, by class, in the known order (and a Delete button of
+    every row of its body is a line (``tr.line``), and every line has its cells, by class, in the known order (and a Delete button of
     its own where the sheet takes changes). By structure only: the column headings'
     words are the user's language, and revision 1's headings carry no attribute.
 
@@ -206,6 +208,11 @@ def check_line_table(shape, takes_changes):
     if shape["columns"] != len(want):
         raise ScreenChanged(f"lines: the lines table has {shape['columns']} header columns, "
                             f"not {len(want)} ({', '.join(want)})", screen="lines")
+    if shape["body_rows"] != len(shape["rows"]):
+        # Rows that are not lines as the integration knows them (another class, say):
+        # read as "no lines", a sheet would look empty and every line be written again.
+        raise ScreenChanged(f"lines: the lines table has {shape['body_rows']} rows, of which "
+                            f"{len(shape['rows'])} are lines (tr.line)", screen="lines")
     for row in shape["rows"]:
         if tuple(row["cells"]) != want:
             raise ScreenChanged(f"lines: a line's cells are {', '.join(row['cells'])}, not "

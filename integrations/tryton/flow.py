@@ -65,6 +65,7 @@ class TrytonIntegration(KeptBrowserIntegration):
     def _write_all(self, worksheet, lines, credentials, results):
         form = self._open_sale(worksheet, credentials)
         present = form.lines()
+        self._check_read(worksheet, present, besides={line.uniqueid for line in lines})
         missing, seen = [], set()
         for line in lines:
             if line.uniqueid in results or line.uniqueid in seen:
@@ -310,7 +311,7 @@ class TrytonIntegration(KeptBrowserIntegration):
         form.check(worksheet)  # closed: said so, not a changed screen (kept.probe)
         form.new_line().discard()
         checked.append("line form")
-        form.lines()
+        self._check_read(worksheet, form.lines())
         checked.append("lines")
         self._fresh_page = not self._sao.close_tab()
 
