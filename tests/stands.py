@@ -174,8 +174,9 @@ class TrytonStand(Stand):
                   "test_a_batch_on_one_worksheet_gives_each_line_its_own_result",
                   "test_erp_refusals_have_their_reason_codes",
                   "test_a_closed_worksheet_fails_every_line",
-                  "test_wrong_password_is_login_failed_then_the_right_one_works",
                   "test_duplicates_and_wrong_lines_are_repaired_through_the_ui")
+    # (a refused login is recognised by sao's error type, not words: the English stand
+    # proves it in make test, every language in make chaos)
     _prepared = set()  # the (series, language) builds this process has made sure of
 
     def __init__(self, language="en", series="8.0", core_only=False):

@@ -26,7 +26,7 @@ from test_e2e_chaos import CHAOS
 pytestmark = pytest.mark.e2e
 
 #: orders per ERP (Tryton is ~4x slower per line through sao: fewer in make test)
-ORDERS = int(os.environ.get("NETFAULT_ORDERS", "12"))
+ORDERS = int(os.environ.get("NETFAULT_ORDERS", "8"))
 TRYTON_ORDERS = int(os.environ.get("NETFAULT_TRYTON_ORDERS", "4"))
 #: share of sao's JSON-RPC calls that meet a fault (make chaos: 0.01 over 100 orders)
 TRYTON_FAULT_RATE = float(os.environ.get("NETFAULT_TRYTON_RATE", "0.03"))
