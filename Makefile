@@ -12,7 +12,7 @@ setup:
 # Bytecode first: tests start hundreds of instances, and where PYTHONDONTWRITEBYTECODE is
 # set each would compile the project again (fleet/bytecode.py; `manage.py up` does the same).
 test: setup
-	$(PY) -m compileall -q -q api.py manage.py core orders bridge integrations workers fleet erp_sim erp_tryton
+	$(PY) -m compileall -q -q api.py manage.py core orders service integrations workers fleet erp_sim erp_tryton
 	$(PY) -m pytest -q --durations=40
 
 # The full chaos run of issue 3: 300 orders over 20 worksheets, both ERP flavors (make

@@ -2,7 +2,7 @@
 
 Parse, validate, build, run: the HTTP API (gunicorn, in this process) and the order
 worker thread, over this workshop's durable queue. Configuration comes from the
-environment and ``.env`` (see ``bridge/settings.py`` and docs/operations.md).
+environment and ``.env`` (see ``service/settings.py`` and docs/operations.md).
 
 Exit codes: 0 after a graceful stop (SIGTERM, SIGINT or ``PUT /kill``); 2 when the
 configuration is bad, or when another process already runs this workshop (it holds the
@@ -47,10 +47,10 @@ def build(args):
     :returns: ``(settings, instance, app, listener)``
     :raises ConfigError: with a one-line reason
     """
-    from bridge import logs, server
-    from bridge.app import create_app
-    from bridge.instance import Instance
-    from bridge.settings import load_settings
+    from service import logs, server
+    from service.app import create_app
+    from service.instance import Instance
+    from service.settings import load_settings
     from core.hold import Hold
 
     settings = load_settings(args.port, args.workshop)
@@ -102,7 +102,7 @@ def main(argv=None):
         return 2
     finally:
         _started()
-    from bridge import logs, server
+    from service import logs, server
 
     log = logging.getLogger("oilmat.api")
     log.info("serving %r on %s:%d with ERP %s at %s", settings.workshop, settings.host,

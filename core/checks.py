@@ -2,7 +2,7 @@
 
 The fleet refuses a bad value when it is configured (``manage.py add``, the management
 API, through :mod:`fleet.schemas`); an instance run by hand refuses it at start
-(:mod:`bridge.settings`). Both use these patterns and these messages, so a value is
+(:mod:`service.settings`). Both use these patterns and these messages, so a value is
 good or bad the same way in both, and said to be bad in the same words (a hand-run
 instance took a ``WEBHOOK_URL`` with ``user:pass@``, whose every delivery then failed with
 a misleading name-resolution error, and an ERP password with control characters, both of

@@ -9,7 +9,7 @@ data) or any other secret of at least :data:`MIN_SECRET_LENGTH` characters, from
 the Fernet key is derived with HKDF-SHA256 (RFC 5869) under a fixed salt and info
 string. HKDF, not PBKDF2: a secret of 32 characters or more needs no stretching to be
 out of reach of guessing, and the derivation runs in every process that opens a token
-(each instance, each ``bridge.unseal`` child, ``manage.py``), where PBKDF2 at a cost
+(each instance, each ``service.unseal`` child, ``manage.py``), where PBKDF2 at a cost
 that matters would add tenths of a second to each start. HKDF does not make a short
 passphrase strong: generate the secret (``secrets.token_urlsafe(32)``).
 

@@ -1,7 +1,7 @@
 """Which orders the log lines of this thread are about, while a visit is under way.
 
 The worker sets it around each visit to a worksheet (:func:`about_orders`); the log
-filter of the instance (``bridge/logs.py``, ``OrderFields``) puts it on every line,
+filter of the instance (``service/logs.py``, ``OrderFields``) puts it on every line,
 the integration's too, so that a line can be found by its order. Here, below both.
 """
 

@@ -3,7 +3,7 @@
 The worker reports visits and created orders, an integration the browsers it started
 (through the observer the worker attaches to it), the webhook thread its deliveries.
 This base class drops everything (a worker built without metrics, e.g. in unit tests);
-the instance's metrics (``bridge/metrics.py``) count them. It lives here, below all of
+the instance's metrics (``service/metrics.py``) count them. It lives here, below all of
 them, so that none has to import the one that counts.
 """
 
@@ -25,4 +25,4 @@ class Observer:
 
     def webhook(self, result):
         """One POST to the webhook: ``delivered``, ``failed`` or ``gone``
-        (``bridge.metrics.DELIVERED``, ...)."""
+        (``service.metrics.DELIVERED``, ...)."""

@@ -1,6 +1,6 @@
 """Byte-compile the project's own modules before ``manage.py up`` starts the fleet.
 
-Every instance imports the same ~40 modules of ``core``, ``orders``, ``bridge``, ``integrations`` and
+Every instance imports the same ~40 modules of ``core``, ``orders``, ``service``, ``integrations`` and
 ``workers``. Where Python may not write its bytecode cache (``PYTHONDONTWRITEBYTECODE``,
 set on our build machines and common in containers, or a tree the fleet's user cannot
 write), each instance compiled all of them from source at every start: measured, one
@@ -14,7 +14,7 @@ same, only slower, and ``up`` says so in one line.
 import subprocess
 
 #: what instances, the Grid's launcher and the management API import, relative to ROOT
-SOURCES = ("api.py", "manage.py", "core", "orders", "bridge", "integrations", "workers", "fleet")
+SOURCES = ("api.py", "manage.py", "core", "orders", "service", "integrations", "workers", "fleet")
 
 
 def compile_sources(python, root, sources=SOURCES, timeout=120):

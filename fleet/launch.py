@@ -8,7 +8,7 @@ supervisor's own files, because supervisor's format mangles ``%(...)s`` in any v
 
 It ``exec``s api.py: the same process, so supervisord's signals and its view of the pid
 reach api.py itself, and nothing of the launcher stays in memory. Before that it opens the
-workshop's sealed secrets (:func:`bridge.unseal.hand_over`: cryptography is loaded here,
+workshop's sealed secrets (:func:`service.unseal.hand_over`: cryptography is loaded here,
 where ``exec`` drops it, instead of in a child api.py would start) and hands them to
 api.py in an inherited pipe. Otherwise it imports only the standard library, to add as
 little as possible to an instance's start.
@@ -57,8 +57,8 @@ def main(argv=None):
         print(f"fleet.launch: error: {args[0]}: {e}", file=sys.stderr)
         return 2
     environment = {**inherited(os.environ), **environment}
-    try:  # nothing when the workshop has no sealed secret (bridge.unseal.sealed_in)
-        from bridge.unseal import HANDOVER_FD, hand_over
+    try:  # nothing when the workshop has no sealed secret (service.unseal.sealed_in)
+        from service.unseal import HANDOVER_FD, hand_over
         handed = hand_over(environment)
     except Exception:  # a broken install: api.py's own child says what it is, in one line
         handed = None

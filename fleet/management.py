@@ -17,8 +17,8 @@ import secrets
 from flask import Blueprint, Flask, Response, current_app, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from bridge import params, proxy
-from bridge.http import BodyError, read_body, secure_page, stream_limit
+from service import params, proxy
+from service.http import BodyError, read_body, secure_page, stream_limit
 from core import ratelimit
 from core.errors import BridgeError, WorkshopHeld
 from fleet import orders as fleet_orders
@@ -74,7 +74,7 @@ def create_app(settings=None, fleet=None):
         fleet = Fleet(settings)
     app = Flask(__name__)
     app.config["MANAGEMENT_TOKEN"] = settings.management_token
-    # a larger body is a 413, unread when its Content-Length says so (bridge/http.py)
+    # a larger body is a 413, unread when its Content-Length says so (service/http.py)
     app.config["MAX_CONTENT_LENGTH"] = stream_limit(MAX_BODY_BYTES)
     app.extensions["fleet"] = fleet
     proxy.init_app(app)  # behind the front door (/manage/): the client's address and URL
@@ -299,7 +299,7 @@ def _orders():
 
 
 def _one(name):
-    """The query parameter ``name``, given at most once (bridge/params.py); None when absent."""
+    """The query parameter ``name``, given at most once (service/params.py); None when absent."""
     try:
         return params.one(name)
     except params.BadParam as exc:
@@ -416,7 +416,7 @@ def _artifact(workshop, uniqueid, name):
 @page.get("/")
 def overview_page():
     """The page, with its inline script and style allowed by a nonce of this answer and
-    nothing else: no other script, no frame around it (:func:`bridge.http.secure_page`)."""
+    nothing else: no other script, no frame around it (:func:`service.http.secure_page`)."""
     nonce = secrets.token_urlsafe(18)
     response = Response(render_template("overview.html", nonce=nonce),
                         content_type="text/html; charset=utf-8")

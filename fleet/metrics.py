@@ -1,5 +1,5 @@
 """``GET /metrics`` of the management API: the fleet's view, every instance's own metrics
-(:mod:`bridge.metrics`) with a ``workshop`` label.
+(:mod:`service.metrics`) with a ``workshop`` label.
 
 At each scrape the management API asks every active integration's instance for its
 ``/metrics``, with that instance's token, all at once and ``PROBE_TIMEOUT`` each (as
@@ -26,7 +26,7 @@ from integrations.browser.pool import pool_status
 
 #: 1 when the workshop's instance answered its /metrics, else 0
 FLEET_UP = "oilmat_fleet_instance_up"
-#: the instance's own family that names its workshop (bridge.metrics)
+#: the instance's own family that names its workshop (service.metrics)
 INSTANCE_INFO = "oilmat_instance_info"
 
 

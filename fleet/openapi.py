@@ -1,6 +1,6 @@
 """The management API's OpenAPI 3.1 document, generated from :mod:`fleet.schemas`.
 
-As for the instance (:mod:`bridge.openapi`): the schemas come from the pydantic models
+As for the instance (:mod:`service.openapi`): the schemas come from the pydantic models
 that validate the requests, so every rule (name pattern, lengths, port range, the known
 ERP systems) is in the document; only the list of paths is written here, and a test
 checks it against the app's URL map.
@@ -11,8 +11,8 @@ from functools import lru_cache
 from pydantic import TypeAdapter
 from pydantic.json_schema import models_json_schema
 
-from bridge import fields
-from bridge.openapi import order_query_params
+from service import fields
+from service.openapi import order_query_params
 from fleet import schemas
 
 _REF = "#/components/schemas/{model}"

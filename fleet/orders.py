@@ -7,7 +7,7 @@ An instance's 4xx (unknown order, not in error) is passed on with its status; no
 is 502. The CSV export pages through ``GET /orders`` and writes one row per order.
 
 Query parameters are checked here by the same rules the instance applies
-(:mod:`bridge.params`), so a bad one is a 400 naming it even when the instance is down.
+(:mod:`service.params`), so a bad one is a 400 naming it even when the instance is down.
 """
 
 import csv
@@ -15,9 +15,9 @@ import io
 import re
 from urllib.parse import quote
 
-from bridge import fields, params
+from service import fields, params
 from orders.status import OrderStatus
-from bridge.views.failed import MAX_LIMIT, NOTE_MAX
+from service.views.failed import MAX_LIMIT, NOTE_MAX
 from fleet.errors import InstanceRefused, InstanceUnreachable, IntegrationInactive, InvalidQuery
 
 STATUSES = tuple(s.value for s in OrderStatus)

@@ -270,7 +270,7 @@ class Registry:
         change (already sealed under ``SECRET_KEY``) is not undone. ``updated_at`` is
         kept, since the configuration did not change.
 
-        :param resealer: :class:`~bridge.reseal.Resealer`; counts what it sees and names
+        :param resealer: :class:`~service.reseal.Resealer`; counts what it sees and names
             it ``registry:api_token``, ``registry:credentials``
         :returns: how many secrets were rewritten
         """

@@ -28,7 +28,7 @@ from pathlib import Path
 from core.crypto import CredentialBox
 from core.errors import BridgeError
 from core.names import file_name
-from bridge.reseal import Resealer, reseal_workshop
+from service.reseal import Resealer, reseal_workshop
 from fleet import states
 
 #: process states in which an instance may have its files open, or soon will

@@ -18,7 +18,7 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
                       StringConstraints, TypeAdapter, ValidationError, ValidationInfo, WithJsonSchema,
                       field_validator, model_validator)
 
-from bridge.fields import IDENTIFIER_PATTERN
+from service.fields import IDENTIFIER_PATTERN
 from fleet.errors import InvalidIntegration
 from core import checks
 from core.names import normal_name
@@ -72,7 +72,7 @@ SECRET_PATTERN = checks.SECRET_PATTERN
 TOKEN_PATTERN = "[!-~]{16,200}"
 _B64 = "[A-Za-z0-9+/]"
 #: a Standard Webhooks secret: whsec_ and 24 to 64 bytes in padded base64 (what
-#: bridge.webhooks.parse_secret accepts; it also takes the unpadded form)
+#: service.webhooks.parse_secret accepts; it also takes the unpadded form)
 WEBHOOK_SECRET_PATTERN = (f"whsec_(?:(?:{_B64}{{4}}){{8,21}}(?:{_B64}{{2}}==)?"
                           f"|(?:{_B64}{{4}}){{8,20}}{_B64}{{3}}=)")
 
@@ -149,7 +149,7 @@ WebhookSecret = Annotated[str, *_text(
     WEBHOOK_SECRET_PATTERN, lambda _v: "must be whsec_ followed by a key of 24 to 64 bytes in "
     "base64", "WEBHOOK_SECRET: signs every delivery; sealed at rest, never shown", 38, 94)]
 
-#: the worksheet an instance's ERP probe opens (bridge/settings.py's PROBE_WORKSHEET)
+#: the worksheet an instance's ERP probe opens (service/settings.py's PROBE_WORKSHEET)
 ProbeWorksheet = Annotated[str, *_text(
     f"(?:{IDENTIFIER_PATTERN.strip('^$')})?",
     lambda _v: "must be a worksheet number: 1-32 letters, digits or . _ / - starting with a "

@@ -17,7 +17,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 
 from core.errors import ConfigError
 from core.hold import Hold
-from bridge.logs import JsonFormatter
+from service.logs import JsonFormatter
 from fleet.janitor import start_janitor
 from fleet.management import create_app
 from fleet.settings import MANAGEMENT_HOLD, load_fleet_settings

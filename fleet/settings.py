@@ -16,8 +16,8 @@ from dotenv import load_dotenv
 from core.crypto import parse_fallbacks
 from core.ratelimit import DEFAULT_RATE_LIMIT, check_rate_limit
 from core.errors import ConfigError
-from bridge.logs import check_log_format
-from bridge.settings import Settings as InstanceSettings, browser_wait_seconds, env_number
+from service.logs import check_log_format
+from service.settings import Settings as InstanceSettings, browser_wait_seconds, env_number
 from fleet.grid import default_slots
 from fleet.grid_install import jar_path
 

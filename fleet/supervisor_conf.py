@@ -101,7 +101,7 @@ def format_command(args):
 def option_environment(integration):
     """The ERP options of one instance: ``ERP_OPTION_<NAME>`` for each that is not secret,
     and the secret ones as the registry's tokens in ``ERP_OPTIONS_SEALED`` (a JSON object
-    ``{name: token}``; ``bridge.unseal`` opens them at start).
+    ``{name: token}``; ``service.unseal`` opens them at start).
 
     Every option any ERP declares is set, "" when this integration has none: an empty
     value makes the instance use the ERP's default, where a stray ``.env`` would hand it
@@ -117,7 +117,7 @@ def option_environment(integration):
 
 
 def instance_environment(settings, integration):
-    """The settings one instance runs with (see ``bridge/settings.py``).
+    """The settings one instance runs with (see ``service/settings.py``).
 
     Every key is set, also to "": an empty value in the environment keeps a stray
     ``.env`` from filling in another workshop's login. The secrets stay sealed; the

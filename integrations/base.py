@@ -370,7 +370,7 @@ class Integration(abc.ABC):
 
         :param stop: a :class:`threading.Event` set when the worker stops: a wait for a
             resource (a slot of a browser pool) ends when it is set
-        :param observer: a :class:`bridge.metrics.Observer`-like object to tell of a
+        :param observer: a :class:`service.metrics.Observer`-like object to tell of a
             browser started (``observer.browser_started()``)
         """
 

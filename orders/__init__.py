@@ -4,6 +4,6 @@ them from (:mod:`.queue`, persist-queue), and the log of their status changes th
 feed and the webhook deliver (:mod:`.events`).
 
 Below the worker and the instance's HTTP service, above :mod:`core` only: the worker
-(``workers/``) and the service (``bridge/``) both use it, and it imports neither. This
+(``workers/``) and the service (``service/``) both use it, and it imports neither. This
 file imports nothing (see integrations/__init__.py on why).
 """

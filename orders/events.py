@@ -1,5 +1,5 @@
 """Order events: every status change of an order, kept as an outbox for the feed
-(``GET /events``, ``PUT /events/ack``) and the webhook (:mod:`bridge.webhooks`).
+(``GET /events``, ``PUT /events/ack``) and the webhook (:mod:`service.webhooks`).
 
 **Every history row is an event**, written by :class:`~orders.records.OrderStore` in
 the same SQLite transaction as the status change it records (:func:`record` is called

@@ -5,7 +5,7 @@ import time
 import pytest
 from cryptography.fernet import Fernet
 
-from bridge.settings import Settings
+from service.settings import Settings
 
 WORKSHOP = "Bennys Auto"
 
@@ -51,7 +51,7 @@ def erp():
 def instance(settings, erp):
     """One workshop's instance on real SQLite files, writing into the fake ``erp``;
     its worker is not started."""
-    from bridge.instance import Instance
+    from service.instance import Instance
 
     inst = Instance(settings, make_integration=lambda: erp)
     yield inst
@@ -61,7 +61,7 @@ def instance(settings, erp):
 @pytest.fixture
 def client(instance):
     """A Flask test client of ``instance``'s API, sending its token."""
-    from bridge.app import create_app
+    from service.app import create_app
 
     client = create_app(instance).test_client()
     client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {instance.settings.api_token}"

@@ -2,7 +2,7 @@
 that an instance started from a fleet launch file gets its ERP options.
 
 ``API_SCRIPT=tests/fleet_options_instance.py``: the same arguments and settings as api.py,
-and api.py's own :func:`api.build` (settings, the ``bridge.unseal`` child for the sealed
+and api.py's own :func:`api.build` (settings, the ``service.unseal`` child for the sealed
 secrets, the options checked against the ERP's declaration, logs with secrets masked).
 Then, instead of serving, it logs the options (through the masking filter), prints them
 as JSON on stdout, closes everything and exits 0.

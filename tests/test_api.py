@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from bridge.app import create_app
+from service.app import create_app
 from core.errors import ErpUnavailable
 from conftest import WORKSHOP, replace, wait_for
 from workers.worker import IDLE_POLL_SECONDS
@@ -390,7 +390,7 @@ def test_docs_is_a_page_of_every_operation_sent_with_the_page_headers(client):
     assert r.headers["Referrer-Policy"] == "no-referrer"
     assert "default-src 'none'" in r.headers["Content-Security-Policy"]
     assert "frame-ancestors 'none'" in r.headers["Content-Security-Policy"]
-    assert create_app(client.application.extensions["bridge"]).test_client().get(
+    assert create_app(client.application.extensions["service"]).test_client().get(
         "/docs").status_code == 401  # the token, like /openapi.json
 
 

@@ -95,11 +95,11 @@ _IDLE_THEN_ORDER = textwrap.dedent("""
 
 def test_an_instance_loads_pydantic_never_for_orders_and_cryptography_at_the_first(tmp_path):
     """They are ~16 MB of an instance's RSS: the first order loads cryptography (its
-    login is sealed), pydantic only the API's documents (bridge/fields.check_order
+    login is sealed), pydantic only the API's documents (service/fields.check_order
     checks orders), which an instance of a fleet of hundreds is rarely asked for.
 
     The instance is started the fleet's way, with sealed secrets, opened in a helper
-    process (bridge/unseal.py).
+    process (service/unseal.py).
     """
     key = Fernet.generate_key().decode()
     box = CredentialBox(key)

@@ -1,4 +1,4 @@
-"""Batch intake (``POST /create`` with ``{"orders": [...]}``, bridge/batch.py) and
+"""Batch intake (``POST /create`` with ``{"orders": [...]}``, service/batch.py) and
 ``create_client.py --file`` (client_batch.py).
 
 In-process tests use the real app, real SQLite records and queue, and the fake ERP of
@@ -15,8 +15,8 @@ import sys
 
 import pytest
 
-from bridge.app import create_app
-from bridge.batch import MAX_BATCH_ORDERS
+from service.app import create_app
+from service.batch import MAX_BATCH_ORDERS
 from conftest import WORKSHOP, replace
 from instance_helpers import ROOT, RunningInstance
 from erp_helpers import ErpSimServer, closed_port_url
@@ -231,7 +231,7 @@ def test_stored_but_not_queued_is_503_and_the_sweep_queues_them(client, instance
 def test_a_full_disk_stores_none_of_a_batch(settings, small_disk):
     """A real full file system (tmpfs): 503 and nothing of the batch; space again, the
     same batch is placed whole."""
-    from bridge.instance import Instance
+    from service.instance import Instance
     from fakes import FakeIntegration
 
     inst = Instance(replace(settings, queue_dir=str(small_disk / "q")),

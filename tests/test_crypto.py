@@ -1,4 +1,4 @@
-"""core/crypto.py and bridge/reseal.py: what SECRET_KEY may be, fallbacks, rotation."""
+"""core/crypto.py and service/reseal.py: what SECRET_KEY may be, fallbacks, rotation."""
 
 import base64
 import os
@@ -14,8 +14,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from core.crypto import (KDF_INFO, KDF_SALT, CredentialBox, Unreadable, fernet_key,
                            parse_fallbacks)
 from core.errors import ConfigError, PermanentError
-from bridge.reseal import Resealer
-from bridge.unseal import open_sealed
+from service.reseal import Resealer
+from service.unseal import open_sealed
 from core.credentials import Credentials
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -7,8 +7,8 @@ import subprocess
 
 import pytest
 
-from bridge.app import create_app
-from bridge.instance import Instance
+from service.app import create_app
+from service.instance import Instance
 from conftest import WORKSHOP, replace, wait_for
 from fakes import FakeIntegration
 

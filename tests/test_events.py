@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from bridge.app import create_app
+from service.app import create_app
 from orders.events import CursorAhead, EventLog, event_type
 from orders.records import OrderStore, fingerprint
 from orders.status import OrderStatus

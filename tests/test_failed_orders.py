@@ -1,4 +1,4 @@
-"""Acting on failed orders (bridge/views/failed.py): retry, resolve, the order listing and
+"""Acting on failed orders (service/views/failed.py): retry, resolve, the order listing and
 the failure artifacts, through Flask's test client with the fake ERP."""
 
 import os
@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from bridge.instance import Instance
+from service.instance import Instance
 from conftest import wait_for
 from core.errors import ErpUnavailable, WorksheetClosed
 from integrations.artifacts import artifact_stem
@@ -208,7 +208,7 @@ def test_artifacts_are_listed_and_served_safely(client, settings, erp):
 
 
 def test_artifacts_need_the_token(instance, settings):
-    from bridge.app import create_app
+    from service.app import create_app
 
     answer = create_app(instance).test_client().get("/orders/x/artifacts")
     assert answer.status_code == 401

@@ -1,4 +1,4 @@
-"""bridge/fields.py: each rule with its own message, and each published schema accepting
+"""service/fields.py: each rule with its own message, and each published schema accepting
 exactly what its check accepts (checked with jsonschema_rs, the validator schemathesis
 uses, so the ECMA reading of the patterns is the one tested)."""
 
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge import fields
+from service import fields
 
 MAX = Decimal("1000")
 

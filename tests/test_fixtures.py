@@ -110,7 +110,7 @@ def test_the_queue_opens_with_the_waiting_orders(release):
 
 
 def test_an_instance_on_them_works_the_waiting_orders_once(release, settings):
-    from bridge.instance import Instance
+    from service.instance import Instance
     from conftest import replace
     from fakes import FakeIntegration
 

@@ -6,7 +6,7 @@ import signal
 
 import pytest
 
-from bridge.settings import Settings
+from service.settings import Settings
 from fakes import FakeIntegration
 from tests.erp_helpers import ErpSimServer
 from tests.fleet_helpers import Fleet, Stream, fleet_env, wait_for
@@ -16,7 +16,7 @@ URL = "http://127.0.0.1:9"  # no ERP is reached in the first tests: a fake works
 
 
 def instance(env, workshop=A):
-    from bridge.instance import Instance
+    from service.instance import Instance
 
     settings = Settings(workshop=workshop, port=1, api_token="unused", secret_key=env["SECRET_KEY"],
                         queue_dir=env["QUEUE_DIR"], log_dir=env["LOG_DIR"],

@@ -111,7 +111,7 @@ def test_bad_pool_settings_are_one_line_config_errors(tmp_path, fake_jar, env, m
 
 
 def test_the_instance_reads_its_wait_and_grace(monkeypatch):
-    from bridge.settings import load_settings
+    from service.settings import load_settings
 
     base = {"SECRET_KEY": Fernet.generate_key().decode(), "API_TOKEN": "t" * 20}
     defaults = load_settings(5001, WORKSHOP, env=base)

@@ -22,7 +22,7 @@ from cryptography.fernet import Fernet
 import integrations
 from core.crypto import CredentialBox
 from core.names import program_name
-from bridge.reseal import Resealer
+from service.reseal import Resealer
 from fleet import cli, launch
 from fleet.control import Fleet
 from fleet.management import create_app

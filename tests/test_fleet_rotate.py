@@ -1,5 +1,5 @@
 """``python manage.py rotate-secrets`` on real files: a registry made by ``manage.py add``,
-workshops' order records and queues made by :class:`bridge.instance.Instance`, and a real
+workshops' order records and queues made by :class:`service.instance.Instance`, and a real
 supervisord running real instances (api.py with its worker left stopped, so no browser).
 
 After the rotation everything must open under the new key alone.
@@ -14,11 +14,11 @@ import pytest
 from cryptography.fernet import Fernet
 
 from core.crypto import CredentialBox
-from bridge.instance import Instance
+from service.instance import Instance
 from core.hold import Hold
 from core.names import file_name
 from orders.queue import OrderQueue
-from bridge.settings import Settings
+from service.settings import Settings
 from fleet.registry import Registry
 from core.credentials import Credentials
 from tests.conftest import wait_for

@@ -20,7 +20,7 @@ A, B, C = "Bennys Auto", "Bilverksted Ålesund", "Garage Tre"
 INSTANCE_ENV = dict(RETRY_BASE_SECONDS="0.2", RETRY_MAX_SECONDS="1", PAGE_LOAD_TIMEOUT="10",
                     WAIT_TIMEOUT="5", BROWSER_IDLE_SECONDS="1", STOP_WAIT_SECONDS="60")
 #: modules every instance imports, whose bytecode `up` writes (fleet/bytecode.py)
-COMPILED = ("api.py", "bridge/instance.py", "workers/worker.py", "integrations/base.py")
+COMPILED = ("api.py", "service/instance.py", "workers/worker.py", "integrations/base.py")
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from supervisor.options import ServerOptions
 
 from core.errors import ConfigError
 from core.names import program_name
-from bridge.settings import load_settings
+from service.settings import load_settings
 from fleet import launch
 from fleet.registry import Registry
 from fleet.schemas import IntegrationSpec, parse as parse_spec

@@ -1,6 +1,6 @@
 """A workshop's webhook in the fleet: the registry (secret sealed), ``manage.py add/update
 --webhook-url/--webhook-secret``, the launch file, and the instance settings made from
-it (the secret opened by the ``bridge.unseal`` child)."""
+it (the secret opened by the ``service.unseal`` child)."""
 
 import base64
 import json
@@ -9,9 +9,9 @@ import os
 import pytest
 from cryptography.fernet import Fernet
 
-from bridge.reseal import Resealer
+from service.reseal import Resealer
 from core.crypto import CredentialBox
-from bridge.settings import load_settings
+from service.settings import load_settings
 from fleet.registry import Registry
 from test_fleet_options import (W, URL, env, files_the_fleet_wrote, launch_env, listed,  # noqa: F401
                                 manage)

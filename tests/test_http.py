@@ -1,10 +1,10 @@
-"""bridge/http.py: the strict JSON body parser, one message per kind of bad body."""
+"""service/http.py: the strict JSON body parser, one message per kind of bad body."""
 
 from decimal import Decimal
 
 import pytest
 
-from bridge.http import BodyError, parse_json
+from service.http import BodyError, parse_json
 
 
 @pytest.mark.parametrize("raw,needle", [

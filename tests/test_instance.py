@@ -5,9 +5,9 @@ import logging
 import os
 import sqlite3
 
-from bridge.instance import Instance, fingerprint
+from service.instance import Instance, fingerprint
 from core.errors import StorageUnavailable
-from bridge.logs import setup
+from service.logs import setup
 from orders.status import OrderStatus, can_move
 from conftest import WORKSHOP, wait_for
 from fakes import FakeIntegration
@@ -131,7 +131,7 @@ def test_logs_mask_known_secrets_and_password_shapes(settings):
 
 
 def _client(inst):
-    from bridge.app import create_app
+    from service.app import create_app
 
     client = create_app(inst).test_client()
     client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {inst.settings.api_token}"

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from bridge.settings import erp_options
+from service.settings import erp_options
 from integrations import options_of
 from integrations.base import Option, resolve_options
 from test_api_cli import ROOT, run_api

@@ -1,8 +1,8 @@
-"""Imports run one way: core <- integrations, orders <- workers <- bridge <- fleet.
+"""Imports run one way: core <- integrations, orders <- workers <- service <- fleet.
 
 Read from the source with ast, so a new import against the grain fails here rather
 than in a review; an import inside a function counts as much as one at the top. The
-worker never imports the instance's service (``bridge``); the service imports the
+worker never imports the instance's service (``service``); the service imports the
 worker in one place, the module that wires an instance together. Test equipment
 (erp_sim, erp_tryton) imports nothing of the product, the product imports no test
 equipment, and no module of the whole tree (scripts and bench/ included) is part of an
@@ -15,7 +15,7 @@ import pathlib
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-PACKAGES = ("core", "integrations", "orders", "workers", "bridge", "fleet", "erp_sim",
+PACKAGES = ("core", "integrations", "orders", "workers", "service", "fleet", "erp_sim",
             "erp_tryton", "bench", "tests")
 #: the top-level scripts: the two commands and the command-line client
 SCRIPTS = ("api.py", "manage.py", "create_client.py", "client_batch.py")
@@ -29,19 +29,19 @@ ALLOWED = {
     # the worker: the orders, and an ERP through the integration interface
     "workers": {"core", "integrations", "orders", "workers"},
     # the instance's service: HTTP API, intake, settings, metrics, webhooks, the wiring
-    "bridge": {"core", "integrations", "orders", "workers", "bridge"},
+    "service": {"core", "integrations", "orders", "workers", "service"},
     # the fleet: core, the instance's settings and sealing, the orders' status, and the
     # ERPs' option declarations (integrations.AVAILABLE, options_of: no browser code)
-    "fleet": {"core", "orders", "bridge", "integrations", "fleet"},
+    "fleet": {"core", "orders", "service", "integrations", "fleet"},
     "erp_sim": {"erp_sim"},
     "erp_tryton": {"erp_tryton"},
-    "api.py": {"core", "integrations", "bridge"},
+    "api.py": {"core", "integrations", "service"},
     "manage.py": {"fleet"},
     "create_client.py": {"client_batch"},
     "client_batch.py": set(),
 }
 #: the one module of the service that imports the worker: it wires an instance together
-WIRING = "bridge/instance.py"
+WIRING = "service/instance.py"
 
 
 def project_imports(path):
@@ -78,13 +78,13 @@ def test_imports_run_one_way(part):
 
 def test_the_worker_never_imports_the_service_and_the_service_only_wires_it():
     wrong = []
-    for path in sources("bridge"):
+    for path in sources("service"):
         for line, name in project_imports(path):
             if name.startswith("workers") and str(path.relative_to(ROOT)) != WIRING:
                 wrong.append(f"{path.relative_to(ROOT)}:{line} imports {name}")
     for path in sources("workers"):
         wrong += [f"{path.relative_to(ROOT)}:{line} imports {name}"
-                  for line, name in project_imports(path) if name.startswith("bridge")]
+                  for line, name in project_imports(path) if name.startswith("service")]
     assert not wrong, "\n".join(wrong)
 
 
@@ -167,10 +167,10 @@ INTERFACE = {"integrations.base", "integrations.artifacts",
              "integrations.get_integration_class"}
 
 
-def test_the_bridge_uses_only_the_integration_interface():
+def test_the_service_uses_only_the_integration_interface():
     """The instance knows integrations by name and interface, never one ERP's code."""
     wrong = []
-    for package in ("bridge", "workers"):
+    for package in ("service", "workers"):
         for path in sources(package):
             for line, name in project_imports(path):
                 if name.startswith("integrations.") and not any(

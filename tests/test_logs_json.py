@@ -1,4 +1,4 @@
-"""``LOG_FORMAT=json`` (bridge/logs.py): every log line of the instance one JSON object,
+"""``LOG_FORMAT=json`` (service/logs.py): every log line of the instance one JSON object,
 ``workshop`` on each, ``uniqueid`` on each line about one order, secrets masked -- in
 the files and on stderr, gunicorn's lines too."""
 
@@ -10,8 +10,8 @@ import socket
 
 import pytest
 
-from bridge.instance import Instance
-from bridge.logs import API_LOGGER, FLASK_LOGGER, ORDERLINE_LOGGER, setup
+from service.instance import Instance
+from service.logs import API_LOGGER, FLASK_LOGGER, ORDERLINE_LOGGER, setup
 from conftest import WORKSHOP, replace
 from core.errors import ConfigError, WorksheetClosed
 from fakes import FakeIntegration

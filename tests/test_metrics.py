@@ -1,4 +1,4 @@
-"""``GET /metrics`` of an instance (bridge/metrics.py) and of the management API
+"""``GET /metrics`` of an instance (service/metrics.py) and of the management API
 (fleet/metrics.py): Prometheus' text format, read back with prometheus_client's own
 parser; the counts checked against the order records (real SQLite) and the ERP fake."""
 
@@ -12,8 +12,8 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 from werkzeug.serving import make_server
 
-from bridge.app import create_app
-from bridge.instance import Instance
+from service.app import create_app
+from service.instance import Instance
 from conftest import WORKSHOP, replace, wait_for
 from core.errors import ProductNotFound, RecordsDamaged, WorksheetClosed
 from fakes import FakeIntegration

@@ -1,4 +1,4 @@
-"""bridge/models.py: the order model of one instance, and its schema, from its settings."""
+"""service/models.py: the order model of one instance, and its schema, from its settings."""
 
 import pytest
 from hypothesis import HealthCheck, given
@@ -8,9 +8,9 @@ from cryptography.fernet import Fernet
 from pydantic import ValidationError
 
 from core.errors import ConfigError
-from bridge import fields
-from bridge.models import field_errors, order_model
-from bridge.settings import load_settings
+from service import fields
+from service.models import field_errors, order_model
+from service.settings import load_settings
 from conftest import WORKSHOP, replace
 
 ORDER = {"workshop": WORKSHOP, "worksheet": "558", "product_nr": "10",
@@ -107,8 +107,8 @@ def _model_answer(settings, body):
                         suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(changes=_BODIES)
 def test_check_order_answers_as_the_order_model_does(settings, default_login, changes):
-    """/create checks with bridge.fields.check_order (no pydantic in an instance that
-    only takes orders); the documents publish bridge.models' model: the two agree on
+    """/create checks with service.fields.check_order (no pydantic in an instance that
+    only takes orders); the documents publish service.models' model: the two agree on
     every order, valid or not, down to each field's reason and the order they come in."""
     settings = replace(settings, max_product_amount=250.0,
                        erp_username="admin" if default_login else "")

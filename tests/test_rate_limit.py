@@ -11,7 +11,7 @@ import pytest
 import requests
 import schemathesis
 
-from bridge.app import create_app as instance_app
+from service.app import create_app as instance_app
 from conftest import replace
 from core.errors import ConfigError
 from core.ratelimit import check_rate_limit

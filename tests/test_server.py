@@ -1,4 +1,4 @@
-"""bridge/server.py against a real ``api.py`` on an ephemeral port, over raw sockets:
+"""service/server.py against a real ``api.py`` on an ephemeral port, over raw sockets:
 what gunicorn refuses before Flask sees a request is JSON like every other error, and a
 chunked body over the limit is refused with 413 without being read whole."""
 

@@ -1,4 +1,4 @@
-"""bridge/settings.py: one place, one-line errors, sealed secrets from the fleet."""
+"""service/settings.py: one place, one-line errors, sealed secrets from the fleet."""
 
 import os
 import sqlite3
@@ -10,7 +10,7 @@ from cryptography.fernet import Fernet
 
 from core.crypto import CredentialBox
 from core.errors import ConfigError, PermanentError
-from bridge.settings import load_settings
+from service.settings import load_settings
 from instance_helpers import ROOT, RunningInstance
 from core.credentials import Credentials
 

@@ -1,4 +1,4 @@
-"""bridge/unseal.py: the sealed secrets opened by fleet.launch and handed over in a pipe,
+"""service/unseal.py: the sealed secrets opened by fleet.launch and handed over in a pipe,
 else by a child process."""
 
 import json
@@ -9,7 +9,7 @@ import sys
 import pytest
 from cryptography.fernet import Fernet
 
-from bridge import unseal
+from service import unseal
 from core.credentials import Credentials
 from core.crypto import CredentialBox
 from core.errors import ConfigError
@@ -25,7 +25,7 @@ def sealed_env(**more):
 
 
 def open_like_settings(env):
-    """bridge.settings' call."""
+    """service.settings' call."""
     return unseal.open_sealed_env(env)
 
 
@@ -83,9 +83,9 @@ _INSTANCE = """
 import subprocess, sys
 sys.path.insert(0, sys.argv[1])
 def refuse(*a, **k):
-    raise SystemExit("the bridge.unseal child ran")
+    raise SystemExit("the service.unseal child ran")
 subprocess.run = refuse
-from bridge.settings import load_settings
+from service.settings import load_settings
 s = load_settings(5001, "Bennys Auto", dotenv=False)
 print(s.api_token, s.erp_username, s.erp_password, "cryptography" in sys.modules)
 """

@@ -1,6 +1,6 @@
-"""Webhook delivery (bridge/webhooks.py) to a real HTTP receiver on an ephemeral port.
+"""Webhook delivery (service/webhooks.py) to a real HTTP receiver on an ephemeral port.
 
-The first tests run an :class:`~bridge.instance.Instance` in this process with the
+The first tests run an :class:`~service.instance.Instance` in this process with the
 fake ERP (tests/fakes.py), its worker in burst mode and its webhook thread running.
 The end-to-end test at the bottom runs the real thing: ``api.py`` as a process, erp_sim,
 headless Chromium, a receiver outage and a ``kill -9``.
@@ -13,9 +13,9 @@ import time
 
 import pytest
 
-from bridge.app import create_app
-from bridge.instance import Instance
-from bridge.webhooks import parse_secret, safe_url, sign
+from service.app import create_app
+from service.instance import Instance
+from service.webhooks import parse_secret, safe_url, sign
 from conftest import replace, wait_for
 from fakes import FakeIntegration
 from webhook_receiver import Receiver, SlowReceiver, spec_signature

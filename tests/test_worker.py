@@ -281,7 +281,7 @@ class HoldingFake:
 
 
 def test_the_worker_tells_the_integration_how_long_it_is_idle_and_asks_nothing_else(settings, erp):
-    from bridge.instance import Instance
+    from service.instance import Instance
     from tests.conftest import wait_for
 
     fake = HoldingFake(erp)

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from bridge.settings import load_settings
+from service.settings import load_settings
 from conftest import replace, wait_for
 from core.errors import ConfigError, ScreenChanged
 from integrations.base import ErpState, Probe

@@ -47,7 +47,7 @@ SWEEP_SECONDS = 1.0
 class Worker(Taking, Working, Probing):
     """The order worker of one instance.
 
-    :param settings: the instance's :class:`~bridge.settings.Settings`
+    :param settings: the instance's :class:`~service.settings.Settings`
     :param store: :class:`~orders.records.OrderStore`
     :param queue: :class:`~orders.queue.OrderQueue`
     :param make_integration: callable returning the

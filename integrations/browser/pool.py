@@ -3,7 +3,7 @@ and the end of one of its sessions.
 
 Both the instance (its worker decides when to give a pooled session back) and the fleet
 (``/metrics``, the overview's pool line, the load benchmark) read it; it lives here, in
-the integration interface, because imports run one way (core <- integrations <- bridge,
+the integration interface, because imports run one way (core <- integrations <- service,
 workers <- fleet). Standard library only: an idle worker calls it a few times a second.
 """
 

@@ -27,7 +27,7 @@ from gunicorn.sock import create_sockets
 from gunicorn.workers.gthread import ThreadWorker
 
 from core.errors import ConfigError
-from bridge.http import error_body
+from service.http import error_body
 
 
 class _Application(BaseApplication):
@@ -103,7 +103,7 @@ class _InProcessWorker(ThreadWorker):
 
 class _Logger(glogging.Logger):
     """gunicorn's logger, its handlers dressed as the instance's own (format, masked
-    secrets, workshop; see :func:`bridge.logs.dresser`), also after a reopen.
+    secrets, workshop; see :func:`service.logs.dresser`), also after a reopen.
 
     :param dress: called with each handler gunicorn sets up; None: gunicorn's format
     """
@@ -137,7 +137,7 @@ def serve(wsgi_app, listener, threads=8, graceful_timeout=30, dress_log=None):
 
     :param listener: a bound socket from :func:`bind`
     :param dress_log: gives gunicorn's log handlers the instance's format and filters
-        (:func:`bridge.logs.dresser`); None keeps gunicorn's own
+        (:func:`service.logs.dresser`); None keeps gunicorn's own
     """
     application = _Application(wsgi_app, {
         "bind": [],  # the socket is passed in ready-made

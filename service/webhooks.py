@@ -1,8 +1,8 @@
 """The webhook: every order event POSTed to ``WEBHOOK_URL``, signed per Standard Webhooks.
 
 One thread per instance (:class:`WebhookSender`, started and stopped with the worker's
-lifecycle by :class:`~bridge.instance.Instance`) reads the outbox of
-:mod:`bridge.events` and sends:
+lifecycle by :class:`~service.instance.Instance`) reads the outbox of
+:mod:`orders.events` and sends:
 
 * **Strictly in cursor order, one event at a time.** That is in order per order, and
   simply so: the next event is not sent before the one before it was answered 2xx. A
@@ -21,7 +21,7 @@ lifecycle by :class:`~bridge.instance.Instance`) reads the outbox of
   The failures and the next try are in SQLite, so a restart keeps the schedule.
 * **410 Gone disables** the endpoint: nothing more is sent until ``WEBHOOK_URL`` or
   ``WEBHOOK_SECRET`` changes (a digest of the two is kept with the state, see
-  :meth:`~bridge.events.EventLog.webhook`). A disabled webhook holds no events back
+  :meth:`~orders.events.EventLog.webhook`). A disabled webhook holds no events back
   from pruning; the new endpoint gets the events still kept.
 
 **One deadline for the whole delivery.** ``WEBHOOK_TIMEOUT_SECONDS`` bounds a POST from
@@ -57,7 +57,7 @@ import urllib.parse
 from datetime import datetime, timezone
 
 from core import retry
-from bridge.metrics import DELIVERED, FAILED, GONE, Observer
+from service.metrics import DELIVERED, FAILED, GONE, Observer
 
 log = logging.getLogger("oilmat.api")
 
@@ -141,10 +141,10 @@ def _result(status):
 class WebhookSender:
     """The thread that delivers the outbox to the webhook, and prunes it.
 
-    :param settings: :class:`~bridge.settings.Settings` (``webhook_*``, ``event_*``)
-    :param events: the :class:`~bridge.events.EventLog`
+    :param settings: :class:`~service.settings.Settings` (``webhook_*``, ``event_*``)
+    :param events: the :class:`~orders.events.EventLog`
     :param wake: a :class:`threading.Event` set whenever an event is written
-    :param metrics: a :class:`~bridge.metrics.Observer` told of every delivery's result
+    :param metrics: a :class:`~service.metrics.Observer` told of every delivery's result
     """
 
     def __init__(self, settings, events, wake, metrics=None):

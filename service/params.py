@@ -4,7 +4,7 @@ answered 400 with its name and the rule (never a 500).
 Each is given at most once (:func:`one`), except a list (:func:`choices`). Whole
 numbers are ASCII digits (no sign, no spaces), times RFC 3339 (a date, or a date
 and time with its zone), texts single-line. The OpenAPI document states the same rules
-(bridge/openapi.py), and the fuzz test holds the two together.
+(service/openapi.py), and the fuzz test holds the two together.
 """
 
 import re
@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 
 from flask import request
 
-from bridge.http import error_response
+from service.http import error_response
 
 _DIGITS = re.compile(r"[0-9]{1,19}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")

@@ -22,9 +22,9 @@ from core.crypto import check_secret, parse_fallbacks
 from core.ratelimit import DEFAULT_RATE_LIMIT, check_rate_limit
 from core.errors import ConfigError
 from core.names import file_name
-from bridge.fields import IDENTIFIER_PATTERN
-from bridge.logs import check_log_format
-from bridge.unseal import open_sealed_env, sealed_in
+from service.fields import IDENTIFIER_PATTERN
+from service.logs import check_log_format
+from service.unseal import open_sealed_env, sealed_in
 
 
 def env_number(env, name, default, kind=float):
@@ -46,7 +46,7 @@ def env_number(env, name, default, kind=float):
 
 def _max_product_amount(env):
     """``MAX_PRODUCT_AMOUNT``: at least 1 litre with at most 3 decimals, so that the amount
-    rule can be published as a pattern (see :func:`bridge.fields.amount_pattern`)."""
+    rule can be published as a pattern (see :func:`service.fields.amount_pattern`)."""
     value = env_number(env, "MAX_PRODUCT_AMOUNT", Settings.max_product_amount)
     if not 1 <= value <= 1e9 or round(value, 3) != value:
         raise ConfigError("MAX_PRODUCT_AMOUNT must be between 1 and 1000000000 litres with "
@@ -67,7 +67,7 @@ class Settings:
     erp_password: str = field(default="", repr=False)  # ERP_PASSWORD: its password
     queue_dir: str = "task_queue"  # QUEUE_DIR: this workshop's files go in a sub-folder
     log_dir: str = "logs"  # LOG_DIR: <workshop>_api.log, <workshop>_create_orderline.log
-    log_format: str = "text"  # LOG_FORMAT: text, or json for one JSON object per line (bridge/logs.py)
+    log_format: str = "text"  # LOG_FORMAT: text, or json for one JSON object per line (service/logs.py)
     host: str = "127.0.0.1"  # HOST: interface the API listens on
     http_threads: int = 8  # HTTP_THREADS: request threads in the one gunicorn worker
     max_attempts: int = 5  # MAX_ATTEMPTS: tries per order before a transient error is final
@@ -122,7 +122,7 @@ def _webhook(env, sealed_secret=None):
     :param sealed_secret: the secret opened from ``WEBHOOK_SECRET_SEALED``, if any
     :returns: ``(url, secret)``
     """
-    from bridge.webhooks import parse_secret
+    from service.webhooks import parse_secret
 
     url = env.get("WEBHOOK_URL", "")
     secret = sealed_secret or env.get("WEBHOOK_SECRET", "")
@@ -161,7 +161,7 @@ def _positive(env, name, default, zero=False):
 
 
 def _probe_worksheet(env):
-    """``PROBE_WORKSHEET``: empty, or a worksheet number as an order's (bridge/fields.py)."""
+    """``PROBE_WORKSHEET``: empty, or a worksheet number as an order's (service/fields.py)."""
     value = env.get("PROBE_WORKSHEET", "").strip()
     if value and not re.fullmatch(IDENTIFIER_PATTERN.strip("^$"), value):
         raise ConfigError("PROBE_WORKSHEET must be a worksheet number: 1-32 letters, digits "
@@ -211,7 +211,7 @@ def load_settings(port, workshop, env=None, dotenv=True):
     sealed_webhook_secret = None
     if sealed_in(env):
         # Opened by fleet.launch or in a child process, so this one never loads
-        # cryptography for them (~7 MB of an idle instance's RSS); see bridge/unseal.py.
+        # cryptography for them (~7 MB of an idle instance's RSS); see service/unseal.py.
         opened = open_sealed_env(env)
         api_token = opened.get("api_token", api_token)
         username = opened.get("username", username)

@@ -1,14 +1,14 @@
 """Open the fleet's sealed secrets in a short-lived child process.
 
 An instance under the fleet is handed its API token and ERP login sealed (see
-:mod:`bridge.settings`) and must open them at start. Opening them in the instance
+:mod:`service.settings`) and must open them at start. Opening them in the instance
 itself would keep cryptography loaded for good: ~7 MB of the RSS of every idle
 instance, for two decryptions. The child opens them with the same
 :class:`~core.crypto.CredentialBox` and exits. The key and the tokens go in on its
 stdin and the plaintext comes back on its stdout, so no secret is ever on a command
 line; the child costs ~50 ms at start.
 
-    python -m bridge.unseal   # stdin: {"key", "fallbacks", "api_token", "credentials",
+    python -m service.unseal   # stdin: {"key", "fallbacks", "api_token", "credentials",
                               #         "options"}; stdout: the answer
 
 ``fallbacks`` are ``SECRET_KEY_FALLBACKS``: a secret sealed under an older key still
@@ -159,9 +159,9 @@ def _answer(request):
         if "error" in answer:
             raise ConfigError(answer["error"])
         return answer
-    failed = "cannot open the sealed secrets: python -m bridge.unseal"
+    failed = "cannot open the sealed secrets: python -m service.unseal"
     try:
-        child = subprocess.run([sys.executable, "-m", "bridge.unseal"], input=request, text=True,
+        child = subprocess.run([sys.executable, "-m", "service.unseal"], input=request, text=True,
                                capture_output=True, cwd=ROOT, timeout=TIMEOUT_SECONDS)
     except (OSError, subprocess.SubprocessError) as exc:
         raise ConfigError(f"{failed}: {exc}") from None

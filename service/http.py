@@ -4,7 +4,7 @@ strict reader of JSON bodies.
 Whatever goes wrong in a request -- bad JSON, a body too large, an unknown path, a bug
 -- the client gets JSON ``{"error", "message"[, "fields"]}`` and never a stack trace.
 Errors gunicorn answers before Flask sees the request have the same shape, see
-:mod:`bridge.server`.
+:mod:`service.server`.
 """
 
 import json

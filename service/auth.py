@@ -8,7 +8,7 @@ import hmac
 
 from flask import current_app, request
 
-from bridge.http import error_response
+from service.http import error_response
 
 #: endpoints that answer without a token: health checks must work for anyone
 PUBLIC_ENDPOINTS = {"control.alive"}

@@ -36,14 +36,14 @@ CREATE_TO_CREATED_BUCKETS = (1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 4 *
 VISIT_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300)
 LINE_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60)
 
-#: the states of ``oilmat_webhook_state`` (bridge.webhooks.WebhookSender.state)
+#: the states of ``oilmat_webhook_state`` (service.webhooks.WebhookSender.state)
 WEBHOOK_STATES = ("off", "enabled", "disabled")
 
 
 class InstanceMetrics(Observer):
     """The metrics of one instance.
 
-    :param instance: the :class:`~bridge.instance.Instance`; its store, events, webhook
+    :param instance: the :class:`~service.instance.Instance`; its store, events, webhook
         sender and worker are read at scrape time
     """
 

@@ -1,6 +1,6 @@
-"""One workshop's bridge: order records, queue and worker, wired together.
+"""One workshop's service: order records, queue and worker, wired together.
 
-The HTTP layer (:mod:`bridge.app`) talks to this object only. It owns the intake
+The HTTP layer (:mod:`service.app`) talks to this object only. It owns the intake
 rules (durable before 200, idempotent on ``uniqueid``) and the start-up reconciliation
 between the records and the queue.
 """
@@ -13,11 +13,11 @@ from core.crypto import CredentialBox
 from core.errors import StorageUnavailable
 from core.hold import Hold
 from orders.events import EventLog
-from bridge.metrics import InstanceMetrics
+from service.metrics import InstanceMetrics
 from orders.queue import OrderQueue
 from orders.records import OrderStore, fingerprint, queue_payload
 from orders.status import OrderStatus
-from bridge.webhooks import WebhookSender
+from service.webhooks import WebhookSender
 from workers.worker import Worker
 from integrations import get_integration_class
 from integrations.base import Credentials, IntegrationConfig
@@ -35,7 +35,7 @@ STORAGE_RESERVE_BYTES = 1024 * 1024
 class Instance:
     """Everything one workshop's process holds, with its lifecycle.
 
-    :param settings: :class:`~bridge.settings.Settings`
+    :param settings: :class:`~service.settings.Settings`
     :param make_integration: optional factory (tests); by default the integration
         named by ``settings.erp_system``
     :param hold: the workshop's :class:`~core.hold.Hold`, taken by the caller (api.py
@@ -156,7 +156,7 @@ class Instance:
           (503 until then, ``stored=True``);
         * the process dies between the two: :meth:`reconcile` queues it at the start.
 
-        :param order: the normalised fields of :class:`~bridge.models.CreateOrder`
+        :param order: the normalised fields of :class:`~service.models.CreateOrder`
         :returns: ``(record, created)``
         :raises orders.records.DuplicateConflict: same uniqueid, other content
         :raises StorageUnavailable: see above; ``stored`` says which case
@@ -179,9 +179,9 @@ class Instance:
 
     def submit_many(self, orders):
         """Store validated orders in one transaction, then queue the new ones: the batch
-        form of :meth:`submit` (:mod:`bridge.batch`), with the same guarantees.
+        form of :meth:`submit` (:mod:`service.batch`), with the same guarantees.
 
-        :param orders: normalised fields of :class:`~bridge.models.CreateOrder`, in order
+        :param orders: normalised fields of :class:`~service.models.CreateOrder`, in order
         :returns: per order, ``(record, created)``, or ``None`` when its uniqueid is taken
             by a different order (also by an earlier order of the same batch)
         :raises StorageUnavailable: ``stored=False``: none of them was stored;

@@ -6,7 +6,7 @@ that a request the published document allows is never refused (``tests/test_fiel
 checks each pattern against its check). Plain Python, no pydantic: ``/create`` and the
 query parameter of ``/get_order_status`` are checked with it (:func:`check_order`), and
 pydantic, ~9 MB of memory in every instance that loads it, is loaded only for the API's
-documents (:mod:`bridge.models`, whose order model is built from the same checks and
+documents (:mod:`service.models`, whose order model is built from the same checks and
 which ``tests/test_models.py`` holds to the same answers).
 
 Amounts (``product_amount``) are read as a pump or a person writes them: ASCII digits
@@ -292,13 +292,13 @@ def _fraction_at_most(frac):
 
 def order_rules(settings):
     """What of an instance's settings decides a valid order: ``(workshop, maximum,
-    login_required)``, as :func:`check_order` and :func:`bridge.models.order_model` take it."""
+    login_required)``, as :func:`check_order` and :func:`service.models.order_model` take it."""
     return (settings.workshop, Decimal(repr(float(settings.max_product_amount))),
             not settings.erp_username)
 
 
 #: an order's fields, in the order :func:`check_order` reports their problems (the
-#: order of :class:`bridge.models.CreateOrder`)
+#: order of :class:`service.models.CreateOrder`)
 ORDER_FIELDS = ("workshop", "worksheet", "product_nr", "product_amount", "uniqueid",
                 "username", "password")
 

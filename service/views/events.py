@@ -9,14 +9,14 @@ client that acknowledges what it has read needs to remember nothing.
 from flask import Blueprint, current_app, jsonify
 
 from orders.events import DEFAULT_LIMIT, MAX_CURSOR, MAX_LIMIT, CursorAhead
-from bridge.http import error_response
-from bridge.params import BadParam, whole
+from service.http import error_response
+from service.params import BadParam, whole
 
 bp = Blueprint("events", __name__)
 
 
 def _events():
-    return current_app.extensions["bridge"].events
+    return current_app.extensions["service"].events
 
 
 @bp.get("/events")

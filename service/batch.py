@@ -1,7 +1,7 @@
 """Batch intake: ``POST /create`` with ``{"orders": [...]}``, 1 to 100 orders.
 
 Each order is checked on its own as a single ``/create`` is
-(:func:`bridge.fields.check_order`) and decided as a single post would be, in request
+(:func:`service.fields.check_order`) and decided as a single post would be, in request
 order; the answer has one result per order, in request order, and the counts:
 
 * ``placed`` -- new: stored and queued (``status`` is ``placed``);
@@ -15,7 +15,7 @@ An order that repeats the uniqueid of an earlier order of the same batch is a re
 it: ``existed`` with the same content, ``duplicate_uniqueid`` with other content. So a
 batch is answered exactly as its orders posted one by one would be; only the storing is
 different: every new order of a batch is stored in **one** SQLite transaction
-(:meth:`~bridge.instance.Instance.submit_many`). A 200 or 207 means every ``placed`` order
+(:meth:`~service.instance.Instance.submit_many`). A 200 or 207 means every ``placed`` order
 is on disk; a write that fails (disk full) stores none of them and is answered 503. Then
 each is queued as a single order is; a crash in between is covered by the ``queued``
 flag (``reconcile()`` at start, the worker's sweep while running).
@@ -30,10 +30,10 @@ with 400 and nothing is stored when ``orders`` is not a list of 1 to
 also as null). Which one was meant cannot be known, and taking either would drop the
 other without a word (an outside probe found the single order dropped); a body over 64 KB is refused with 413 as always
 (100 orders of the usual size are about 20 KB). The documents' models of a batch are in
-:mod:`bridge.models`.
+:mod:`service.models`.
 """
 
-from bridge import fields
+from service import fields
 
 #: most orders in one batch (seed 000's limit); more are refused whole with 400
 MAX_BATCH_ORDERS = 100
@@ -76,10 +76,10 @@ def check_orders(body):
 def intake(instance, orders):
     """Check, store and queue a batch.
 
-    :param instance: the :class:`~bridge.instance.Instance`
+    :param instance: the :class:`~service.instance.Instance`
     :param orders: what :func:`check_orders` returned
     :returns: ``(answer, status)``: a :class:`BatchAnswer` as a dict, and 200 or 207
-    :raises StorageUnavailable: as :meth:`~bridge.instance.Instance.submit_many`
+    :raises StorageUnavailable: as :meth:`~service.instance.Instance.submit_many`
     """
     rules = fields.order_rules(instance.settings)
     results = [None] * len(orders)

@@ -1,11 +1,11 @@
-"""Request and response models: the source of the OpenAPI document (:mod:`bridge.openapi`).
+"""Request and response models: the source of the OpenAPI document (:mod:`service.openapi`).
 
-``/create`` is checked by :func:`bridge.fields.check_order`, plain Python with the same
+``/create`` is checked by :func:`service.fields.check_order`, plain Python with the same
 field checks, so that an instance taking orders never loads pydantic (~9 MB each, in a
 fleet of hundreds); ``tests/test_models.py`` holds the model and that check to the same
 answer for every order, valid or not.
 
-Each field's rule and its schema come from :mod:`bridge.fields`. The order model is built
+Each field's rule and its schema come from :mod:`service.fields`. The order model is built
 per instance (:func:`order_model`): the workshop it serves, its ``MAX_PRODUCT_AMOUNT``
 and whether it has a default ERP login are part of what a valid order is, and so of the
 published schema. Values may arrive as strings or numbers (``"product_amount": "5"`` or
@@ -18,12 +18,12 @@ from typing import Annotated, Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema, create_model
 
-from bridge import batch, fields
+from service import batch, fields
 from orders.status import OrderStatus
 
 
 def _rule(check, schema):
-    """A field type checked by ``check`` (from :mod:`bridge.fields`) and published as
+    """A field type checked by ``check`` (from :mod:`service.fields`) and published as
     ``schema``: pydantic's own coercion is left out, so nothing is accepted that the
     schema does not allow, and every refusal names the rule."""
     return Annotated[Any, PlainValidator(check), WithJsonSchema(schema)]
@@ -235,7 +235,7 @@ def field_errors(validation_error):
         name = str(err["loc"][0]) if err["loc"] else "body"
         if err["type"] == "missing":
             found.setdefault(name, "is required")
-        else:  # every field is checked by bridge.fields, whose ValueError names the rule
+        else:  # every field is checked by service.fields, whose ValueError names the rule
             found.setdefault(name, str(err.get("ctx", {}).get("error", err["msg"])))
     return found
 
@@ -267,7 +267,7 @@ class EventAck(BaseModel):
     acked: int = Field(description="Every event up to this cursor is acknowledged.")
 
 
-# -- a batch (bridge/batch.py) -----------------------------------------------------
+# -- a batch (service/batch.py) -----------------------------------------------------
 
 _ITEM_DESCRIPTION = (
     "An order as CreateOrder describes it. Each is checked on its own: one that breaks a "

@@ -2,16 +2,16 @@
 
 from flask import Blueprint, current_app, jsonify, request
 
-from bridge import fields
-from bridge.http import BodyError, error_response, read_json_body
-from bridge.params import BadParam, one
+from service import fields
+from service.http import BodyError, error_response, read_json_body
+from service.params import BadParam, one
 from orders.records import DuplicateConflict
 
 bp = Blueprint("orders", __name__)
 
 
 def _instance():
-    return current_app.extensions["bridge"]
+    return current_app.extensions["service"]
 
 
 @bp.post("/create")
@@ -25,7 +25,7 @@ def create():
         return error_response(400, "malformed_json", str(exc))
     if not isinstance(body, dict):
         return error_response(400, "validation_failed", "the body must be a JSON object")
-    if "orders" in body:  # {"orders": [...]}: a batch, or refused as both (bridge/batch.py)
+    if "orders" in body:  # {"orders": [...]}: a batch, or refused as both (service/batch.py)
         return _create_batch(body)
     instance = _instance()
     # the instance's workshop, MAX_PRODUCT_AMOUNT and default login decide what is valid
@@ -44,7 +44,7 @@ def create():
 
 
 def _create_batch(body):
-    from bridge import batch
+    from service import batch
 
     try:
         orders = batch.check_orders(body)

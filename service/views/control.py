@@ -6,7 +6,7 @@ bp = Blueprint("control", __name__)
 
 
 def _instance():
-    return current_app.extensions["bridge"]
+    return current_app.extensions["service"]
 
 
 @bp.get("/alive")
@@ -64,7 +64,7 @@ def kill():
     instance = _instance()
     worker_was_running = instance.worker.running
     # The answer goes out first; the shutdown (worker drained, files closed, exit 0)
-    # is carried out by whoever runs the server, see bridge.server.
+    # is carried out by whoever runs the server, see service.server.
     current_app.config["REQUEST_SHUTDOWN"]()
     current_app.logger.warning("kill requested: shutting down")
     return jsonify({"was_running": True, "worker_was_running": worker_was_running,

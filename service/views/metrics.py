@@ -1,4 +1,4 @@
-"""``GET /metrics``: the instance's figures for Prometheus (see :mod:`bridge.metrics`).
+"""``GET /metrics``: the instance's figures for Prometheus (see :mod:`service.metrics`).
 
 Token-protected like every endpoint but ``/alive``: Prometheus sends it with
 ``authorization: {credentials: <API_TOKEN>}`` in its scrape configuration.
@@ -11,5 +11,5 @@ bp = Blueprint("metrics", __name__)
 
 @bp.get("/metrics")
 def metrics():
-    body, content_type = current_app.extensions["bridge"].metrics.render()
+    body, content_type = current_app.extensions["service"].metrics.render()
     return Response(body, content_type=content_type)

@@ -3,10 +3,10 @@
 from flask import Flask
 
 from core import ratelimit
-from bridge import auth, http, proxy
-from bridge.http import error_response
-from bridge.views import control, docs, events, failed, orders
-from bridge.views import metrics as metrics_view
+from service import auth, http, proxy
+from service.http import error_response
+from service.views import control, docs, events, failed, orders
+from service.views import metrics as metrics_view
 
 #: bodies above this are refused with 413 (a body of exactly this size is taken)
 MAX_BODY_BYTES = 64 * 1024
@@ -19,9 +19,9 @@ def _rate_limited(message):
 def create_app(instance, request_shutdown=None):
     """Build the API of one workshop's instance.
 
-    :param instance: the :class:`~bridge.instance.Instance` it serves
+    :param instance: the :class:`~service.instance.Instance` it serves
     :param request_shutdown: called by ``PUT /kill`` once the answer is decided; it
-        must return at once and stop the process afterwards (see :mod:`bridge.server`)
+        must return at once and stop the process afterwards (see :mod:`service.server`)
     """
     app = Flask("oilmat_bridge")
     app.config.update(
@@ -32,7 +32,7 @@ def create_app(instance, request_shutdown=None):
         JSON_SORT_KEYS=False,
     )
     app.json.sort_keys = False
-    app.extensions["bridge"] = instance
+    app.extensions["service"] = instance
     http.init_app(app)
     proxy.init_app(app)  # behind the fleet's front door: the public URL and client address
     # before the token check: a flood of wrong tokens is limited too (core/ratelimit.py)

@@ -132,7 +132,7 @@ def formatter(log_format):
 def dresser(settings):
     """:returns: a function that gives a handler this instance's format and filters (the
         secrets masked, the workshop and order fields added); gunicorn's handlers get it
-        too (:mod:`bridge.server`)"""
+        too (:mod:`service.server`)"""
     redact = RedactSecrets([settings.erp_password, settings.api_token, settings.secret_key,
                             *settings.secret_key_fallbacks, *_secret_options(settings),
                             settings.webhook_secret])

@@ -1,4 +1,4 @@
-"""The OpenAPI 3.1 document, generated from the pydantic models in :mod:`bridge.models`.
+"""The OpenAPI 3.1 document, generated from the pydantic models in :mod:`service.models`.
 
 Schemas come from the same classes that validate requests; only the list of paths is
 written here, and a test checks it against the app's URL map so no route is missing.
@@ -9,10 +9,10 @@ document allows is one the instance accepts (``tests/test_fuzz_api.py`` checks t
 
 from pydantic.json_schema import models_json_schema
 
-from bridge import fields, models
-from bridge.params import MOMENT_FORMATS
+from service import fields, models
+from service.params import MOMENT_FORMATS
 from orders.status import OrderStatus
-from bridge.views.failed import MAX_LIMIT as ORDERS_MAX_LIMIT, NOTE_MAX
+from service.views.failed import MAX_LIMIT as ORDERS_MAX_LIMIT, NOTE_MAX
 
 _REF = "#/components/schemas/{model}"
 
@@ -40,7 +40,7 @@ _RATE_LIMITED = {
     **_json(models.Error)}
 
 
-#: a batch of orders (bridge/batch.py); its items refer to the instance's CreateOrder
+#: a batch of orders (service/batch.py); its items refer to the instance's CreateOrder
 _CREATE_BATCH = models.batch_model(_REF.format(model="CreateOrder"))
 
 
@@ -49,7 +49,7 @@ def _create_op():
     op = _op("Queue an order line, or a batch of 1-100 in one transaction (idempotent on "
              "uniqueid)", 200, models.CreateAccepted, (400, 401, 409, 413, 415, 503))
     # a body with "orders" is a batch, and one with an order's field too is refused as
-    # both (bridge/batch.py): so an order has no "orders", and a batch no order field
+    # both (service/batch.py): so an order has no "orders", and a batch no order field
     single = {"allOf": [_ref(models.CreateOrder)], "not": {"required": ["orders"]}}
     several = {"allOf": [_ref(_CREATE_BATCH)], "not": {"anyOf": [
         {"required": [name]} for name in fields.ORDER_FIELDS]}}
@@ -76,7 +76,7 @@ def _op(summary, ok, ok_model, errors=(401,), body=None, params=None, public=Fal
                          "Retry-After"}
     for code in errors:
         responses[str(code)] = {"description": descriptions[code], **_json(models.Error)}
-    # any request may be refused by the HTTP server before the app sees it (bridge/server.py);
+    # any request may be refused by the HTTP server before the app sees it (service/server.py);
     # a long query is the one a client meets (a very long /events query answered 414)
     responses["414"] = {"description": "Request line over 4094 bytes", **_json(models.Error)}
     op = {"summary": summary, "responses": responses}
@@ -92,7 +92,7 @@ def _op(summary, ok, ok_model, errors=(401,), body=None, params=None, public=Fal
 
 
 def _whole_param(name, minimum, description, maximum=2 ** 63 - 1, required=False):
-    """A query parameter that is a whole number (see :mod:`bridge.views.events`)."""
+    """A query parameter that is a whole number (see :mod:`service.views.events`)."""
     return {"name": name, "in": "query", "required": required, "description": description,
             "schema": {"type": "integer", "minimum": minimum, "maximum": maximum}}
 
@@ -111,7 +111,7 @@ _STATUS_LIST = "|".join(s.value for s in OrderStatus)
 
 def order_query_params(note=False):
     """The query parameters of ``GET /orders`` (or, with ``note``, of ``PUT /retry``
-    and ``/resolve``), as bridge/params.py reads them; the management API's document
+    and ``/resolve``), as service/params.py reads them; the management API's document
     uses them too (fleet/openapi.py)."""
     if note:
         return [_uniqueid_param(), {
@@ -135,7 +135,7 @@ def order_query_params(note=False):
 
 
 def _operator_op(summary):
-    """``PUT /retry`` and ``PUT /resolve`` (bridge/views/failed.py)."""
+    """``PUT /retry`` and ``PUT /resolve`` (service/views/failed.py)."""
     return _with_description(_op(summary, 200, models.OrderRecord, (400, 401, 404, 409, 503),
                                  params=order_query_params(note=True)),
                              409, "The order is not in error (not_failed)")
@@ -168,7 +168,7 @@ def _with_description(op, status, description):
 
 
 def _metrics_op():
-    """``GET /metrics``: Prometheus' text format, not JSON (see :mod:`bridge.metrics`)."""
+    """``GET /metrics``: Prometheus' text format, not JSON (see :mod:`service.metrics`)."""
     op = _op("The instance's metrics in Prometheus' text format", 200, None, (401,))
     op["responses"]["200"] = {
         "description": "Prometheus text exposition format (prometheus_client)",
@@ -177,7 +177,7 @@ def _metrics_op():
 
 
 def _docs_op():
-    """``GET /docs``: this document for people, as an HTML page (bridge/views/docs.py)."""
+    """``GET /docs``: this document for people, as an HTML page (service/views/docs.py)."""
     op = _op("This document as a page for people: every operation and what it does", 200,
              None)
     op["responses"]["200"] = {"description": "HTML",
@@ -245,7 +245,7 @@ def build_document(settings, server_url=None):
     """The document of the instance with these settings (built per request: it is
     asked for rarely, and a test may change an instance's settings).
 
-    :param settings: :class:`~bridge.settings.Settings`
+    :param settings: :class:`~service.settings.Settings`
     :param server_url: the instance's base URL as its client sees it (``servers``)
     """
     order = models.order_model(settings)

@@ -21,10 +21,10 @@ import os
 
 from flask import Blueprint, current_app, jsonify, send_file
 
-from bridge import fields
+from service import fields
 from orders.events import MAX_CURSOR
-from bridge.http import error_response
-from bridge.params import BadParam, choices, moment, one, text, whole
+from service.http import error_response
+from service.params import BadParam, choices, moment, one, text, whole
 from orders.status import OrderStatus
 from integrations.artifacts import find_artifacts
 
@@ -38,7 +38,7 @@ _STATUSES = tuple(s.value for s in OrderStatus)
 
 
 def _instance():
-    return current_app.extensions["bridge"]
+    return current_app.extensions["service"]
 
 
 def _uniqueid(value):

@@ -1,4 +1,4 @@
-"""``GET /openapi.json``: the API description, built from :mod:`bridge.openapi`; and
+"""``GET /openapi.json``: the API description, built from :mod:`service.openapi`; and
 ``GET /docs``: the same for people, a page listing every operation with its summary.
 
 Both need the token, like every endpoint but ``/alive``: the document is this
@@ -11,7 +11,7 @@ from html import escape
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from bridge.http import secure_page
+from service.http import secure_page
 
 bp = Blueprint("docs", __name__)
 
@@ -19,11 +19,11 @@ bp = Blueprint("docs", __name__)
 def _document():
     # Imported on the first request, not at start: the document is built from the
     # pydantic models, and pydantic plus the models are ~9 MB of an idle instance's RSS.
-    from bridge.openapi import build_document
+    from service.openapi import build_document
 
     # the server URL as the client reached it: behind the fleet's front door
-    # https://host:8443/w/<slug> (bridge/proxy.py), else this instance's own address
-    return build_document(current_app.extensions["bridge"].settings,
+    # https://host:8443/w/<slug> (service/proxy.py), else this instance's own address
+    return build_document(current_app.extensions["service"].settings,
                           request.url_root.rstrip("/"))
 
 
