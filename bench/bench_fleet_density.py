@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.bench_fleet_load import kill_tree  # noqa: E402
 from fleet.control import Fleet  # noqa: E402
-from fleet.schemas import IntegrationSpec  # noqa: E402
+from fleet.schemas import RegistrationSpec  # noqa: E402
 from fleet.settings import load_fleet_settings  # noqa: E402
 from tests.fleet_helpers import free_port  # noqa: E402
 
@@ -84,7 +84,7 @@ def main():
         port = free_port()
         while port in ports:  # free_port() releases what it found: it can repeat itself
             port = free_port()
-        spec = IntegrationSpec(workshop=f"Verksted {n:02d} Ålesund", erp_system="erp_sim",
+        spec = RegistrationSpec(workshop=f"Verksted {n:02d} Ålesund", erp_system="erp_sim",
                                erp_url=closed, port=port, username="admin", password="admin")
         fleet.create(spec)
         ports.append(spec.port)

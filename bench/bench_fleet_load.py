@@ -436,7 +436,7 @@ class Load:
 
     def register(self, settings, env):
         from fleet.control import Fleet
-        from fleet.schemas import IntegrationSpec
+        from fleet.schemas import RegistrationSpec
         from tests.fleet_helpers import free_port
 
         fleet = Fleet(settings)
@@ -447,7 +447,7 @@ class Load:
                 port = free_port()
             taken.add(port)
             erp = self.erps[n // self.args.per_erp]
-            _, token, _ = fleet.create(IntegrationSpec(
+            _, token, _ = fleet.create(RegistrationSpec(
                 workshop=f"Verksted {n:03d}", erp_system="erp_sim", erp_url=erp.url, port=port,
                 username="admin", password="admin"))
             self.workshops.append({"name": f"Verksted {n:03d}", "port": port, "token": token,

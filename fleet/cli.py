@@ -14,10 +14,10 @@ from core.errors import BridgeError
 from fleet import frontdoor, states
 from fleet.backup import backup, restore
 from fleet.bytecode import compile_sources
-from fleet.errors import InvalidIntegration, SupervisorUnavailable
+from fleet.errors import InvalidRegistration, SupervisorUnavailable
 from fleet.control import Fleet
 from fleet.rotate import rotate_secrets
-from fleet.schemas import IntegrationChange, IntegrationSpec, parse
+from fleet.schemas import RegistrationChange, RegistrationSpec, parse
 from fleet.settings import ROOT, load_fleet_settings, require
 from fleet.takeover import take_over
 
@@ -79,13 +79,13 @@ def _options(items):
     """``["database=workshop", "api_key=-"]`` -> ``{name: value}``; ``-`` reads one line of
     stdin (in the order given, after ``--password -``), so a secret is on no command line.
 
-    :raises InvalidIntegration: for an item without ``=``
+    :raises InvalidRegistration: for an item without ``=``
     """
     options = {}
     for item in items:
         name, sep, value = item.partition("=")
         if not sep or not name:  # the item is not echoed: it may be a misplaced secret
-            raise InvalidIntegration("--option must be NAME=VALUE, e.g. --option database=workshop")
+            raise InvalidRegistration("--option must be NAME=VALUE, e.g. --option database=workshop")
         options[name] = _stdin_line() if value == "-" else value
     return options
 
@@ -129,7 +129,7 @@ def run(args, fleet, out=None):
     out = out or sys.stdout  # looked up now, so a test's captured stdout gets it
     cmd = args.command
     if cmd == "add":
-        spec = parse(IntegrationSpec, _spec_fields(args))
+        spec = parse(RegistrationSpec, _spec_fields(args))
         integration, token, done = fleet.create(spec)
         print(f"added {integration.workshop!r} on port {integration.port} "
               f"({'active' if integration.active else 'inactive'}; supervisor: {done})", file=out)
@@ -137,7 +137,7 @@ def run(args, fleet, out=None):
     elif cmd == "update":
         fields = _spec_fields(args)
         workshop = fields.pop("workshop")
-        integration, done = fleet.reconfigure(workshop, parse(IntegrationChange, fields))
+        integration, done = fleet.reconfigure(workshop, parse(RegistrationChange, fields))
         print(f"updated {integration.workshop!r} (supervisor: {done})", file=out)
     elif cmd == "remove":
         integration, done = fleet.remove(args.workshop, delete_data=args.delete_data)

@@ -14,7 +14,7 @@ import socket
 
 from core.errors import WorkshopHeld
 from core.hold import Hold, holder
-from fleet.errors import (IntegrationInactive, InvalidIntegration, PortTaken, SupervisorUnavailable,
+from fleet.errors import (IntegrationInactive, InvalidRegistration, PortTaken, SupervisorUnavailable,
                           WebhookIncomplete)
 from fleet import frontdoor, states
 from fleet.grid import runs_local_grid
@@ -115,7 +115,7 @@ class Fleet:
     def create(self, spec):
         """Register and (if active) start a new integration.
 
-        :param spec: :class:`~fleet.schemas.IntegrationSpec`
+        :param spec: :class:`~fleet.schemas.RegistrationSpec`
         :returns: ``(integration, api_token, supervisor outcome)``; the token in plain
             text, to be shown once
         """
@@ -132,7 +132,7 @@ class Fleet:
     def reconfigure(self, workshop, change):
         """Change an integration; restarts its instance (only it) when it is active.
 
-        :param change: :class:`~fleet.schemas.IntegrationChange`
+        :param change: :class:`~fleet.schemas.RegistrationChange`
         :returns: ``(integration, supervisor outcome)``
         """
         current = self.get(workshop)
@@ -147,7 +147,7 @@ class Fleet:
         keeps_secret = current.webhook_secret is not None and change.webhook_url != ""
         try:
             check_webhook(url, change.webhook_secret or keeps_secret)
-        except InvalidIntegration as exc:
+        except InvalidRegistration as exc:
             raise WebhookIncomplete(f"{exc}; this integration holds "
                                     f"{'a URL' if current.webhook_url else 'no webhook URL'} and "
                                     f"{'a secret' if current.webhook_secret else 'no secret'}"
@@ -162,7 +162,7 @@ class Fleet:
             None: none changed
         :returns: ``{"options": ..., "secret": ...}`` for :meth:`Registry.update`, or
             ``{}`` when neither the options nor the ERP change
-        :raises InvalidIntegration: when an option does not fit (the new) ERP, e.g. an
+        :raises InvalidRegistration: when an option does not fit (the new) ERP, e.g. an
             option the old ERP took and the new one does not
         """
         erp_system = erp_system or current.erp_system

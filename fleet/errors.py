@@ -10,7 +10,7 @@ class FleetError(BridgeError):
     reason_code = "FLEET_ERROR"
 
 
-class InvalidIntegration(FleetError):
+class InvalidRegistration(FleetError):
     """An integration's settings are not acceptable (bad URL, bad port, bad name)."""
 
     reason_code = "INVALID_INTEGRATION"

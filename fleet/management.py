@@ -23,19 +23,19 @@ from core import ratelimit
 from core.errors import BridgeError, WorkshopHeld
 from fleet import orders as fleet_orders
 from fleet.errors import (DuplicateIntegration, InstanceUnreachable, IntegrationInactive,
-                          InvalidIntegration, InvalidQuery, PortTaken, SupervisorUnavailable,
+                          InvalidRegistration, InvalidQuery, PortTaken, SupervisorUnavailable,
                           UnknownIntegration, WebhookIncomplete)
 from fleet.control import Fleet
 from fleet.instances import COMMANDS
 from fleet.openapi import build_document
-from fleet.schemas import IntegrationChange, IntegrationSpec, parse
+from fleet.schemas import RegistrationChange, RegistrationSpec, parse
 from fleet.settings import load_fleet_settings, require
 
 log = logging.getLogger("fleet.management")
 
 #: error class -> HTTP status; anything else under BridgeError is a 500 with its code
 STATUS = {
-    InvalidIntegration: 400,
+    InvalidRegistration: 400,
     InvalidQuery: 400,
     UnknownIntegration: 404,
     DuplicateIntegration: 409,
@@ -163,11 +163,11 @@ def _body():
         # that still parses taken), and a body of exactly the limit is not over it
         raw = read_body(MAX_BODY_BYTES)
     except BodyError as exc:
-        raise InvalidIntegration(str(exc)) from None
+        raise InvalidRegistration(str(exc)) from None
     try:
         return json.loads(raw)
     except (ValueError, RecursionError):
-        raise InvalidIntegration("the request body is not valid JSON (UTF-8)") from None
+        raise InvalidRegistration("the request body is not valid JSON (UTF-8)") from None
 
 
 def _answer(integration, **extra):
@@ -222,14 +222,14 @@ def metrics():
 
 @api.post("/integrations")
 def create():
-    integration, token, done = _fleet().create(parse(IntegrationSpec, _body()))
+    integration, token, done = _fleet().create(parse(RegistrationSpec, _body()))
     log.info("created integration for workshop %r (port %s)", integration.workshop, integration.port)
     return _answer(integration, api_token=token, supervisor=done), 201
 
 
 @api.put("/integrations/<workshop>")
 def reconfigure(workshop):
-    integration, done = _fleet().reconfigure(workshop, parse(IntegrationChange, _body()))
+    integration, done = _fleet().reconfigure(workshop, parse(RegistrationChange, _body()))
     log.info("reconfigured workshop %r: %s", integration.workshop, done)
     return _answer(integration, supervisor=done)
 
@@ -238,10 +238,10 @@ def reconfigure(workshop):
 def remove(workshop):
     unknown = sorted(set(request.args) - {"delete_data"})
     if unknown:  # a misspelt delete_data must not silently keep (or delete) the data
-        raise InvalidIntegration(f"unknown query parameter {unknown[0]!r}; known: delete_data")
+        raise InvalidRegistration(f"unknown query parameter {unknown[0]!r}; known: delete_data")
     flag = _one("delete_data") or "false"
     if flag not in _FLAGS:
-        raise InvalidIntegration("delete_data must be true or false")
+        raise InvalidRegistration("delete_data must be true or false")
     delete = _FLAGS[flag]
     integration, done = _fleet().remove(workshop, delete_data=delete)
     log.info("removed workshop %r (data %s)", integration.workshop, "deleted" if delete else "kept")

@@ -17,7 +17,7 @@ from fleet import schemas
 
 _REF = "#/components/schemas/{model}"
 
-_MODELS = (schemas.IntegrationSpec, schemas.IntegrationChange, schemas.Overview, schemas.Health,
+_MODELS = (schemas.RegistrationSpec, schemas.RegistrationChange, schemas.Overview, schemas.Health,
            schemas.Created, schemas.Changed, schemas.Removed, schemas.ProcessChanged,
            schemas.InstanceAnswered, schemas.Error, schemas.OrderPage, schemas.OrderActed,
            schemas.OrderArtifacts, schemas.Pool, schemas.Probed)
@@ -100,12 +100,12 @@ def _paths():
         "/integrations": {
             "get": _op("Health of every integration", schemas.Overview, ()),
             "post": _op("Register an integration; its API token is in this answer only",
-                        schemas.Created, body_errors, ok=201, body=schemas.IntegrationSpec),
+                        schemas.Created, body_errors, ok=201, body=schemas.RegistrationSpec),
         },
         "/integrations/{workshop}": {
             "get": _one("Health of one integration", schemas.Health, ()),
             "put": _one("Reconfigure (restarts only its instance); unset fields stay",
-                        schemas.Changed, body_errors, body=schemas.IntegrationChange),
+                        schemas.Changed, body_errors, body=schemas.RegistrationChange),
             "delete": _one("Stop and forget it; its data stays unless delete_data",
                            schemas.Removed, (400, 409, 503), params=[delete_data]),
         },

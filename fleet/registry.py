@@ -37,7 +37,7 @@ CREATE TABLE IF NOT EXISTS integrations (
     port INTEGER NOT NULL UNIQUE,
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
-    options TEXT NOT NULL DEFAULT '{}',    -- JSON, see Integration.options
+    options TEXT NOT NULL DEFAULT '{}',    -- JSON, see Registration.options
     webhook_url TEXT NOT NULL DEFAULT '',  -- WEBHOOK_URL of the instance ('' for none)
     webhook_secret TEXT,                   -- Fernet token of its WEBHOOK_SECRET, or NULL
     slug TEXT,                             -- its public path /w/<slug>/, given once (format 2)
@@ -51,7 +51,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS integrations_slug ON integrations (slug);
 MIGRATIONS = (("options", "TEXT NOT NULL DEFAULT '{}'"),
               ("webhook_url", "TEXT NOT NULL DEFAULT ''"), ("webhook_secret", "TEXT"))
 
-#: what :meth:`Integration.public` shows instead of a secret option's value
+#: what :meth:`Registration.public` shows instead of a secret option's value
 MASK = "********"
 
 
@@ -60,8 +60,11 @@ def now():
 
 
 @dataclass(frozen=True)
-class Integration:
-    """One row of the registry. ``repr`` and :meth:`public` never show a secret."""
+class Registration:
+    """One row of the registry: a workshop's registration (what the management API
+    calls an integration, ``/integrations/<name>``; not the ERP adapter of
+    :class:`integrations.base.Integration`). ``repr`` and :meth:`public` never show a
+    secret."""
 
     workshop: str
     erp_system: str
@@ -347,7 +350,7 @@ class Registry:
 
     @staticmethod
     def _row(row):
-        return Integration(
+        return Registration(
             workshop=row["workshop"], erp_system=row["erp_system"], erp_url=row["erp_url"],
             port=row["port"], active=bool(row["active"]), username=row["username"],
             created_at=row["created_at"], updated_at=row["updated_at"],

@@ -19,7 +19,7 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
                       field_validator, model_validator)
 
 from service.fields import IDENTIFIER_PATTERN
-from fleet.errors import InvalidIntegration
+from fleet.errors import InvalidRegistration
 from core import checks
 from core.names import normal_name
 from fleet import states
@@ -180,13 +180,13 @@ def check_options(erp_system, options):
     """Check ``options`` (``{name: value}``, as stored: without defaults) against what
     ``erp_system`` declares (see :class:`integrations.base.Option`).
 
-    :raises InvalidIntegration: ``options: <which option, which rule>``; a secret value is
+    :raises InvalidRegistration: ``options: <which option, which rule>``; a secret value is
         never repeated
     """
     try:
         resolve_options(options_of(erp_system), options)
     except ValueError as exc:
-        raise InvalidIntegration(f"options: {exc}") from None
+        raise InvalidRegistration(f"options: {exc}") from None
     return options
 
 
@@ -243,7 +243,7 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
-class IntegrationSpec(_Strict):
+class RegistrationSpec(_Strict):
     """A new integration (``manage.py add``, ``POST /integrations``)."""
 
     model_config = ConfigDict(json_schema_extra=_spec_schema)
@@ -286,7 +286,7 @@ def _change_schema(schema):
                                     "webhook_secret": {"type": "string"}}}
 
 
-class IntegrationChange(_Strict):
+class RegistrationChange(_Strict):
     """A reconfiguration (``manage.py update``, ``PUT /integrations/<workshop>``); unset fields stay.
 
     A URL or a secret alone is completed by what the integration holds; when it holds
@@ -325,23 +325,23 @@ class IntegrationChange(_Strict):
 def check_webhook(url, secret):
     """A webhook needs both its URL and its secret.
 
-    :raises ValueError: (``InvalidIntegration`` for the fleet) naming the missing one
+    :raises ValueError: (``InvalidRegistration`` for the fleet) naming the missing one
     """
     if url and not secret:
-        raise InvalidIntegration("webhook_secret: is required with webhook_url (every "
+        raise InvalidRegistration("webhook_secret: is required with webhook_url (every "
                                  "delivery is signed)")
     if secret and not url:
-        raise InvalidIntegration("webhook_url: is required with webhook_secret")
+        raise InvalidRegistration("webhook_url: is required with webhook_secret")
 
 
 def parse(model, data):
     """Validate ``data`` into ``model``.
 
-    :raises InvalidIntegration: one line naming every bad field; never echoes a value,
+    :raises InvalidRegistration: one line naming every bad field; never echoes a value,
         since the value may be a password
     """
     if not isinstance(data, dict):
-        raise InvalidIntegration("the request body must be a JSON object")
+        raise InvalidRegistration("the request body must be a JSON object")
     try:
         return model.model_validate(data)
     except ValidationError as e:
@@ -349,14 +349,15 @@ def parse(model, data):
         for err in e.errors(include_input=False, include_url=False, include_context=False):
             field = ".".join(str(p) for p in err["loc"]) or "body"
             problems.append(f"{field}: {err['msg'].removeprefix('Value error, ')}")
-        raise InvalidIntegration("; ".join(problems)) from None
+        raise InvalidRegistration("; ".join(problems)) from None
 
 
 # -- answers (documented in /openapi.json; the tests hold the API to them) -------------
 
 
-class Integration(BaseModel):
-    """One integration's configuration, without its secrets."""
+class Registration(BaseModel):
+    """A workshop's registration (``/integrations/<name>``: the API keeps its word for
+    it), without its secrets."""
 
     workshop: str
     erp_system: str
@@ -399,7 +400,7 @@ class Holder(BaseModel):
     program: Optional[str] = None
 
 
-class Health(Integration):
+class Health(Registration):
     """One entry of the overview: configuration, process state and the instance's ``/alive``."""
 
     health: Literal[states.HEALTHS]
@@ -422,13 +423,13 @@ class Overview(BaseModel):
 
 
 class Created(BaseModel):
-    integration: Integration
+    integration: Registration
     api_token: str
     supervisor: str
 
 
 class Changed(BaseModel):
-    integration: Integration
+    integration: Registration
     supervisor: str
 
 
@@ -437,19 +438,19 @@ class Removed(Changed):
 
 
 class ProcessChanged(BaseModel):
-    integration: Integration
+    integration: Registration
     process_state: str
 
 
 class InstanceAnswered(BaseModel):
-    integration: Integration
+    integration: Registration
     instance: dict
 
 
 class Probed(BaseModel):
     """``POST /integrations/<workshop>/probe``: what the instance's probe found."""
 
-    integration: Integration
+    integration: Registration
     erp: dict = Field(description="The instance's erp object: state (ok, changed, "
                                   "unreachable, login_failed, unknown), checked_at, detail, "
                                   "checked, artifacts, held.")

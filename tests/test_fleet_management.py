@@ -20,7 +20,7 @@ from fleet import states
 from fleet.control import Fleet
 from fleet.management import MAX_BODY_BYTES, create_app
 from fleet.openapi import build_document
-from fleet.schemas import IntegrationSpec, parse
+from fleet.schemas import RegistrationSpec, parse
 from fleet.settings import load_fleet_settings
 from tests.fleet_fakes import FakeSupervisor
 from tests.fleet_helpers import FAKE_INSTANCE, ROOT, fleet_env, free_port, wait_for
@@ -159,10 +159,10 @@ NAME_CORPUS = ["Bennys Auto", " Bennys  Auto ", "Bennys\u00a0Auto", "Garage %(he
 def test_the_documented_name_rule_is_the_one_applied(name):
     """A schema-valid name is accepted and a schema-invalid one refused, read by the JSON
     Schema validator schemathesis uses -- so the fuzzing never meets a disagreement."""
-    schema = build_document()["components"]["schemas"]["IntegrationSpec"]["properties"]["workshop"]
+    schema = build_document()["components"]["schemas"]["RegistrationSpec"]["properties"]["workshop"]
     documented = jsonschema_rs.validator_for(schema).is_valid(name)
     try:
-        parse(IntegrationSpec, {"workshop": name, "erp_system": "erp_sim",
+        parse(RegistrationSpec, {"workshop": name, "erp_system": "erp_sim",
                                 "erp_url": "http://127.0.0.1:5080", "port": 5000})
         accepted = True
     except Exception:
@@ -363,7 +363,7 @@ def test_a_webhook_half_the_integration_cannot_complete_is_409_and_both_at_once_
     assert "no webhook URL" in r.json["message"]
     r = client.put(path(B), json={"webhook_secret": secret, "webhook_url": ""})
     assert r.status_code == 400 and "removes the webhook" in r.json["message"]
-    change = client.get("/openapi.json").json["components"]["schemas"]["IntegrationChange"]
+    change = client.get("/openapi.json").json["components"]["schemas"]["RegistrationChange"]
     assert change["not"]["properties"]["webhook_url"] == {"const": ""}
 
 

@@ -267,10 +267,10 @@ def test_a_change_of_erp_is_refused_while_an_option_does_not_fit_it(client):
 def test_the_document_says_which_options_each_erp_takes():
     document = build_document()
     schemas = document["components"]["schemas"]
-    change = schemas["IntegrationChange"]["properties"]["options"]["anyOf"][0]
+    change = schemas["RegistrationChange"]["properties"]["options"]["anyOf"][0]
     assert change["type"] == "object" and change["additionalProperties"]["type"] == "string"
-    assert schemas["Integration"]["properties"]["options"]["additionalProperties"] == {"type": "string"}
-    spec = jsonschema_rs.validator_for(schemas["IntegrationSpec"])
+    assert schemas["Registration"]["properties"]["options"]["additionalProperties"] == {"type": "string"}
+    spec = jsonschema_rs.validator_for(schemas["RegistrationSpec"])
     body = {"workshop": W, "erp_system": "erp_sim", "erp_url": URL, "port": 5001}
     assert spec.is_valid(body) and spec.is_valid({**body, "options": {}})
     assert not spec.is_valid({**body, "options": {"database": "shop2"}})  # erp_sim takes none

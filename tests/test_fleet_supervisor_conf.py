@@ -15,7 +15,7 @@ from core.names import program_name
 from service.settings import load_settings
 from fleet import launch
 from fleet.registry import Registry
-from fleet.schemas import IntegrationSpec, parse as parse_spec
+from fleet.schemas import RegistrationSpec, parse as parse_spec
 from fleet.settings import load_fleet_settings
 from fleet.supervisor_conf import check_config_value, render_program, write_config
 
@@ -113,7 +113,7 @@ def test_management_program_gets_paths_but_not_secrets(settings):
 
 
 def test_hostile_names_and_urls_never_reach_supervisor_files_and_come_back_exact(settings):
-    specs = [parse_spec(IntegrationSpec, {"workshop": name, "erp_system": "erp_sim",
+    specs = [parse_spec(RegistrationSpec, {"workshop": name, "erp_system": "erp_sim",
                                           "erp_url": HOSTILE_URLS[n % len(HOSTILE_URLS)],
                                           "port": 9000 + n})
              for n, name in enumerate(HOSTILE_NAMES)]  # all accepted

@@ -132,8 +132,8 @@ def test_the_instance_and_the_fleet_refuse_the_same_values_in_the_same_words(
         setting, field, value, changes):
     """Issue 28, item 10: a hand-run instance took a WEBHOOK_URL with user:pass@ and an
     ERP password with control characters, both of which the fleet refused."""
-    from fleet.errors import InvalidIntegration
-    from fleet.schemas import IntegrationSpec, parse
+    from fleet.errors import InvalidRegistration
+    from fleet.schemas import RegistrationSpec, parse
 
     env = {"API_TOKEN": "tok-secret-77", "SECRET_KEY": KEY, setting: value}
     if "webhook_secret" in changes:
@@ -142,8 +142,8 @@ def test_the_instance_and_the_fleet_refuse_the_same_values_in_the_same_words(
         load_settings(5001, "Bennys Auto", env=env)
     spec = {"workshop": "Bennys Auto", "erp_system": "erp_sim", "erp_url": "http://erp",
             "port": 5001, **changes, field: value}
-    with pytest.raises(InvalidIntegration) as fleet_refused:
-        parse(IntegrationSpec, spec)
+    with pytest.raises(InvalidRegistration) as fleet_refused:
+        parse(RegistrationSpec, spec)
     reason = str(instance_refused.value).removeprefix(f"{setting} ")
     assert str(fleet_refused.value) == f"{field}: {reason}"
     assert "pw-secret-5" not in reason
