@@ -1,5 +1,5 @@
 """Batch intake (``POST /create`` with ``{"orders": [...]}``, service/batch.py) and
-``create_client.py --file`` (client_batch.py).
+``create_client.py --file``.
 
 In-process tests use the real app, real SQLite records and queue, and the fake ERP of
 tests/fakes.py. The end-to-end test runs ``api.py``, erp_sim and headless Chromium and

@@ -18,7 +18,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 PACKAGES = ("core", "integrations", "orders", "workers", "service", "fleet", "erp_sim",
             "erp_tryton", "bench", "tests")
 #: the top-level scripts: the two commands and the command-line client
-SCRIPTS = ("api.py", "manage.py", "create_client.py", "client_batch.py")
+SCRIPTS = ("api.py", "manage.py", "create_client.py")
 
 #: package (or script) -> the project packages it may import
 ALLOWED = {
@@ -37,8 +37,7 @@ ALLOWED = {
     "erp_tryton": {"erp_tryton"},
     "api.py": {"core", "integrations", "service"},
     "manage.py": {"fleet"},
-    "create_client.py": {"client_batch"},
-    "client_batch.py": set(),
+    "create_client.py": set(),
 }
 #: the one module of the service that imports the worker: it wires an instance together
 WIRING = "service/instance.py"
