@@ -11,13 +11,13 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dotenv import load_dotenv
 
 from core.crypto import parse_fallbacks
 from core.ratelimit import DEFAULT_RATE_LIMIT, check_rate_limit
 from core.errors import ConfigError
 from service.logs import check_log_format
-from service.settings import Settings as InstanceSettings, browser_wait_seconds, env_number
+from service.settings import (Settings as InstanceSettings, browser_wait_seconds, check_port,
+                              env_number, environment)
 from fleet.grid import default_slots
 from fleet.grid_install import jar_path
 
@@ -91,13 +91,9 @@ def load_fleet_settings(env=None, dotenv=True):
     :param dotenv: read ``.env`` into the environment first
     :raises ConfigError: with a one-line message on a bad value
     """
-    if env is None:
-        if dotenv:
-            load_dotenv(override=False)
-        env = os.environ
-    port = env_number(env, "MANAGEMENT_PORT", FleetSettings.management_port, int)
-    if not 1 <= port <= 65535:
-        raise ConfigError(f"MANAGEMENT_PORT must be between 1 and 65535, got {port}")
+    env = environment(env, dotenv)
+    port = check_port(env_number(env, "MANAGEMENT_PORT", FleetSettings.management_port, int),
+                      "MANAGEMENT_PORT")
     pool = _browser_pool(env, port)
     return FleetSettings(
         **pool,

@@ -112,12 +112,17 @@ class OrderRecord(BaseModel):
     cursor: Optional[int] = Field(None, description="GET /orders: its place, for `after`.")
 
 
-class OrderPage(BaseModel):
+class _Page(BaseModel):
+    """What every page of a listing ends with: where to go on from."""
+
+    next: int = Field(description="The cursor to ask after next (the last one returned).")
+    more: bool = Field(description="More match after this page.")
+
+
+class OrderPage(_Page):
     """A page of ``GET /orders``."""
 
     orders: list[OrderRecord]
-    next: int = Field(description="The cursor to ask after next (the last one returned).")
-    more: bool = Field(description="More orders match after this page.")
 
 
 class Artifact(BaseModel):
@@ -257,10 +262,10 @@ class Event(BaseModel):
     at: str = Field(description="When the change happened (ISO 8601, UTC).")
 
 
-class EventPage(BaseModel):
+class EventPage(_Page):
+    """A page of ``GET /events``."""
+
     events: list[Event]
-    next: int = Field(description="The cursor to ask after next (the last one returned).")
-    more: bool = Field(description="More events wait after this page.")
 
 
 class EventAck(BaseModel):

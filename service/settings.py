@@ -27,6 +27,23 @@ from service.logs import check_log_format
 from service.unseal import open_sealed_env, sealed_in
 
 
+def environment(env, dotenv):
+    """The settings' source: ``env`` (tests), else ``os.environ`` after ``.env`` was read
+    into it (``dotenv``; what is set already wins). Shared with the fleet's settings."""
+    if env is None:
+        if dotenv:
+            load_dotenv(override=False)
+        env = os.environ
+    return env
+
+
+def check_port(port, name):
+    """:raises ConfigError: unless ``port`` (an int) is a TCP port number"""
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"{name} must be between 1 and 65535, got {port}")
+    return port
+
+
 def env_number(env, name, default, kind=float):
     """Read ``name`` from ``env`` as ``kind`` (int or float); ``default`` when unset.
 
@@ -188,16 +205,11 @@ def load_settings(port, workshop, env=None, dotenv=True):
     :param dotenv: read ``.env`` into the environment first
     :raises ConfigError: with a one-line message on any bad value
     """
-    if env is None:
-        if dotenv:
-            load_dotenv(override=False)
-        env = os.environ
+    env = environment(env, dotenv)
     try:
-        port = int(port)
+        port = check_port(int(port), "PORT")
     except (TypeError, ValueError):
         raise ConfigError(f"PORT must be a whole number, got {port!r}") from None
-    if not 1 <= port <= 65535:
-        raise ConfigError(f"PORT must be between 1 and 65535, got {port}")
     if not workshop or not workshop.strip():
         raise ConfigError("WORKSHOP must not be empty")
     secret_key = env.get("SECRET_KEY", "")
