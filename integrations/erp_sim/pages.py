@@ -11,11 +11,10 @@ from urllib.parse import urlencode
 from selenium.webdriver.common.by import By
 
 from core.errors import ErpUnavailable, ScreenChanged, SessionExpired, UnexpectedPage
-from integrations.browser import css_selector
 from integrations.erp_sim import screens
 from integrations.erp_sim.messages import erp_error
 from integrations.erp_sim.screens import (LINE_ROWS_JS, ErrorPage, LineTable, LoginForm, Page,
-                                          SearchForm)
+                                          SearchForm, inside)
 
 START_PATH = "worksheets"
 
@@ -70,8 +69,7 @@ class WorksheetPage(ClassicPage, LineTable):
     TEXT = (By.NAME, "text")
     SUBMIT = (By.ID, "add-line-submit")
     #: the add-line form's fields and button, as CSS inside the form
-    FORM = [f"#add-line-form {css_selector(locator)}"
-            for locator in (PRODUCT_NR, AMOUNT, TEXT, SUBMIT)]
+    FORM = inside("#add-line-form", PRODUCT_NR, AMOUNT, TEXT, SUBMIT)
     # Everything the flow reads from a worksheet, in one round trip: what it shows and
     # the shape of what the flow relies on. A server-rendered page does not change once
     # loaded, so it is read once per page object.

@@ -60,6 +60,12 @@ function shape() {
 #: the cells of a line of ``table#lines``, by class, in the order both flavours show them;
 #: an open sheet that takes changes has one more, ``td.actions`` (the Delete button)
 LINE_CELLS = ("line-id", "product-nr", "product-name", "amount", "text")
+def inside(container, *locators):
+    """The CSS selectors of ``locators`` within the element ``container`` (CSS): what a
+    flavour's add-line form relies on, for :data:`MISSING_JS`."""
+    return [f"{container} {css_selector(locator)}" for locator in locators]
+
+
 #: JavaScript that answers the CSS selectors (``arguments[0]``) nothing on the page matches
 MISSING_JS = _MISSING_FN + "return missing(arguments[0]);"
 

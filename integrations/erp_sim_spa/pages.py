@@ -15,7 +15,8 @@ from integrations.browser import css_selector
 from integrations.erp_sim import screens
 from integrations.erp_sim.messages import erp_error
 from integrations.erp_sim.screens import (LINE_ROWS_JS, ErrorPage, LineTable, LoginForm, Page,
-                                          SearchForm, check_line_table)
+                                          SearchForm, check_line_table,
+                                          inside)
 
 START_PATH = ""
 SETTLED = "#app[data-busy='0']"
@@ -104,8 +105,7 @@ class WorksheetPage(SpaPage, LineTable):
     TEXT = (By.ID, "text")
     SUBMIT = (By.ID, "add-line-submit")
     #: the add-line dialog's fields and button, as CSS inside the dialog
-    FORM = [f"#add-line-dialog {css_selector(locator)}"
-            for locator in (PRODUCT_SEARCH, AMOUNT, TEXT, SUBMIT)]
+    FORM = inside("#add-line-dialog", PRODUCT_SEARCH, AMOUNT, TEXT, SUBMIT)
 
     def state(self):
         """What the screen shows now (a dict; see ``_STATE_JS``)."""
