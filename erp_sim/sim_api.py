@@ -110,6 +110,23 @@ def set_status(number):
     return jsonify(number=sheet["number"], status=status)
 
 
+@bp.put("/worksheets/<number>/customer")
+def set_customer(number):
+    """Give a worksheet another customer, or none (``""``): the worksheet that belongs to
+    nobody, which a probe must say is a poor choice rather than a changed screen."""
+    sheet = find_worksheet(number)
+    if sheet is None:
+        return _not_found(number)
+    body = request.get_json(silent=True)
+    customer = body.get("customer") if isinstance(body, dict) else None
+    if not isinstance(customer, str) or len(customer) > 200:
+        return _invalid({"customer": "must be a string of at most 200 characters"})
+    with writing() as db:
+        db.execute("UPDATE worksheets SET customer = ? WHERE number = ?",
+                   (customer.strip(), sheet["number"]))
+    return jsonify(number=sheet["number"], customer=customer.strip())
+
+
 @bp.get("/requests")
 def requests_handled():
     """The requests the ERP handled, oldest first (``/_sim`` itself is not among them)."""

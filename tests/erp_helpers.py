@@ -197,6 +197,11 @@ class ErpSimServer(ServerProcess):
         return [entry for entry in self.requests_handled()
                 if entry["method"] in ("POST", "DELETE") and "/lines" in entry["path"]]
 
+    def set_customer(self, number, customer):
+        """Give worksheet ``number`` another customer, ``""`` for none."""
+        requests.put(f"{self.url}/_sim/worksheets/{number}/customer", timeout=5,
+                     json={"customer": customer}).raise_for_status()
+
     def clear_requests(self):
         """Forget the requests handled so far (``DELETE /_sim/requests``)."""
         requests.delete(f"{self.url}/_sim/requests", timeout=5).raise_for_status()

@@ -8,8 +8,8 @@ receives no write of a line (its own request log); switched back, the probe pass
 every order is created exactly once (read through ``/_sim/worksheets/<n>``). The same
 with erp_sim unchanged and a proxy altering its pages on their way (the issue's own
 check: names, markup, the column order). An idle
-workshop notices it by its interval probe. And the bad input: a ``PROBE_WORKSHEET`` that does not exist or is closed is said so, and holds
-nothing.
+workshop notices it by its interval probe. And the bad input: a ``PROBE_WORKSHEET``
+that does not exist, is closed or belongs to no customer is said so, and holds nothing.
 
 ``make test`` runs the classic flavour with a few orders; ``make chaos`` both flavours
 with more (``DRIFT_ORDERS``, ``DRIFT_FLAVORS``).
@@ -209,9 +209,13 @@ def test_an_idle_workshop_notices_a_changed_screen_within_one_probe_interval(tmp
 
 
 @pytest.mark.parametrize("sheet, code", [("1500", "WORKSHEET_NOT_FOUND"),
-                                         ("950", "WORKSHEET_CLOSED")])
-def test_a_probe_worksheet_missing_or_closed_is_said_and_holds_nothing(tmp_path, sheet, code):
+                                         ("950", "WORKSHEET_CLOSED"),
+                                         ("640", "belongs to no customer")])
+def test_a_probe_worksheet_missing_closed_or_of_nobody_is_said_and_holds_nothing(
+        tmp_path, sheet, code):
     with ErpSimServer(save_delay=0.05) as erp:
+        if code == "belongs to no customer":
+            erp.set_customer(sheet, "")
         instance = RunningInstance(tmp_path, erp.url, PROBE_WORKSHEET=sheet).start()
         try:
             answer = instance.session.put(instance.url + "/probe", timeout=130)

@@ -441,3 +441,16 @@ def test_sim_closes_and_reopens_a_worksheet(client):
     assert client.get("/_sim/worksheets/558").json["status"] == "closed"
     assert client.put("/_sim/worksheets/558/status", json={"status": "gone"}).status_code == 400
     assert client.put("/_sim/worksheets/4711/status", json={"status": "open"}).status_code == 404
+
+
+def test_a_worksheet_can_be_given_to_nobody_through_sim(client):
+    """``PUT /_sim/worksheets/N/customer``: the worksheet that belongs to nobody (issue
+    27's bad PROBE_WORKSHEET), shown with an empty customer; bad input is a 400."""
+    answer = client.put("/_sim/worksheets/12/customer", json={"customer": ""})
+    assert answer.status_code == 200 and answer.get_json() == {"number": 12, "customer": ""}
+    login(client)
+    page = client.get("/worksheets/12").get_data(as_text=True)
+    assert '<dd id="customer"></dd>' in page
+    assert client.put("/_sim/worksheets/12/customer", json={"customer": 5}).status_code == 400
+    assert client.put("/_sim/worksheets/12/customer", data="x").status_code == 400
+    assert client.put("/_sim/worksheets/5000/customer", json={"customer": ""}).status_code == 404

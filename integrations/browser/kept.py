@@ -124,7 +124,7 @@ class KeptBrowserIntegration(Integration):
         checked = []
         try:
             self._browser_for(credentials)
-            self._probe_screens(worksheet, credentials, checked)
+            note = self._probe_screens(worksheet, credentials, checked)
         except ScreenChanged as exc:
             paths = self._save_page("probe", exc.reason_code, credentials)
             return Probe(ErpState.CHANGED, exc.reason_text, tuple(checked), tuple(paths))
@@ -153,6 +153,10 @@ class KeptBrowserIntegration(Integration):
             return Probe(ErpState.OK, f"no worksheet to open (PROBE_WORKSHEET is not set and "
                                       f"nothing was written yet): checked "
                                       f"{', '.join(checked)} only", tuple(checked))
+        if note:  # the worksheet is a poor choice, the screens are fine
+            return Probe(ErpState.OK, f"worksheet {worksheet}: {note}; checked "
+                                      f"{', '.join(checked)} (set PROBE_WORKSHEET to an open "
+                                      f"worksheet of a customer)", tuple(checked))
         return Probe(ErpState.OK, f"checked {', '.join(checked)} (worksheet {worksheet})",
                      tuple(checked))
 
@@ -192,6 +196,10 @@ class KeptBrowserIntegration(Integration):
         name to ``checked`` once it passed: log in, find and open ``worksheet`` (None: as
         far as possible without one), open the add-line form and leave it unsaved, read
         the lines, and check them with :meth:`_check_read`. Writes nothing, ever.
+
+        :returns: None, or what makes ``worksheet`` a poor one to probe though every
+            screen passed (e.g. ``"belongs to no customer"``): said in ``detail``, the
+            state stays ``ok`` and nothing is held
 
         :raises core.errors.ScreenChanged: naming the screen and what is missing or
             different

@@ -120,7 +120,7 @@ class ErpSimIntegration(KeptBrowserIntegration):
         search.check()
         checked.append("search")
         if worksheet is None:
-            return
+            return None
         sheet = self._open_worksheet(worksheet, credentials)
         checked.append("worksheet")
         refusal = [m for m in (sheet.closed_message(), sheet.locked_message()) if m]
@@ -131,6 +131,9 @@ class ErpSimIntegration(KeptBrowserIntegration):
         checked.append("lines")
         if refusal:
             raise self.pages.erp_error(refusal)
+        if sheet.customer() == "":
+            return "belongs to no customer"
+        return None
 
     def _read_lines(self, worksheet, credentials):
         return self._seen(self._open_worksheet(worksheet, credentials))

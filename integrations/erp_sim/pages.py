@@ -82,6 +82,7 @@ class WorksheetPage(ClassicPage, LineTable):
         var sheet = document.querySelector('#worksheet');
         return {number: sheet ? sheet.getAttribute('data-number') : null,
                 closed: texts('#closed-banner'), locked: texts('#locked-banner'),
+                customer: texts('#customer'),
                 errors: texts('#form-errors li'), lines: texts('#lines tr.line td.text'),
                 rows: rows(), shape: shape(), form_missing: missing(%s)};
     """ % json.dumps(FORM)
@@ -112,6 +113,10 @@ class WorksheetPage(ClassicPage, LineTable):
     def locked_message(self):
         """The "being edited by another user" banner's text, or ``None``."""
         return next(iter(self._read("locked")), None)
+
+    def customer(self):
+        """The customer the sheet shows (``""``: none), or ``None`` without that field."""
+        return next(iter(self._read("customer")), None)
 
     def errors(self):
         return list(self._read("errors"))

@@ -422,6 +422,12 @@ class LineTable(Page):
         """The "being edited by another user" banner's text, or ``None``."""
         raise NotImplementedError
 
+    def customer(self):
+        """The customer the sheet belongs to as shown (``""``: nobody), or ``None`` when
+        the sheet shows no customer field (nothing the flow relies on: only the probe
+        asks, to say its worksheet is a poor choice)."""
+        raise NotImplementedError
+
     def refusals(self):
         """The ERP's messages refusing the last change (a line added or deleted)."""
         raise NotImplementedError

@@ -40,7 +40,7 @@ var suggestions = document.querySelector('#product-suggestions');
 var chosen = document.querySelector('#product-chosen');
 return {view: app.getAttribute('data-view'), number: sheet ? sheet.getAttribute('data-number') : null,
         closed: texts('#closed-banner'), locked: texts('#locked-banner'),
-        banner: texts('#error-banner'), lines: texts('#lines tr.line td.text'), rows: rows(),
+        customer: texts('#customer'), banner: texts('#error-banner'), lines: texts('#lines tr.line td.text'), rows: rows(),
         shape: shape(), open_missing: missing(arguments[0]), form_missing: missing(arguments[1]),
         sheet_errors: texts('#form-errors li'),
         dialog: dialog ? dialog.getAttribute('data-state') : null,
@@ -122,6 +122,10 @@ class WorksheetPage(SpaPage, LineTable):
     def locked_message(self):
         """The "being edited by another user" banner's text, or ``None``."""
         return next(iter(self.state()["locked"]), None)
+
+    def customer(self):
+        """The customer the sheet shows (``""``: none), or ``None`` without that field."""
+        return next(iter(self.state()["customer"]), None)
 
     def lines(self):
         """The texts of the worksheet's lines.

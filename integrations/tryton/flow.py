@@ -296,7 +296,8 @@ class TrytonIntegration(KeptBrowserIntegration):
     def _probe_screens(self, worksheet, credentials, checked):
         """sao and its login, the Sales list searched by Reference, the sale's form (by
         its field names), its line dialog (opened, checked, discarded: nothing is added
-        to the sale) and its Lines list (by its columns' field names)."""
+        to the sale) and its Lines list (by its columns' field names). Nothing to say of a
+        sale's owner: Tryton requires a party on every sale."""
         sao = self._sao_for(credentials)
         if worksheet is None:
             # a search that finds nothing: the list and the login, no sale opened
@@ -305,7 +306,7 @@ class TrytonIntegration(KeptBrowserIntegration):
             self._fresh_page = True
             self._after_login(sao, lambda: pages.SaleList(sao, "(none)"), credentials)
             checked += ["login", "search"]
-            return
+            return None
         form = self._open_sale(worksheet, credentials)
         checked += ["login", "search", "worksheet"]
         form.check(worksheet)  # closed: said so, not a changed screen (kept.probe)
@@ -314,6 +315,7 @@ class TrytonIntegration(KeptBrowserIntegration):
         self._check_read(worksheet, form.lines())
         checked.append("lines")
         self._fresh_page = not self._sao.close_tab()
+        return None
 
     def _after_login(self, sao, screen, credentials):
         """``screen()``; when it finds sao's login dialog instead, log in and try again."""
