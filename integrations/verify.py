@@ -96,15 +96,16 @@ def check_known(seen, known):
 
     :param seen: the worksheet's :class:`~integrations.base.SeenLine` s as just read
     :param known: :meth:`KnownLines.on` that worksheet
+    :returns: whether one of them reads as verified (the table is read right)
     :raises ScreenChanged: when :data:`KNOWN_QUORUM` or more are known and not one of
         them reads as verified (each gone, or shown with another product or amount):
         the table is read wrong, and nothing may be written, deleted or repaired on it
     """
-    if len(known) < KNOWN_QUORUM:
-        return
     checks = {line.uniqueid: check_lines(seen, line) for line in known}
     if any(check.keep is not None for check in checks.values()):
-        return
+        return True
+    if len(known) < KNOWN_QUORUM:
+        return False
     shown = "; ".join(f"{uniqueid}: {check.shown()}" for uniqueid, check in
                       list(checks.items())[:5])
     raise ScreenChanged(f"lines: none of the {len(known)} lines verified on this worksheet "
@@ -156,8 +157,7 @@ def misread(todo, results, wrong, seen, known=(), doubted=()):
     :param doubted: uniqueids whose earlier visit ended here
     :raises ScreenChanged: then (the orders are held, nothing is deleted or written)
     """
-    check_known(seen, known)
-    if any(check_lines(seen, line).keep is not None for line in known):
+    if check_known(seen, known):
         return
     if any(uniqueid not in wrong or wrong[uniqueid].keep is not None for uniqueid in todo):
         return

@@ -235,15 +235,11 @@ class TrytonStand(Stand):
             raise NotImplementedError("Tryton's drift cases run under make chaos "
                                       "(TRYTON_MATRIX=1); make test covers them in "
                                       "test_integration_tryton.py")
+        from tryton_helpers import hide_sale_lines
+
         custom = getattr(self, "_custom_view", None)
         if changed and custom is None:
-            form, = self._client.model("ir.ui.view", "search_read",
-                                       [("model", "=", "sale.sale"), ("type", "=", "form"),
-                                        ("inherit", "=", None)], 0, 1, None, ["id"])
-            self._custom_view = self._client.model("ir.ui.view", "create", [{
-                "model": "sale.sale", "inherit": form["id"], "priority": 100,
-                "arch": '<data><xpath expr="//field[@name=\'lines\']" position="replace"/>'
-                        '</data>'}])
+            self._custom_view = hide_sale_lines(self._client)
         elif not changed and custom is not None:
             self._client.model("ir.ui.view", "delete", custom)
             self._custom_view = None

@@ -22,7 +22,7 @@ from erp_tryton import rpc
 from integrations import get_integration_class
 from integrations.base import Credentials, ErpState, LineOutcome, OrderLine, Written
 from stands import kill_browsers_of_this_process, settle
-from tryton_helpers import TrytonServer, tryton_build  # noqa: F401  (a fixture)
+from tryton_helpers import TrytonServer, hide_sale_lines, tryton_build  # noqa: F401  (a fixture)
 
 ADMIN = Credentials("admin", "admin")
 OPTIONS = {"database": "workshop"}
@@ -336,13 +336,7 @@ def test_a_customised_sale_form_is_a_changed_screen_held_then_written_once_when_
     changed screen."""
     with TrytonServer(tmp_path / "data") as server:
         client = server.client()
-        form, = client.model("ir.ui.view", "search_read",
-                             [("model", "=", "sale.sale"), ("type", "=", "form"),
-                              ("inherit", "=", None)], 0, 1, None, ["id"])
-        custom = client.model("ir.ui.view", "create", [{
-            "model": "sale.sale", "inherit": form["id"], "priority": 100,
-            "arch": '<data><xpath expr="//field[@name=\'lines\']" position="replace"/>'
-                    '</data>'}])
+        custom = hide_sale_lines(client)
         integration = build(server.url, tmp_path / "artifacts", log)
         try:
             one = line(next(_references))

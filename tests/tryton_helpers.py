@@ -51,3 +51,23 @@ def tryton_build():
     subprocess.run([sys.executable, "-m", "erp_tryton", "--prepare"], cwd=REPO_ROOT,
                    check=True, timeout=INSTALL_TIMEOUT)
     return time.monotonic() - started
+
+
+#: a view inheriting the sale's form that removes its Lines list: an admin's
+#: customisation done Tryton's own way (``ir.ui.view`` with ``inherit``)
+_NO_LINES_ARCH = '<data><xpath expr="//field[@name=\'lines\']" position="replace"/></data>'
+
+
+def hide_sale_lines(client):
+    """Customise the sale's form without its Lines list, through JSON-RPC.
+
+    :param client: an :class:`erp_tryton.rpc` client logged in as admin
+    :returns: the ids of the views created (``client.model("ir.ui.view", "delete", ids)``
+        undoes it)
+    """
+    form, = client.model("ir.ui.view", "search_read",
+                         [("model", "=", "sale.sale"), ("type", "=", "form"),
+                          ("inherit", "=", None)], 0, 1, None, ["id"])
+    return client.model("ir.ui.view", "create", [{
+        "model": "sale.sale", "inherit": form["id"], "priority": 100,
+        "arch": _NO_LINES_ARCH}])

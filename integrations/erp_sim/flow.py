@@ -66,8 +66,9 @@ class ErpSimIntegration(KeptBrowserIntegration):
 
     def _write_all(self, worksheet, lines, credentials, results):
         sheet = self._open_worksheet(worksheet, credentials)
-        present = sheet.lines()
-        self._check_read(worksheet, self._seen(sheet), besides={l.uniqueid for l in lines})
+        seen = self._seen(sheet)
+        self._check_read(worksheet, seen, besides={line.uniqueid for line in lines})
+        present = [one.text for one in seen]
         for line in lines:
             if line.uniqueid in results:
                 continue  # the same order twice in one batch

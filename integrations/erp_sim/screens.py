@@ -200,9 +200,10 @@ def sheet_lines(rows):
 def check_line_table(shape, takes_changes):
     """Check the lines table's shape (``shape()`` of :data:`LINE_ROWS_JS`) before a line
     of it is read, kept or deleted: its header has the columns the integration knows,
-    every row of its body is a line (``tr.line``), and every line has its cells, by class, in the known order (and a Delete button of
-    its own where the sheet takes changes). By structure only: the column headings'
-    words are the user's language, and revision 1's headings carry no attribute.
+    every row of its body is a line (``tr.line``), and every line has its cells, by
+    class, in the known order (and a Delete button of its own where the sheet takes
+    changes). By structure only: the column headings' words are the user's language,
+    and revision 1's headings carry no attribute.
 
     :param takes_changes: the sheet is open and not locked (so it shows the actions column)
     :raises ScreenChanged: naming what is missing or different
