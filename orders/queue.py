@@ -9,7 +9,14 @@ What FIELD-NOTES taught us, and what this wrapper does about it:
 * acked rows are never deleted and slow ``get`` down, so :meth:`compact` runs as part of
   normal work;
 * the ``*_count`` helpers and ``qsize`` race with ``get`` -- nothing here calls them
-  after start-up; lengths come from the order records instead.
+  after start-up; lengths come from the order records instead;
+* ``synchronous=NORMAL`` (in WAL mode), where the order records have ``FULL``: a commit
+  here does not wait for the disk. It survives a killed process (the OS has the write);
+  a power cut can take back its last commits, and that loses nothing, because the
+  records are the source of truth and are on disk first: at the start ``reconcile``
+  puts back every active order missing from the queue, and an item whose ack was taken
+  back comes to a worker that skips it (its record is no longer ``placed``). Waiting
+  for the disk twice per order cost the intake a tenth of its rate (docs/benchmarks.md).
 
 Only one process may ever open the file; the instance is one process by design.
 """
@@ -67,6 +74,8 @@ class OrderQueue:
                 multithreading=True,  # request threads put, the worker thread gets
                 serializer=json_serializer,
             )
+            for conn in (self._q._putter, self._q._getter):  # why: the module's docstring
+                conn.execute("PRAGMA synchronous=NORMAL")
             self._q.queue()  # reads every row: a damaged file fails here, not mid-run
             if not existed:  # persist-queue made it: only stamped (an old one was above)
                 _check_format(path, new=True)

@@ -7,7 +7,9 @@ plaintext credential: only the sealed token from :mod:`core.crypto`.
 
 One connection serves every thread, behind a lock: writes are short, and a single
 writer is what SQLite wants anyway. ``synchronous=FULL`` because a 200 from ``/create``
-promises that the order survives a crash of the process or of the machine.
+promises that the order survives a crash of the process or of the machine; intakes that
+arrive together share a commit (:mod:`orders.groupcommit`), so that the wait for the disk
+is paid once per group, not once per order.
 
 The file is watched, because SQLite is not: a connection to a file that was deleted
 under it goes on reading *and writing* the deleted inode without an error, so every
@@ -32,6 +34,7 @@ from datetime import datetime, timezone
 from core.errors import BridgeError, ConfigError, RecordsDamaged, StorageUnavailable
 from core.fileformat import FileFormat, columns, has_table, run_script
 from orders import events
+from orders.groupcommit import GroupCommit
 from orders.status import ACTIVE, OrderStatus, can_move
 
 log = logging.getLogger("oilmat.api")
@@ -165,6 +168,7 @@ class OrderStore:
         self._lock = threading.Lock()
         self._damage = None  # the RecordsDamaged found while running, once found
         self.event_added = threading.Event()  # set at every event: wakes the webhook sender
+        self._adds = GroupCommit(self._add_group)
         try:
             self._open()  # FormatTooNew (a ConfigError) goes up as it is
             # A damaged file often opens fine and fails at the first page read: read
@@ -273,15 +277,30 @@ class OrderStore:
         :raises DuplicateConflict: the uniqueid is known with another fingerprint
         :raises StorageUnavailable: nothing was stored (disk full, file damaged)
         """
+        # concurrent adds share a transaction and its fsync (orders/groupcommit.py)
+        return self._adds.run((order, fingerprint, credentials_token, note, queued))
+
+    def _add_group(self, group):
+        """Run the adds of a group (:meth:`add`) in one transaction, in arrival order:
+        each is decided as if alone, so an add that repeats an earlier one of the same
+        group finds it. A repeat or a conflict is answered at once and keeps its answer;
+        a new order's answer stands once the commit returned."""
         with self._use():
-            row = self._known(order["uniqueid"], fingerprint)
-            if row is not None:
-                return self._public(row), False
-            with self._db:  # one transaction: the order and its first history entry
+            with self._db:  # one transaction: each order and its first history entry
                 self._db.execute("BEGIN IMMEDIATE")
-                record = self._insert(order, fingerprint, credentials_token, now(), note,
-                                      queued)
-            return record, True
+                at = now()
+                for work in group:
+                    order, fingerprint, credentials_token, note, queued = work.item
+                    try:
+                        row = self._known(order["uniqueid"], fingerprint)
+                    except DuplicateConflict as exc:
+                        work.settle(error=exc)
+                        continue
+                    if row is not None:
+                        work.settle(result=(self._public(row), False))
+                        continue
+                    work.result = (self._insert(order, fingerprint, credentials_token, at,
+                                                note, queued), True)
 
     def add_many(self, orders, queued=False):
         """Store a batch of orders in one transaction: all its new orders, or none

@@ -8,7 +8,7 @@ import sqlite3
 import pytest
 
 from core.errors import ConfigError, RecordsDamaged
-from orders.records import OrderStore, fingerprint
+from orders.records import DuplicateConflict, OrderStore, fingerprint
 
 
 def order(uniqueid):
@@ -129,3 +129,54 @@ def test_the_payload_holds_what_a_rebuild_needs(tmp_path):
                        "product_amount": "5", "username": "bob", "credentials": "sealed-token"}
     store.close()
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_concurrent_adds_share_commits_and_are_each_decided_as_if_alone(tmp_path):
+    """The intake's group commit (orders/groupcommit.py) on a real file: 40 writers at
+    once, among them repeats and conflicting reuses of a uniqueid. Each new order is
+    stored once, a repeat finds it, a conflict is refused, and fewer commits ran than
+    orders were added."""
+    import threading
+    import time
+    store = OrderStore(str(tmp_path / "orders.db"))
+    add(store, "taken")
+    groups = []
+    run_group = store._adds._run_group
+
+
+    def slow_disk(group):  # a commit that waits for the disk a while: 40 arrive meanwhile
+        groups.append(len(group))
+        run_group(group)
+        time.sleep(0.01)
+
+    store._adds._run_group = slow_disk
+    other = dict(order("taken"), product_amount="7")
+    posts = [order(f"o-{n}") for n in range(30)] + [order(f"o-{n}") for n in range(5)] \
+        + [other] * 5
+    answers, start = [None] * len(posts), threading.Barrier(len(posts))
+
+    def post(i):
+        start.wait()
+        try:
+            answers[i] = store.add(posts[i], fingerprint(posts[i]), None)
+        except DuplicateConflict as exc:
+            answers[i] = exc
+
+    threads = [threading.Thread(target=post, args=(i,)) for i in range(len(posts))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    created = [a[0]["uniqueid"] for a in answers if isinstance(a, tuple) and a[1]]
+    repeats = [a[0]["uniqueid"] for a in answers if isinstance(a, tuple) and not a[1]]
+    conflicts = [a for a in answers if isinstance(a, DuplicateConflict)]
+    assert sorted(created) == sorted(f"o-{n}" for n in range(30))
+    assert sorted(repeats) == sorted(f"o-{n}" for n in range(5))
+    assert len(conflicts) == 5
+    assert store.count_active() == 31
+    assert sum(groups) == len(posts) and len(groups) < len(posts)
+    store.close()
+    reopened = OrderStore(str(tmp_path / "orders.db"))  # on disk, every one
+    assert reopened.count_active() == 31
+    assert reopened.get("taken")["product_amount"] == "5"
+    reopened.close()
