@@ -76,6 +76,18 @@ CREATE TABLE IF NOT EXISTS history (
 CREATE INDEX IF NOT EXISTS history_by_order ON history (uniqueid, id);
 """
 
+#: Indexes for what ``/alive`` and ``/metrics`` ask at every call: the last error (there
+#: may be none in the whole history) and the repairs (a few among every created order).
+#: Without them each call read the whole history: 10 ms at 50,000 orders, growing with
+#: every order (measured). Not a format change: a file with or without them reads the
+#: same to every release, so each open makes them if missing (on an old file, once).
+#: The partial index serves only a query with these very terms: :meth:`count_repairs`.
+_REPAIRED_TERMS = f"status='{OrderStatus.CREATED.value}' AND instr(reason_text, '{REPAIRED}') > 0"
+INDEXES = f"""
+CREATE INDEX IF NOT EXISTS history_by_status ON history (status, id);
+CREATE INDEX IF NOT EXISTS history_repairs ON history (id) WHERE {_REPAIRED_TERMS};
+"""
+
 _PUBLIC_FIELDS = (
     "uniqueid", "worksheet", "product_nr", "product_amount", "status",
     "reason_code", "reason_text", "attempts", "created_at", "updated_at",
@@ -187,6 +199,7 @@ class OrderStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         FORMAT.open(self._db, self.path)
+        run_script(self._db, INDEXES)
         self._identity = self._file_identity()
 
     def _file_identity(self):
@@ -578,13 +591,15 @@ class OrderStore:
                 (OrderStatus.CREATED.value,)).fetchone()
             return row[0] if row else None
 
-    def count_repairs(self, marker=REPAIRED):
+    def count_repairs(self):
         """:returns: how many orders were created after a repair of their line (their
-        ``created`` history entry's text contains ``marker``: :data:`REPAIRED`)"""
+        ``created`` history entry's text contains :data:`REPAIRED`). The terms are
+        written out, not bound, and the partial index named (:data:`INDEXES`): without
+        statistics SQLite prefers the status index and reads every created order."""
         with self._use():
             return self._db.execute(
-                "SELECT COUNT(*) FROM history WHERE status=? AND instr(reason_text, ?) > 0",
-                (OrderStatus.CREATED.value, marker)).fetchone()[0]
+                "SELECT COUNT(*) FROM history INDEXED BY history_repairs"
+                f" WHERE {_REPAIRED_TERMS}").fetchone()[0]
 
     def tally(self):
         """What ``/metrics`` counts, read at scrape time so it survives restarts.
