@@ -27,7 +27,7 @@ from cryptography.fernet import Fernet
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_fleet_load import kill_tree  # noqa: E402
+from bench.fleet_processes import kill_tree  # noqa: E402
 from fleet.control import Fleet  # noqa: E402
 from fleet.schemas import RegistrationSpec  # noqa: E402
 from fleet.settings import load_fleet_settings  # noqa: E402

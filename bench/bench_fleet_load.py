@@ -38,7 +38,8 @@ docs/benchmarks.md, with the issue's targets next to the measured values;
 
 The harness stays small: one ``requests.Session``, one thread pool for posting and
 polling, a sampler thread; erp_sim servers are its children, not supervisord's, so they
-are not in the measured tree.
+are not in the measured tree. Here: the run and the command line; the process tree
+(measuring and killing it) is bench/fleet_processes.py, the Markdown bench/fleet_report.py.
 """
 
 import argparse
@@ -65,22 +66,15 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import (busy_cpu_seconds, descendants, machine, pss_mib,  # noqa: E402
-                          steal_cpu_seconds)
+from bench.common import busy_cpu_seconds, machine, steal_cpu_seconds  # noqa: E402
+from bench.fleet_processes import (TreeSampler, _cpu_times, cpu_by_kind, fleet_pids,  # noqa: E402
+                                   kill_tree)
+from bench.fleet_report import config_label, render  # noqa: E402
 
-#: the issue's targets (issue 12), per configuration: (what, key, limit)
-TARGETS = {
-    (50, 50): [("create→created p95", "p95", 10.0, "s"), ("peak PSS of the tree", "pss_gib", 4.0, "GiB")],
-    (200, 100): [("every instance alive after `up`", "alive_seconds", 60.0, "s"),
-                 ("create→created p95", "p95", 15.0, "s"),
-                 ("peak PSS of the tree", "pss_gib", 8.0, "GiB"),
-                 ("orders lost or written twice", "bad_orders", 0, "")],
-}
 #: products the orders carry (erp_sim knows 1-200) and the worksheets each workshop owns
 PRODUCTS = ("10", "11", "12")
 SHEETS_PER_WORKSHOP = 4
 FINAL = ("created", "error", "resolved")
-BROWSER_NAMES = ("chromium", "chrome", "chromium-browser", "headless_shell")
 #: seconds between two rounds of /alive over the instances that have not answered yet
 ALIVE_POLL_SECONDS = 1.0
 
@@ -101,11 +95,6 @@ def parse_config(text):
     if config[0] < 1 or config[1] <= 0 or config[2] < 0:
         raise ValueError(f"a configuration is WORKSHOPSxRATE[wWARMUP] with both > 0, got {text!r}")
     return config[0], int(config[1]) if config[1].is_integer() else config[1], config[2]
-
-
-def config_label(workshops, rate, warmup=0):
-    """How the tables name a configuration."""
-    return f"{workshops} × {rate:g}/min" + (f", after {warmup} warm-up orders" if warmup else "")
 
 
 def poisson_arrivals(rate_per_min, minutes, workshops, rng):
@@ -172,187 +161,10 @@ def tally_lines(orders, sheets):
     return counts
 
 
-def is_browser_main(argv):
-    """Whether a command line is a browser's main process (its helpers carry ``--type=``)."""
-    return bool(argv) and os.path.basename(argv[0]) in BROWSER_NAMES \
-        and not any(arg.startswith("--type=") for arg in argv[1:])
-
-
 def created_seconds(history, sent_at):
     """Seconds from ``sent_at`` (epoch) to the ``created`` entry of an order's history."""
     at = next((h["at"] for h in history if h.get("status") == "created"), None)
     return None if at is None else datetime.fromisoformat(at).timestamp() - sent_at
-
-
-# -- the machine: the tree under supervisord ------------------------------------------------
-
-
-def _argv(pid):
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")[:-1]
-    except OSError:
-        return []
-
-
-def _available_gib():
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemAvailable:"):
-            return int(line.split()[1]) / 1024 / 1024
-    return 0.0
-
-
-def _cpu_times(pid):
-    """``(own, reaped)`` CPU-seconds of ``pid``: its own, and its finished children's
-    (``/proc/<pid>/stat`` utime+stime and cutime+cstime)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    tick = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / tick, (int(fields[13]) + int(fields[14])) / tick
-
-
-def _kind(argv):
-    """Which part of the fleet a process is, for :func:`cpu_by_kind`."""
-    name = Path(argv[0]).name if argv else ""
-    if name.startswith("java"):
-        return "grid"
-    if "chrom" in name:
-        return "browsers"
-    text = " ".join(argv)
-    if "supervisord" in text or ("manage.py" in text and "up" in argv):
-        return "supervisord"
-    if "fleet.serve" in argv:  # the management API ([program:management])
-        return "management"
-    return "instances"
-
-
-def cpu_by_kind(pids):
-    """CPU-seconds so far of the fleet's processes by kind: ``grid`` (Java itself),
-    ``browsers`` (chromedrivers and Chromiums, live or reaped: a finished session's are
-    in its parent's reaped times -- the Grid's, or a local instance's), ``instances``,
-    ``management``, ``supervisord``. Processes that left the tree unreaped are counted
-    while they live."""
-    totals = dict.fromkeys(("grid", "browsers", "instances", "management", "supervisord"), 0.0)
-    for pid in pids:
-        try:
-            own, reaped = _cpu_times(pid)
-        except (OSError, IndexError, ValueError):
-            continue
-        kind = _kind(_argv(pid))
-        totals[kind] += own
-        # what a Grid or an instance reaped were its chromedrivers (and their Chromiums)
-        totals["browsers" if kind in ("grid", "instances", "browsers") else kind] += reaped
-    return totals
-
-
-class TreeSampler:
-    """Samples supervisord's tree (PSS, browsers), the load average and the Grid's sessions
-    in a thread; keeps the peaks. ``tripped`` says why the guard fired, if it did.
-
-    A sample reads ``/proc`` for every process of the tree; with a thousand processes
-    that costs CPU the fleet needs, so the pause between samples is at least four times
-    the last sample's duration (the sampler takes at most a fifth of a core)."""
-
-    def __init__(self, root_pid, marker, interval, pss_limit_gib, min_available_gib, grid_url=None):
-        self.root_pid, self.marker, self.interval, self.grid_url = root_pid, marker, interval, grid_url
-        self.pss_limit_gib, self.min_available_gib = pss_limit_gib, min_available_gib
-        self.peak = {"pss_gib": 0.0, "browsers": 0, "grid_sessions": 0, "grid_waiting": 0, "load": 0.0,
-                     "processes": 0}
-        self.samples, self.tripped = 0, None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def sample(self):
-        pids = fleet_pids(self.root_pid, self.marker)
-        pss = sum(pss_mib(pid) for pid in pids) / 1024
-        browsers = sum(1 for pid in pids if is_browser_main(_argv(pid)))
-        pool = self._pool()
-        now = {"pss_gib": pss, "browsers": browsers, "load": os.getloadavg()[0], "processes": len(pids),
-               "grid_sessions": pool["in_use"], "grid_waiting": pool["waiting"]}
-        for key, value in now.items():
-            self.peak[key] = max(self.peak[key], value)
-        self.samples += 1
-        available = _available_gib()
-        if pss > self.pss_limit_gib:
-            self.tripped = (f"the tree's PSS passed {self.pss_limit_gib:g} GiB "
-                            f"({pss:.1f} GiB, {browsers} browsers)")
-        elif available < self.min_available_gib:
-            self.tripped = (f"the machine had {available:.1f} GiB left (< {self.min_available_gib:g}; "
-                            f"tree {pss:.1f} GiB, {browsers} browsers)")
-        return now
-
-    def _pool(self):
-        """The Grid's sessions in use and requests waiting (the fleet's own reading)."""
-        if self.grid_url:
-            from integrations.browser.pool import pool_status
-
-            state = pool_status(self.grid_url)
-            if state is not None:  # None: not up yet, or restarting
-                return state
-        return {"in_use": 0, "waiting": 0}
-
-    def _run(self):
-        while not self._stop.is_set():
-            started = time.monotonic()
-            try:
-                self.sample()
-            except OSError:  # a process gone between two reads: skip the sample
-                pass
-            self._stop.wait(max(self.interval, 4 * (time.monotonic() - started)))
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join(30)
-
-
-def _carries(pid, marker):
-    try:
-        return marker in Path(f"/proc/{pid}/environ").read_bytes()
-    except OSError:
-        return False
-
-
-def fleet_pids(root_pid, marker):
-    """pids of supervisord's tree, and of what its programs started that left the tree: a
-    browser whose chromedriver died, or a crash handler that daemonized itself, is
-    re-parented to init (measured: 200 workshops with local browsers left 57 such
-    processes, 19 of them browsers). Those are found by ``marker`` (the run's folder) in
-    the environment they inherited from the fleet, among the processes whose parent is
-    init."""
-    orphans = []
-    for entry in Path("/proc").iterdir():
-        try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) if entry.name.isdigit() else 0
-        except (OSError, IndexError, ValueError):
-            continue
-        if ppid == 1 and int(entry.name) != root_pid and _carries(entry.name, marker):
-            orphans.append(int(entry.name))
-    roots = ([root_pid] if root_pid and Path(f"/proc/{root_pid}").exists() else []) + orphans
-    return [pid for root in roots for pid in (root, *descendants(root))]
-
-
-def kill_tree(root_pid, marker):
-    """SIGKILL supervisord's tree and what left it (:func:`fleet_pids`), by pid. Stopped first
-    (SIGSTOP), again until no new process shows up, so nothing forks or restarts under the
-    kill and no browser is orphaned when its driver dies."""
-    seen = set()
-    for _ in range(20):
-        pids = set(fleet_pids(root_pid, marker)) - seen
-        if not pids:
-            break
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGSTOP)
-            except ProcessLookupError:
-                pass
-        seen |= pids
-    for pid in seen:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 # -- one run --------------------------------------------------------------------------------
@@ -714,194 +526,6 @@ def run_once(args):
         load.cleanup()
     result["harness_peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return result
-
-
-# -- the table ------------------------------------------------------------------------------
-
-
-def _num(value, unit="", digits=1):
-    return "–" if value is None else f"{value:.{digits}f}{unit}"
-
-
-def _ratio(a, b):
-    return "–" if a is None or not b else f"{a / b:.2f}×"
-
-
-def _pool_label(r):
-    if r["pool"] == "grid":
-        return f"pool (Grid, {r['slots']} slots)" if r.get("slots") else "pool (Grid)"
-    return "`BROWSER_POOL=local`"
-
-
-def render_rows(results):
-    """Rows of the comparison table: each run, then pool / local of each configuration."""
-    rows, by_config = [], {}
-    for r in results:
-        by_config.setdefault((r["workshops"], r["rate"], r.get("warmup") or 0), {})[r["pool"]] = r
-    for (workshops, rate, warmup), runs in by_config.items():
-        config = config_label(workshops, rate, warmup)
-        for pool in ("grid", "local"):
-            r = runs.get(pool)
-            if r is None:
-                continue
-            if r.get("failed"):
-                rows.append(f"| {config} | {_pool_label(r)} | not run: {r['failed']} | | | | | | | |")
-                continue
-            lines = r.get("lines") or {}
-            rows.append(
-                f"| {config} | {_pool_label(r)} | {_num(r.get('alive_seconds'), ' s')} | "
-                f"{_num(r.get('p50'))} / {_num(r.get('p95'))} / {_num(r.get('max'), ' s')} | "
-                f"{r.get('browsers', 0)}" + (f" ({r.get('grid_sessions', 0)} in use, {r.get('grid_waiting', 0)} waiting)"
-                                             if pool == "grid" else "")
-                + f" | {_num(r.get('pss_gib'), ' GiB', 2)} | {_num(r.get('load'))}{_cpu(r)} | "
-                f"{r.get('created', 0)} / {r.get('error', 0)}{_reasons(r)} / {r.get('unfinished', 0)} "
-                f"of {r.get('sent', 0)} | {lines.get('lost', '–')} / {lines.get('twice', '–')} / "
-                f"{lines.get('wrong', '–')} / {lines.get('stray', '–')}"
-                + (f" (and {lines['error_written']} written though in `error`)" if lines.get("error_written") else "")
-                + " | "
-                + (f"**did not finish**: {r['did_not_finish']}" if r.get("did_not_finish") else "finished")
-                + (f"; orders posted up to {r['late_seconds']:.0f} s late" if r.get("late_seconds", 0) > 2 else "")
-                + " |")
-        pool, local = runs.get("grid"), runs.get("local")
-        if pool and local and not pool.get("failed") and not local.get("failed"):
-            rows.append(
-                f"| {config} | **pool / local** | {_ratio(pool.get('alive_seconds'), local.get('alive_seconds'))} | "
-                f"{_ratio(pool.get('p50'), local.get('p50'))} / {_ratio(pool.get('p95'), local.get('p95'))} / "
-                f"{_ratio(pool.get('max'), local.get('max'))} | {_ratio(pool.get('browsers'), local.get('browsers'))} | "
-                f"{_ratio(pool.get('pss_gib'), local.get('pss_gib'))} | {_ratio(pool.get('load'), local.get('load'))} "
-                "| | | |")
-    return rows
-
-
-def _cpu(r):
-    """``; cores 87 % busy, 1.90 CPU-s per order`` while orders arrived and drained
-    (the whole machine: fleet, erp_sim servers and harness), when measured."""
-    if r.get("cpu_seconds") is None:
-        return ""
-    idle = (f" (idle fleet before them: {100 * r['idle_cpu_share']:.0f} %)"
-            if r.get("idle_cpu_share") is not None else "")
-    kinds = r.get("cpu_by_kind") or {}
-    split = ", ".join(f"{k} {v / max(1, r.get('accepted', 0)):.2f}" for k, v in kinds.items() if v)
-    stolen = (f", {100 * r['steal_share']:.0f} % stolen by the host"
-              if r.get("steal_share") is not None else "")
-    return (f"; cores {100 * r['cpu_share']:.0f} % busy{idle}{stolen}, "
-            f"{r['cpu_per_order']:.2f} CPU-s per order" + (f" ({split})" if split else ""))
-
-
-def _reasons(r):
-    """`` (ERP_UNAVAILABLE ×20)``: the reason codes of the orders that ended in error."""
-    reasons = r.get("reasons") or {}
-    return " (" + ", ".join(f"{code} ×{n}" for code, n in sorted(reasons.items())) + ")" if reasons else ""
-
-
-def judge(r, key, limit):
-    """``(measured text, verdict)`` of one target on one run (``None``: not measured)."""
-    if r is None or r.get("failed"):
-        return "not measured", "not measured"
-    value = r.get(key)
-    text = _num(value, digits=2) if isinstance(value, float) else str(value)
-    if r.get("did_not_finish"):
-        return text, f"**not met** (did not finish: {r['did_not_finish']})"
-    if value is None:
-        return "–", "not measured"
-    return text, "**met**" if value <= limit else "**not met**"
-
-
-def render_targets(results):
-    runs = {(r["workshops"], r["rate"], r["pool"]): r for r in results if not r.get("warmup")}
-    rows = []
-    for (workshops, rate), targets in TARGETS.items():
-        for what, key, limit, unit in targets:
-            pool, local = runs.get((workshops, rate, "grid")), runs.get((workshops, rate, "local"))
-            measured, verdict = judge(pool, key, limit)
-            if key == "bad_orders" and pool and pool.get("error"):
-                verdict += (f"; {pool['error']} other orders ended in `error`{_reasons(pool)}, "
-                            "their clients told, nothing written for them")
-            rows.append(f"| {workshops} × {rate:g}/min: {what} ≤ {limit:g}{' ' + unit if unit else ''} | {measured} | "
-                        f"{judge(local, key, limit)[0]} | {verdict} |")
-    rows += single_rows(results)
-    return rows
-
-
-def single_rows(results):
-    """The single busy workshop against its own browser (p95 within +10 % of local, all
-    created): judged after a warm-up where one was run (a fleet's Grid runs for days),
-    and after a cold start as well (a Grid just restarted: its Java compiles itself)."""
-    pairs = {}
-    for r in results:
-        if r["workshops"] == 1:
-            pairs.setdefault((r["rate"], r.get("warmup") or 0), {})[r["pool"]] = r
-    rows = []
-    for (rate, warmup), runs in sorted(pairs.items(), key=lambda item: -item[0][1]):
-        pool, local = runs.get("grid"), runs.get("local")
-        if not (pool and local and not pool.get("failed") and not local.get("failed")
-                and pool.get("p95") and local.get("p95")):
-            continue
-        ok = (pool["p95"] <= 1.1 * local["p95"] and not pool.get("did_not_finish")
-              and pool.get("created") == pool.get("sent"))
-        when = f"after {warmup} warm-up orders" if warmup else "from a cold start (Grid just started)"
-        rows.append(f"| 1 × {rate:g}/min, {when}: a single busy workshop, no regression with the pool "
-                    f"(p95 within +10 % of local, all created) | p95 {pool['p95']:.2f} s | "
-                    f"p95 {local['p95']:.2f} s | {'**met**' if ok else '**not met**'} |")
-    if not rows:
-        rows.append("| a single busy workshop: no regression with the pool | not measured (run a 1×R "
-                    "configuration) | | not measured |")
-    return rows
-
-
-def render(results, command, minutes, machine_line, notes=""):
-    """The Markdown section for docs/benchmarks.md (``command`` as Markdown)."""
-    header = ("| configuration | browsers | every instance alive after `up` | create→created p50 / p95 / max "
-              "| peak browsers | peak PSS of the tree | peak load average (1 min); CPU while orders ran "
-              "| orders created / error / unfinished | lines lost / twice / wrong / stray | run |\n"
-              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    harness = max((r.get("harness_peak_rss_mib", 0) for r in results), default=0)
-    return f"""## The fleet under load (issue 12)
-
-Command: {command}
-Machine: {machine_line}
-
-Each run: N workshops registered in a fresh registry, `manage.py up` (a real supervisord),
-one erp_sim per 25 workshops at its default save delay (0.3 s per saved line), orders
-arriving as a Poisson process at R per minute, each at a workshop drawn at random, for
-**T = {minutes:g} min** (the same seed, so the same arrivals, for the pool and for local);
-then every order is followed to its final status. A configuration *after N warm-up orders*
-first posts N orders one after another, each followed to its end (not counted; their lines
-are checked): a fleet that has run a while, against one just started. *Browsers*: the pool is `BROWSER_POOL=grid`
-(the Selenium Grid under the same supervisord, `BROWSER_SLOTS` at its default), local is one
-Chromium per busy instance. *create→created*: from the harness's clock before `POST /create`
-to the `created` entry of the order's history. *Peak browsers*: Chromium main processes in
-supervisord's tree at once (with the pool, in brackets, the most Grid sessions in use and the
-most session requests waiting in its queue, each at its own peak). *PSS*:
-proportional set size, shared pages split, summed over supervisord's whole tree (instances,
-management API, Grid, chromedrivers, every Chromium process; see *Tree*), sampled every
-~2 s or more (a sample's /proc reading takes at most a fifth of a core); GiB.
-*CPU*: the whole machine's busy time (`/proc/stat`; the fleet, the erp_sim servers and
-this harness) while orders arrived and drained, as a share of both cores, and per
-accepted order; *stolen*: the share of both cores the hypervisor gave to other guests
-meanwhile (`/proc/stat`'s steal: why the same run is slower another hour); in brackets the idle fleet's share over `--idle-seconds` after `up`.
-*Lines*: every accepted order checked through erp_sim's `/_sim/worksheets/<n>`: lost (`created`
-and no line), twice (more than one), wrong (product or amount), stray (a line of no order); an
-order that ended in `error` must have no line (its client is told: not lost), its reason codes
-are in the orders column. *Tree*: supervisord and everything under it, and what its programs
-started that left it (a browser whose driver died is re-parented to init; found by the run's
-folder in its environment), killed with the fleet at the end of each run. A run
-that would exhaust the machine is stopped by a guard (`--pss-limit-gib`, `--min-available-gib`)
-and reported as **did not finish** with what it measured until then. Ratios are pool / local
-within the same invocation (below 1: the pool needs less).
-
-{header}
-{chr(10).join(render_rows(results))}
-
-Targets (issue 12, this 2-core / 24 GiB machine), judged on the pool's run:
-
-| target | with the pool | with `BROWSER_POOL=local` | verdict |
-| --- | --- | --- | --- |
-{chr(10).join(render_targets(results))}
-
-The harness itself (one `requests.Session`, a thread pool for posting, one for polling)
-peaked at {harness:.0f} MiB RSS; it and the erp_sim servers are not in the measured tree.
-{notes}"""
 
 
 # -- the command line ------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""The load benchmark's pure parts (bench/bench_fleet_load.py): arrivals, percentiles,
-the line check, the browser count and the table. No fleet, no browser: the benchmark
+"""The load benchmark's pure parts (bench/bench_fleet_load.py: arrivals, percentiles,
+the line check; bench/fleet_processes.py: the browser count, the fleet's processes;
+bench/fleet_report.py: the table). No fleet, no browser: the benchmark
 itself is run by `make bench-fleet`; what it counts and judges is checked here."""
 
 import random
@@ -11,6 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import bench_fleet_load as load  # noqa: E402
+from bench import fleet_processes, fleet_report  # noqa: E402
 
 
 def test_arrivals_are_a_poisson_process_over_all_workshops():
@@ -90,10 +92,10 @@ def test_uniqueid_is_matched_as_a_word():
 
 
 def test_browser_main_processes_only():
-    assert load.is_browser_main(["/usr/lib/chromium/chromium", "--headless", "--user-data-dir=/tmp/x"])
-    assert not load.is_browser_main(["/usr/lib/chromium/chromium", "--type=renderer"])
-    assert not load.is_browser_main(["/usr/bin/chromedriver", "--port=0"])
-    assert not load.is_browser_main([])
+    assert fleet_processes.is_browser_main(["/usr/lib/chromium/chromium", "--headless", "--user-data-dir=/tmp/x"])
+    assert not fleet_processes.is_browser_main(["/usr/lib/chromium/chromium", "--type=renderer"])
+    assert not fleet_processes.is_browser_main(["/usr/bin/chromedriver", "--port=0"])
+    assert not fleet_processes.is_browser_main([])
 
 
 def test_created_seconds_from_the_history():
@@ -118,7 +120,7 @@ def test_targets_are_judged_on_the_pool_run():
     results = [run("grid", 50, 50, p95=9.5, pss_gib=4.5), run("local", 50, 50, p95=40.0, pss_gib=6.5),
                run("grid", 200, 100, alive_seconds=70.0, p95=14.0, pss_gib=7.0, bad_orders=1),
                run("local", 200, 100, did_not_finish="the tree's PSS passed 16 GiB")]
-    rows = "\n".join(load.render_targets(results))
+    rows = "\n".join(fleet_report.render_targets(results))
     assert "| 50 × 50/min: create→created p95 ≤ 10 s | 9.50 | 40.00 | **met** |" in rows
     assert "| 50 × 50/min: peak PSS of the tree ≤ 4 GiB | 4.50 | 6.50 | **not met** |" in rows
     assert "every instance alive after `up` ≤ 60 s | 70.00 | 20.00 | **not met** |" in rows
@@ -126,20 +128,20 @@ def test_targets_are_judged_on_the_pool_run():
     assert "orders lost or written twice ≤ 0 | 1 | 0 | **not met** |" in rows
     errors = [run("grid", 200, 100, error=20, created=80, reasons={"ERP_UNAVAILABLE": 20})]
     assert ("| 0 | not measured | **met**; 20 other orders ended in `error` (ERP_UNAVAILABLE ×20), "
-            "their clients told, nothing written for them |") in "\n".join(load.render_targets(errors))
+            "their clients told, nothing written for them |") in "\n".join(fleet_report.render_targets(errors))
     assert "a single busy workshop: no regression with the pool | not measured" in rows
 
 
 def test_a_run_that_did_not_finish_meets_no_target():
     results = [run("grid", 200, 100, p95=3.0, did_not_finish="the machine had 2.0 GiB left")]
-    rows = "\n".join(load.render_targets(results))
+    rows = "\n".join(fleet_report.render_targets(results))
     assert "| 3.00 | not measured | **not met** (did not finish: the machine had 2.0 GiB left) |" in rows
 
 
 def test_table_rows_with_ratios_and_a_failed_run():
-    rows = load.render_rows([run("grid", 20, 30, p95=4.0, pss_gib=1.5),
-                             run("local", 20, 30, p95=8.0, pss_gib=6.0),
-                             {"workshops": 50, "rate": 50, "pool": "grid", "failed": "no pool here"}])
+    rows = fleet_report.render_rows([run("grid", 20, 30, p95=4.0, pss_gib=1.5),
+                                     run("local", 20, 30, p95=8.0, pss_gib=6.0),
+                                     {"workshops": 50, "rate": 50, "pool": "grid", "failed": "no pool here"}])
     assert rows[0].startswith("| 20 × 30/min | pool (Grid, 4 slots) | 20.0 s | 2.0 / 4.0 / 12.0 s | 4 (4 in use, 1 waiting)")
     assert rows[1].startswith("| 20 × 30/min | `BROWSER_POOL=local` |")
     assert "| **pool / local** | 1.00× | 1.00× / 0.50× / 1.00× | 1.00× | 0.25× |" in rows[2]
@@ -147,21 +149,21 @@ def test_table_rows_with_ratios_and_a_failed_run():
 
 
 def test_single_workshop_regression_check():
-    ok = load.render_targets([run("grid", 1, 60, p95=2.1), run("local", 1, 60, p95=2.0)])[-1]
+    ok = fleet_report.render_targets([run("grid", 1, 60, p95=2.1), run("local", 1, 60, p95=2.0)])[-1]
     assert ok.endswith("| p95 2.10 s | p95 2.00 s | **met** |")
-    slow = load.render_targets([run("grid", 1, 60, p95=3.0), run("local", 1, 60, p95=2.0)])[-1]
+    slow = fleet_report.render_targets([run("grid", 1, 60, p95=3.0), run("local", 1, 60, p95=2.0)])[-1]
     assert slow.endswith("**not met** |")
 
 
 def test_single_workshop_judged_warm_and_cold():
-    rows = load.render_targets([
+    rows = fleet_report.render_targets([
         run("grid", 1, 60, p95=3.0), run("local", 1, 60, p95=2.0),
         run("grid", 1, 60, p95=2.0, warmup=30), run("local", 1, 60, p95=2.0, warmup=30)])
     assert rows[-2].startswith("| 1 × 60/min, after 30 warm-up orders:")
     assert rows[-2].endswith("| p95 2.00 s | p95 2.00 s | **met** |")
     assert rows[-1].startswith("| 1 × 60/min, from a cold start (Grid just started):")
     assert rows[-1].endswith("**not met** |")
-    table = load.render_rows([run("grid", 1, 60, warmup=30), run("local", 1, 60, warmup=30)])
+    table = fleet_report.render_rows([run("grid", 1, 60, warmup=30), run("local", 1, 60, warmup=30)])
     assert table[0].startswith("| 1 × 60/min, after 30 warm-up orders | pool")
 
 
@@ -194,19 +196,19 @@ def test_what_left_the_fleet_is_found_by_its_environment_and_killed(tmp_path):
     # sh starts a sleep in the background and exits: the sleep's parent becomes init
     subprocess.run(["sh", "-c", "sleep 120 >/dev/null 2>&1 &"], env=env, check=True)
     deadline = time.monotonic() + 10
-    while not (found := load.fleet_pids(0, marker)) and time.monotonic() < deadline:
+    while not (found := fleet_processes.fleet_pids(0, marker)) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert len(found) == 1 and load._argv(found[0])[0] == "sleep"
-    assert load.fleet_pids(0, b"=/no/such/run/") == []  # nobody else's processes
-    load.kill_tree(0, marker)
+    assert len(found) == 1 and fleet_processes._argv(found[0])[0] == "sleep"
+    assert fleet_processes.fleet_pids(0, b"=/no/such/run/") == []  # nobody else's processes
+    fleet_processes.kill_tree(0, marker)
     deadline = time.monotonic() + 10
-    while load.fleet_pids(0, marker) and time.monotonic() < deadline:
+    while fleet_processes.fleet_pids(0, marker) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert load.fleet_pids(0, marker) == []
+    assert fleet_processes.fleet_pids(0, marker) == []
 
 
 def test_the_cpu_split_knows_each_kind_of_the_fleets_processes():
-    from bench.bench_fleet_load import _kind
+    from bench.fleet_processes import _kind
 
     assert _kind(["/usr/bin/java", "-Xmx512m", "-jar", "selenium-server.jar"]) == "grid"
     assert _kind(["/usr/lib/chromium/chromium", "--type=renderer"]) == "browsers"
@@ -221,8 +223,8 @@ def test_steal_is_read_and_shown():
     from bench.common import steal_cpu_seconds
 
     assert steal_cpu_seconds() >= 0
-    row = load.render_rows([run("grid", 20, 30, cpu_seconds=100.0, cpu_share=0.5, cpu_per_order=1.0,
-                                steal_share=0.12)])[0]
+    row = fleet_report.render_rows([run("grid", 20, 30, cpu_seconds=100.0, cpu_share=0.5, cpu_per_order=1.0,
+                                        steal_share=0.12)])[0]
     assert "cores 50 % busy, 12 % stolen by the host, 1.00 CPU-s per order" in row
 
 
