@@ -14,7 +14,7 @@ from core.errors import ErpUnavailable, ScreenChanged, SessionExpired, Unexpecte
 from integrations.erp_sim import screens
 from integrations.erp_sim.messages import erp_error
 from integrations.erp_sim.screens import (LINE_ROWS_JS, ErrorPage, LineTable, LoginForm, Page,
-                                          SearchForm, inside)
+                                          LineForm, SearchForm)
 
 START_PATH = "worksheets"
 
@@ -64,12 +64,9 @@ class WorksheetSearchPage(ClassicPage, SearchForm):
 
 class WorksheetPage(ClassicPage, LineTable):
     LOADED = (By.ID, "worksheet")
-    PRODUCT_NR = (By.NAME, "product_nr")
-    AMOUNT = (By.NAME, "amount")
-    TEXT = (By.NAME, "text")
-    SUBMIT = (By.ID, "add-line-submit")
-    #: the add-line form's fields and button, as CSS inside the form
-    FORM = inside("#add-line-form", PRODUCT_NR, AMOUNT, TEXT, SUBMIT)
+    FORM = LineForm("#add-line-form", product=(By.NAME, "product_nr"),
+                    amount=(By.NAME, "amount"), text=(By.NAME, "text"),
+                    submit=(By.ID, "add-line-submit"))
     # Everything the flow reads from a worksheet, in one round trip: what it shows and
     # the shape of what the flow relies on. A server-rendered page does not change once
     # loaded, so it is read once per page object.
@@ -85,7 +82,7 @@ class WorksheetPage(ClassicPage, LineTable):
                 customer: texts('#customer'),
                 errors: texts('#form-errors li'), lines: texts('#lines tr.line td.text'),
                 rows: rows(), shape: shape(), form_missing: missing(%s)};
-    """ % json.dumps(FORM)
+    """ % json.dumps(FORM.relied_on())
 
     LANDED_JS = _STATE_JS
 
@@ -155,7 +152,8 @@ class WorksheetPage(ClassicPage, LineTable):
             raise erp_error([refusal])
         self.check_lines()
         self.check_line_form()
-        self._form = [(self.PRODUCT_NR, product_nr), (self.AMOUNT, amount), (self.TEXT, text)]
+        form = self.FORM
+        self._form = [(form.product, product_nr), (form.amount, amount), (form.text, text)]
 
     def submit_line(self, text):
         """Fill in the form with what :meth:`fill_line` took and submit it.
@@ -169,7 +167,7 @@ class WorksheetPage(ClassicPage, LineTable):
         """
         if self._form is None:
             raise RuntimeError("submit_line() before fill_line()")
-        sent = self.browser.fill_and_leave(self._form, self.SUBMIT)
+        sent = self.browser.fill_and_leave(self._form, self.FORM.submit)
         page = self.land(WorksheetPage, after=sent)
         if isinstance(page, LoginPage):
             raise SessionExpired("The ERP asked for a login instead of taking the line")

@@ -10,6 +10,7 @@ import functools
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from typing import NamedTuple
 
 from selenium.common.exceptions import JavascriptException
 from selenium.webdriver.common.by import By
@@ -60,10 +61,24 @@ function shape() {
 #: the cells of a line of ``table#lines``, by class, in the order both flavours show them;
 #: an open sheet that takes changes has one more, ``td.actions`` (the Delete button)
 LINE_CELLS = ("line-id", "product-nr", "product-name", "amount", "text")
-def inside(container, *locators):
-    """The CSS selectors of ``locators`` within the element ``container`` (CSS): what a
-    flavour's add-line form relies on, for :data:`MISSING_JS`."""
-    return [f"{container} {css_selector(locator)}" for locator in locators]
+
+
+class LineForm(NamedTuple):
+    """A flavour's add-line form: the element holding it (CSS) and its parts by role,
+    each a locator. The flavours differ in where the form lives and how its fields are
+    named, not in what the flow does with them."""
+
+    container: str
+    product: tuple
+    amount: tuple
+    text: tuple
+    submit: tuple
+
+    def relied_on(self):
+        """The CSS selectors of the parts within the container: what the form relies
+        on, for :data:`MISSING_JS`."""
+        parts = (self.product, self.amount, self.text, self.submit)
+        return [f"{self.container} {css_selector(part)}" for part in parts]
 
 
 #: JavaScript that answers the CSS selectors (``arguments[0]``) nothing on the page matches

@@ -14,9 +14,8 @@ from core.errors import ErpUnavailable, ScreenChanged, SessionExpired, Unexpecte
 from integrations.browser import css_selector
 from integrations.erp_sim import screens
 from integrations.erp_sim.messages import erp_error
-from integrations.erp_sim.screens import (LINE_ROWS_JS, ErrorPage, LineTable, LoginForm, Page,
-                                          SearchForm, check_line_table,
-                                          inside)
+from integrations.erp_sim.screens import (LINE_ROWS_JS, ErrorPage, LineForm, LineTable,
+                                          LoginForm, Page, SearchForm, check_line_table)
 
 START_PATH = ""
 SETTLED = "#app[data-busy='0']"
@@ -100,16 +99,15 @@ class WorksheetPage(SpaPage, LineTable):
     LOADED = (By.CSS_SELECTOR, f"{SETTLED}[data-view='worksheet'] #worksheet")
     OPEN_DIALOG = (By.ID, "add-line-open")
     DIALOG = (By.CSS_SELECTOR, "#add-line-dialog")
-    PRODUCT_SEARCH = (By.ID, "product-search")
-    AMOUNT = (By.ID, "amount")
-    TEXT = (By.ID, "text")
-    SUBMIT = (By.ID, "add-line-submit")
-    #: the add-line dialog's fields and button, as CSS inside the dialog
-    FORM = inside("#add-line-dialog", PRODUCT_SEARCH, AMOUNT, TEXT, SUBMIT)
+    #: the product is a search field: typing in it asks for suggestions to pick from
+    FORM = LineForm("#add-line-dialog", product=(By.ID, "product-search"),
+                    amount=(By.ID, "amount"), text=(By.ID, "text"),
+                    submit=(By.ID, "add-line-submit"))
 
     def state(self):
         """What the screen shows now (a dict; see ``_STATE_JS``)."""
-        return self.driver.execute_script(_STATE_JS, [css_selector(self.OPEN_DIALOG)], self.FORM)
+        return self.driver.execute_script(_STATE_JS, [css_selector(self.OPEN_DIALOG)],
+                                          self.FORM.relied_on())
 
     def number(self):
         """The worksheet number shown, as a string."""
@@ -193,7 +191,7 @@ class WorksheetPage(SpaPage, LineTable):
             raise erp_error(refusal)
         check_line_table(state["shape"], True)
         self._open_checked_dialog(state)
-        self.await_call(lambda: self.browser.fill([(self.PRODUCT_SEARCH, product_nr)]),
+        self.await_call(lambda: self.browser.fill([(self.FORM.product, product_nr)]),
                         "the product suggestions")
         state = self._checked_state()
         if state["suggested_for"] != product_nr:
@@ -201,7 +199,7 @@ class WorksheetPage(SpaPage, LineTable):
                                  f"not {product_nr!r}")
         if not self.driver.execute_script(_PICK_JS, product_nr):
             raise erp_error(state["no_match"] or [f"Unknown product number {product_nr}"])
-        self.browser.fill([(self.AMOUNT, amount), (self.TEXT, text)])
+        self.browser.fill([(self.FORM.amount, amount), (self.FORM.text, text)])
         chosen = self._checked_state()["chosen"]
         if chosen != product_nr:
             raise UnexpectedPage(f"Product {chosen!r} is chosen, not {product_nr!r}")
@@ -223,7 +221,7 @@ class WorksheetPage(SpaPage, LineTable):
         :raises ErpUnavailable: when the app shows its error banner
         :raises UnexpectedPage: when it shows neither the line nor an error
         """
-        sent = self.send(self.SUBMIT, "the saved line")
+        sent = self.send(self.FORM.submit, "the saved line")
         page = self.land(WorksheetPage, after=sent)
         if isinstance(page, LoginPage):
             raise SessionExpired("The ERP asked for a login instead of taking the line")
