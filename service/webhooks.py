@@ -157,6 +157,10 @@ class WebhookSender:
         self._last_prune = 0.0
         self._endpoint = None
         self._in_flight = _Cut()  # the socket of the delivery under way, for stop()
+        # steps begun and ended, for looked(): that nothing was sent is shown by a step
+        # that ran after it could have been, not by a pause
+        self._steps = threading.Condition()
+        self._begun = self._ended = 0
         if settings.webhook_url:
             self._endpoint = endpoint_digest(settings.webhook_url, settings.webhook_secret)
 
@@ -172,6 +176,18 @@ class WebhookSender:
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="webhook-sender", daemon=True)
         self._thread.start()
+
+    def looked(self, timeout):
+        """Wake the sender and wait until it has looked at the outbox once more, a look
+        begun after this call: whatever was written before the call, it has seen (and
+        sent, when a delivery was due). For tests, and a caller that must know.
+
+        :returns: whether it did within ``timeout`` seconds
+        """
+        with self._steps:
+            after = self._begun
+            self._wake.set()
+            return self._steps.wait_for(lambda: self._ended > after, timeout)
 
     def stop(self, timeout=None):
         """Stop now: a delivery in flight is cut off (and sent again after the start)."""
@@ -202,6 +218,8 @@ class WebhookSender:
 
         while not self._stop.is_set():
             self._wake.clear()  # before the step: an event written during it cuts the pause
+            with self._steps:
+                self._begun += 1
             try:
                 pause = self._step()
             except StorageUnavailable as exc:
@@ -210,6 +228,9 @@ class WebhookSender:
             except Exception:  # the thread must outlive any bug in one step
                 log.exception("webhook: step failed")
                 pause = STORAGE_PAUSE
+            with self._steps:
+                self._ended += 1
+                self._steps.notify_all()
             if pause:
                 self._wake.wait(pause)
 
