@@ -14,7 +14,6 @@ a real erp_sim; every line checked through erp_sim's ``/_sim/worksheets/<n>``.
 The fleet of the first two tests serves the module, in the order the tests are written.
 """
 
-import json
 import os
 import re
 import signal
@@ -205,9 +204,11 @@ def test_a_full_pool_is_a_wait_and_then_erp_unavailable(fleet, tmp_path):
         assert time.monotonic() - started < 2
     finally:
         held.quit()
-    # the requests given up on are not served later: no session holds the slot for nobody
-    time.sleep(2)
-    assert in_use(fleet.grid_url) == 0
+    # the requests given up on are not served later: once the Grid's queue is empty (each
+    # served or dropped), no session holds a slot for nobody -- one that did would stay
+    # until the Grid's own session timeout, minutes after this deadline
+    wait_for(lambda: (state := pool_status(fleet.grid_url, timeout=5))["waiting"] == 0
+             and state["in_use"] == 0, 15)
 
 
 def test_a_grid_killed_with_kill_9_is_restarted_and_the_instances_carry_on(fleet, erp):

@@ -73,7 +73,10 @@ def drift_and_back(instance, erp, sheets, prefix, change, restore):
     erp.clear_requests()
     sheets_then = {sheet: erp.worksheet(sheet)["lines"] for sheet in sheets}
     held = post(instance, f"{prefix}-b", ORDERS, sheets)
-    time.sleep(3 * INTERVAL)  # held probes run (5 s backoff); the worker takes nothing
+    # a held probe after they arrived (5 s backoff), and the worker loops past the held
+    # orders: it would have taken one by then
+    last = alive_erp(instance)["checked_at"]
+    wait_for(lambda: alive_erp(instance)["checked_at"] != last, 30, 0.1, "a held probe")
     statuses = {uid: instance.status(uid) for uid in {**flowing, **held}}
     assert not [uid for uid, r in statuses.items() if r["status"] == "error"], statuses
     waiting = {uid: r for uid, r in statuses.items() if r["status"] != "created"}
