@@ -332,8 +332,9 @@ def test_a_customised_sale_form_is_a_changed_screen_held_then_written_once_when_
     inherits the form, as Tryton's own customisation does): the probe says ``changed``
     naming what is missing, a visit writes nothing and answers ERP_SCREEN_CHANGED (the
     worker holds the orders); with the customisation gone, the probe passes and the line
-    is written once -- read through JSON-RPC. A closed or unknown probe worksheet is no
-    changed screen."""
+    is written once -- read through JSON-RPC; customised again while the same browser keeps
+    sao loaded, the next probe says ``changed`` again. A closed or unknown probe worksheet
+    is no changed screen."""
     with TrytonServer(tmp_path / "data") as server:
         client = server.client()
         custom = hide_sale_lines(client)
@@ -348,7 +349,7 @@ def test_a_customised_sale_form_is_a_changed_screen_held_then_written_once_when_
             assert "no field lines" in result.reason_text
             assert tryton_lines(server, one.worksheet) == []
             client.model("ir.ui.view", "delete", custom)
-            integration.close()  # sao caches the views it loaded: a fresh one reads them
+            # the same browser: sao keeps the views it loaded, the probe loads it anew
             probe = integration.probe(one.worksheet, ADMIN)
             assert probe.state == ErpState.OK, probe
             assert probe.checked == ("login", "search", "worksheet", "line form", "lines")
@@ -359,6 +360,11 @@ def test_a_customised_sale_form_is_a_changed_screen_held_then_written_once_when_
             assert integration.probe(None, ADMIN).checked == ("login", "search")
             assert integration.add_lines(one.worksheet, [one], ADMIN) == {
                 one.uniqueid: LineOutcome.CREATED}
+            # customised while a browser keeps sao loaded after a visit: the next probe sees it
+            custom = hide_sale_lines(client)
+            probe = integration.probe(one.worksheet, ADMIN)
+            assert probe.state == ErpState.CHANGED and "no field lines" in probe.detail, probe
+            client.model("ir.ui.view", "delete", custom)
         finally:
             integration.close()
         assert tryton_lines(server, one.worksheet) == expect([one])

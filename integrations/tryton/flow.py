@@ -297,7 +297,14 @@ class TrytonIntegration(KeptBrowserIntegration):
         """sao and its login, the Sales list searched by Reference, the sale's form (by
         its field names), its line dialog (opened, checked, discarded: nothing is added
         to the sale) and its Lines list (by its columns' field names). Nothing to say of a
-        sale's owner: Tryton requires a party on every sale."""
+        sale's owner: Tryton requires a party on every sale.
+
+        sao is loaded anew for a probe: it keeps the views it was served for as long as
+        the page lives, so a kept page would show a form as it was before an admin
+        customised it. Visits keep the page (the server still checks every field they
+        write); the probe, every ``PROBE_INTERVAL_SECONDS`` while idle, sees what the
+        server serves now."""
+        self._fresh_page = True
         sao = self._sao_for(credentials)
         if worksheet is None:
             # a search that finds nothing: the list and the login, no sale opened
