@@ -73,10 +73,13 @@ def drift_and_back(instance, erp, sheets, prefix, change, restore):
     erp.clear_requests()
     sheets_then = {sheet: erp.worksheet(sheet)["lines"] for sheet in sheets}
     held = post(instance, f"{prefix}-b", ORDERS, sheets)
-    # a held probe after they arrived (5 s backoff), and the worker loops past the held
-    # orders: it would have taken one by then
+    # a held probe after they arrived (5 s backoff), and the visit the screen change cut
+    # short has put its orders back: the worker loops past the held orders, it would have
+    # taken one by then
     last = alive_erp(instance)["checked_at"]
-    wait_for(lambda: alive_erp(instance)["checked_at"] != last, 30, 0.1, "a held probe")
+    wait_for(lambda: alive_erp(instance)["checked_at"] != last
+             and all(instance.status(uid)["status"] != "processing" for uid in {**flowing, **held}),
+             30, 0.1, "a held probe, no order in hand")
     statuses = {uid: instance.status(uid) for uid in {**flowing, **held}}
     assert not [uid for uid, r in statuses.items() if r["status"] == "error"], statuses
     waiting = {uid: r for uid, r in statuses.items() if r["status"] != "created"}
