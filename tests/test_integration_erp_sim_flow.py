@@ -152,8 +152,11 @@ class TestErpSimFlow:
         assert len(erp.worksheet(sheet)["lines"]) == 4
 
     def test_timeout_after_submit_never_adds_twice(self, name, own_erp, tmp_path):
-        erp = own_erp(save_delay=2.0)
-        integration = make_integration(name, erp.url, tmp_path, page_load_timeout=1.0)
+        # the save outlasts the page load timeout by far; the loads before it (login, the
+        # sheet) must not: 1.0 s was exceeded once in a make test on a busy machine, and
+        # the timeout then came before anything was sent
+        erp = own_erp(save_delay=3.0)
+        integration = make_integration(name, erp.url, tmp_path, page_load_timeout=1.5)
         line = order()
         try:
             with pytest.raises(ErpTimeout) as raised:  # read back: the ERP was still saving
