@@ -67,6 +67,18 @@ def probed(port):
         return False
 
 
+def wait_all(ports, ready, limit, pause):
+    """Ask ``ready(port)`` of every port, 8 at a time, every ``pause`` seconds until each
+    said yes or ``limit`` seconds passed. :returns: the ports that never did"""
+    started, pending = time.monotonic(), set(ports)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        while pending and time.monotonic() - started < limit:
+            pending = {p for p, ok in zip(list(pending), pool.map(ready, list(pending))) if not ok}
+            if pending:
+                time.sleep(pause)
+    return pending
+
+
 def port_in(pid):
     """The port an instance was started on (``api.py -- PORT WORKSHOP``)."""
     args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
@@ -121,16 +133,10 @@ def main():
     up = subprocess.Popen([sys.executable, str(ROOT / "manage.py"), "up"], cwd=ROOT, env=env,
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     started = time.monotonic()
-    pending = set(ports)
     try:
         # once a second, 8 at a time: polling 200 starting instances every 0.2 s with 32
         # threads took ~20 % of the 2 cores their start-up needs
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            while pending and time.monotonic() - started < 120:
-                answers = dict(zip(pending, pool.map(alive, list(pending))))
-                pending = {p for p, ok in answers.items() if not ok}
-                if pending:
-                    time.sleep(1.0)
+        pending = wait_all(ports, alive, 120, 1.0)
         all_alive = time.monotonic() - started
         if pending:
             raise SystemExit(f"{len(pending)} instances not alive after 120 s")
@@ -146,13 +152,7 @@ def main():
                                                                           instance_pids)) if not done]
         rss_before, pss_before = [sampled[pid][0] for pid in before], [sampled[pid][1] for pid in before]
         # every instance's first probe, then a few seconds to give the browser back
-        waited = time.monotonic()
-        pending = set(ports)
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            while pending and time.monotonic() - waited < PROBE_WAIT_SECONDS:
-                pending = {p for p, done in zip(list(pending), pool.map(probed, list(pending))) if not done}
-                if pending:
-                    time.sleep(2.0)
+        pending = wait_all(ports, probed, PROBE_WAIT_SECONDS, 2.0)
         if pending:
             raise SystemExit(f"{len(pending)} instances had not probed their ERP after {PROBE_WAIT_SECONDS} s")
         time.sleep(10)
